@@ -1,0 +1,101 @@
+//! Collectors read a source and publish what they find onto the bus.
+//!
+//! One folder per source, each shaped alike: a config struct, a loader that
+//! turns the source's bytes into records, and the `Collector` impl.
+//! - `terraform/`: declared state (Terraform state files, formats 1–4)
+//! - `aws_config/`: observed state (AWS Config items, notifications, history)
+
+pub mod aws_config;
+mod inputs;
+pub mod terraform;
+
+use std::path::Path;
+
+use driftline_pipeline::Bus;
+
+pub use inputs::{InputError, expand_inputs};
+
+/// A source that could not be read, and why. The path (or URL) always
+/// comes first so a person can find it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceError {
+    pub source: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.reason)
+    }
+}
+
+/// What one collection pass did.
+#[derive(Debug, Default)]
+pub struct CollectReport {
+    /// Records published.
+    pub published: usize,
+    /// Sources (files, items) that could not be read; each also went to the
+    /// dead-letter topic.
+    pub errors: Vec<SourceError>,
+    /// Things a person may want to know that are not errors (a skipped
+    /// schema file, an odd `terraform_version`).
+    pub notes: Vec<String>,
+}
+
+/// Called after each source is read, with its size in bytes, so a caller
+/// can draw progress.
+pub type ProgressFn<'a> = &'a (dyn Fn(&Path, u64) + Sync);
+
+/// The door of this crate: read the source once, publish onto the bus.
+pub trait Collector: Send + Sync {
+    /// A short name for logs (`terraform`, `aws_config`).
+    fn name(&self) -> &'static str;
+    /// Total bytes this pass will read, when known up front (for progress).
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+    fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport;
+}
+
+/// Runs `f` over `items` on all cores, keeping results in input order.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let results = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    slots.into_iter().flatten().collect()
+}
+
+/// Every unreadable source goes to the dead-letter topic with its reason.
+pub(crate) fn publish_dead_letters(bus: &dyn Bus, errors: &[SourceError]) {
+    if errors.is_empty() {
+        return;
+    }
+    let records = errors
+        .iter()
+        .map(|e| {
+            driftline_pipeline::Record::DeadLetter(driftline_pipeline::DeadLetter {
+                source: e.source.clone(),
+                reason: e.reason.clone(),
+            })
+        })
+        .collect();
+    if let Err(e) = bus.publish(driftline_pipeline::Topic::DeadLetters, records) {
+        tracing::error!(error = %e, "cannot publish dead letters");
+    }
+}

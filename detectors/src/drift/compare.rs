@@ -1,0 +1,476 @@
+//! Attribute comparison: both sides are brought to one canonical form
+//! (normalisers named in the mapping files) and then compared structurally.
+//!
+//! Canonical form: scalars become strings (`80`, `"80"` and `80.0` are one
+//! value; so are `true` and `"true"`), and null, `""`, `[]` and `{}` are all
+//! "absent" — the provider and AWS Config disagree on those all the time.
+
+use std::collections::BTreeSet;
+
+use driftline_pipeline::AttributeDiff;
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use crate::mappings::{Compare, Mapping};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normaliser {
+    /// Lower-case strings.
+    Case,
+    /// `10.0.0.1/24` → `10.0.0.0/24`; IPv6 lower-cased.
+    Cidr,
+    /// Order does not matter.
+    Set,
+    /// A JSON document that may be written as a string.
+    Json,
+    /// IAM policy document: JSON, maybe URL-encoded; statement order and
+    /// single-vs-list spellings do not matter.
+    IamPolicy,
+    /// Security group rules of either side as a set of
+    /// `protocol:from-to:source` atoms.
+    IpPermissions,
+    /// A list of objects → the list of one field of each (`pluck:groupId`).
+    Pluck(String),
+    /// `"a,b"` → `["a", "b"]`.
+    SplitComma,
+    /// IAM `policyVersionList` → the default version's document.
+    DefaultPolicyVersion,
+    /// An ARN → its last path or colon segment (the name).
+    ArnName,
+    /// Take the first element of a list (`[x]` ↔ `x`).
+    First,
+}
+
+impl Normaliser {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "case" => Normaliser::Case,
+            "cidr" => Normaliser::Cidr,
+            "set" => Normaliser::Set,
+            "json" => Normaliser::Json,
+            "iam_policy" => Normaliser::IamPolicy,
+            "ip_permissions" => Normaliser::IpPermissions,
+            "split_comma" => Normaliser::SplitComma,
+            "default_policy_version" => Normaliser::DefaultPolicyVersion,
+            "arn_name" => Normaliser::ArnName,
+            "first" => Normaliser::First,
+            p if p.starts_with("pluck:") && p.len() > 6 => Normaliser::Pluck(p[6..].to_string()),
+            other => {
+                return Err(format!(
+                    "unknown normaliser {other:?}; known: case, cidr, set, json, iam_policy, ip_permissions, \
+                     pluck:FIELD, split_comma, default_policy_version, arn_name, first"
+                ));
+            }
+        })
+    }
+}
+
+/// Context a normaliser may need: the resource's own id (a security group
+/// rule with `self = true` names the group itself).
+pub struct Ctx<'a> {
+    pub resource_id: &'a str,
+}
+
+/// Follows a dotted path; numeric segments index lists.
+pub fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get(seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Scalars to canonical strings, empties to null, recursively.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Null => Value::Null,
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Number(n) => Value::String(number_text(n)),
+        Value::String(s) if s.is_empty() => Value::Null,
+        Value::String(s) => {
+            if let Ok(f) = s.parse::<f64>()
+                && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+                && f.is_finite()
+            {
+                Value::String(float_text(f))
+            } else {
+                Value::String(s.clone())
+            }
+        }
+        Value::Array(a) => {
+            let items: Vec<Value> = a.iter().map(canonical).filter(|x| !x.is_null()).collect();
+            if items.is_empty() { Value::Null } else { Value::Array(items) }
+        }
+        Value::Object(m) => {
+            let items: Map<String, Value> = m
+                .iter()
+                .map(|(k, v)| (k.clone(), canonical(v)))
+                .filter(|(_, v)| !v.is_null())
+                .collect();
+            if items.is_empty() { Value::Null } else { Value::Object(items) }
+        }
+    }
+}
+
+fn number_text(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else {
+        float_text(n.as_f64().unwrap_or_default())
+    }
+}
+
+fn float_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{f}") }
+}
+
+fn sorted_set(items: Vec<Value>) -> Value {
+    let mut seen: Vec<(String, Value)> = items.into_iter().map(|v| (v.to_string(), v)).collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    seen.dedup_by(|a, b| a.0 == b.0);
+    if seen.is_empty() { Value::Null } else { Value::Array(seen.into_iter().map(|(_, v)| v).collect()) }
+}
+
+fn map_strings(v: Value, f: &impl Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| map_strings(x, f)).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect()),
+        other => other,
+    }
+}
+
+pub fn cidr(s: &str) -> String {
+    let Some((addr, len)) = s.trim().split_once('/') else { return s.trim().to_ascii_lowercase() };
+    let Ok(prefix) = len.parse::<u32>() else { return s.to_string() };
+    if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>() {
+        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
+        return format!("{}/{}", std::net::Ipv4Addr::from(u32::from(ip) & mask), prefix);
+    }
+    if let Ok(ip) = addr.parse::<std::net::Ipv6Addr>() {
+        let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix.min(128)) };
+        return format!("{}/{}", std::net::Ipv6Addr::from(u128::from(ip) & mask), prefix);
+    }
+    s.to_ascii_lowercase()
+}
+
+/// A JSON document written as a (maybe URL-encoded) string, or already parsed.
+fn decode_document(v: &Value) -> Value {
+    match v {
+        Value::String(s) => {
+            let t = s.trim();
+            let decoded = if t.starts_with('%') || t.contains("%22") || t.contains("%7B") {
+                percent_decode_str(t).decode_utf8_lossy().into_owned()
+            } else {
+                t.to_string()
+            };
+            serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
+        }
+        other => other.clone(),
+    }
+}
+
+/// Policies: every single-or-list field becomes a sorted list, statements
+/// a sorted set, empty Sids dropped.
+fn iam_policy(v: &Value) -> Value {
+    let doc = decode_document(v);
+    let Value::Object(mut m) = doc else { return canonical(&doc) };
+    let statements = match m.remove("Statement") {
+        Some(Value::Array(a)) => a,
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    let statements: Vec<Value> = statements.into_iter().map(|s| listify(canonical(&s))).collect();
+    m.insert("Statement".into(), sorted_set(statements));
+    canonical(&Value::Object(m))
+}
+
+/// Inside a statement: single strings → one-element sorted lists.
+fn listify(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| {
+                    let x = match x {
+                        Value::String(s) if k != "Effect" && k != "Sid" && k != "Version" => {
+                            Value::Array(vec![Value::String(s)])
+                        }
+                        Value::Array(a) => sorted_set(a.into_iter().map(listify).collect()),
+                        other => listify(other),
+                    };
+                    (k, x)
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn protocol(p: &str) -> String {
+    match p.to_ascii_lowercase().as_str() {
+        "-1" | "all" => "-1".into(),
+        "6" => "tcp".into(),
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        "58" => "icmpv6".into(),
+        other => other.into(),
+    }
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match canonical(v?) {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn strings(v: Option<&Value>, field: Option<&str>) -> Vec<String> {
+    let Some(Value::Array(a)) = v else { return Vec::new() };
+    a.iter()
+        .filter_map(|x| match (field, x) {
+            (Some(f), Value::Object(_)) => text(x.get(f)),
+            (_, Value::Object(_)) => None,
+            _ => text(Some(x)),
+        })
+        .collect()
+}
+
+/// One atom per (rule, source): `tcp:22-22:cidr:10.0.0.0/8`.
+fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
+    let Value::Array(rules) = v else { return canonical(v) };
+    let mut atoms = BTreeSet::new();
+    for r in rules {
+        let tf = r.get("from_port").is_some() || r.get("protocol").is_some();
+        let (proto, from, to) = if tf {
+            (r.get("protocol"), r.get("from_port"), r.get("to_port"))
+        } else {
+            (r.get("ipProtocol"), r.get("fromPort"), r.get("toPort"))
+        };
+        let proto = protocol(&text(proto).unwrap_or_else(|| "-1".into()));
+        let ports = if proto == "-1" {
+            "all".to_string()
+        } else {
+            format!("{}-{}", text(from).unwrap_or_else(|| "*".into()), text(to).unwrap_or_else(|| "*".into()))
+        };
+        let mut sources: Vec<String> = Vec::new();
+        if tf {
+            sources.extend(strings(r.get("cidr_blocks"), None).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
+            sources.extend(strings(r.get("ipv6_cidr_blocks"), None).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
+            sources.extend(strings(r.get("prefix_list_ids"), None).into_iter().map(|p| format!("pl:{p}")));
+            for g in strings(r.get("security_groups"), None) {
+                let id = g.rsplit('/').next().unwrap_or(&g).to_string();
+                sources.push(format!("sg:{id}"));
+            }
+            if text(r.get("self")).as_deref() == Some("true") {
+                sources.push(format!("sg:{}", ctx.resource_id));
+            }
+        } else {
+            sources.extend(strings(r.get("ipRanges"), Some("cidrIp")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
+            sources.extend(strings(r.get("ipv4Ranges"), Some("cidrIp")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
+            sources.extend(strings(r.get("ipv6Ranges"), Some("cidrIpv6")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
+            sources.extend(strings(r.get("prefixListIds"), Some("prefixListId")).into_iter().map(|p| format!("pl:{p}")));
+            sources.extend(strings(r.get("userIdGroupPairs"), Some("groupId")).into_iter().map(|g| format!("sg:{g}")));
+        }
+        for s in sources {
+            atoms.insert(format!("{proto}:{ports}:{s}"));
+        }
+    }
+    if atoms.is_empty() { Value::Null } else { Value::Array(atoms.into_iter().map(Value::String).collect()) }
+}
+
+fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
+    match n {
+        Normaliser::Case => map_strings(v, &|s| s.to_ascii_lowercase()),
+        Normaliser::Cidr => map_strings(v, &cidr),
+        Normaliser::Set => match v {
+            Value::Array(a) => sorted_set(a.iter().map(canonical).filter(|x| !x.is_null()).collect()),
+            other => other,
+        },
+        Normaliser::Json => canonical(&decode_document(&v)),
+        Normaliser::IamPolicy => iam_policy(&v),
+        Normaliser::IpPermissions => ip_permissions(&v, ctx),
+        Normaliser::Pluck(field) => match v {
+            Value::Array(a) => Value::Array(a.iter().filter_map(|x| x.get(field).cloned()).collect()),
+            other => other,
+        },
+        Normaliser::SplitComma => match v {
+            Value::String(s) => Value::Array(
+                s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::String(x.into())).collect(),
+            ),
+            other => other,
+        },
+        Normaliser::DefaultPolicyVersion => match v {
+            Value::Array(a) => a
+                .iter()
+                .find(|x| canonical(x.get("isDefaultVersion").unwrap_or(&Value::Null)) == Value::String("true".into()))
+                .or(a.first())
+                .and_then(|x| x.get("document"))
+                .cloned()
+                .unwrap_or(Value::Null),
+            other => other,
+        },
+        Normaliser::ArnName => map_strings(v, &|s| {
+            if s.starts_with("arn:") { s.rsplit(['/', ':']).next().unwrap_or(s).to_string() } else { s.to_string() }
+        }),
+        Normaliser::First => match v {
+            Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
+            other => other,
+        },
+    }
+}
+
+fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> Value {
+    let mut v = v.cloned().unwrap_or(Value::Null);
+    if observed_side && !c.values.is_empty() {
+        v = map_strings(v, &|s| c.values.get(s).cloned().unwrap_or_else(|| s.to_string()));
+    }
+    for n in &c.normalisers {
+        v = apply(n, v, ctx);
+    }
+    let mut v = canonical(&v);
+    if v.is_null()
+        && let Some(d) = &c.default
+    {
+        v = canonical(d);
+    }
+    v
+}
+
+/// The observed side of a configuration item, as separate JSON values.
+pub struct ObservedSide<'a> {
+    pub configuration: &'a Value,
+    pub supplementary: &'a Value,
+    pub tags: &'a Value,
+    pub resource_name: Option<&'a str>,
+    pub arn: Option<&'a str>,
+}
+
+impl ObservedSide<'_> {
+    fn get(&self, path: &str) -> Option<Value> {
+        let (root, rest) = match path.split_once('.') {
+            Some((r, rest)) => (r, Some(rest)),
+            None => (path, None),
+        };
+        let base = match root {
+            "configuration" => self.configuration,
+            "supplementaryConfiguration" => self.supplementary,
+            "tags" => self.tags,
+            "resourceName" => return self.resource_name.map(|s| Value::String(s.into())),
+            "arn" => return self.arn.map(|s| Value::String(s.into())),
+            _ => return None,
+        };
+        match rest {
+            None => Some(base.clone()),
+            Some(p) => get_path(base, p).cloned(),
+        }
+    }
+}
+
+/// Tag keys the cloud adds by itself and code never declares.
+fn is_aws_managed_tag(k: &str) -> bool {
+    k.starts_with("aws:")
+}
+
+/// Every differing compared path between declared attributes and an
+/// observed item, for one mapping.
+pub fn diff(m: &Mapping, declared: &Value, observed: &ObservedSide, resource_id: &str) -> Vec<AttributeDiff> {
+    let ctx = Ctx { resource_id };
+    let mut out = Vec::new();
+    for c in &m.compares {
+        let d = normalise(c, get_path(declared, &c.terraform), false, &ctx);
+        let o = normalise(c, observed.get(&c.observed).as_ref(), true, &ctx);
+        if d != o {
+            out.push(AttributeDiff {
+                path: c.terraform.clone(),
+                observed_path: c.observed.clone(),
+                declared: d,
+                observed: o,
+            });
+        }
+    }
+    if m.compare_tags {
+        diff_tags(m, declared, observed.tags, &mut out);
+    }
+    out
+}
+
+fn diff_tags(m: &Mapping, declared: &Value, observed: &Value, out: &mut Vec<AttributeDiff>) {
+    let empty = Map::new();
+    let dtags = m
+        .tag_attributes
+        .iter()
+        .filter_map(|a| declared.get(a).and_then(Value::as_object))
+        .find(|t| !t.is_empty())
+        .unwrap_or(&empty);
+    let otags = observed.as_object().unwrap_or(&empty);
+    let keys: BTreeSet<&String> = dtags.keys().chain(otags.keys()).filter(|k| !is_aws_managed_tag(k)).collect();
+    for k in keys {
+        let d = dtags.get(k).map(canonical).unwrap_or(Value::Null);
+        let o = otags.get(k).map(canonical).unwrap_or(Value::Null);
+        if d != o {
+            out.push(AttributeDiff {
+                path: format!("tags.{k}"),
+                observed_path: format!("tags.{k}"),
+                declared: d,
+                observed: o,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Ctx<'static> {
+        Ctx { resource_id: "sg-self" }
+    }
+
+    #[test]
+    fn scalars_and_empties() {
+        assert_eq!(canonical(&json!(80)), canonical(&json!("80")));
+        assert_eq!(canonical(&json!(8.0)), canonical(&json!("8")));
+        assert_eq!(canonical(&json!(true)), canonical(&json!("true")));
+        assert_eq!(canonical(&json!("")), canonical(&json!([])));
+        assert_eq!(canonical(&json!({})), Value::Null);
+        assert_ne!(canonical(&json!("a")), canonical(&json!("b")));
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(cidr("10.0.0.1/24"), "10.0.0.0/24");
+        assert_eq!(cidr("0.0.0.0/0"), "0.0.0.0/0");
+        assert_eq!(cidr("2001:DB8::1/32"), "2001:db8::/32");
+    }
+
+    #[test]
+    fn iam_policies_match_across_spellings() {
+        let tf = json!("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Sid\":\"\"}]}");
+        let config = json!("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%5B%22ec2.amazonaws.com%22%5D%7D%2C%22Action%22%3A%5B%22sts%3AAssumeRole%22%5D%7D%7D");
+        assert_eq!(iam_policy(&tf), iam_policy(&config));
+        let other = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sts:AssumeRole"}]});
+        assert_ne!(iam_policy(&tf), iam_policy(&other));
+    }
+
+    #[test]
+    fn security_group_rules_match_across_sides() {
+        let tf = json!([
+            {"from_port": 22, "to_port": 22, "protocol": "tcp", "cidr_blocks": ["10.0.0.0/8"], "self": false, "security_groups": []},
+            {"from_port": 0, "to_port": 0, "protocol": "-1", "cidr_blocks": [], "self": true, "security_groups": ["123456789012/sg-2"]}
+        ]);
+        let config = json!([
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": ["10.0.0.0/8"], "ipv4Ranges": [{"cidrIp": "10.0.0.0/8"}], "userIdGroupPairs": []},
+            {"ipProtocol": "-1", "userIdGroupPairs": [{"groupId": "sg-self"}, {"groupId": "sg-2", "userId": "123456789012"}]}
+        ]);
+        assert_eq!(ip_permissions(&tf, &ctx()), ip_permissions(&config, &ctx()));
+        let opened = json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}]}]);
+        assert_ne!(ip_permissions(&tf, &ctx()), ip_permissions(&opened, &ctx()));
+    }
+}

@@ -1,0 +1,443 @@
+//! Declared-vs-observed drift (DESIGN §4): a full outer join of the latest
+//! declared and observed snapshots in DataFusion SQL, a UDF that diffs the
+//! compared attributes per the type's mapping file, and IaC coverage.
+
+pub mod compare;
+pub mod driftignore;
+pub mod remediation;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch};
+use driftline_pipeline::{
+    AttributeDiff, Coverage, DeclaredResource, Finding, FindingClass, ObservedResource, ResourceMode, fingerprint,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::mappings::Mappings;
+use crate::{Detector, DetectorError};
+pub use driftignore::DriftIgnore;
+
+/// Rows per Arrow batch when registering snapshot tables.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// What a drift run found, and what it could not compare.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriftReport {
+    pub findings: Vec<Finding>,
+    pub coverage: Vec<Coverage>,
+    pub summary: DriftSummary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriftSummary {
+    pub declared_instances: usize,
+    pub declared_data_sources: usize,
+    pub observed_items: usize,
+    pub compared: usize,
+    pub changed: usize,
+    pub missing: usize,
+    pub unmanaged: usize,
+    pub ignored: usize,
+    /// Declared Terraform types with no AWS Config counterpart (or no id):
+    /// reported here, never as missing.
+    pub not_comparable: BTreeMap<String, usize>,
+    /// Observed Config types no mapping covers: not reported as unmanaged.
+    pub unmapped_observed: BTreeMap<String, usize>,
+}
+
+/// Snapshots ready for the join: the latest of each resource, split into
+/// what can be compared and what cannot.
+pub struct Snapshots {
+    pub summary: DriftSummary,
+}
+
+/// Registers `declared` and `observed` tables (only comparable rows) in
+/// `ctx`, keeping the latest observed item per resource.
+pub fn register_snapshots(
+    ctx: &SessionContext,
+    mappings: &Mappings,
+    declared: &[DeclaredResource],
+    observed: &[ObservedResource],
+) -> Result<Snapshots, DetectorError> {
+    let mut summary = DriftSummary::default();
+    let mut comparable_d: Vec<&DeclaredResource> = Vec::with_capacity(declared.len());
+    for d in declared {
+        if d.mode == ResourceMode::Data {
+            summary.declared_data_sources += 1;
+            continue;
+        }
+        summary.declared_instances += 1;
+        if d.type_id.is_empty() || mappings.by_tf_type(&d.tf_type).is_none() {
+            *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1;
+        } else {
+            comparable_d.push(d);
+        }
+    }
+    // Latest capture per resource: history files hold many items of one resource.
+    let mut latest: HashMap<&str, &ObservedResource> = HashMap::with_capacity(observed.len());
+    for o in observed {
+        summary.observed_items += 1;
+        if mappings.by_config_type(&o.resource_type).is_none() {
+            *summary.unmapped_observed.entry(o.resource_type.clone()).or_default() += 1;
+            continue;
+        }
+        latest
+            .entry(o.resource_key.as_str())
+            .and_modify(|cur| {
+                if o.captured_at.unwrap_or(i64::MIN) >= cur.captured_at.unwrap_or(i64::MIN) {
+                    *cur = o;
+                }
+            })
+            .or_insert(o);
+    }
+    let mut comparable_o: Vec<&ObservedResource> = latest.into_values().collect();
+    comparable_o.sort_by(|a, b| a.resource_key.cmp(&b.resource_key));
+    register(ctx, "declared", DECLARED_SCHEMA.clone(), &comparable_d, |rows| declared_batch(rows))?;
+    register(ctx, "observed", OBSERVED_SCHEMA.clone(), &comparable_o, |rows| observed_batch(rows))?;
+    Ok(Snapshots { summary })
+}
+
+fn register<T: Sync>(
+    ctx: &SessionContext,
+    name: &str,
+    schema: arrow::datatypes::SchemaRef,
+    rows: &[&T],
+    build: impl Fn(&[&T]) -> Result<RecordBatch, arrow::error::ArrowError> + Sync,
+) -> Result<(), DetectorError> {
+    // One partition per core so the join runs in parallel; batches are
+    // built in parallel too (JSON serialisation dominates).
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunks: Vec<&[&T]> = rows.chunks(BATCH_ROWS).collect();
+    let built: Vec<Result<RecordBatch, arrow::error::ArrowError>> = std::thread::scope(|s| {
+        let per = chunks.len().div_ceil(cores).max(1);
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|group| s.spawn(|| group.iter().map(|c| build(c)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let batches: Vec<RecordBatch> = built.into_iter().collect::<Result<_, _>>()?;
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores];
+    for (i, b) in batches.into_iter().enumerate() {
+        partitions[i % cores].push(b);
+    }
+    let table = MemTable::try_new(schema, partitions)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// `drift_diff(tf_type, attributes, resource_id, configuration,
+/// supplementary_configuration, tags, resource_name, arn)` → JSON array of
+/// differing paths (`[]` when none).
+#[derive(Debug)]
+struct DriftDiffUdf {
+    mappings: Arc<Mappings>,
+    signature: Signature,
+}
+
+impl PartialEq for DriftDiffUdf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.mappings, &other.mappings)
+    }
+}
+impl Eq for DriftDiffUdf {}
+impl Hash for DriftDiffUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "drift_diff".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for DriftDiffUdf {
+    fn name(&self) -> &str {
+        "drift_diff"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
+        let s: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+        let (tf_type, attrs, rid, conf, supp, tags, name, arn) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        let mut out = StringBuilder::with_capacity(args.number_rows, args.number_rows * 2);
+        let parse = |a: &arrow::array::StringArray, i: usize| -> DfResult<Value> {
+            if a.is_null(i) {
+                return Ok(Value::Null);
+            }
+            serde_json::from_str(a.value(i)).map_err(|e| DataFusionError::External(Box::new(e)))
+        };
+        fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+            (!a.is_null(i)).then(|| a.value(i))
+        }
+        for i in 0..args.number_rows {
+            if tf_type.is_null(i) || attrs.is_null(i) || conf.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let Some(mapping) = self.mappings.by_tf_type(tf_type.value(i)) else {
+                out.append_null();
+                continue;
+            };
+            let declared = parse(attrs, i)?;
+            let configuration = parse(conf, i)?;
+            let supplementary = parse(supp, i)?;
+            let tag_map = parse(tags, i)?;
+            let side = compare::ObservedSide {
+                configuration: &configuration,
+                supplementary: &supplementary,
+                tags: &tag_map,
+                resource_name: opt(name, i),
+                arn: opt(arn, i),
+            };
+            let diffs = compare::diff(mapping, &declared, &side, rid.value(i));
+            if diffs.is_empty() {
+                out.append_value("[]");
+            } else {
+                out.append_value(serde_json::to_string(&diffs).map_err(|e| DataFusionError::External(Box::new(e)))?);
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+const DELETED: &str = "('ResourceDeleted', 'ResourceDeletedNotRecorded')";
+
+/// The join: one row per declared instance and/or observed item. Declared
+/// rows often lack an account (S3 ARNs name none): they match on type and
+/// id, and on account and region wherever both sides know them.
+fn pairs_sql() -> String {
+    format!(
+        "SELECT *,
+            CASE
+              WHEN d_address IS NULL THEN CASE WHEN status IN {DELETED} THEN NULL ELSE 'unmanaged' END
+              WHEN d_deposed THEN NULL
+              WHEN o_key IS NULL OR status IN {DELETED} THEN 'missing'
+              WHEN diffs IS NOT NULL AND diffs <> '[]' THEN 'changed'
+            END AS class
+         FROM (
+           SELECT d.address AS d_address, d.tf_type, d.id AS d_id, d.resource_key AS d_key,
+                  d.account AS d_account, d.region AS d_region, d.source AS d_source, d.deposed AS d_deposed,
+                  o.resource_key AS o_key, o.resource_type, o.resource_id, o.resource_name, o.arn,
+                  o.account AS o_account, o.region AS o_region, o.status, o.source AS o_source,
+                  CASE WHEN d.address IS NOT NULL AND o.resource_key IS NOT NULL AND NOT d.deposed
+                            AND NOT o.summary_only AND o.status IN ('OK', 'ResourceDiscovered')
+                       THEN drift_diff(d.tf_type, d.attributes, o.resource_id, o.configuration,
+                                       o.supplementary_configuration, o.tags, o.resource_name, o.arn)
+                  END AS diffs
+           FROM declared d
+           FULL OUTER JOIN observed o
+             ON d.type_id = o.type_id
+            AND (d.account = '-' OR o.account = '-' OR d.account = o.account)
+            AND (d.region = '-' OR o.region = '-' OR d.region = o.region)
+         ) j"
+    )
+}
+
+fn coverage_sql() -> String {
+    format!(
+        "SELECT o_account AS account, o_region AS region, resource_type,
+                CAST(COUNT(DISTINCT CASE WHEN d_address IS NOT NULL THEN o_key END) AS BIGINT) AS managed,
+                CAST(COUNT(DISTINCT CASE WHEN d_address IS NULL THEN o_key END) AS BIGINT) AS unmanaged
+         FROM drift_pairs
+         WHERE o_key IS NOT NULL AND status NOT IN {DELETED}
+         GROUP BY o_account, o_region, resource_type
+         ORDER BY account, region, resource_type"
+    )
+}
+
+/// The drift detector. Expects tables `declared` and `observed` (see
+/// `register_snapshots`).
+pub struct DriftDetector {
+    mappings: Arc<Mappings>,
+    ignore: DriftIgnore,
+}
+
+impl DriftDetector {
+    pub fn new(mappings: Arc<Mappings>, ignore: DriftIgnore) -> Self {
+        Self { mappings, ignore }
+    }
+
+    fn udf(&self) -> ScalarUDF {
+        ScalarUDF::new_from_impl(DriftDiffUdf {
+            mappings: self.mappings.clone(),
+            signature: Signature::new(TypeSignature::Exact(vec![DataType::Utf8; 8]), Volatility::Immutable),
+        })
+    }
+
+    /// Runs the join, classifies, computes coverage, applies `.driftignore`.
+    pub async fn run(&self, ctx: &SessionContext, mut summary: DriftSummary) -> Result<DriftReport, DetectorError> {
+        ctx.register_udf(self.udf());
+        let pairs = ctx.sql(&pairs_sql()).await?.collect().await?;
+        let schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let table = MemTable::try_new(schema, vec![pairs])?;
+        ctx.deregister_table("drift_pairs")?;
+        ctx.register_table("drift_pairs", Arc::new(table))?;
+
+        let mut findings = Vec::new();
+        let rows = ctx
+            .sql("SELECT * FROM drift_pairs WHERE class IS NOT NULL OR (d_address IS NOT NULL AND o_key IS NOT NULL)")
+            .await?
+            .collect()
+            .await?;
+        for batch in &rows {
+            self.findings_from(batch, &mut findings, &mut summary)?;
+        }
+        findings.sort_by(|a, b| (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address)));
+        let coverage = ctx.sql(&coverage_sql()).await?.collect().await?;
+        let coverage = coverage_rows(&coverage);
+        Ok(DriftReport { findings, coverage, summary })
+    }
+
+    fn findings_from(&self, b: &RecordBatch, out: &mut Vec<Finding>, summary: &mut DriftSummary) -> Result<(), DetectorError> {
+        let col = |name: &str| -> Result<&arrow::array::StringArray, DetectorError> {
+            b.column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| DetectorError::Internal(format!("drift_pairs has no text column {name}")))
+        };
+        let get = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        let (address, tf_type, d_id, d_key) = (col("d_address")?, col("tf_type")?, col("d_id")?, col("d_key")?);
+        let (d_account, d_region, d_source) = (col("d_account")?, col("d_region")?, col("d_source")?);
+        let (o_key, rtype, rid, rname, arn) =
+            (col("o_key")?, col("resource_type")?, col("resource_id")?, col("resource_name")?, col("arn")?);
+        let (o_account, o_region, o_source) = (col("o_account")?, col("o_region")?, col("o_source")?);
+        let (diffs, class) = (col("diffs")?, col("class")?);
+        for i in 0..b.num_rows() {
+            if !address.is_null(i) && !o_key.is_null(i) {
+                summary.compared += 1;
+            }
+            let Some(class) = get(class, i) else { continue };
+            let class = match class.as_str() {
+                "changed" => FindingClass::Changed,
+                "missing" => FindingClass::Missing,
+                _ => FindingClass::Unmanaged,
+            };
+            let address = get(address, i);
+            let observed_type = get(rtype, i);
+            let (tf_type, mapping) = match get(tf_type, i) {
+                Some(t) => (t.clone(), self.mappings.by_tf_type(&t).cloned()),
+                None => {
+                    let m = observed_type.as_deref().and_then(|t| self.mappings.by_config_type(t)).cloned();
+                    (m.as_ref().map(|m| m.terraform_type.clone()).unwrap_or_default(), m)
+                }
+            };
+            let Some(mapping) = mapping else { continue };
+            let resource_id = get(rid, i).unwrap_or_else(|| {
+                get(d_key, i).and_then(|k| k.rsplit('/').next().map(str::to_string)).unwrap_or_default()
+            });
+            // The id driftctl-style ignore rules and `terraform import` use.
+            let tf_id = match (get(d_id, i), mapping.import_id.as_str()) {
+                (Some(id), _) => id,
+                (None, "resource_name") => get(rname, i).unwrap_or_else(|| resource_id.clone()),
+                (None, "arn") => get(arn, i).unwrap_or_else(|| resource_id.clone()),
+                (None, _) => resource_id.clone(),
+            };
+            if self.ignore.ignores_resource(&tf_type, &tf_id, address.as_deref()) {
+                summary.ignored += 1;
+                continue;
+            }
+            let mut diff_list: Vec<AttributeDiff> = match get(diffs, i) {
+                Some(text) if class == FindingClass::Changed => serde_json::from_str(&text)
+                    .map_err(|e| DetectorError::Internal(format!("drift_diff returned bad JSON: {e}")))?,
+                _ => Vec::new(),
+            };
+            if class == FindingClass::Changed {
+                diff_list.retain(|d| !self.ignore.ignores_attribute(&tf_type, &tf_id, &d.path));
+                if diff_list.is_empty() {
+                    summary.ignored += 1;
+                    continue;
+                }
+            }
+            let resource_type = observed_type.unwrap_or_else(|| mapping.config_type.clone());
+            let resource_key = get(o_key, i).or_else(|| get(d_key, i)).unwrap_or_default();
+            let account = get(o_account, i).or_else(|| get(d_account, i)).unwrap_or_default();
+            let region = get(o_region, i).or_else(|| get(d_region, i)).unwrap_or_default();
+            let (summary_text, remediation) = match class {
+                FindingClass::Changed => {
+                    let a = address.clone().unwrap_or_default();
+                    let paths: Vec<String> = diff_list.iter().map(|d| d.path.clone()).collect();
+                    (format!("{a} ({resource_id}) changed outside Terraform: {}", paths.join(", ")), remediation::for_changed(&a, &paths))
+                }
+                FindingClass::Missing => {
+                    let a = address.clone().unwrap_or_default();
+                    (format!("{a} ({resource_id}) is declared but does not exist"), remediation::for_missing(&a))
+                }
+                FindingClass::Unmanaged => (
+                    format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
+                    remediation::for_unmanaged(&tf_type, &tf_id),
+                ),
+            };
+            match class {
+                FindingClass::Changed => summary.changed += 1,
+                FindingClass::Missing => summary.missing += 1,
+                FindingClass::Unmanaged => summary.unmanaged += 1,
+            }
+            out.push(Finding {
+                fingerprint: fingerprint("drift", &resource_key, class, ""),
+                detector: "drift".into(),
+                class,
+                resource_key,
+                resource_type,
+                resource_id,
+                tf_type: Some(tf_type),
+                source: get(d_source, i).or_else(|| get(o_source, i)),
+                address,
+                account,
+                region,
+                diffs: diff_list,
+                summary: summary_text,
+                remediation,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn coverage_rows(batches: &[RecordBatch]) -> Vec<Coverage> {
+    let mut out = Vec::new();
+    for b in batches {
+        let s = |i: usize| b.column(i).as_string::<i32>();
+        let n = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
+        let (acc, reg, typ, man, unm) = (s(0), s(1), s(2), n(3), n(4));
+        for i in 0..b.num_rows() {
+            let (m, u) = (man.value(i) as u64, unm.value(i) as u64);
+            out.push(Coverage {
+                account: acc.value(i).to_string(),
+                region: reg.value(i).to_string(),
+                resource_type: typ.value(i).to_string(),
+                managed: m,
+                unmanaged: u,
+                coverage: if m + u == 0 { 1.0 } else { m as f64 / (m + u) as f64 },
+            });
+        }
+    }
+    out
+}
+
+impl Detector for DriftDetector {
+    fn name(&self) -> &'static str {
+        "drift"
+    }
+
+    async fn detect(&self, ctx: &SessionContext) -> Result<Vec<Finding>, DetectorError> {
+        Ok(self.run(ctx, DriftSummary::default()).await?.findings)
+    }
+}

@@ -1,0 +1,29 @@
+//! Detectors turn snapshot tables into findings with DataFusion.
+//!
+//! - `drift/`: declared vs observed (changed, missing, unmanaged; coverage)
+//! - `mappings`: the per-type mapping files that drive the comparison
+
+pub mod drift;
+pub mod mappings;
+
+use datafusion::prelude::SessionContext;
+use driftline_pipeline::Finding;
+
+pub use drift::{DriftDetector, DriftIgnore, DriftReport, DriftSummary, register_snapshots};
+pub use mappings::{Mapping, MappingError, Mappings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("query failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The door of this crate: a DataFusion plan from registered tables to findings.
+pub trait Detector: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn detect(&self, ctx: &SessionContext) -> impl Future<Output = Result<Vec<Finding>, DetectorError>> + Send;
+}

@@ -1,0 +1,299 @@
+//! The record model (DESIGN §3). Every record names its resource by the
+//! resource key `aws/{account}/{region}/{ResourceType}/{resourceId}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Placeholder for an account or region a source could not tell us.
+pub const UNKNOWN: &str = "-";
+
+/// `aws/{account}/{region}/{ResourceType}/{resourceId}`.
+pub fn resource_key(account: &str, region: &str, resource_type: &str, resource_id: &str) -> String {
+    let mut k = String::with_capacity(
+        8 + account.len() + region.len() + resource_type.len() + resource_id.len(),
+    );
+    k.push_str("aws/");
+    k.push_str(if account.is_empty() { UNKNOWN } else { account });
+    k.push('/');
+    k.push_str(if region.is_empty() { UNKNOWN } else { region });
+    k.push('/');
+    k.push_str(resource_type);
+    k.push('/');
+    k.push_str(resource_id);
+    k
+}
+
+/// `{ResourceType}/{resourceId}`: the part of the key both sides always know.
+/// Declared resources often lack an account (an S3 bucket ARN has none), so
+/// the drift join matches on this and then checks account and region where
+/// both sides know them.
+pub fn type_id(resource_type: &str, resource_id: &str) -> String {
+    let mut k = String::with_capacity(resource_type.len() + resource_id.len() + 1);
+    k.push_str(resource_type);
+    k.push('/');
+    k.push_str(resource_id);
+    k
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceMode {
+    Managed,
+    Data,
+}
+
+impl ResourceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceMode::Managed => "managed",
+            ResourceMode::Data => "data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    Ready,
+    Tainted,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Ready => "ready",
+            InstanceStatus::Tainted => "tainted",
+        }
+    }
+}
+
+/// One resource instance as infrastructure code declares it (a Terraform
+/// state instance object). Secret values are already replaced by salted
+/// hashes when a record of this type exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredResource {
+    /// Resource key when the type maps to an AWS Config type, else empty.
+    pub resource_key: String,
+    /// `{ConfigType}/{resourceId}` when mapped, else empty.
+    pub type_id: String,
+    pub account: String,
+    pub region: String,
+    /// Terraform address, e.g. `module.net.aws_subnet.private[1]`.
+    pub address: String,
+    pub mode: ResourceMode,
+    /// Terraform type, e.g. `aws_security_group`.
+    pub tf_type: String,
+    pub provider: String,
+    pub id: Option<String>,
+    pub index_key: Option<Value>,
+    pub status: InstanceStatus,
+    /// Deposed key when this object is deposed (awaiting destroy).
+    pub deposed: Option<String>,
+    pub attributes: Value,
+    /// Attribute paths whose values were replaced by a salted hash.
+    pub sensitive_paths: Vec<String>,
+    /// Where the state came from (file path, s3://…, http://…).
+    pub source: String,
+    pub serial: u64,
+    pub lineage: String,
+    /// Milliseconds since the epoch when the state was read.
+    pub observed_at: i64,
+}
+
+/// AWS Config `configurationItemStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigStatus {
+    #[serde(rename = "OK")]
+    Ok,
+    ResourceDiscovered,
+    ResourceNotRecorded,
+    ResourceDeleted,
+    ResourceDeletedNotRecorded,
+}
+
+impl ConfigStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigStatus::Ok => "OK",
+            ConfigStatus::ResourceDiscovered => "ResourceDiscovered",
+            ConfigStatus::ResourceNotRecorded => "ResourceNotRecorded",
+            ConfigStatus::ResourceDeleted => "ResourceDeleted",
+            ConfigStatus::ResourceDeletedNotRecorded => "ResourceDeletedNotRecorded",
+        }
+    }
+
+    /// Parses the status strings AWS Config has used over the years.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "OK" | "Ok" | "ok" => ConfigStatus::Ok,
+            "ResourceDiscovered" => ConfigStatus::ResourceDiscovered,
+            "ResourceNotRecorded" => ConfigStatus::ResourceNotRecorded,
+            "ResourceDeleted" | "Deleted" => ConfigStatus::ResourceDeleted,
+            "ResourceDeletedNotRecorded" => ConfigStatus::ResourceDeletedNotRecorded,
+            _ => return None,
+        })
+    }
+
+    pub fn is_deleted(self) -> bool {
+        matches!(
+            self,
+            ConfigStatus::ResourceDeleted | ConfigStatus::ResourceDeletedNotRecorded
+        )
+    }
+}
+
+/// One configuration item as the cloud reports it (AWS Config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedResource {
+    pub resource_key: String,
+    pub type_id: String,
+    pub account: String,
+    pub region: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_name: Option<String>,
+    pub arn: Option<String>,
+    pub status: ConfigStatus,
+    /// Milliseconds since the epoch (configurationItemCaptureTime).
+    pub captured_at: Option<i64>,
+    pub configuration_state_id: Option<String>,
+    /// Always an object after parsing (a JSON-string configuration is decoded).
+    pub configuration: Value,
+    pub supplementary_configuration: Value,
+    /// Tag map (AWS Config reports it as a map, a key/value list, or null).
+    pub tags: Value,
+    pub relationships: Value,
+    /// True when only a summary was delivered (oversized notifications): the
+    /// resource is known to exist but its attributes are not.
+    pub summary_only: bool,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingClass {
+    Changed,
+    Missing,
+    Unmanaged,
+}
+
+impl FindingClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingClass::Changed => "changed",
+            FindingClass::Missing => "missing",
+            FindingClass::Unmanaged => "unmanaged",
+        }
+    }
+}
+
+/// One differing attribute path, with both sides after normalisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeDiff {
+    /// Terraform attribute path (e.g. `ingress`, `tags.Owner`).
+    pub path: String,
+    /// Where the observed value lives in the configuration item.
+    pub observed_path: String,
+    pub declared: Value,
+    pub observed: Value,
+}
+
+/// What a person can do about a finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remediation {
+    /// `revert`, `accept` or `adopt`.
+    pub action: String,
+    pub description: String,
+    /// A command or a code snippet to run or paste.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable identity of the problem (see `fingerprint`): the alert
+    /// dedup key later on.
+    pub fingerprint: String,
+    pub detector: String,
+    pub class: FindingClass,
+    pub resource_key: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tf_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub account: String,
+    pub region: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub diffs: Vec<AttributeDiff>,
+    pub summary: String,
+    pub remediation: Vec<Remediation>,
+}
+
+/// IaC coverage for one (account, region, type): managed / (managed + unmanaged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub account: String,
+    pub region: String,
+    pub resource_type: String,
+    pub managed: u64,
+    pub unmanaged: u64,
+    pub coverage: f64,
+}
+
+/// Stable hash of (detector, resource key, class, path): the same problem
+/// on the same resource always has the same fingerprint.
+pub fn fingerprint(detector: &str, resource_key: &str, class: FindingClass, path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [detector, resource_key, class.as_str(), path] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Milliseconds since the epoch → `2024-05-01T12:00:00.000Z`.
+pub fn format_epoch_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(format_epoch_ms(1_549_956_556_288), "2019-02-12T07:29:16.288Z");
+        assert_eq!(format_epoch_ms(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let a = fingerprint("drift", "aws/1/r/T/x", FindingClass::Changed, "");
+        assert_eq!(a, fingerprint("drift", "aws/1/r/T/x", FindingClass::Changed, ""));
+        assert_ne!(a, fingerprint("drift", "aws/1/r/T/x", FindingClass::Missing, ""));
+        assert_eq!(a.len(), 32);
+    }
+}

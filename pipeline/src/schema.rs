@@ -1,0 +1,184 @@
+//! Arrow schemas of the snapshot tables and the conversions into record
+//! batches. Nested values travel as JSON text columns: they are compared by
+//! detectors with per-type rules, not queried column by column.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::model::{DeclaredResource, ObservedResource};
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// Schema of the `declared` table (Terraform state instances).
+pub static DECLARED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("resource_key", false),
+        utf8("type_id", false),
+        utf8("account", false),
+        utf8("region", false),
+        utf8("address", false),
+        utf8("mode", false),
+        utf8("tf_type", false),
+        utf8("provider", false),
+        utf8("id", true),
+        utf8("status", false),
+        Field::new("deposed", DataType::Boolean, false),
+        utf8("attributes", false),
+        utf8("source", false),
+        Field::new("serial", DataType::UInt64, false),
+        utf8("lineage", false),
+        Field::new("observed_at", DataType::Int64, false),
+    ]))
+});
+
+/// Schema of the `observed` table (AWS Config configuration items).
+pub static OBSERVED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("resource_key", false),
+        utf8("type_id", false),
+        utf8("account", false),
+        utf8("region", false),
+        utf8("resource_type", false),
+        utf8("resource_id", false),
+        utf8("resource_name", true),
+        utf8("arn", true),
+        utf8("status", false),
+        Field::new("captured_at", DataType::Int64, true),
+        utf8("configuration", false),
+        utf8("supplementary_configuration", false),
+        utf8("tags", false),
+        Field::new("summary_only", DataType::Boolean, false),
+        utf8("source", false),
+    ]))
+});
+
+/// Builds one `declared` batch.
+pub fn declared_batch(rows: &[&DeclaredResource]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut key = StringBuilder::with_capacity(n, n * 64);
+    let mut tid = StringBuilder::with_capacity(n, n * 48);
+    let mut account = StringBuilder::with_capacity(n, n * 12);
+    let mut region = StringBuilder::with_capacity(n, n * 10);
+    let mut address = StringBuilder::with_capacity(n, n * 32);
+    let mut mode = StringBuilder::with_capacity(n, n * 7);
+    let mut tf_type = StringBuilder::with_capacity(n, n * 16);
+    let mut provider = StringBuilder::with_capacity(n, n * 40);
+    let mut id = StringBuilder::with_capacity(n, n * 20);
+    let mut status = StringBuilder::with_capacity(n, n * 5);
+    let mut deposed = BooleanBuilder::with_capacity(n);
+    let mut attributes = StringBuilder::with_capacity(n, n * 512);
+    let mut source = StringBuilder::with_capacity(n, n * 32);
+    let mut serial = UInt64Builder::with_capacity(n);
+    let mut lineage = StringBuilder::with_capacity(n, n * 36);
+    let mut observed_at = Int64Builder::with_capacity(n);
+    let mut buf = Vec::with_capacity(1024);
+    for r in rows {
+        key.append_value(&r.resource_key);
+        tid.append_value(&r.type_id);
+        account.append_value(&r.account);
+        region.append_value(&r.region);
+        address.append_value(&r.address);
+        mode.append_value(r.mode.as_str());
+        tf_type.append_value(&r.tf_type);
+        provider.append_value(&r.provider);
+        id.append_option(r.id.as_deref());
+        status.append_value(r.status.as_str());
+        deposed.append_value(r.deposed.is_some());
+        buf.clear();
+        serde_json::to_writer(&mut buf, &r.attributes)
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        // serde_json only ever writes valid UTF-8.
+        attributes.append_value(std::str::from_utf8(&buf).unwrap_or_default());
+        source.append_value(&r.source);
+        serial.append_value(r.serial);
+        lineage.append_value(&r.lineage);
+        observed_at.append_value(r.observed_at);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(key.finish()),
+        Arc::new(tid.finish()),
+        Arc::new(account.finish()),
+        Arc::new(region.finish()),
+        Arc::new(address.finish()),
+        Arc::new(mode.finish()),
+        Arc::new(tf_type.finish()),
+        Arc::new(provider.finish()),
+        Arc::new(id.finish()),
+        Arc::new(status.finish()),
+        Arc::new(deposed.finish()),
+        Arc::new(attributes.finish()),
+        Arc::new(source.finish()),
+        Arc::new(serial.finish()),
+        Arc::new(lineage.finish()),
+        Arc::new(observed_at.finish()),
+    ];
+    RecordBatch::try_new(DECLARED_SCHEMA.clone(), cols)
+}
+
+/// Builds one `observed` batch.
+pub fn observed_batch(rows: &[&ObservedResource]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut key = StringBuilder::with_capacity(n, n * 64);
+    let mut tid = StringBuilder::with_capacity(n, n * 48);
+    let mut account = StringBuilder::with_capacity(n, n * 12);
+    let mut region = StringBuilder::with_capacity(n, n * 10);
+    let mut rtype = StringBuilder::with_capacity(n, n * 24);
+    let mut rid = StringBuilder::with_capacity(n, n * 20);
+    let mut rname = StringBuilder::with_capacity(n, n * 20);
+    let mut arn = StringBuilder::with_capacity(n, n * 48);
+    let mut status = StringBuilder::with_capacity(n, n * 2);
+    let mut captured = Int64Builder::with_capacity(n);
+    let mut conf = StringBuilder::with_capacity(n, n * 512);
+    let mut supp = StringBuilder::with_capacity(n, n * 16);
+    let mut tags = StringBuilder::with_capacity(n, n * 32);
+    let mut summary_only = BooleanBuilder::with_capacity(n);
+    let mut source = StringBuilder::with_capacity(n, n * 32);
+    let mut buf = Vec::with_capacity(1024);
+    let mut json = |b: &mut StringBuilder, v: &serde_json::Value| -> Result<(), ArrowError> {
+        buf.clear();
+        serde_json::to_writer(&mut buf, v).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        b.append_value(std::str::from_utf8(&buf).unwrap_or_default());
+        Ok(())
+    };
+    for r in rows {
+        key.append_value(&r.resource_key);
+        tid.append_value(&r.type_id);
+        account.append_value(&r.account);
+        region.append_value(&r.region);
+        rtype.append_value(&r.resource_type);
+        rid.append_value(&r.resource_id);
+        rname.append_option(r.resource_name.as_deref());
+        arn.append_option(r.arn.as_deref());
+        status.append_value(r.status.as_str());
+        captured.append_option(r.captured_at);
+        json(&mut conf, &r.configuration)?;
+        json(&mut supp, &r.supplementary_configuration)?;
+        json(&mut tags, &r.tags)?;
+        summary_only.append_value(r.summary_only);
+        source.append_value(&r.source);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(key.finish()),
+        Arc::new(tid.finish()),
+        Arc::new(account.finish()),
+        Arc::new(region.finish()),
+        Arc::new(rtype.finish()),
+        Arc::new(rid.finish()),
+        Arc::new(rname.finish()),
+        Arc::new(arn.finish()),
+        Arc::new(status.finish()),
+        Arc::new(captured.finish()),
+        Arc::new(conf.finish()),
+        Arc::new(supp.finish()),
+        Arc::new(tags.finish()),
+        Arc::new(summary_only.finish()),
+        Arc::new(source.finish()),
+    ];
+    RecordBatch::try_new(OBSERVED_SCHEMA.clone(), cols)
+}

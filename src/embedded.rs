@@ -1,0 +1,295 @@
+//! The embedded pipeline: collectors publish onto the in-process bus, the
+//! drift detector reads both snapshot topics into DataFusion. Kafka and
+//! ClickHouse replace the bus and the store behind the same doors later.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use driftline_collectors::aws_config::{self, AwsConfigFileCollector, AwsConfigFileConfig};
+use driftline_collectors::terraform::{self, Salt, TerraformCollector, TerraformConfig};
+use driftline_collectors::{CollectReport, Collector, SourceError, expand_inputs};
+use driftline_detectors::{DriftDetector, DriftIgnore, DriftReport, Mappings, register_snapshots};
+use driftline_pipeline::{InProcessBus, Record, Topic, TypeTable, format_epoch_ms};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::IdentityArgs;
+
+pub struct ScanInputs {
+    pub state: Vec<String>,
+    pub observed: Vec<String>,
+    pub driftignore: Option<PathBuf>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub mappings: Option<PathBuf>,
+}
+
+pub struct ScanOutcome {
+    pub report: DriftReport,
+    pub errors: Vec<SourceError>,
+    pub notes: Vec<String>,
+}
+
+/// Inputs larger than this get a progress bar on a terminal.
+const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
+
+fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
+    let mut m = Mappings::builtin()?;
+    if let Some(d) = dir {
+        m.add_dir(d, true)?;
+    }
+    Ok(m)
+}
+
+fn is_state_file(p: &Path) -> bool {
+    let name = p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    name.contains(".tfstate") || name.ends_with(".json")
+}
+
+fn input_errors(errs: Vec<driftline_collectors::InputError>) -> Vec<SourceError> {
+    errs.into_iter()
+        .map(|e| {
+            let text = e.to_string();
+            let (source, reason) = text.split_once(": ").unwrap_or((&text, "unreadable"));
+            SourceError { source: source.to_string(), reason: reason.to_string() }
+        })
+        .collect()
+}
+
+fn terraform_config(files: Vec<PathBuf>, account: Option<String>, region: Option<String>, types: Arc<TypeTable>) -> TerraformConfig {
+    TerraformConfig { files, default_account: account, default_region: region, salt: Salt::from_env_or_random(), types }
+}
+
+pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
+    let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
+    let types = Arc::new(mappings.type_table());
+    let ignore = match &inputs.driftignore {
+        Some(p) => DriftIgnore::parse(
+            &std::fs::read_to_string(p).with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
+        ),
+        None => DriftIgnore::default(),
+    };
+    let (state_files, state_errs) = expand_inputs(&inputs.state, is_state_file);
+    let (observed_files, observed_errs) = expand_inputs(&inputs.observed, aws_config::is_item_file);
+    let mut errors = input_errors(state_errs);
+    errors.extend(input_errors(observed_errs));
+
+    let tf = TerraformCollector::new(terraform_config(
+        state_files,
+        inputs.account.clone(),
+        inputs.region.clone(),
+        types.clone(),
+    ));
+    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig { files: observed_files, types });
+    let collectors: [&dyn Collector; 2] = [&tf, &observed];
+
+    let bus = InProcessBus::new();
+    let total: u64 = collectors.iter().filter_map(|c| c.size_hint()).sum();
+    let bar = if std::io::stderr().is_terminal() && total >= PROGRESS_BYTES {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} reading inputs [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let progress = |_: &Path, bytes: u64| bar.inc(bytes);
+    let started = std::time::Instant::now();
+    let reports: Vec<CollectReport> = std::thread::scope(|s| {
+        let handles: Vec<_> = collectors.iter().map(|c| s.spawn(|| c.collect(&bus, &progress))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    bar.finish_and_clear();
+    let mut notes = Vec::new();
+    for (c, r) in collectors.iter().zip(reports) {
+        tracing::info!(collector = c.name(), published = r.published, errors = r.errors.len(), elapsed_ms = started.elapsed().as_millis() as u64, "collected");
+        errors.extend(r.errors);
+        notes.extend(r.notes);
+    }
+
+    let declared: Vec<_> = bus
+        .drain(Topic::Declared)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Declared(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let observed: Vec<_> = bus
+        .drain(Topic::Config)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Observed(o) => Some(*o),
+            _ => None,
+        })
+        .collect();
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?;
+    let report = rt.block_on(async {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
+        let snapshots = register_snapshots(&ctx, &mappings, &declared, &observed)?;
+        drop((declared, observed));
+        DriftDetector::new(mappings.clone(), ignore).run(&ctx, snapshots.summary).await
+    })?;
+    tracing::info!(findings = report.findings.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned");
+    Ok(ScanOutcome { report, errors, notes })
+}
+
+/// `driftline state list`.
+pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
+    let mappings = load_mappings(id.mappings.as_deref())?;
+    let (files, errs) = expand_inputs(inputs, is_state_file);
+    let mut errors = input_errors(errs);
+    let cfg = terraform_config(Vec::new(), id.account.clone(), id.region.clone(), Arc::new(mappings.type_table()));
+    let mut rows = Vec::new();
+    for f in &files {
+        match terraform::load_state(f, &cfg) {
+            Ok(state) => {
+                for w in &state.warnings {
+                    eprintln!("warning: {}: {w}", f.display());
+                }
+                rows.extend(state.resources);
+            }
+            Err(e) => errors.push(SourceError { source: f.display().to_string(), reason: error_reason(&e.to_string(), f) }),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let entries: Vec<_> = rows
+            .iter()
+            .map(|d| {
+                json!({
+                    "address": d.address, "mode": d.mode, "type": d.tf_type, "provider": d.provider,
+                    "id": d.id, "index_key": d.index_key, "status": d.status, "deposed": d.deposed.is_some(),
+                    "deposed_key": d.deposed, "resource_key": (!d.resource_key.is_empty()).then_some(&d.resource_key),
+                    "sensitive_paths": d.sensitive_paths, "source": d.source, "serial": d.serial, "lineage": d.lineage,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|d| {
+                vec![
+                    d.address.clone(),
+                    d.mode.as_str().into(),
+                    d.tf_type.clone(),
+                    d.id.clone().unwrap_or_default(),
+                    d.index_key.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+                    d.status.as_str().into(),
+                    if d.deposed.is_some() { "deposed".into() } else { String::new() },
+                    d.provider.clone(),
+                ]
+            })
+            .collect();
+        crate::report::write_table(&mut out, &["ADDRESS", "MODE", "TYPE", "ID", "INDEX_KEY", "STATUS", "DEPOSED", "PROVIDER"], &table)?;
+    }
+    Ok(list_exit(&errors))
+}
+
+fn error_reason(text: &str, path: &Path) -> String {
+    let p = path.display().to_string();
+    text.strip_prefix(&format!("{p}: ")).unwrap_or(text).to_string()
+}
+
+fn list_exit(errors: &[SourceError]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+}
+
+/// `driftline observed list`.
+pub fn observed_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
+    let mappings = load_mappings(id.mappings.as_deref())?;
+    let types = mappings.type_table();
+    let (files, errs) = expand_inputs(inputs, aws_config::is_item_file);
+    let mut errors = input_errors(errs);
+    let mut rows = Vec::new();
+    for f in &files {
+        match aws_config::load_file(f, &types) {
+            Ok(loaded) => {
+                if let Some(why) = loaded.skipped {
+                    eprintln!("note: {}: skipped: {why}", f.display());
+                }
+                errors.extend(
+                    loaded.item_errors.into_iter().map(|reason| SourceError { source: f.display().to_string(), reason }),
+                );
+                rows.extend(loaded.items);
+            }
+            Err(e) => errors.push(SourceError { source: f.display().to_string(), reason: error_reason(&e.to_string(), f) }),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let entries: Vec<_> = rows
+            .iter()
+            .map(|o| {
+                json!({
+                    "resource_key": o.resource_key, "resource_type": o.resource_type, "resource_id": o.resource_id,
+                    "resource_name": o.resource_name, "arn": o.arn, "account": o.account, "region": o.region,
+                    "status": o.status, "captured_at": o.captured_at.map(format_epoch_ms),
+                    "configuration_state_id": o.configuration_state_id, "summary_only": o.summary_only, "source": o.source,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|o| {
+                vec![
+                    o.resource_key.clone(),
+                    o.resource_type.clone(),
+                    o.resource_id.clone(),
+                    o.arn.clone().unwrap_or_default(),
+                    o.account.clone(),
+                    o.region.clone(),
+                    o.status.as_str().into(),
+                    o.captured_at.map(format_epoch_ms).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        crate::report::write_table(
+            &mut out,
+            &["RESOURCE_KEY", "RESOURCE_TYPE", "RESOURCE_ID", "ARN", "ACCOUNT", "REGION", "STATUS", "CAPTURED_AT"],
+            &table,
+        )?;
+    }
+    Ok(list_exit(&errors))
+}
+
+/// The example estate: the checkout's `examples/estate` when run from a
+/// clone, else the copy compiled into the binary, unpacked to a temp dir.
+pub fn demo_estate() -> anyhow::Result<PathBuf> {
+    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate");
+    if in_tree.is_dir() {
+        return Ok(in_tree);
+    }
+    let dir = std::env::temp_dir().join(format!("driftline-demo-{}", std::process::id()));
+    for (rel, text) in DEMO_FILES {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, text).with_context(|| format!("{}: cannot write demo file", p.display()))?;
+    }
+    Ok(dir)
+}
+
+const DEMO_FILES: &[(&str, &str)] = &[
+    ("terraform/terraform.tfstate", include_str!("../examples/estate/terraform/terraform.tfstate")),
+    ("aws-config/snapshot.json", include_str!("../examples/estate/aws-config/snapshot.json")),
+    ("aws-config/notification.json", include_str!("../examples/estate/aws-config/notification.json")),
+    (".driftignore", include_str!("../examples/estate/.driftignore")),
+];

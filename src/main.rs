@@ -1,0 +1,186 @@
+//! The driftline binary: the only place that knows the whole graph
+//! (collectors → bus → detectors → report). `anyhow` lives here only.
+
+mod embedded;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::embedded::{ScanInputs, ScanOutcome};
+
+#[derive(Parser)]
+#[command(name = "driftline", version, about = "Finds drift between what infrastructure code declares and what the cloud runs")]
+struct Cli {
+    /// Log level filter (also RUST_LOG), e.g. `info`, `driftline=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What driftline reads from Terraform state files.
+    State {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// What driftline reads from AWS Config items and notifications.
+    Observed {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// One-shot drift scan: exit 0 without drift, 1 with drift, 2 on error.
+    Scan(ScanArgs),
+    /// Scan the example estate shipped in examples/estate.
+    Demo {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListCommand {
+    /// One entry per resource instance (state) or configuration item (observed).
+    List {
+        /// Files, directories or globs.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        #[arg(long, value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct IdentityArgs {
+    /// Account for declared resources whose attributes name none.
+    #[arg(long)]
+    account: Option<String>,
+    /// Region for declared resources whose attributes name none.
+    #[arg(long)]
+    region: Option<String>,
+    /// Extra mapping files (*.toml), overriding the shipped ones by type.
+    #[arg(long)]
+    mappings: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Terraform state files, directories or globs.
+    #[arg(long, required = true, num_args = 1..)]
+    state: Vec<String>,
+    /// AWS Config item / notification / history files or directories.
+    #[arg(long, required = true, num_args = 1..)]
+    observed: Vec<String>,
+    /// A .driftignore file (driftctl syntax).
+    #[arg(long)]
+    driftignore: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(flatten)]
+    identity: IdentityArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListOutput {
+    Table,
+    Json,
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_json);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::State { command: ListCommand::List { inputs, output, identity } } => {
+            embedded::state_list(&inputs, &identity, matches!(output, ListOutput::Json))
+        }
+        Command::Observed { command: ListCommand::List { inputs, output, identity } } => {
+            embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json))
+        }
+        Command::Scan(args) => {
+            let inputs = ScanInputs {
+                state: args.state,
+                observed: args.observed,
+                driftignore: args.driftignore,
+                account: args.identity.account,
+                region: args.identity.region,
+                mappings: args.identity.mappings,
+            };
+            let outcome = embedded::scan(&inputs)?;
+            finish(outcome, args.output)
+        }
+        Command::Demo { output } => {
+            let estate = embedded::demo_estate()?;
+            let inputs = ScanInputs {
+                state: vec![estate.join("terraform").display().to_string()],
+                observed: vec![estate.join("aws-config").display().to_string()],
+                driftignore: Some(estate.join(".driftignore")),
+                account: None,
+                region: None,
+                mappings: None,
+            };
+            let outcome = embedded::scan(&inputs)?;
+            finish(outcome, output)
+        }
+    }
+}
+
+/// Prints the report and picks the exit code: errors beat drift.
+fn finish(outcome: ScanOutcome, output: Output) -> anyhow::Result<ExitCode> {
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
+    for e in &outcome.errors {
+        eprintln!("error: {e}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        Output::Table => report::table(&mut stdout, &outcome)?,
+        Output::Json => report::json(&mut stdout, &outcome)?,
+        Output::Sarif => report::sarif(&mut stdout, &outcome)?,
+    }
+    Ok(if !outcome.errors.is_empty() {
+        ExitCode::from(2)
+    } else if outcome.report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

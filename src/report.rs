@@ -1,0 +1,199 @@
+//! Renders a scan: a table for people, JSON for scripts, SARIF 2.1.0 for
+//! code-scanning UIs.
+
+use std::io::Write;
+
+use driftline_pipeline::{Finding, FindingClass};
+use serde_json::{Value, json};
+
+use crate::embedded::ScanOutcome;
+
+pub fn write_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count().min(80));
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(w.saturating_sub(c.chars().count())));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "(absent)".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 60 { format!("{}…", s.chars().take(59).collect::<String>()) } else { s }
+}
+
+fn name(f: &Finding) -> String {
+    f.address.clone().unwrap_or_else(|| format!("{} {}", f.resource_type, f.resource_id))
+}
+
+pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
+    let r = &o.report;
+    if r.findings.is_empty() {
+        writeln!(out, "No drift.")?;
+    } else {
+        let mut rows = Vec::new();
+        for f in &r.findings {
+            match f.class {
+                FindingClass::Changed => {
+                    for (i, d) in f.diffs.iter().enumerate() {
+                        rows.push(vec![
+                            if i == 0 { "changed".into() } else { String::new() },
+                            if i == 0 { name(f) } else { String::new() },
+                            format!("{}: {} → {}", d.path, short(&d.declared), short(&d.observed)),
+                        ]);
+                    }
+                }
+                FindingClass::Missing => rows.push(vec!["missing".into(), name(f), format!("{} not found in the cloud", f.resource_id)]),
+                FindingClass::Unmanaged => rows.push(vec![
+                    "unmanaged".into(),
+                    name(f),
+                    format!("adopt as {}", f.tf_type.as_deref().unwrap_or("?")),
+                ]),
+            }
+        }
+        write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
+    }
+    writeln!(out)?;
+    let cov: Vec<Vec<String>> = r
+        .coverage
+        .iter()
+        .map(|c| {
+            vec![
+                c.account.clone(),
+                c.region.clone(),
+                c.resource_type.clone(),
+                c.managed.to_string(),
+                c.unmanaged.to_string(),
+                format!("{:.0}%", c.coverage * 100.0),
+            ]
+        })
+        .collect();
+    if !cov.is_empty() {
+        writeln!(out, "IaC coverage")?;
+        write_table(out, &["ACCOUNT", "REGION", "TYPE", "MANAGED", "UNMANAGED", "COVERAGE"], &cov)?;
+        writeln!(out)?;
+    }
+    let s = &r.summary;
+    writeln!(
+        out,
+        "{} changed, {} missing, {} unmanaged ({} compared, {} ignored); {} declared instances, {} observed items",
+        s.changed, s.missing, s.unmanaged, s.compared, s.ignored, s.declared_instances, s.observed_items
+    )?;
+    let not_comparable: usize = s.not_comparable.values().sum();
+    if not_comparable > 0 {
+        writeln!(
+            out,
+            "{not_comparable} declared instances of {} types have no AWS Config counterpart (not comparable, not missing)",
+            s.not_comparable.len()
+        )?;
+    }
+    if !r.findings.is_empty() {
+        writeln!(out, "\nRemediation (first suggestion per finding; --output json has all):")?;
+        for f in r.findings.iter().take(20) {
+            if let Some(rem) = f.remediation.first() {
+                writeln!(out, "  {}  [{}] {}", name(f), rem.action, rem.command.replace('\n', " "))?;
+            }
+        }
+        if r.findings.len() > 20 {
+            writeln!(out, "  … and {} more", r.findings.len() - 20)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn json(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
+    let doc = json!({
+        "findings": o.report.findings,
+        "coverage": o.report.coverage,
+        "summary": o.report.summary,
+        "errors": o.errors,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
+    match class {
+        FindingClass::Changed => ("drift/changed", "error", "A resource's configuration differs from what Terraform declares"),
+        FindingClass::Missing => ("drift/missing", "error", "A resource Terraform declares does not exist"),
+        FindingClass::Unmanaged => ("drift/unmanaged", "warning", "A resource exists that no Terraform state manages"),
+    }
+}
+
+/// SARIF 2.1.0: one result per finding, located at the state file (or the
+/// configuration item file for unmanaged resources).
+pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
+    let classes = [FindingClass::Changed, FindingClass::Missing, FindingClass::Unmanaged];
+    let rules: Vec<Value> = classes
+        .iter()
+        .map(|c| {
+            let (id, level, text) = rule(*c);
+            json!({
+                "id": id, "name": c.as_str(), "shortDescription": {"text": text},
+                "defaultConfiguration": {"level": level},
+                "helpUri": "https://developer.hashicorp.com/terraform/tutorials/state/resource-drift"
+            })
+        })
+        .collect();
+    let results: Vec<Value> = o
+        .report
+        .findings
+        .iter()
+        .map(|f| {
+            let (id, level, _) = rule(f.class);
+            let idx = classes.iter().position(|c| *c == f.class).unwrap_or(0);
+            let uri = f.source.clone().unwrap_or_else(|| "terraform.tfstate".into());
+            json!({
+                "ruleId": id,
+                "ruleIndex": idx,
+                "level": level,
+                "message": {"text": f.summary},
+                "locations": [{
+                    "physicalLocation": {"artifactLocation": {"uri": uri}},
+                    "logicalLocations": [{"name": name(f), "fullyQualifiedName": f.resource_key, "kind": "resource"}]
+                }],
+                "partialFingerprints": {"driftlineFingerprint/v1": f.fingerprint},
+                "properties": {"diffs": f.diffs, "remediation": f.remediation, "resourceType": f.resource_type}
+            })
+        })
+        .collect();
+    let doc = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "driftline",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/driftline",
+                "rules": rules
+            }},
+            "results": results
+        }]
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)?;
+    Ok(())
+}
