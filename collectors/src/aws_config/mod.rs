@@ -96,7 +96,10 @@ fn decode_json_string(v: Value, field: &str) -> Result<Value, String> {
     match v {
         Value::String(s) => {
             let t = s.trim_start();
-            if t.starts_with('{') || t.starts_with('[') {
+            // Deleted items carry the JSON text `null`.
+            if t == "null" {
+                Ok(Value::Object(Map::new()))
+            } else if t.starts_with('{') || t.starts_with('[') {
                 serde_json::from_str(&s).map_err(|e| format!("{field} is a string that is not valid JSON: {e}"))
             } else if t.is_empty() {
                 Ok(Value::Object(Map::new()))

@@ -296,7 +296,12 @@ fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
         Normaliser::IamPolicy => iam_policy(&v),
         Normaliser::IpPermissions => ip_permissions(&v, ctx),
         Normaliser::Pluck(field) => match v {
-            Value::Array(a) => Value::Array(a.iter().filter_map(|x| x.get(field).cloned()).collect()),
+            // Only the observed side holds objects; plain values pass through.
+            Value::Array(a) => Value::Array(
+                a.into_iter()
+                    .filter_map(|x| if x.is_object() { x.get(field).cloned() } else { Some(x) })
+                    .collect(),
+            ),
             other => other,
         },
         Normaliser::SplitComma => match v {
