@@ -12,13 +12,19 @@ fn main() {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     names.sort();
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("builtin_mappings.rs");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR"))
+        .join("builtin_mappings.rs");
     let mut f = std::fs::File::create(out).expect("create builtin_mappings.rs");
     writeln!(f, "[").unwrap();
     for n in names {
         let p = dir.join(&n);
         println!("cargo:rerun-if-changed={}", p.display());
-        writeln!(f, "    ({n:?}, include_str!({:?})),", p.display().to_string()).unwrap();
+        writeln!(
+            f,
+            "    ({n:?}, include_str!({:?})),",
+            p.display().to_string()
+        )
+        .unwrap();
     }
     writeln!(f, "]").unwrap();
 }

@@ -46,7 +46,10 @@ fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
 }
 
 fn is_state_file(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     name.contains(".tfstate") || name.ends_with(".json")
 }
 
@@ -55,13 +58,27 @@ fn input_errors(errs: Vec<driftline_collectors::InputError>) -> Vec<SourceError>
         .map(|e| {
             let text = e.to_string();
             let (source, reason) = text.split_once(": ").unwrap_or((&text, "unreadable"));
-            SourceError { source: source.to_string(), reason: reason.to_string() }
+            SourceError {
+                source: source.to_string(),
+                reason: reason.to_string(),
+            }
         })
         .collect()
 }
 
-fn terraform_config(files: Vec<PathBuf>, account: Option<String>, region: Option<String>, types: Arc<TypeTable>) -> TerraformConfig {
-    TerraformConfig { files, default_account: account, default_region: region, salt: Salt::from_env_or_random(), types }
+fn terraform_config(
+    files: Vec<PathBuf>,
+    account: Option<String>,
+    region: Option<String>,
+    types: Arc<TypeTable>,
+) -> TerraformConfig {
+    TerraformConfig {
+        files,
+        default_account: account,
+        default_region: region,
+        salt: Salt::from_env_or_random(),
+        types,
+    }
 }
 
 pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
@@ -69,7 +86,8 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let types = Arc::new(mappings.type_table());
     let ignore = match &inputs.driftignore {
         Some(p) => DriftIgnore::parse(
-            &std::fs::read_to_string(p).with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
         ),
         None => DriftIgnore::default(),
     };
@@ -84,7 +102,10 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
         inputs.region.clone(),
         types.clone(),
     ));
-    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig { files: observed_files, types });
+    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
+        files: observed_files,
+        types,
+    });
     let collectors: [&dyn Collector; 2] = [&tf, &observed];
 
     let bus = InProcessBus::new();
@@ -102,13 +123,25 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let progress = |_: &Path, bytes: u64| bar.inc(bytes);
     let started = std::time::Instant::now();
     let reports: Vec<CollectReport> = std::thread::scope(|s| {
-        let handles: Vec<_> = collectors.iter().map(|c| s.spawn(|| c.collect(&bus, &progress))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        let handles: Vec<_> = collectors
+            .iter()
+            .map(|c| s.spawn(|| c.collect(&bus, &progress)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     bar.finish_and_clear();
     let mut notes = Vec::new();
     for (c, r) in collectors.iter().zip(reports) {
-        tracing::info!(collector = c.name(), published = r.published, errors = r.errors.len(), elapsed_ms = started.elapsed().as_millis() as u64, "collected");
+        tracing::info!(
+            collector = c.name(),
+            published = r.published,
+            errors = r.errors.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "collected"
+        );
         errors.extend(r.errors);
         notes.extend(r.notes);
     }
@@ -130,16 +163,32 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
         })
         .collect();
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()?;
     let report = rt.block_on(async {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
         let snapshots = register_snapshots(&ctx, &mappings, &declared, &observed)?;
         drop((declared, observed));
-        DriftDetector::new(mappings.clone(), ignore).run(&ctx, snapshots.summary).await
+        DriftDetector::new(mappings.clone(), ignore)
+            .run(&ctx, snapshots.summary)
+            .await
     })?;
-    tracing::info!(findings = report.findings.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned");
-    Ok(ScanOutcome { report, errors, notes })
+    tracing::info!(
+        findings = report.findings.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "scanned"
+    );
+    Ok(ScanOutcome {
+        report,
+        errors,
+        notes,
+    })
 }
 
 /// `driftline state list`.
@@ -147,7 +196,12 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
     let mappings = load_mappings(id.mappings.as_deref())?;
     let (files, errs) = expand_inputs(inputs, is_state_file);
     let mut errors = input_errors(errs);
-    let cfg = terraform_config(Vec::new(), id.account.clone(), id.region.clone(), Arc::new(mappings.type_table()));
+    let cfg = terraform_config(
+        Vec::new(),
+        id.account.clone(),
+        id.region.clone(),
+        Arc::new(mappings.type_table()),
+    );
     let mut rows = Vec::new();
     for f in &files {
         match terraform::load_state(f, &cfg) {
@@ -157,7 +211,10 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
                 }
                 rows.extend(state.resources);
             }
-            Err(e) => errors.push(SourceError { source: f.display().to_string(), reason: error_reason(&e.to_string(), f) }),
+            Err(e) => errors.push(SourceError {
+                source: f.display().to_string(),
+                reason: error_reason(&e.to_string(), f),
+            }),
         }
     }
     let mut out = std::io::stdout().lock();
@@ -184,32 +241,62 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
                     d.mode.as_str().into(),
                     d.tf_type.clone(),
                     d.id.clone().unwrap_or_default(),
-                    d.index_key.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+                    d.index_key
+                        .as_ref()
+                        .map(|k| k.to_string())
+                        .unwrap_or_default(),
                     d.status.as_str().into(),
-                    if d.deposed.is_some() { "deposed".into() } else { String::new() },
+                    if d.deposed.is_some() {
+                        "deposed".into()
+                    } else {
+                        String::new()
+                    },
                     d.provider.clone(),
                 ]
             })
             .collect();
-        crate::report::write_table(&mut out, &["ADDRESS", "MODE", "TYPE", "ID", "INDEX_KEY", "STATUS", "DEPOSED", "PROVIDER"], &table)?;
+        crate::report::write_table(
+            &mut out,
+            &[
+                "ADDRESS",
+                "MODE",
+                "TYPE",
+                "ID",
+                "INDEX_KEY",
+                "STATUS",
+                "DEPOSED",
+                "PROVIDER",
+            ],
+            &table,
+        )?;
     }
     Ok(list_exit(&errors))
 }
 
 fn error_reason(text: &str, path: &Path) -> String {
     let p = path.display().to_string();
-    text.strip_prefix(&format!("{p}: ")).unwrap_or(text).to_string()
+    text.strip_prefix(&format!("{p}: "))
+        .unwrap_or(text)
+        .to_string()
 }
 
 fn list_exit(errors: &[SourceError]) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}");
     }
-    if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// `driftline observed list`.
-pub fn observed_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
+pub fn observed_list(
+    inputs: &[String],
+    id: &IdentityArgs,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
     let types = mappings.type_table();
     let (files, errs) = expand_inputs(inputs, aws_config::is_item_file);
@@ -221,12 +308,16 @@ pub fn observed_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> any
                 if let Some(why) = loaded.skipped {
                     eprintln!("note: {}: skipped: {why}", f.display());
                 }
-                errors.extend(
-                    loaded.item_errors.into_iter().map(|reason| SourceError { source: f.display().to_string(), reason }),
-                );
+                errors.extend(loaded.item_errors.into_iter().map(|reason| SourceError {
+                    source: f.display().to_string(),
+                    reason,
+                }));
                 rows.extend(loaded.items);
             }
-            Err(e) => errors.push(SourceError { source: f.display().to_string(), reason: error_reason(&e.to_string(), f) }),
+            Err(e) => errors.push(SourceError {
+                source: f.display().to_string(),
+                reason: error_reason(&e.to_string(), f),
+            }),
         }
     }
     let mut out = std::io::stdout().lock();
@@ -262,7 +353,16 @@ pub fn observed_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> any
             .collect();
         crate::report::write_table(
             &mut out,
-            &["RESOURCE_KEY", "RESOURCE_TYPE", "RESOURCE_ID", "ARN", "ACCOUNT", "REGION", "STATUS", "CAPTURED_AT"],
+            &[
+                "RESOURCE_KEY",
+                "RESOURCE_TYPE",
+                "RESOURCE_ID",
+                "ARN",
+                "ACCOUNT",
+                "REGION",
+                "STATUS",
+                "CAPTURED_AT",
+            ],
             &table,
         )?;
     }
@@ -282,14 +382,27 @@ pub fn demo_estate() -> anyhow::Result<PathBuf> {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&p, text).with_context(|| format!("{}: cannot write demo file", p.display()))?;
+        std::fs::write(&p, text)
+            .with_context(|| format!("{}: cannot write demo file", p.display()))?;
     }
     Ok(dir)
 }
 
 const DEMO_FILES: &[(&str, &str)] = &[
-    ("terraform/terraform.tfstate", include_str!("../examples/estate/terraform/terraform.tfstate")),
-    ("aws-config/snapshot.json", include_str!("../examples/estate/aws-config/snapshot.json")),
-    ("aws-config/notification.json", include_str!("../examples/estate/aws-config/notification.json")),
-    (".driftignore", include_str!("../examples/estate/.driftignore")),
+    (
+        "terraform/terraform.tfstate",
+        include_str!("../examples/estate/terraform/terraform.tfstate"),
+    ),
+    (
+        "aws-config/snapshot.json",
+        include_str!("../examples/estate/aws-config/snapshot.json"),
+    ),
+    (
+        "aws-config/notification.json",
+        include_str!("../examples/estate/aws-config/notification.json"),
+    ),
+    (
+        ".driftignore",
+        include_str!("../examples/estate/.driftignore"),
+    ),
 ];

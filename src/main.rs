@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::embedded::{ScanInputs, ScanOutcome};
 
 #[derive(Parser)]
-#[command(name = "driftline", version, about = "Finds drift between what infrastructure code declares and what the cloud runs")]
+#[command(
+    name = "driftline",
+    version,
+    about = "Finds drift between what infrastructure code declares and what the cloud runs"
+)]
 struct Cli {
     /// Log level filter (also RUST_LOG), e.g. `info`, `driftline=debug`.
     #[arg(long, global = true, default_value = "warn")]
@@ -106,7 +110,9 @@ enum ListOutput {
 fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -128,12 +134,22 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::State { command: ListCommand::List { inputs, output, identity } } => {
-            embedded::state_list(&inputs, &identity, matches!(output, ListOutput::Json))
-        }
-        Command::Observed { command: ListCommand::List { inputs, output, identity } } => {
-            embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json))
-        }
+        Command::State {
+            command:
+                ListCommand::List {
+                    inputs,
+                    output,
+                    identity,
+                },
+        } => embedded::state_list(&inputs, &identity, matches!(output, ListOutput::Json)),
+        Command::Observed {
+            command:
+                ListCommand::List {
+                    inputs,
+                    output,
+                    identity,
+                },
+        } => embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Scan(args) => {
             let inputs = ScanInputs {
                 state: args.state,

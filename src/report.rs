@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 
 use crate::embedded::ScanOutcome;
 
-pub fn write_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub fn write_table(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -41,11 +45,17 @@ fn short(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(59).collect::<String>()) } else { s }
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn name(f: &Finding) -> String {
-    f.address.clone().unwrap_or_else(|| format!("{} {}", f.resource_type, f.resource_id))
+    f.address
+        .clone()
+        .unwrap_or_else(|| format!("{} {}", f.resource_type, f.resource_id))
 }
 
 pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
@@ -59,13 +69,26 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
                 FindingClass::Changed => {
                     for (i, d) in f.diffs.iter().enumerate() {
                         rows.push(vec![
-                            if i == 0 { "changed".into() } else { String::new() },
+                            if i == 0 {
+                                "changed".into()
+                            } else {
+                                String::new()
+                            },
                             if i == 0 { name(f) } else { String::new() },
-                            format!("{}: {} → {}", d.path, short(&d.declared), short(&d.observed)),
+                            format!(
+                                "{}: {} → {}",
+                                d.path,
+                                short(&d.declared),
+                                short(&d.observed)
+                            ),
                         ]);
                     }
                 }
-                FindingClass::Missing => rows.push(vec!["missing".into(), name(f), format!("{} not found in the cloud", f.resource_id)]),
+                FindingClass::Missing => rows.push(vec![
+                    "missing".into(),
+                    name(f),
+                    format!("{} not found in the cloud", f.resource_id),
+                ]),
                 FindingClass::Unmanaged => rows.push(vec![
                     "unmanaged".into(),
                     name(f),
@@ -92,14 +115,31 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
         .collect();
     if !cov.is_empty() {
         writeln!(out, "IaC coverage")?;
-        write_table(out, &["ACCOUNT", "REGION", "TYPE", "MANAGED", "UNMANAGED", "COVERAGE"], &cov)?;
+        write_table(
+            out,
+            &[
+                "ACCOUNT",
+                "REGION",
+                "TYPE",
+                "MANAGED",
+                "UNMANAGED",
+                "COVERAGE",
+            ],
+            &cov,
+        )?;
         writeln!(out)?;
     }
     let s = &r.summary;
     writeln!(
         out,
         "{} changed, {} missing, {} unmanaged ({} compared, {} ignored); {} declared instances, {} observed items",
-        s.changed, s.missing, s.unmanaged, s.compared, s.ignored, s.declared_instances, s.observed_items
+        s.changed,
+        s.missing,
+        s.unmanaged,
+        s.compared,
+        s.ignored,
+        s.declared_instances,
+        s.observed_items
     )?;
     let not_comparable: usize = s.not_comparable.values().sum();
     if not_comparable > 0 {
@@ -110,10 +150,19 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
         )?;
     }
     if !r.findings.is_empty() {
-        writeln!(out, "\nRemediation (first suggestion per finding; --output json has all):")?;
+        writeln!(
+            out,
+            "\nRemediation (first suggestion per finding; --output json has all):"
+        )?;
         for f in r.findings.iter().take(20) {
             if let Some(rem) = f.remediation.first() {
-                writeln!(out, "  {}  [{}] {}", name(f), rem.action, rem.command.replace('\n', " "))?;
+                writeln!(
+                    out,
+                    "  {}  [{}] {}",
+                    name(f),
+                    rem.action,
+                    rem.command.replace('\n', " ")
+                )?;
             }
         }
         if r.findings.len() > 20 {
@@ -137,16 +186,32 @@ pub fn json(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
 
 fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
     match class {
-        FindingClass::Changed => ("drift/changed", "error", "A resource's configuration differs from what Terraform declares"),
-        FindingClass::Missing => ("drift/missing", "error", "A resource Terraform declares does not exist"),
-        FindingClass::Unmanaged => ("drift/unmanaged", "warning", "A resource exists that no Terraform state manages"),
+        FindingClass::Changed => (
+            "drift/changed",
+            "error",
+            "A resource's configuration differs from what Terraform declares",
+        ),
+        FindingClass::Missing => (
+            "drift/missing",
+            "error",
+            "A resource Terraform declares does not exist",
+        ),
+        FindingClass::Unmanaged => (
+            "drift/unmanaged",
+            "warning",
+            "A resource exists that no Terraform state manages",
+        ),
     }
 }
 
 /// SARIF 2.1.0: one result per finding, located at the state file (or the
 /// configuration item file for unmanaged resources).
 pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
-    let classes = [FindingClass::Changed, FindingClass::Missing, FindingClass::Unmanaged];
+    let classes = [
+        FindingClass::Changed,
+        FindingClass::Missing,
+        FindingClass::Unmanaged,
+    ];
     let rules: Vec<Value> = classes
         .iter()
         .map(|c| {

@@ -18,7 +18,11 @@ fn demo_json(extra: &[&str]) -> (i32, Value, String) {
         .args(extra);
     let out = cmd.output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn findings(v: &Value) -> BTreeSet<(String, String)> {
@@ -27,7 +31,10 @@ fn findings(v: &Value) -> BTreeSet<(String, String)> {
         .unwrap()
         .iter()
         .map(|f| {
-            let who = f["address"].as_str().map(str::to_string).unwrap_or_else(|| f["resource_id"].as_str().unwrap().to_string());
+            let who = f["address"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| f["resource_id"].as_str().unwrap().to_string());
             (f["class"].as_str().unwrap().to_string(), who)
         })
         .collect()
@@ -51,25 +58,74 @@ fn demo_estate_finds_each_class_and_only_the_planted_drift() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(findings(&v), expected);
-    let sg = v["findings"].as_array().unwrap().iter().find(|f| f["address"] == "aws_security_group.web").unwrap();
+    let sg = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["address"] == "aws_security_group.web")
+        .unwrap();
     assert_eq!(sg["diffs"][0]["path"], "ingress");
-    assert!(sg["diffs"][0]["observed"].to_string().contains("tcp:22-22:cidr:0.0.0.0/0"));
+    assert!(
+        sg["diffs"][0]["observed"]
+            .to_string()
+            .contains("tcp:22-22:cidr:0.0.0.0/0")
+    );
     assert_eq!(sg["remediation"][0]["action"], "revert");
-    assert_eq!(sg["remediation"][0]["command"], "terraform apply -target='aws_security_group.web'");
-    let web1 = v["findings"].as_array().unwrap().iter().find(|f| f["address"] == "aws_instance.web[1]").unwrap();
-    let paths: BTreeSet<&str> = web1["diffs"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        sg["remediation"][0]["command"],
+        "terraform apply -target='aws_security_group.web'"
+    );
+    let web1 = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["address"] == "aws_instance.web[1]")
+        .unwrap();
+    let paths: BTreeSet<&str> = web1["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, BTreeSet::from(["instance_type", "tags.team"]));
-    let user = v["findings"].as_array().unwrap().iter().find(|f| f["resource_id"] == "AIDA2EXAMPLEUSER00002").unwrap();
+    let user = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource_id"] == "AIDA2EXAMPLEUSER00002")
+        .unwrap();
     assert_eq!(user["remediation"][0]["action"], "adopt");
-    assert!(user["remediation"][0]["command"].as_str().unwrap().contains("to = aws_iam_user.alice_tmp"));
+    assert!(
+        user["remediation"][0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("to = aws_iam_user.alice_tmp")
+    );
     for f in v["findings"].as_array().unwrap() {
-        assert!(f["resource_key"].as_str().unwrap().starts_with("aws/123456789012/"), "{f}");
+        assert!(
+            f["resource_key"]
+                .as_str()
+                .unwrap()
+                .starts_with("aws/123456789012/"),
+            "{f}"
+        );
         assert_eq!(f["fingerprint"].as_str().unwrap().len(), 32);
     }
     // Coverage: 3 of 5 buckets managed (one unmanaged, one ignored still counts as unmanaged).
-    let s3 = v["coverage"].as_array().unwrap().iter().find(|c| c["resource_type"] == "AWS::S3::Bucket").unwrap();
-    assert_eq!((s3["managed"].as_u64(), s3["unmanaged"].as_u64()), (Some(3), Some(2)));
-    assert_eq!(v["summary"]["not_comparable"]["aws_iam_role_policy_attachment"], 1);
+    let s3 = v["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource_type"] == "AWS::S3::Bucket")
+        .unwrap();
+    assert_eq!(
+        (s3["managed"].as_u64(), s3["unmanaged"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        v["summary"]["not_comparable"]["aws_iam_role_policy_attachment"],
+        1
+    );
 }
 
 #[test]
@@ -82,9 +138,21 @@ fn driftignore_resource_and_attribute_rules() {
     let (_, with, _) = demo_json(&["--driftignore", ig.to_str().unwrap()]);
     let f = findings(&with);
     assert!(!f.contains(&("unmanaged".into(), "acme-scratch-alice".into())));
-    assert!(!f.contains(&("unmanaged".into(), "AIDA2EXAMPLEUSER00002".into())), "escaped dot matches alice.tmp");
-    let web1 = with["findings"].as_array().unwrap().iter().find(|f| f["address"] == "aws_instance.web[1]").unwrap();
-    assert_eq!(web1["diffs"].as_array().unwrap().len(), 1, "tags.team ignored, instance_type kept");
+    assert!(
+        !f.contains(&("unmanaged".into(), "AIDA2EXAMPLEUSER00002".into())),
+        "escaped dot matches alice.tmp"
+    );
+    let web1 = with["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["address"] == "aws_instance.web[1]")
+        .unwrap();
+    assert_eq!(
+        web1["diffs"].as_array().unwrap().len(),
+        1,
+        "tags.team ignored, instance_type kept"
+    );
     std::fs::write(&ig, "*\n").unwrap();
     let (code, all, _) = demo_json(&["--driftignore", ig.to_str().unwrap()]);
     assert_eq!(code, 0, "no drift → exit 0");
@@ -94,10 +162,15 @@ fn driftignore_resource_and_attribute_rules() {
 #[test]
 fn an_unreadable_file_is_named_and_the_scan_goes_on() {
     let estate = common::estate();
-    let encrypted = common::fixtures().join("tfstate/extras/x05_AlexsLemonade__refinebio.git-crypt.tfstate.bin");
+    let encrypted = common::fixtures()
+        .join("tfstate/extras/x05_AlexsLemonade__refinebio.git-crypt.tfstate.bin");
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.json");
-    std::fs::write(&broken, "{\n  \"configurationItems\": [\n    {\"resourceType\": \"AWS::S3::Bucket\",,}\n  ]\n}\n").unwrap();
+    std::fs::write(
+        &broken,
+        "{\n  \"configurationItems\": [\n    {\"resourceType\": \"AWS::S3::Bucket\",,}\n  ]\n}\n",
+    )
+    .unwrap();
     let out = common::driftline()
         .args(["scan", "--output", "json", "--state"])
         .arg(estate.join("terraform"))
@@ -110,11 +183,23 @@ fn an_unreadable_file_is_named_and_the_scan_goes_on() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&encrypted.display().to_string()) && stderr.contains("encrypted"), "{stderr}");
-    assert!(stderr.contains("/nonexistent/terraform.tfstate: no such file"), "{stderr}");
-    assert!(stderr.contains(&format!("{}: invalid JSON at line 3", broken.display())), "{stderr}");
+    assert!(
+        stderr.contains(&encrypted.display().to_string()) && stderr.contains("encrypted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/nonexistent/terraform.tfstate: no such file"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}: invalid JSON at line 3", broken.display())),
+        "{stderr}"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(findings(&v).contains(&("changed".into(), "aws_security_group.web".into())), "the rest still scanned");
+    assert!(
+        findings(&v).contains(&("changed".into(), "aws_security_group.web".into())),
+        "the rest still scanned"
+    );
     assert_eq!(v["errors"].as_array().unwrap().len(), 3);
 }
 
@@ -136,7 +221,12 @@ fn sarif_is_2_1_0_with_one_result_per_finding() {
     let (_, j, _) = demo_json(&[]);
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), j["findings"].as_array().unwrap().len());
-    let rule_ids: Vec<&str> = run["tool"]["driver"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let rule_ids: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     for r in results {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rule_ids[idx], r["ruleId"].as_str().unwrap());
@@ -156,24 +246,55 @@ fn a_seeded_secret_never_appears_in_any_output() {
     let mut runs: Vec<Vec<String>> = Vec::new();
     for output in ["table", "json", "sarif"] {
         runs.push(vec![
-            "scan".into(), "--output".into(), output.into(), "--state".into(),
-            estate.join("terraform").display().to_string(), "--observed".into(), estate.join("aws-config").display().to_string(),
+            "scan".into(),
+            "--output".into(),
+            output.into(),
+            "--state".into(),
+            estate.join("terraform").display().to_string(),
+            "--observed".into(),
+            estate.join("aws-config").display().to_string(),
         ]);
     }
     for output in ["table", "json"] {
-        runs.push(vec!["state".into(), "list".into(), "--output".into(), output.into(), estate.join("terraform").display().to_string()]);
+        runs.push(vec![
+            "state".into(),
+            "list".into(),
+            "--output".into(),
+            output.into(),
+            estate.join("terraform").display().to_string(),
+        ]);
     }
     runs.push(vec!["demo".into(), "--output".into(), "json".into()]);
     for args in runs {
-        let out = common::driftline().args(&args).env("RUST_LOG", "trace").output().unwrap();
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = common::driftline()
+            .args(&args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!all.contains(secret), "secret leaked by {args:?}");
-        assert!(!all.contains("correct-horse"), "part of the secret leaked by {args:?}");
+        assert!(
+            !all.contains("correct-horse"),
+            "part of the secret leaked by {args:?}"
+        );
     }
     // The hash stands in for it, and names the path.
-    let out = common::driftline().args(["state", "list", "--output", "json"]).arg(estate.join("terraform")).output().unwrap();
+    let out = common::driftline()
+        .args(["state", "list", "--output", "json"])
+        .arg(estate.join("terraform"))
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let db = v.as_array().unwrap().iter().find(|r| r["address"] == "aws_db_instance.orders").unwrap();
+    let db = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "aws_db_instance.orders")
+        .unwrap();
     assert_eq!(db["sensitive_paths"], serde_json::json!(["password"]));
 }
 
@@ -186,24 +307,69 @@ fn state_and_observed_lists_name_every_instance() {
         .arg(f.join("tfstate/020_IvanKuznecov__aws_spark_cluster.tfstate.json"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 160 + 80);
-    for key in ["address", "mode", "type", "provider", "id", "index_key", "status", "deposed"] {
+    for key in [
+        "address",
+        "mode",
+        "type",
+        "provider",
+        "id",
+        "index_key",
+        "status",
+        "deposed",
+    ] {
         assert!(rows.iter().all(|r| r.get(key).is_some()), "missing {key}");
     }
     assert_eq!(rows.iter().filter(|r| r["deposed"] == true).count(), 33);
-    assert!(rows.iter().any(|r| r["address"].as_str().unwrap().starts_with("module.") && r["address"].as_str().unwrap().contains("[\"")));
-    assert!(rows.iter().any(|r| r["mode"] == "data" && r["address"].as_str().unwrap().contains("data.")));
+    assert!(
+        rows.iter()
+            .any(|r| r["address"].as_str().unwrap().starts_with("module.")
+                && r["address"].as_str().unwrap().contains("[\""))
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["mode"] == "data" && r["address"].as_str().unwrap().contains("data."))
+    );
 
-    let out = common::driftline().args(["observed", "list", "--output", "json"]).arg(f.join("awsconfig")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::driftline()
+        .args(["observed", "list", "--output", "json"])
+        .arg(f.join("awsconfig"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().filter(|l| l.contains("skipped: a resource property schema")).count(), 14);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("skipped: a resource property schema"))
+            .count(),
+        14
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for row in v.as_array().unwrap() {
-        for key in ["resource_key", "resource_type", "resource_id", "arn", "account", "region", "status", "captured_at"] {
+        for key in [
+            "resource_key",
+            "resource_type",
+            "resource_id",
+            "arn",
+            "account",
+            "region",
+            "status",
+            "captured_at",
+        ] {
             assert!(row.get(key).is_some(), "missing {key} in {row}");
         }
     }

@@ -16,21 +16,40 @@ use serde_json::Value;
 fn estate() -> (Arc<Mappings>, Vec<DeclaredResource>, Vec<ObservedResource>) {
     let mappings = Arc::new(Mappings::builtin().unwrap());
     let types = Arc::new(mappings.type_table());
-    let cfg = TerraformConfig { files: vec![], default_account: None, default_region: None, salt: Salt::new("s"), types };
+    let cfg = TerraformConfig {
+        files: vec![],
+        default_account: None,
+        default_region: None,
+        salt: Salt::new("s"),
+        types,
+    };
     let dir = common::estate();
-    let declared = load_state(&dir.join("terraform/terraform.tfstate"), &cfg).unwrap().resources;
+    let declared = load_state(&dir.join("terraform/terraform.tfstate"), &cfg)
+        .unwrap()
+        .resources;
     let table = mappings.type_table();
-    let mut observed = aws_config::load_file(&dir.join("aws-config/snapshot.json"), &table).unwrap().items;
-    observed.extend(aws_config::load_file(&dir.join("aws-config/notification.json"), &table).unwrap().items);
+    let mut observed = aws_config::load_file(&dir.join("aws-config/snapshot.json"), &table)
+        .unwrap()
+        .items;
+    observed.extend(
+        aws_config::load_file(&dir.join("aws-config/notification.json"), &table)
+            .unwrap()
+            .items,
+    );
     (mappings, declared, observed)
 }
 
 fn run(m: &Arc<Mappings>, d: &[DeclaredResource], o: &[ObservedResource]) -> DriftReport {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let ctx = SessionContext::new();
         let snaps = register_snapshots(&ctx, m, d, o).unwrap();
-        DriftDetector::new(m.clone(), DriftIgnore::default()).run(&ctx, snaps.summary).await.unwrap()
+        DriftDetector::new(m.clone(), DriftIgnore::default())
+            .run(&ctx, snaps.summary)
+            .await
+            .unwrap()
     })
 }
 
@@ -60,7 +79,9 @@ fn set_path(root: &mut Value, path: &str, v: Value) {
             m.insert(seg.to_string(), v);
             return;
         }
-        cur = m.entry(seg.to_string()).or_insert(Value::Object(Default::default()));
+        cur = m
+            .entry(seg.to_string())
+            .or_insert(Value::Object(Default::default()));
     }
 }
 
@@ -68,16 +89,27 @@ fn set_path(root: &mut Value, path: &str, v: Value) {
 fn every_mapped_type_and_compared_attribute() {
     let (mappings, declared, observed) = estate();
     let baseline = run(&mappings, &declared, &observed);
-    let drifted: Vec<&str> = baseline.findings.iter().filter_map(|f| f.address.as_deref()).collect();
+    let drifted: Vec<&str> = baseline
+        .findings
+        .iter()
+        .filter_map(|f| f.address.as_deref())
+        .collect();
     let mut types_checked = 0;
     let mut attributes_checked = 0;
     for m in mappings.iter() {
         // A clean pair of this type in the estate.
         let d = declared
             .iter()
-            .find(|d| d.tf_type == m.terraform_type && !d.type_id.is_empty() && !drifted.contains(&d.address.as_str()))
+            .find(|d| {
+                d.tf_type == m.terraform_type
+                    && !d.type_id.is_empty()
+                    && !drifted.contains(&d.address.as_str())
+            })
             .unwrap_or_else(|| panic!("the demo estate has no clean {}", m.terraform_type));
-        let oi = observed.iter().position(|o| o.type_id == d.type_id).unwrap_or_else(|| panic!("{} not observed", d.address));
+        let oi = observed
+            .iter()
+            .position(|o| o.type_id == d.type_id)
+            .unwrap_or_else(|| panic!("{} not observed", d.address));
         for (ci, c) in m.compares.iter().enumerate() {
             let mut o = observed.clone();
             let item = &mut o[oi];
@@ -94,16 +126,33 @@ fn every_mapped_type_and_compared_attribute() {
                 .findings
                 .iter()
                 .find(|f| f.address.as_deref() == Some(d.address.as_str()))
-                .unwrap_or_else(|| panic!("{}: changing {} is not detected", m.terraform_type, c.observed));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: changing {} is not detected",
+                        m.terraform_type, c.observed
+                    )
+                });
             assert_eq!(f.class, FindingClass::Changed);
-            assert!(f.diffs.iter().any(|x| x.path == c.terraform), "{}: {:?}", c.terraform, f.diffs);
+            assert!(
+                f.diffs.iter().any(|x| x.path == c.terraform),
+                "{}: {:?}",
+                c.terraform,
+                f.diffs
+            );
             attributes_checked += 1;
         }
         if m.compare_tags {
             let mut o = observed.clone();
-            set_path(&mut o[oi].tags, "owner", Value::String("someone-else".into()));
+            set_path(
+                &mut o[oi].tags,
+                "owner",
+                Value::String("someone-else".into()),
+            );
             let r = run(&mappings, &declared, &o);
-            let f = r.findings.iter().find(|f| f.address.as_deref() == Some(d.address.as_str()));
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.address.as_deref() == Some(d.address.as_str()));
             assert!(
                 f.is_some_and(|f| f.diffs.iter().any(|x| x.path == "tags.owner")),
                 "{}: an added tag is not detected",
@@ -120,8 +169,17 @@ fn every_mapped_type_and_compared_attribute() {
 fn not_comparable_types_are_never_missing() {
     let (mappings, declared, observed) = estate();
     let r = run(&mappings, &declared, &observed);
-    assert!(r.findings.iter().all(|f| f.tf_type.as_deref() != Some("aws_iam_role_policy_attachment")));
-    assert_eq!(r.summary.not_comparable.get("aws_iam_role_policy_attachment"), Some(&1));
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.tf_type.as_deref() != Some("aws_iam_role_policy_attachment"))
+    );
+    assert_eq!(
+        r.summary
+            .not_comparable
+            .get("aws_iam_role_policy_attachment"),
+        Some(&1)
+    );
     // Deleting every observed item makes every comparable declared resource missing, nothing else.
     let r = run(&mappings, &declared, &[]);
     let comparable = declared.iter().filter(|d| !d.type_id.is_empty()).count();
@@ -133,17 +191,28 @@ fn not_comparable_types_are_never_missing() {
 fn observed_deleted_is_missing_and_latest_capture_wins() {
     let (mappings, declared, observed) = estate();
     let mut o = observed.clone();
-    let sqs = o.iter().position(|x| x.resource_type == "AWS::SQS::Queue").unwrap();
+    let sqs = o
+        .iter()
+        .position(|x| x.resource_type == "AWS::SQS::Queue")
+        .unwrap();
     let mut deleted = o[sqs].clone();
     deleted.status = driftline_pipeline::ConfigStatus::ResourceDeleted;
     deleted.captured_at = deleted.captured_at.map(|t| t + 1000);
     o.push(deleted);
     let r = run(&mappings, &declared, &o);
-    assert!(r.findings.iter().any(|f| f.class == FindingClass::Missing && f.address.as_deref() == Some("aws_sqs_queue.orders")));
+    assert!(r.findings.iter().any(|f| f.class == FindingClass::Missing
+        && f.address.as_deref() == Some("aws_sqs_queue.orders")));
     // An unmanaged resource that was deleted is not reported.
     let mut o = observed.clone();
-    let scratch = o.iter().position(|x| x.resource_id == "acme-scratch-alice").unwrap();
+    let scratch = o
+        .iter()
+        .position(|x| x.resource_id == "acme-scratch-alice")
+        .unwrap();
     o[scratch].status = driftline_pipeline::ConfigStatus::ResourceDeleted;
     let r = run(&mappings, &declared, &o);
-    assert!(!r.findings.iter().any(|f| f.resource_id == "acme-scratch-alice"));
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.resource_id == "acme-scratch-alice")
+    );
 }

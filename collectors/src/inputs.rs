@@ -17,7 +17,10 @@ pub enum InputError {
 /// Expands each input: a file stays itself, a directory contributes the
 /// files below it (recursively) that `keep` accepts, a glob its matches.
 /// Inputs that cannot be expanded are returned as errors beside the files.
-pub fn expand_inputs(inputs: &[String], keep: impl Fn(&Path) -> bool) -> (Vec<PathBuf>, Vec<InputError>) {
+pub fn expand_inputs(
+    inputs: &[String],
+    keep: impl Fn(&Path) -> bool,
+) -> (Vec<PathBuf>, Vec<InputError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for input in inputs {
@@ -34,10 +37,15 @@ pub fn expand_inputs(inputs: &[String], keep: impl Fn(&Path) -> bool) -> (Vec<Pa
                     let before = files.len();
                     files.extend(paths.filter_map(Result::ok).filter(|p| p.is_file()));
                     if files.len() == before {
-                        errors.push(InputError::NoMatch { input: input.clone() });
+                        errors.push(InputError::NoMatch {
+                            input: input.clone(),
+                        });
                     }
                 }
-                Err(e) => errors.push(InputError::BadGlob { input: input.clone(), reason: e.msg.to_string() }),
+                Err(e) => errors.push(InputError::BadGlob {
+                    input: input.clone(),
+                    reason: e.msg.to_string(),
+                }),
             }
         } else {
             errors.push(InputError::NotFound(input.clone()));
@@ -46,8 +54,15 @@ pub fn expand_inputs(inputs: &[String], keep: impl Fn(&Path) -> bool) -> (Vec<Pa
     (files, errors)
 }
 
-fn walk(dir: &Path, keep: &impl Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let err = |e: std::io::Error| InputError::Dir { path: dir.display().to_string(), reason: e.to_string() };
+fn walk(
+    dir: &Path,
+    keep: &impl Fn(&Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), InputError> {
+    let err = |e: std::io::Error| InputError::Dir {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(err)?
         .filter_map(|e| e.ok().map(|e| e.path()))

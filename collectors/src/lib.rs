@@ -59,7 +59,10 @@ pub trait Collector: Send + Sync {
 
 /// Runs `f` over `items` on all cores, keeping results in input order.
 pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len());
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len());
     if workers <= 1 {
         return items.iter().map(f).collect();
     }

@@ -25,5 +25,8 @@ pub enum DetectorError {
 /// The door of this crate: a DataFusion plan from registered tables to findings.
 pub trait Detector: Send + Sync {
     fn name(&self) -> &'static str;
-    fn detect(&self, ctx: &SessionContext) -> impl Future<Output = Result<Vec<Finding>, DetectorError>> + Send;
+    fn detect(
+        &self,
+        ctx: &SessionContext,
+    ) -> impl Future<Output = Result<Vec<Finding>, DetectorError>> + Send;
 }

@@ -84,7 +84,11 @@ pub enum MappingError {
     #[error("{dir}: cannot read mapping directory: {reason}")]
     Dir { dir: String, reason: String },
     #[error("{file}: terraform_type {tf_type} is already mapped by {other}")]
-    Duplicate { file: String, tf_type: String, other: String },
+    Duplicate {
+        file: String,
+        tf_type: String,
+        other: String,
+    },
 }
 
 /// All mappings, by Terraform type and by Config type.
@@ -96,16 +100,31 @@ pub struct Mappings {
     files: HashMap<String, String>,
 }
 
-const ROOTS: &[&str] = &["configuration", "supplementaryConfiguration", "tags", "resourceName", "arn"];
+const ROOTS: &[&str] = &[
+    "configuration",
+    "supplementaryConfiguration",
+    "tags",
+    "resourceName",
+    "arn",
+];
 
 impl Mapping {
     fn validate(mut self, file: &str) -> Result<Self, MappingError> {
-        let bad = |reason: String| MappingError::Invalid { file: file.to_string(), reason };
+        let bad = |reason: String| MappingError::Invalid {
+            file: file.to_string(),
+            reason,
+        };
         if !self.config_type.contains("::") {
-            return Err(bad(format!("config_type {:?} is not an AWS Config type (AWS::Service::Type)", self.config_type)));
+            return Err(bad(format!(
+                "config_type {:?} is not an AWS Config type (AWS::Service::Type)",
+                self.config_type
+            )));
         }
         if !["resource_id", "resource_name", "arn"].contains(&self.import_id.as_str()) {
-            return Err(bad(format!("import_id {:?}: expected resource_id, resource_name or arn", self.import_id)));
+            return Err(bad(format!(
+                "import_id {:?}: expected resource_id, resource_name or arn",
+                self.import_id
+            )));
         }
         for (i, c) in self.compares.iter_mut().enumerate() {
             let root = c.observed.split('.').next().unwrap_or_default();
@@ -119,7 +138,9 @@ impl Mapping {
             c.normalisers = c
                 .normalise
                 .iter()
-                .map(|n| Normaliser::parse(n).map_err(|e| bad(format!("compare[{i}].normalise: {e}"))))
+                .map(|n| {
+                    Normaliser::parse(n).map_err(|e| bad(format!("compare[{i}].normalise: {e}")))
+                })
                 .collect::<Result<_, _>>()?;
         }
         Ok(self)
@@ -138,7 +159,10 @@ impl Mappings {
 
     /// Adds (or, with `replace`, overrides) the mappings in `dir/*.toml`.
     pub fn add_dir(&mut self, dir: &Path, replace: bool) -> Result<usize, MappingError> {
-        let err = |e: std::io::Error| MappingError::Dir { dir: dir.display().to_string(), reason: e.to_string() };
+        let err = |e: std::io::Error| MappingError::Dir {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(err)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -156,8 +180,10 @@ impl Mappings {
     }
 
     pub fn add_text(&mut self, file: &str, text: &str, replace: bool) -> Result<(), MappingError> {
-        let m: Mapping = toml::from_str(text)
-            .map_err(|e| MappingError::Invalid { file: file.to_string(), reason: e.to_string() })?;
+        let m: Mapping = toml::from_str(text).map_err(|e| MappingError::Invalid {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
         let m = Arc::new(m.validate(file)?);
         if !replace && let Some(other) = self.files.get(&m.terraform_type) {
             return Err(MappingError::Duplicate {
@@ -166,8 +192,11 @@ impl Mappings {
                 other: other.clone(),
             });
         }
-        self.files.insert(m.terraform_type.clone(), file.to_string());
-        self.by_config.entry(m.config_type.clone()).or_insert_with(|| m.clone());
+        self.files
+            .insert(m.terraform_type.clone(), file.to_string());
+        self.by_config
+            .entry(m.config_type.clone())
+            .or_insert_with(|| m.clone());
         self.by_tf.insert(m.terraform_type.clone(), m);
         Ok(())
     }

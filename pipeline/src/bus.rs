@@ -120,13 +120,17 @@ mod tests {
     use super::*;
 
     fn dl(s: &str) -> Record {
-        Record::DeadLetter(DeadLetter { source: s.into(), reason: "r".into() })
+        Record::DeadLetter(DeadLetter {
+            source: s.into(),
+            reason: "r".into(),
+        })
     }
 
     #[test]
     fn reads_in_order_from_offsets() {
         let bus = InProcessBus::new();
-        bus.publish(Topic::DeadLetters, vec![dl("a"), dl("b"), dl("c")]).unwrap();
+        bus.publish(Topic::DeadLetters, vec![dl("a"), dl("b"), dl("c")])
+            .unwrap();
         let (first, next) = bus.read(Topic::DeadLetters, 0, 2).unwrap();
         assert_eq!(first, vec![dl("a"), dl("b")]);
         let (rest, end) = bus.read(Topic::DeadLetters, next, 10).unwrap();

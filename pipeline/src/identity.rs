@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn parses_arns() {
         let a = Arn::parse("arn:aws:ec2:us-east-1:123456789012:security-group/sg-1").unwrap();
-        assert_eq!((a.region, a.account, a.resource), ("us-east-1", "123456789012", "security-group/sg-1"));
+        assert_eq!(
+            (a.region, a.account, a.resource),
+            ("us-east-1", "123456789012", "security-group/sg-1")
+        );
         let s3 = Arn::parse("arn:aws:s3:::bucket").unwrap();
         assert_eq!((s3.region, s3.account, s3.resource), ("", "", "bucket"));
         assert!(Arn::parse("sg-1").is_none());
@@ -129,7 +132,10 @@ mod tests {
             id_attribute: "id".into(),
             global: false,
         }]);
-        assert_eq!(t.canonical_config_type("AWS::EC2::VOLUME"), "AWS::EC2::Volume");
+        assert_eq!(
+            t.canonical_config_type("AWS::EC2::VOLUME"),
+            "AWS::EC2::Volume"
+        );
         assert_eq!(t.canonical_config_type("AWS::X::Y"), "AWS::X::Y");
     }
 }

@@ -10,9 +10,10 @@ pub mod identity;
 pub mod model;
 pub mod schema;
 
-pub use identity::{Arn, TypeIdentity, TypeTable};
 pub use bus::{Bus, BusError, DeadLetter, InProcessBus, Record, Topic};
+pub use identity::{Arn, TypeIdentity, TypeTable};
 pub use model::{
     AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, InstanceStatus,
-    ObservedResource, Remediation, ResourceMode, fingerprint, format_epoch_ms, resource_key, type_id,
+    ObservedResource, Remediation, ResourceMode, fingerprint, format_epoch_ms, resource_key,
+    type_id,
 };

@@ -252,7 +252,10 @@ pub fn fingerprint(detector: &str, resource_key: &str, class: FindingClass, path
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Milliseconds since the epoch → `2024-05-01T12:00:00.000Z`.
@@ -285,15 +288,24 @@ mod tests {
 
     #[test]
     fn formats_times() {
-        assert_eq!(format_epoch_ms(1_549_956_556_288), "2019-02-12T07:29:16.288Z");
+        assert_eq!(
+            format_epoch_ms(1_549_956_556_288),
+            "2019-02-12T07:29:16.288Z"
+        );
         assert_eq!(format_epoch_ms(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]
     fn fingerprints_are_stable_and_distinct() {
         let a = fingerprint("drift", "aws/1/r/T/x", FindingClass::Changed, "");
-        assert_eq!(a, fingerprint("drift", "aws/1/r/T/x", FindingClass::Changed, ""));
-        assert_ne!(a, fingerprint("drift", "aws/1/r/T/x", FindingClass::Missing, ""));
+        assert_eq!(
+            a,
+            fingerprint("drift", "aws/1/r/T/x", FindingClass::Changed, "")
+        );
+        assert_ne!(
+            a,
+            fingerprint("drift", "aws/1/r/T/x", FindingClass::Missing, "")
+        );
         assert_eq!(a.len(), 32);
     }
 }

@@ -9,7 +9,11 @@ pub fn fixtures() -> PathBuf {
     let p = std::env::var("DRIFTLINE_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
-    assert!(p.is_dir(), "fixtures folder {} is missing (set DRIFTLINE_FIXTURES)", p.display());
+    assert!(
+        p.is_dir(),
+        "fixtures folder {} is missing (set DRIFTLINE_FIXTURES)",
+        p.display()
+    );
     p
 }
 
@@ -21,10 +25,21 @@ pub fn estate() -> PathBuf {
 pub fn tsv(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or_default().split('\t').map(str::to_string).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split('\t')
+        .map(str::to_string)
+        .collect();
     lines
         .filter(|l| !l.trim().is_empty())
-        .map(|l| header.iter().cloned().zip(l.split('\t').map(str::to_string)).collect())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(str::to_string))
+                .collect()
+        })
         .collect()
 }
 
@@ -38,6 +53,7 @@ pub fn note_count(notes: &str, key: &str) -> Option<usize> {
 
 pub fn driftline() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_driftline"));
-    c.env_remove("RUST_LOG").env("DRIFTLINE_HASH_SALT", "test-salt");
+    c.env_remove("RUST_LOG")
+        .env("DRIFTLINE_HASH_SALT", "test-salt");
     c
 }

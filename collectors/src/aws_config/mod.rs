@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use driftline_pipeline::identity::region_of_zone;
 use driftline_pipeline::model::UNKNOWN;
-use driftline_pipeline::{Arn, Bus, ConfigStatus, ObservedResource, Record, Topic, TypeTable, resource_key, type_id};
+use driftline_pipeline::{
+    Arn, Bus, ConfigStatus, ObservedResource, Record, Topic, TypeTable, resource_key, type_id,
+};
 use serde_json::{Map, Value};
 
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
@@ -39,24 +41,35 @@ pub enum AwsConfigError {
     #[error("{path}: cannot read: {reason}")]
     Read { path: String, reason: String },
     #[error("{path}: invalid JSON at line {line}, column {column}: {reason}")]
-    Json { path: String, line: usize, column: usize, reason: String },
+    Json {
+        path: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Shape { path: String, reason: String },
 }
 
 /// True for files a directory scan should pick up.
 pub fn is_item_file(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "json") && !p.file_name().is_some_and(|n| n == "package.json")
+    p.extension().is_some_and(|e| e == "json") && p.file_name().is_none_or(|n| n != "package.json")
 }
 
 pub fn load_file(path: &Path, types: &TypeTable) -> Result<LoadedItems, AwsConfigError> {
     let source = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| AwsConfigError::Read { path: source.clone(), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| AwsConfigError::Read {
+        path: source.clone(),
+        reason: e.to_string(),
+    })?;
     load_bytes(&bytes, &source, types)
 }
 
-pub fn load_bytes(bytes: &[u8], source: &str, types: &TypeTable) -> Result<LoadedItems, AwsConfigError> {
+pub fn load_bytes(
+    bytes: &[u8],
+    source: &str,
+    types: &TypeTable,
+) -> Result<LoadedItems, AwsConfigError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| AwsConfigError::Json {
         path: source.to_string(),
         line: e.line(),
@@ -64,12 +77,15 @@ pub fn load_bytes(bytes: &[u8], source: &str, types: &TypeTable) -> Result<Loade
         reason: e.to_string(),
     })?;
     let mut found = Vec::new();
-    let skip = shapes::find(v, &mut found, "$")
-        .map_err(|reason| AwsConfigError::Shape { path: source.to_string(), reason })?;
+    let skip = shapes::find(v, &mut found, "$").map_err(|reason| AwsConfigError::Shape {
+        path: source.to_string(),
+        reason,
+    })?;
     let mut out = LoadedItems::default();
     match skip {
         Some(Skip::Schema) => {
-            out.skipped = Some("a resource property schema (documentation, not a configuration item)".into());
+            out.skipped =
+                Some("a resource property schema (documentation, not a configuration item)".into());
             return Ok(out);
         }
         Some(Skip::NoItem(why)) if found.is_empty() => {
@@ -88,7 +104,9 @@ pub fn load_bytes(bytes: &[u8], source: &str, types: &TypeTable) -> Result<Loade
 }
 
 fn get_str<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| m.get(*k).and_then(Value::as_str)).filter(|s| !s.is_empty())
+    keys.iter()
+        .find_map(|k| m.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
 }
 
 /// A JSON object, or a JSON string holding one; anything else is kept as is.
@@ -100,7 +118,8 @@ fn decode_json_string(v: Value, field: &str) -> Result<Value, String> {
             if t == "null" {
                 Ok(Value::Object(Map::new()))
             } else if t.starts_with('{') || t.starts_with('[') {
-                serde_json::from_str(&s).map_err(|e| format!("{field} is a string that is not valid JSON: {e}"))
+                serde_json::from_str(&s)
+                    .map_err(|e| format!("{field} is a string that is not valid JSON: {e}"))
             } else if t.is_empty() {
                 Ok(Value::Object(Map::new()))
             } else {
@@ -120,7 +139,11 @@ pub fn tags_to_map(v: &Value) -> Map<String, Value> {
             .iter()
             .filter_map(|t| {
                 let k = t.get("key").or_else(|| t.get("Key"))?.as_str()?;
-                let v = t.get("value").or_else(|| t.get("Value")).cloned().unwrap_or(Value::Null);
+                let v = t
+                    .get("value")
+                    .or_else(|| t.get("Value"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 Some((k.to_string(), v))
             })
             .collect(),
@@ -160,9 +183,13 @@ fn normalise(found: Found, source: &str, types: &TypeTable) -> Result<ObservedRe
         Found::SelectRow(m) => (m, true, false),
         Found::Summary(m) => (m, false, true),
     };
-    let configuration = decode_json_string(m.remove("configuration").unwrap_or(Value::Null), "configuration")?;
+    let configuration = decode_json_string(
+        m.remove("configuration").unwrap_or(Value::Null),
+        "configuration",
+    )?;
     let mut supplementary = decode_json_string(
-        m.remove("supplementaryConfiguration").unwrap_or(Value::Null),
+        m.remove("supplementaryConfiguration")
+            .unwrap_or(Value::Null),
         "supplementaryConfiguration",
     )?;
     // Supplementary values are often JSON documents written as strings
@@ -170,54 +197,72 @@ fn normalise(found: Found, source: &str, types: &TypeTable) -> Result<ObservedRe
     // it is compared as a policy by the detector).
     if let Value::Object(sm) = &mut supplementary {
         for (_, v) in sm.iter_mut() {
-            if v.as_str().is_some_and(|s| s.trim_start().starts_with('{')) {
-                if let Ok(decoded) = serde_json::from_str::<Value>(v.as_str().unwrap_or_default()) {
-                    *v = decoded;
-                }
+            if v.as_str().is_some_and(|s| s.trim_start().starts_with('{'))
+                && let Ok(decoded) = serde_json::from_str::<Value>(v.as_str().unwrap_or_default())
+            {
+                *v = decoded;
             }
         }
     }
     let mut resource_id = get_str(&m, &["resourceId"]).map(str::to_string);
     let raw_type = get_str(&m, &["resourceType"]).map(str::to_string);
-    let resource_type = match raw_type {
-        Some(t) => types.canonical_config_type(&t).to_string(),
-        None => match infer_type(&configuration, resource_id.as_deref()) {
-            Some((t, id)) => {
-                if resource_id.is_none() {
-                    resource_id = id;
+    let resource_type =
+        match raw_type {
+            Some(t) => types.canonical_config_type(&t).to_string(),
+            None => match infer_type(&configuration, resource_id.as_deref()) {
+                Some((t, id)) => {
+                    if resource_id.is_none() {
+                        resource_id = id;
+                    }
+                    t.to_string()
                 }
-                t.to_string()
-            }
-            None if select => return Err("select row without resourceType, and its type cannot be told from its columns".into()),
-            None => return Err("no resourceType".into()),
-        },
-    };
+                None if select => return Err(
+                    "select row without resourceType, and its type cannot be told from its columns"
+                        .into(),
+                ),
+                None => return Err("no resourceType".into()),
+            },
+        };
     let resource_id = resource_id.ok_or("no resourceId")?;
     let arn = get_str(&m, &["arn", "ARN"]).map(str::to_string);
     let parsed_arn = arn.as_deref().and_then(Arn::parse);
     let account = get_str(&m, &["accountId", "awsAccountId"])
-        .or(parsed_arn.as_ref().map(|a| a.account).filter(|a| a.bytes().all(|b| b.is_ascii_digit()) && !a.is_empty()))
+        .or(parsed_arn
+            .as_ref()
+            .map(|a| a.account)
+            .filter(|a| a.bytes().all(|b| b.is_ascii_digit()) && !a.is_empty()))
         .unwrap_or(UNKNOWN)
         .to_string();
     let zone = get_str(&m, &["availabilityZone", "availibilityZone"]);
     let region = get_str(&m, &["awsRegion"])
         .or(zone.and_then(region_of_zone))
-        .or(parsed_arn.as_ref().map(|a| a.region).and_then(|r| region_of_zone(r).or(Some(r))).filter(|r| !r.is_empty()))
+        .or(parsed_arn
+            .as_ref()
+            .map(|a| a.region)
+            .and_then(|r| region_of_zone(r).or(Some(r)))
+            .filter(|r| !r.is_empty()))
         .unwrap_or(UNKNOWN)
         .to_string();
     let status = match get_str(&m, &["configurationItemStatus"]) {
-        Some(s) => ConfigStatus::parse(s).ok_or_else(|| format!("configurationItemStatus {s:?} is not a known status"))?,
+        Some(s) => ConfigStatus::parse(s)
+            .ok_or_else(|| format!("configurationItemStatus {s:?} is not a known status"))?,
         None => ConfigStatus::Ok,
     };
     let captured_at = m.get("configurationItemCaptureTime").and_then(to_epoch_ms);
-    let state_id = ["configurationStateId", "configurationStateID"].iter().find_map(|k| match m.get(*k) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
+    let state_id = ["configurationStateId", "configurationStateID"]
+        .iter()
+        .find_map(|k| match m.get(*k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
     let tags = match m.get("tags") {
         Some(t) if !t.is_null() => tags_to_map(t),
-        _ => configuration.get("tags").or_else(|| configuration.get("Tags")).map(tags_to_map).unwrap_or_default(),
+        _ => configuration
+            .get("tags")
+            .or_else(|| configuration.get("Tags"))
+            .map(tags_to_map)
+            .unwrap_or_default(),
     };
     Ok(ObservedResource {
         type_id: type_id(&resource_type, &resource_id),
@@ -229,10 +274,16 @@ fn normalise(found: Found, source: &str, types: &TypeTable) -> Result<ObservedRe
         status,
         captured_at,
         configuration_state_id: state_id,
-        configuration: if configuration.is_object() { configuration } else { Value::Object(Map::new()) },
+        configuration: if configuration.is_object() {
+            configuration
+        } else {
+            Value::Object(Map::new())
+        },
         supplementary_configuration: supplementary,
         tags: Value::Object(tags),
-        relationships: m.remove("relationships").unwrap_or(Value::Array(Vec::new())),
+        relationships: m
+            .remove("relationships")
+            .unwrap_or(Value::Array(Vec::new())),
         summary_only,
         resource_type,
         resource_id,
@@ -257,7 +308,14 @@ impl Collector for AwsConfigFileCollector {
     }
 
     fn size_hint(&self) -> Option<u64> {
-        Some(self.cfg.files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
+        Some(
+            self.cfg
+                .files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum(),
+        )
     }
 
     fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport {
@@ -268,8 +326,16 @@ impl Collector for AwsConfigFileCollector {
             r.map(|mut loaded| {
                 let items = std::mem::take(&mut loaded.items);
                 let n = items.len();
-                let records = items.into_iter().map(|o| Record::Observed(Box::new(o))).collect();
-                (n, bus.publish(Topic::Config, records).map_err(|e| e.to_string()), loaded)
+                let records = items
+                    .into_iter()
+                    .map(|o| Record::Observed(Box::new(o)))
+                    .collect();
+                (
+                    n,
+                    bus.publish(Topic::Config, records)
+                        .map_err(|e| e.to_string()),
+                    loaded,
+                )
             })
         });
         for (path, r) in self.cfg.files.iter().zip(results) {
@@ -278,19 +344,31 @@ impl Collector for AwsConfigFileCollector {
                 Ok((n, published, loaded)) => {
                     report.published += n;
                     if let Err(e) = published {
-                        report.errors.push(SourceError { source: source.clone(), reason: e });
+                        report.errors.push(SourceError {
+                            source: source.clone(),
+                            reason: e,
+                        });
                     }
                     if let Some(why) = loaded.skipped {
                         report.notes.push(format!("{source}: skipped: {why}"));
                     }
-                    report.errors.extend(
-                        loaded.item_errors.into_iter().map(|reason| SourceError { source: source.clone(), reason }),
-                    );
+                    report
+                        .errors
+                        .extend(loaded.item_errors.into_iter().map(|reason| SourceError {
+                            source: source.clone(),
+                            reason,
+                        }));
                 }
                 Err(e) => {
                     let reason = match e {
-                        AwsConfigError::Read { reason, .. } | AwsConfigError::Shape { reason, .. } => reason,
-                        AwsConfigError::Json { line, column, reason, .. } => {
+                        AwsConfigError::Read { reason, .. }
+                        | AwsConfigError::Shape { reason, .. } => reason,
+                        AwsConfigError::Json {
+                            line,
+                            column,
+                            reason,
+                            ..
+                        } => {
                             format!("invalid JSON at line {line}, column {column}: {reason}")
                         }
                     };

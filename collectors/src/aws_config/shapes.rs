@@ -39,7 +39,10 @@ pub fn find(v: Value, out: &mut Vec<Found>, path: &str) -> Result<Option<Skip>, 
             find(inner, out, path)
         }
         Value::Object(m) => find_in_object(m, out, path),
-        other => Err(format!("{path}: expected an object, found {}", kind(&other))),
+        other => Err(format!(
+            "{path}: expected an object, found {}",
+            kind(&other)
+        )),
     }
 }
 
@@ -60,14 +63,21 @@ fn is_schema(m: &Map<String, Value>) -> bool {
         && m.values().all(Value::is_string)
 }
 
-fn find_in_object(mut m: Map<String, Value>, out: &mut Vec<Found>, path: &str) -> Result<Option<Skip>, String> {
+fn find_in_object(
+    mut m: Map<String, Value>,
+    out: &mut Vec<Found>,
+    path: &str,
+) -> Result<Option<Skip>, String> {
     if is_schema(&m) {
         return Ok(Some(Skip::Schema));
     }
     // Envelopes, outermost first.
     for key in ["Message", "detail", "invokingEvent", "data"] {
         let wraps = match key {
-            "Message" => m.contains_key("TopicArn") || m.get("Type").and_then(Value::as_str) == Some("Notification"),
+            "Message" => {
+                m.contains_key("TopicArn")
+                    || m.get("Type").and_then(Value::as_str) == Some("Notification")
+            }
             "detail" => m.contains_key("detail-type"),
             "data" => m.contains_key("status_code"),
             _ => true,
@@ -80,19 +90,29 @@ fn find_in_object(mut m: Map<String, Value>, out: &mut Vec<Found>, path: &str) -
         if let Some(items) = m.remove(key) {
             let before = out.len();
             find(items, out, &format!("{path}.{key}"))?;
-            return Ok(if out.len() == before { Some(Skip::NoItem(format!("{key} is empty"))) } else { None });
+            return Ok(if out.len() == before {
+                Some(Skip::NoItem(format!("{key} is empty")))
+            } else {
+                None
+            });
         }
     }
     if let Some(Value::Array(rows)) = m.remove("Results") {
         for (i, row) in rows.into_iter().enumerate() {
             let row = match row {
-                Value::String(s) => serde_json::from_str(&s)
-                    .map_err(|e| format!("{path}.Results[{i}]: a JSON string that does not decode: {e}"))?,
+                Value::String(s) => serde_json::from_str(&s).map_err(|e| {
+                    format!("{path}.Results[{i}]: a JSON string that does not decode: {e}")
+                })?,
                 v => v,
             };
             match row {
                 Value::Object(r) => out.push(Found::SelectRow(r)),
-                other => return Err(format!("{path}.Results[{i}]: expected an object, found {}", kind(&other))),
+                other => {
+                    return Err(format!(
+                        "{path}.Results[{i}]: expected an object, found {}",
+                        kind(&other)
+                    ));
+                }
             }
         }
         return Ok(None);
@@ -105,12 +125,17 @@ fn find_in_object(mut m: Map<String, Value>, out: &mut Vec<Found>, path: &str) -
         out.push(Found::Summary(summary));
         return Ok(None);
     }
-    if m.contains_key("resourceType") || m.contains_key("resourceId") || m.contains_key("configuration") {
+    if m.contains_key("resourceType")
+        || m.contains_key("resourceId")
+        || m.contains_key("configuration")
+    {
         out.push(Found::Item(m));
         return Ok(None);
     }
     if let Some(t) = m.get("messageType").and_then(Value::as_str) {
-        return Ok(Some(Skip::NoItem(format!("{t} carries no configuration item"))));
+        return Ok(Some(Skip::NoItem(format!(
+            "{t} carries no configuration item"
+        ))));
     }
     let mut keys: Vec<&str> = m.keys().map(String::as_str).take(6).collect();
     keys.sort();

@@ -10,7 +10,11 @@ pub fn to_epoch_ms(v: &Value) -> Option<i64> {
         Value::Number(n) => {
             let f = n.as_f64()?;
             // Anything past year 33658 in seconds is really milliseconds.
-            Some(if f.abs() >= 1e12 { f as i64 } else { (f * 1000.0).round() as i64 })
+            Some(if f.abs() >= 1e12 {
+                f as i64
+            } else {
+                (f * 1000.0).round() as i64
+            })
         }
         Value::String(s) => {
             let t = s.trim();
@@ -99,13 +103,18 @@ mod tests {
     fn every_shape() {
         let t = 1_549_956_556_288;
         assert_eq!(to_epoch_ms(&json!("2019-02-12T07:29:16.288Z")), Some(t));
-        assert_eq!(to_epoch_ms(&json!("2019-02-12 07:29:16.288+00:00")), Some(t));
+        assert_eq!(
+            to_epoch_ms(&json!("2019-02-12 07:29:16.288+00:00")),
+            Some(t)
+        );
         assert_eq!(to_epoch_ms(&json!("2019-02-12T08:29:16.288+0100")), Some(t));
         assert_eq!(to_epoch_ms(&json!(1_549_956_556.288)), Some(t));
         assert_eq!(to_epoch_ms(&json!(t)), Some(t));
         assert_eq!(
-            to_epoch_ms(&json!({"__class__": "datetime", "year": 2019, "month": 2, "day": 12,
-                "hour": 7, "minute": 29, "second": 16, "microsecond": 288_000})),
+            to_epoch_ms(
+                &json!({"__class__": "datetime", "year": 2019, "month": 2, "day": 12,
+                "hour": 7, "minute": 29, "second": 16, "microsecond": 288_000})
+            ),
             Some(t)
         );
         assert_eq!(to_epoch_ms(&json!("1970-01-01")), Some(0));

@@ -18,9 +18,12 @@ fn under<'m, 'a>(
     m: &'m BTreeMap<&'a str, &'a str>,
     prefix: &'m str,
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'm {
-    m.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(prefix))
-        .map(|(k, v)| (*k, *v))
+    m.range::<str, _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    ))
+    .take_while(move |(k, _)| k.starts_with(prefix))
+    .map(|(k, v)| (*k, *v))
 }
 
 /// An object whose attribute names never contain dots.
@@ -74,7 +77,12 @@ fn list_at(m: &BTreeMap<&str, &str>, full: &str) -> Value {
         }
     }
     elems.sort_by_key(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.to_string()));
-    Value::Array(elems.into_iter().map(|e| value_at(m, &format!("{prefix}{e}"))).collect())
+    Value::Array(
+        elems
+            .into_iter()
+            .map(|e| value_at(m, &format!("{prefix}{e}")))
+            .collect(),
+    )
 }
 
 /// Maps: the whole remainder of the key is the map key (tag keys such as

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, Bus, DeclaredResource, InstanceStatus, Record, ResourceMode, Topic, TypeTable, resource_key, type_id,
+    Arn, Bus, DeclaredResource, InstanceStatus, Record, ResourceMode, Topic, TypeTable,
+    resource_key, type_id,
 };
 use serde_json::Value;
 
@@ -53,39 +54,62 @@ pub enum TerraformError {
     #[error("{path}: cannot read: {reason}")]
     Read { path: String, reason: String },
     #[error("{path}: {source}")]
-    Format { path: String, source: StateFormatError },
+    Format {
+        path: String,
+        source: StateFormatError,
+    },
 }
 
 /// Reads and decodes one state file.
 pub fn load_state(path: &Path, cfg: &TerraformConfig) -> Result<LoadedState, TerraformError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| TerraformError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| TerraformError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     load_state_bytes(&bytes, &path.display().to_string(), cfg)
 }
 
 /// Decodes state bytes read from `source` (a path or URL, for messages).
-pub fn load_state_bytes(bytes: &[u8], source: &str, cfg: &TerraformConfig) -> Result<LoadedState, TerraformError> {
-    let parsed =
-        state::parse(bytes).map_err(|e| TerraformError::Format { path: source.to_string(), source: e })?;
+pub fn load_state_bytes(
+    bytes: &[u8],
+    source: &str,
+    cfg: &TerraformConfig,
+) -> Result<LoadedState, TerraformError> {
+    let parsed = state::parse(bytes).map_err(|e| TerraformError::Format {
+        path: source.to_string(),
+        source: e,
+    })?;
     let now = now_ms();
     let resources = parsed
         .instances
         .into_iter()
         .map(|inst| {
             let mut attributes = inst.attributes;
-            let sensitive_paths = secrets::redact(&mut attributes, inst.sensitive_attributes.as_ref(), &cfg.salt);
+            let sensitive_paths = secrets::redact(
+                &mut attributes,
+                inst.sensitive_attributes.as_ref(),
+                &cfg.salt,
+            );
             let mut d = DeclaredResource {
                 resource_key: String::new(),
                 type_id: String::new(),
                 account: String::new(),
                 region: String::new(),
                 address: inst.address,
-                mode: if inst.managed { ResourceMode::Managed } else { ResourceMode::Data },
+                mode: if inst.managed {
+                    ResourceMode::Managed
+                } else {
+                    ResourceMode::Data
+                },
                 tf_type: inst.tf_type,
                 provider: inst.provider,
                 id: attributes.get("id").and_then(scalar_string),
                 index_key: inst.index_key,
-                status: if inst.tainted { InstanceStatus::Tainted } else { InstanceStatus::Ready },
+                status: if inst.tainted {
+                    InstanceStatus::Tainted
+                } else {
+                    InstanceStatus::Ready
+                },
                 deposed: inst.deposed,
                 attributes,
                 sensitive_paths,
@@ -130,8 +154,18 @@ fn resolve_identity(d: &mut DeclaredResource, identity: Option<&Value>, cfg: &Te
     let attrs = &d.attributes;
     let arn_text = attrs.get("arn").and_then(Value::as_str);
     let arn = arn_text.and_then(Arn::parse);
-    let ident = |k: &str| identity.and_then(|i| i.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let attr = |k: &str| attrs.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let ident = |k: &str| {
+        identity
+            .and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let attr = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let account = ident("account_id")
         .or(arn.as_ref().map(|a| a.account).filter(|s| !s.is_empty()))
         .or(attr("owner_id").filter(|s| s.bytes().all(|b| b.is_ascii_digit())))
@@ -180,7 +214,14 @@ impl Collector for TerraformCollector {
     }
 
     fn size_hint(&self) -> Option<u64> {
-        Some(self.cfg.files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
+        Some(
+            self.cfg
+                .files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum(),
+        )
     }
 
     fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport {
@@ -192,10 +233,18 @@ impl Collector for TerraformCollector {
                 // Publish from the worker: the bus takes the records without
                 // copying and the next file starts sooner.
                 let warnings = loaded.warnings;
-                let records: Vec<Record> =
-                    loaded.resources.into_iter().map(|d| Record::Declared(Box::new(d))).collect();
+                let records: Vec<Record> = loaded
+                    .resources
+                    .into_iter()
+                    .map(|d| Record::Declared(Box::new(d)))
+                    .collect();
                 let n = records.len();
-                (n, bus.publish(Topic::Declared, records).map_err(|e| e.to_string()), warnings)
+                (
+                    n,
+                    bus.publish(Topic::Declared, records)
+                        .map_err(|e| e.to_string()),
+                    warnings,
+                )
             })
         });
         for (path, r) in self.cfg.files.iter().zip(results) {
@@ -203,7 +252,9 @@ impl Collector for TerraformCollector {
             match r {
                 Ok((n, Ok(()), warnings)) => {
                     report.published += n;
-                    report.notes.extend(warnings.into_iter().map(|w| format!("{source}: {w}")));
+                    report
+                        .notes
+                        .extend(warnings.into_iter().map(|w| format!("{source}: {w}")));
                 }
                 Ok((_, Err(e), _)) => report.errors.push(SourceError { source, reason: e }),
                 Err(e) => {

@@ -78,9 +78,15 @@ const SECRET_MARKERS: &[&str] = &[
 /// Names that contain a marker but never hold a secret value.
 fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    if n.ends_with("_arn") || n.ends_with("_id") || n.ends_with("_ids") || n.ends_with("_version")
-        || n.ends_with("_enabled") || n.ends_with("_required") || n.ends_with("_length")
-        || n.ends_with("_type") || n.ends_with("_name")
+    if n.ends_with("_arn")
+        || n.ends_with("_id")
+        || n.ends_with("_ids")
+        || n.ends_with("_version")
+        || n.ends_with("_enabled")
+        || n.ends_with("_required")
+        || n.ends_with("_length")
+        || n.ends_with("_type")
+        || n.ends_with("_name")
     {
         return false;
     }
@@ -137,7 +143,13 @@ fn push_seg(path: &mut String, seg: &str) -> usize {
     len
 }
 
-fn redact_path(v: &mut Value, steps: &[Step], salt: &Salt, path: &mut String, out: &mut Vec<String>) {
+fn redact_path(
+    v: &mut Value,
+    steps: &[Step],
+    salt: &Salt,
+    path: &mut String,
+    out: &mut Vec<String>,
+) {
     let Some((first, rest)) = steps.split_first() else {
         // The whole value at this path is sensitive: hash every leaf below.
         hash_all(v, salt, path, out);
@@ -186,7 +198,8 @@ fn hash_all(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>
 }
 
 fn is_hash(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.starts_with("sha256:") && s.len() == 39)
+    v.as_str()
+        .is_some_and(|s| s.starts_with("sha256:") && s.len() == 39)
 }
 
 fn redact_names(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>) {
@@ -235,7 +248,10 @@ mod tests {
         });
         let sens = json!([[{"type": "get_attr", "value": "value"}]]);
         let paths = redact(&mut v, Some(&sens), &salt);
-        assert_eq!(paths, vec!["master_password", "nested.0.client_secret", "value"]);
+        assert_eq!(
+            paths,
+            vec!["master_password", "nested.0.client_secret", "value"]
+        );
         let text = v.to_string();
         for secret in ["hunter2", "from-ssm", "\"abc\""] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");

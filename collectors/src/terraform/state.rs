@@ -36,16 +36,25 @@ pub struct ParsedState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateFormatError {
-    #[error("not a JSON document (first bytes look {0}); is the state encrypted, e.g. by git-crypt or SOPS?")]
+    #[error(
+        "not a JSON document (first bytes look {0}); is the state encrypted, e.g. by git-crypt or SOPS?"
+    )]
     NotJson(&'static str),
     #[error("invalid JSON at line {line}, column {column}: {reason}")]
-    Json { line: usize, column: usize, reason: String },
+    Json {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     #[error("no \"version\" field: this JSON is not a Terraform state")]
     NoVersion,
     #[error("state format version {0} is not supported (driftline reads formats 1 to 4)")]
     UnsupportedVersion(u64),
     #[error("format version {version} expects {expected}, which is missing")]
-    Layout { version: u64, expected: &'static str },
+    Layout {
+        version: u64,
+        expected: &'static str,
+    },
 }
 
 #[derive(Deserialize)]
@@ -139,15 +148,17 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedState, StateFormatError> {
     check_terraform_version(version, any.terraform_version.as_deref(), &mut warnings);
     let instances = match version {
         4 => {
-            let resources = any
-                .resources
-                .ok_or(StateFormatError::Layout { version, expected: "\"resources\"" })?;
+            let resources = any.resources.ok_or(StateFormatError::Layout {
+                version,
+                expected: "\"resources\"",
+            })?;
             v4_instances(resources)
         }
         1..=3 => {
-            let modules = any
-                .modules
-                .ok_or(StateFormatError::Layout { version, expected: "\"modules\"" })?;
+            let modules = any.modules.ok_or(StateFormatError::Layout {
+                version,
+                expected: "\"modules\"",
+            })?;
             if version < 3 {
                 warnings.push(format!(
                     "state format version {version} predates Terraform 0.7; read with the format 3 layout"
@@ -180,13 +191,13 @@ fn check_terraform_version(format: u64, tf: Option<&str>, warnings: &mut Vec<Str
         ));
         return;
     };
+    // terraformer writes format 3 with the 0.12 it links, so 3 spans 0.7–0.12.
     let consistent = match format {
         4 => major >= 1 || minor >= 12,
-        3 => major == 0 && (7..=12).contains(&minor) || tf.contains("terraformer"),
+        3 => major == 0 && (7..=12).contains(&minor),
         _ => major == 0 && minor < 7,
     };
-    // terraformer writes format 3 with the version of the Terraform it links.
-    if !consistent && !(format == 3 && major == 0 && minor <= 12) {
+    if !consistent {
         warnings.push(format!(
             "terraform_version {tf} does not match state format version {format}; reading by format version"
         ));
@@ -283,7 +294,10 @@ fn v3_instances(modules: Vec<ModuleV3>) -> Vec<StateInstance> {
         for (key, r) in m.resources {
             let (managed, name_type, name, index) = split_v3_name(&key);
             let tf_type = r.tf_type.clone().unwrap_or(name_type);
-            let mut address = format!("{prefix}{}{tf_type}.{name}", if managed { "" } else { "data." });
+            let mut address = format!(
+                "{prefix}{}{tf_type}.{name}",
+                if managed { "" } else { "data." }
+            );
             if let Some(i) = &index {
                 address.push_str(&format!("[{i}]"));
             }
@@ -308,7 +322,9 @@ fn v3_instances(modules: Vec<ModuleV3>) -> Vec<StateInstance> {
                     .collect();
                 let mut attrs = unflatten(pairs);
                 if let Some(id) = &obj.id {
-                    attrs.entry("id").or_insert_with(|| Value::String(id.clone()));
+                    attrs
+                        .entry("id")
+                        .or_insert_with(|| Value::String(id.clone()));
                 }
                 out.push(StateInstance {
                     address: address.clone(),
@@ -336,16 +352,33 @@ mod tests {
     fn v3_names() {
         assert_eq!(
             split_v3_name("aws_instance.web.0"),
-            (true, "aws_instance".into(), "web".into(), Some(Value::from(0)))
+            (
+                true,
+                "aws_instance".into(),
+                "web".into(),
+                Some(Value::from(0))
+            )
         );
-        assert_eq!(split_v3_name("data.aws_ami.ubuntu"), (false, "aws_ami".into(), "ubuntu".into(), None));
+        assert_eq!(
+            split_v3_name("data.aws_ami.ubuntu"),
+            (false, "aws_ami".into(), "ubuntu".into(), None)
+        );
     }
 
     #[test]
     fn rejects_clearly() {
-        assert!(matches!(parse(b"\0GITCRYPT\0abc"), Err(StateFormatError::NotJson("git-crypt encrypted"))));
-        assert!(matches!(parse(b"{\"version\": 9}"), Err(StateFormatError::UnsupportedVersion(9))));
-        assert!(matches!(parse(b"{\"a\": 1}"), Err(StateFormatError::NoVersion)));
+        assert!(matches!(
+            parse(b"\0GITCRYPT\0abc"),
+            Err(StateFormatError::NotJson("git-crypt encrypted"))
+        ));
+        assert!(matches!(
+            parse(b"{\"version\": 9}"),
+            Err(StateFormatError::UnsupportedVersion(9))
+        ));
+        assert!(matches!(
+            parse(b"{\"a\": 1}"),
+            Err(StateFormatError::NoVersion)
+        ));
         let e = parse(b"{\"version\": 4,\n \"resources\": [}").unwrap_err();
         assert!(matches!(e, StateFormatError::Json { line: 2, .. }), "{e}");
     }

@@ -93,7 +93,8 @@ pub fn canonical(v: &Value) -> Value {
         Value::String(s) if s.is_empty() => Value::Null,
         Value::String(s) => {
             if let Ok(f) = s.parse::<f64>()
-                && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
                 && f.is_finite()
             {
                 Value::String(float_text(f))
@@ -103,7 +104,11 @@ pub fn canonical(v: &Value) -> Value {
         }
         Value::Array(a) => {
             let items: Vec<Value> = a.iter().map(canonical).filter(|x| !x.is_null()).collect();
-            if items.is_empty() { Value::Null } else { Value::Array(items) }
+            if items.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(items)
+            }
         }
         Value::Object(m) => {
             let items: Map<String, Value> = m
@@ -111,7 +116,11 @@ pub fn canonical(v: &Value) -> Value {
                 .map(|(k, v)| (k.clone(), canonical(v)))
                 .filter(|(_, v)| !v.is_null())
                 .collect();
-            if items.is_empty() { Value::Null } else { Value::Object(items) }
+            if items.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(items)
+            }
         }
     }
 }
@@ -127,35 +136,65 @@ fn number_text(n: &serde_json::Number) -> String {
 }
 
 fn float_text(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{f}") }
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
 }
 
 fn sorted_set(items: Vec<Value>) -> Value {
     let mut seen: Vec<(String, Value)> = items.into_iter().map(|v| (v.to_string(), v)).collect();
     seen.sort_by(|a, b| a.0.cmp(&b.0));
     seen.dedup_by(|a, b| a.0 == b.0);
-    if seen.is_empty() { Value::Null } else { Value::Array(seen.into_iter().map(|(_, v)| v).collect()) }
+    if seen.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(seen.into_iter().map(|(_, v)| v).collect())
+    }
 }
 
 fn map_strings(v: Value, f: &impl Fn(&str) -> String) -> Value {
     match v {
         Value::String(s) => Value::String(f(&s)),
         Value::Array(a) => Value::Array(a.into_iter().map(|x| map_strings(x, f)).collect()),
-        Value::Object(m) => Value::Object(m.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect())
+        }
         other => other,
     }
 }
 
 pub fn cidr(s: &str) -> String {
-    let Some((addr, len)) = s.trim().split_once('/') else { return s.trim().to_ascii_lowercase() };
-    let Ok(prefix) = len.parse::<u32>() else { return s.to_string() };
+    let Some((addr, len)) = s.trim().split_once('/') else {
+        return s.trim().to_ascii_lowercase();
+    };
+    let Ok(prefix) = len.parse::<u32>() else {
+        return s.to_string();
+    };
     if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>() {
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
-        return format!("{}/{}", std::net::Ipv4Addr::from(u32::from(ip) & mask), prefix);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix.min(32))
+        };
+        return format!(
+            "{}/{}",
+            std::net::Ipv4Addr::from(u32::from(ip) & mask),
+            prefix
+        );
     }
     if let Ok(ip) = addr.parse::<std::net::Ipv6Addr>() {
-        let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix.min(128)) };
-        return format!("{}/{}", std::net::Ipv6Addr::from(u128::from(ip) & mask), prefix);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix.min(128))
+        };
+        return format!(
+            "{}/{}",
+            std::net::Ipv6Addr::from(u128::from(ip) & mask),
+            prefix
+        );
     }
     s.to_ascii_lowercase()
 }
@@ -180,13 +219,18 @@ fn decode_document(v: &Value) -> Value {
 /// a sorted set, empty Sids dropped.
 fn iam_policy(v: &Value) -> Value {
     let doc = decode_document(v);
-    let Value::Object(mut m) = doc else { return canonical(&doc) };
+    let Value::Object(mut m) = doc else {
+        return canonical(&doc);
+    };
     let statements = match m.remove("Statement") {
         Some(Value::Array(a)) => a,
         Some(one @ Value::Object(_)) => vec![one],
         _ => Vec::new(),
     };
-    let statements: Vec<Value> = statements.into_iter().map(|s| listify(canonical(&s))).collect();
+    let statements: Vec<Value> = statements
+        .into_iter()
+        .map(|s| listify(canonical(&s)))
+        .collect();
     m.insert("Statement".into(), sorted_set(statements));
     canonical(&Value::Object(m))
 }
@@ -231,7 +275,9 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 fn strings(v: Option<&Value>, field: Option<&str>) -> Vec<String> {
-    let Some(Value::Array(a)) = v else { return Vec::new() };
+    let Some(Value::Array(a)) = v else {
+        return Vec::new();
+    };
     a.iter()
         .filter_map(|x| match (field, x) {
             (Some(f), Value::Object(_)) => text(x.get(f)),
@@ -243,7 +289,9 @@ fn strings(v: Option<&Value>, field: Option<&str>) -> Vec<String> {
 
 /// One atom per (rule, source): `tcp:22-22:cidr:10.0.0.0/8`.
 fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
-    let Value::Array(rules) = v else { return canonical(v) };
+    let Value::Array(rules) = v else {
+        return canonical(v);
+    };
     let mut atoms = BTreeSet::new();
     for r in rules {
         let tf = r.get("from_port").is_some() || r.get("protocol").is_some();
@@ -256,13 +304,29 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
         let ports = if proto == "-1" {
             "all".to_string()
         } else {
-            format!("{}-{}", text(from).unwrap_or_else(|| "*".into()), text(to).unwrap_or_else(|| "*".into()))
+            format!(
+                "{}-{}",
+                text(from).unwrap_or_else(|| "*".into()),
+                text(to).unwrap_or_else(|| "*".into())
+            )
         };
         let mut sources: Vec<String> = Vec::new();
         if tf {
-            sources.extend(strings(r.get("cidr_blocks"), None).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
-            sources.extend(strings(r.get("ipv6_cidr_blocks"), None).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
-            sources.extend(strings(r.get("prefix_list_ids"), None).into_iter().map(|p| format!("pl:{p}")));
+            sources.extend(
+                strings(r.get("cidr_blocks"), None)
+                    .into_iter()
+                    .map(|c| format!("cidr:{}", cidr(&c))),
+            );
+            sources.extend(
+                strings(r.get("ipv6_cidr_blocks"), None)
+                    .into_iter()
+                    .map(|c| format!("cidr:{}", cidr(&c))),
+            );
+            sources.extend(
+                strings(r.get("prefix_list_ids"), None)
+                    .into_iter()
+                    .map(|p| format!("pl:{p}")),
+            );
             for g in strings(r.get("security_groups"), None) {
                 let id = g.rsplit('/').next().unwrap_or(&g).to_string();
                 sources.push(format!("sg:{id}"));
@@ -271,17 +335,41 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
                 sources.push(format!("sg:{}", ctx.resource_id));
             }
         } else {
-            sources.extend(strings(r.get("ipRanges"), Some("cidrIp")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
-            sources.extend(strings(r.get("ipv4Ranges"), Some("cidrIp")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
-            sources.extend(strings(r.get("ipv6Ranges"), Some("cidrIpv6")).into_iter().map(|c| format!("cidr:{}", cidr(&c))));
-            sources.extend(strings(r.get("prefixListIds"), Some("prefixListId")).into_iter().map(|p| format!("pl:{p}")));
-            sources.extend(strings(r.get("userIdGroupPairs"), Some("groupId")).into_iter().map(|g| format!("sg:{g}")));
+            sources.extend(
+                strings(r.get("ipRanges"), Some("cidrIp"))
+                    .into_iter()
+                    .map(|c| format!("cidr:{}", cidr(&c))),
+            );
+            sources.extend(
+                strings(r.get("ipv4Ranges"), Some("cidrIp"))
+                    .into_iter()
+                    .map(|c| format!("cidr:{}", cidr(&c))),
+            );
+            sources.extend(
+                strings(r.get("ipv6Ranges"), Some("cidrIpv6"))
+                    .into_iter()
+                    .map(|c| format!("cidr:{}", cidr(&c))),
+            );
+            sources.extend(
+                strings(r.get("prefixListIds"), Some("prefixListId"))
+                    .into_iter()
+                    .map(|p| format!("pl:{p}")),
+            );
+            sources.extend(
+                strings(r.get("userIdGroupPairs"), Some("groupId"))
+                    .into_iter()
+                    .map(|g| format!("sg:{g}")),
+            );
         }
         for s in sources {
             atoms.insert(format!("{proto}:{ports}:{s}"));
         }
     }
-    if atoms.is_empty() { Value::Null } else { Value::Array(atoms.into_iter().map(Value::String).collect()) }
+    if atoms.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(atoms.into_iter().map(Value::String).collect())
+    }
 }
 
 fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
@@ -289,7 +377,9 @@ fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
         Normaliser::Case => map_strings(v, &|s| s.to_ascii_lowercase()),
         Normaliser::Cidr => map_strings(v, &cidr),
         Normaliser::Set => match v {
-            Value::Array(a) => sorted_set(a.iter().map(canonical).filter(|x| !x.is_null()).collect()),
+            Value::Array(a) => {
+                sorted_set(a.iter().map(canonical).filter(|x| !x.is_null()).collect())
+            }
             other => other,
         },
         Normaliser::Json => canonical(&decode_document(&v)),
@@ -299,21 +389,34 @@ fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
             // Only the observed side holds objects; plain values pass through.
             Value::Array(a) => Value::Array(
                 a.into_iter()
-                    .filter_map(|x| if x.is_object() { x.get(field).cloned() } else { Some(x) })
+                    .filter_map(|x| {
+                        if x.is_object() {
+                            x.get(field).cloned()
+                        } else {
+                            Some(x)
+                        }
+                    })
                     .collect(),
             ),
             other => other,
         },
         Normaliser::SplitComma => match v {
             Value::String(s) => Value::Array(
-                s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::String(x.into())).collect(),
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| Value::String(x.into()))
+                    .collect(),
             ),
             other => other,
         },
         Normaliser::DefaultPolicyVersion => match v {
             Value::Array(a) => a
                 .iter()
-                .find(|x| canonical(x.get("isDefaultVersion").unwrap_or(&Value::Null)) == Value::String("true".into()))
+                .find(|x| {
+                    canonical(x.get("isDefaultVersion").unwrap_or(&Value::Null))
+                        == Value::String("true".into())
+                })
                 .or(a.first())
                 .and_then(|x| x.get("document"))
                 .cloned()
@@ -321,7 +424,11 @@ fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
             other => other,
         },
         Normaliser::ArnName => map_strings(v, &|s| {
-            if s.starts_with("arn:") { s.rsplit(['/', ':']).next().unwrap_or(s).to_string() } else { s.to_string() }
+            if s.starts_with("arn:") {
+                s.rsplit(['/', ':']).next().unwrap_or(s).to_string()
+            } else {
+                s.to_string()
+            }
         }),
         Normaliser::First => match v {
             Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
@@ -333,7 +440,9 @@ fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
 fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> Value {
     let mut v = v.cloned().unwrap_or(Value::Null);
     if observed_side && !c.values.is_empty() {
-        v = map_strings(v, &|s| c.values.get(s).cloned().unwrap_or_else(|| s.to_string()));
+        v = map_strings(v, &|s| {
+            c.values.get(s).cloned().unwrap_or_else(|| s.to_string())
+        });
     }
     for n in &c.normalisers {
         v = apply(n, v, ctx);
@@ -384,7 +493,12 @@ fn is_aws_managed_tag(k: &str) -> bool {
 
 /// Every differing compared path between declared attributes and an
 /// observed item, for one mapping.
-pub fn diff(m: &Mapping, declared: &Value, observed: &ObservedSide, resource_id: &str) -> Vec<AttributeDiff> {
+pub fn diff(
+    m: &Mapping,
+    declared: &Value,
+    observed: &ObservedSide,
+    resource_id: &str,
+) -> Vec<AttributeDiff> {
     let ctx = Ctx { resource_id };
     let mut out = Vec::new();
     for c in &m.compares {
@@ -414,7 +528,11 @@ fn diff_tags(m: &Mapping, declared: &Value, observed: &Value, out: &mut Vec<Attr
         .find(|t| !t.is_empty())
         .unwrap_or(&empty);
     let otags = observed.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = dtags.keys().chain(otags.keys()).filter(|k| !is_aws_managed_tag(k)).collect();
+    let keys: BTreeSet<&String> = dtags
+        .keys()
+        .chain(otags.keys())
+        .filter(|k| !is_aws_managed_tag(k))
+        .collect();
     for k in keys {
         let d = dtags.get(k).map(canonical).unwrap_or(Value::Null);
         let o = otags.get(k).map(canonical).unwrap_or(Value::Null);
@@ -435,7 +553,9 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> Ctx<'static> {
-        Ctx { resource_id: "sg-self" }
+        Ctx {
+            resource_id: "sg-self",
+        }
     }
 
     #[test]
@@ -457,8 +577,12 @@ mod tests {
 
     #[test]
     fn iam_policies_match_across_spellings() {
-        let tf = json!("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Sid\":\"\"}]}");
-        let config = json!("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%5B%22ec2.amazonaws.com%22%5D%7D%2C%22Action%22%3A%5B%22sts%3AAssumeRole%22%5D%7D%7D");
+        let tf = json!(
+            "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Sid\":\"\"}]}"
+        );
+        let config = json!(
+            "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%5B%22ec2.amazonaws.com%22%5D%7D%2C%22Action%22%3A%5B%22sts%3AAssumeRole%22%5D%7D%7D"
+        );
         assert_eq!(iam_policy(&tf), iam_policy(&config));
         let other = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sts:AssumeRole"}]});
         assert_ne!(iam_policy(&tf), iam_policy(&other));

@@ -17,20 +17,20 @@ pub struct DriftIgnore {
 }
 
 fn split_unescaped(s: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
+    let mut out = Vec::new();
+    let mut cur = String::new();
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' if chars.peek() == Some(&'.') => {
                 chars.next();
-                out.last_mut().map(|l| l.push('.'));
+                cur.push('.');
             }
-            '.' => out.push(String::new()),
-            c => {
-                out.last_mut().map(|l| l.push(c));
-            }
+            '.' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
         }
     }
+    out.push(cur);
     out
 }
 
@@ -41,7 +41,10 @@ fn glob(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -65,7 +68,11 @@ impl DriftIgnore {
                     Some(b) => (true, b),
                     None => (false, l),
                 };
-                Rule { negate, segments: split_unescaped(body), raw: body.to_string() }
+                Rule {
+                    negate,
+                    segments: split_unescaped(body),
+                    raw: body.to_string(),
+                }
             })
             .collect();
         DriftIgnore { rules }
@@ -79,7 +86,8 @@ impl DriftIgnore {
     pub fn ignores_resource(&self, tf_type: &str, id: &str, address: Option<&str>) -> bool {
         let mut ignored = false;
         for r in &self.rules {
-            let by_id = r.segments.len() == 2 && glob(&r.segments[0], tf_type) && glob(&r.segments[1], id);
+            let by_id =
+                r.segments.len() == 2 && glob(&r.segments[0], tf_type) && glob(&r.segments[1], id);
             let by_all = r.segments.len() == 1 && r.segments[0] == "*";
             let by_address = address.is_some_and(|a| glob(&r.raw, a));
             if by_id || by_all || by_address {
@@ -100,7 +108,8 @@ impl DriftIgnore {
             let want = &r.segments[2..];
             // A rule names an attribute and everything below it. A tag key
             // with dots may be written escaped or not: compare the joined rest too.
-            let prefix_match = want.len() <= path_segs.len() && want.iter().zip(&path_segs).all(|(w, p)| glob(w, p));
+            let prefix_match = want.len() <= path_segs.len()
+                && want.iter().zip(&path_segs).all(|(w, p)| glob(w, p));
             let joined = want.join(".");
             let whole_match = glob(&joined, path) || path.starts_with(&format!("{joined}."));
             if prefix_match || whole_match {

@@ -16,12 +16,16 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 use datafusion::prelude::SessionContext;
-use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch};
+use driftline_pipeline::schema::{
+    DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch,
+};
 use driftline_pipeline::{
-    AttributeDiff, Coverage, DeclaredResource, Finding, FindingClass, ObservedResource, ResourceMode, fingerprint,
+    AttributeDiff, Coverage, DeclaredResource, Finding, FindingClass, ObservedResource,
+    ResourceMode, fingerprint,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -91,7 +95,10 @@ pub fn register_snapshots(
     for o in observed {
         summary.observed_items += 1;
         if mappings.by_config_type(&o.resource_type).is_none() {
-            *summary.unmapped_observed.entry(o.resource_type.clone()).or_default() += 1;
+            *summary
+                .unmapped_observed
+                .entry(o.resource_type.clone())
+                .or_default() += 1;
             continue;
         }
         latest
@@ -105,8 +112,20 @@ pub fn register_snapshots(
     }
     let mut comparable_o: Vec<&ObservedResource> = latest.into_values().collect();
     comparable_o.sort_by(|a, b| a.resource_key.cmp(&b.resource_key));
-    register(ctx, "declared", DECLARED_SCHEMA.clone(), &comparable_d, |rows| declared_batch(rows))?;
-    register(ctx, "observed", OBSERVED_SCHEMA.clone(), &comparable_o, |rows| observed_batch(rows))?;
+    register(
+        ctx,
+        "declared",
+        DECLARED_SCHEMA.clone(),
+        &comparable_d,
+        declared_batch,
+    )?;
+    register(
+        ctx,
+        "observed",
+        OBSERVED_SCHEMA.clone(),
+        &comparable_o,
+        observed_batch,
+    )?;
     Ok(Snapshots { summary })
 }
 
@@ -119,7 +138,9 @@ fn register<T: Sync>(
 ) -> Result<(), DetectorError> {
     // One partition per core so the join runs in parallel; batches are
     // built in parallel too (JSON serialisation dominates).
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let chunks: Vec<&[&T]> = rows.chunks(BATCH_ROWS).collect();
     let built: Vec<Result<RecordBatch, arrow::error::ArrowError>> = std::thread::scope(|s| {
         let per = chunks.len().div_ceil(cores).max(1);
@@ -127,7 +148,10 @@ fn register<T: Sync>(
             .chunks(per)
             .map(|group| s.spawn(|| group.iter().map(|c| build(c)).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let batches: Vec<RecordBatch> = built.into_iter().collect::<Result<_, _>>()?;
     let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores];
@@ -177,7 +201,8 @@ impl ScalarUDFImpl for DriftDiffUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
         let s: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-        let (tf_type, attrs, rid, conf, supp, tags, name, arn) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        let (tf_type, attrs, rid, conf, supp, tags, name, arn) =
+            (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
         let mut out = StringBuilder::with_capacity(args.number_rows, args.number_rows * 2);
         let parse = |a: &arrow::array::StringArray, i: usize| -> DfResult<Value> {
             if a.is_null(i) {
@@ -212,7 +237,10 @@ impl ScalarUDFImpl for DriftDiffUdf {
             if diffs.is_empty() {
                 out.append_value("[]");
             } else {
-                out.append_value(serde_json::to_string(&diffs).map_err(|e| DataFusionError::External(Box::new(e)))?);
+                out.append_value(
+                    serde_json::to_string(&diffs)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                );
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -279,15 +307,25 @@ impl DriftDetector {
     fn udf(&self) -> ScalarUDF {
         ScalarUDF::new_from_impl(DriftDiffUdf {
             mappings: self.mappings.clone(),
-            signature: Signature::new(TypeSignature::Exact(vec![DataType::Utf8; 8]), Volatility::Immutable),
+            signature: Signature::new(
+                TypeSignature::Exact(vec![DataType::Utf8; 8]),
+                Volatility::Immutable,
+            ),
         })
     }
 
     /// Runs the join, classifies, computes coverage, applies `.driftignore`.
-    pub async fn run(&self, ctx: &SessionContext, mut summary: DriftSummary) -> Result<DriftReport, DetectorError> {
+    pub async fn run(
+        &self,
+        ctx: &SessionContext,
+        mut summary: DriftSummary,
+    ) -> Result<DriftReport, DetectorError> {
         ctx.register_udf(self.udf());
         let pairs = ctx.sql(&pairs_sql()).await?.collect().await?;
-        let schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let schema = pairs
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
         let table = MemTable::try_new(schema, vec![pairs])?;
         ctx.deregister_table("drift_pairs")?;
         ctx.register_table("drift_pairs", Arc::new(table))?;
@@ -301,24 +339,51 @@ impl DriftDetector {
         for batch in &rows {
             self.findings_from(batch, &mut findings, &mut summary)?;
         }
-        findings.sort_by(|a, b| (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address)));
+        findings.sort_by(|a, b| {
+            (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
+        });
         let coverage = ctx.sql(&coverage_sql()).await?.collect().await?;
         let coverage = coverage_rows(&coverage);
-        Ok(DriftReport { findings, coverage, summary })
+        Ok(DriftReport {
+            findings,
+            coverage,
+            summary,
+        })
     }
 
-    fn findings_from(&self, b: &RecordBatch, out: &mut Vec<Finding>, summary: &mut DriftSummary) -> Result<(), DetectorError> {
+    fn findings_from(
+        &self,
+        b: &RecordBatch,
+        out: &mut Vec<Finding>,
+        summary: &mut DriftSummary,
+    ) -> Result<(), DetectorError> {
         let col = |name: &str| -> Result<&arrow::array::StringArray, DetectorError> {
             b.column_by_name(name)
                 .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| DetectorError::Internal(format!("drift_pairs has no text column {name}")))
+                .ok_or_else(|| {
+                    DetectorError::Internal(format!("drift_pairs has no text column {name}"))
+                })
         };
-        let get = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
-        let (address, tf_type, d_id, d_key) = (col("d_address")?, col("tf_type")?, col("d_id")?, col("d_key")?);
-        let (d_account, d_region, d_source) = (col("d_account")?, col("d_region")?, col("d_source")?);
-        let (o_key, rtype, rid, rname, arn) =
-            (col("o_key")?, col("resource_type")?, col("resource_id")?, col("resource_name")?, col("arn")?);
-        let (o_account, o_region, o_source) = (col("o_account")?, col("o_region")?, col("o_source")?);
+        let get = |a: &arrow::array::StringArray, i: usize| {
+            (!a.is_null(i)).then(|| a.value(i).to_string())
+        };
+        let (address, tf_type, d_id, d_key) = (
+            col("d_address")?,
+            col("tf_type")?,
+            col("d_id")?,
+            col("d_key")?,
+        );
+        let (d_account, d_region, d_source) =
+            (col("d_account")?, col("d_region")?, col("d_source")?);
+        let (o_key, rtype, rid, rname, arn) = (
+            col("o_key")?,
+            col("resource_type")?,
+            col("resource_id")?,
+            col("resource_name")?,
+            col("arn")?,
+        );
+        let (o_account, o_region, o_source) =
+            (col("o_account")?, col("o_region")?, col("o_source")?);
         let (diffs, class) = (col("diffs")?, col("class")?);
         for i in 0..b.num_rows() {
             if !address.is_null(i) && !o_key.is_null(i) {
@@ -335,13 +400,23 @@ impl DriftDetector {
             let (tf_type, mapping) = match get(tf_type, i) {
                 Some(t) => (t.clone(), self.mappings.by_tf_type(&t).cloned()),
                 None => {
-                    let m = observed_type.as_deref().and_then(|t| self.mappings.by_config_type(t)).cloned();
-                    (m.as_ref().map(|m| m.terraform_type.clone()).unwrap_or_default(), m)
+                    let m = observed_type
+                        .as_deref()
+                        .and_then(|t| self.mappings.by_config_type(t))
+                        .cloned();
+                    (
+                        m.as_ref()
+                            .map(|m| m.terraform_type.clone())
+                            .unwrap_or_default(),
+                        m,
+                    )
                 }
             };
             let Some(mapping) = mapping else { continue };
             let resource_id = get(rid, i).unwrap_or_else(|| {
-                get(d_key, i).and_then(|k| k.rsplit('/').next().map(str::to_string)).unwrap_or_default()
+                get(d_key, i)
+                    .and_then(|k| k.rsplit('/').next().map(str::to_string))
+                    .unwrap_or_default()
             });
             // The id driftctl-style ignore rules and `terraform import` use.
             let tf_id = match (get(d_id, i), mapping.import_id.as_str()) {
@@ -350,13 +425,18 @@ impl DriftDetector {
                 (None, "arn") => get(arn, i).unwrap_or_else(|| resource_id.clone()),
                 (None, _) => resource_id.clone(),
             };
-            if self.ignore.ignores_resource(&tf_type, &tf_id, address.as_deref()) {
+            if self
+                .ignore
+                .ignores_resource(&tf_type, &tf_id, address.as_deref())
+            {
                 summary.ignored += 1;
                 continue;
             }
             let mut diff_list: Vec<AttributeDiff> = match get(diffs, i) {
                 Some(text) if class == FindingClass::Changed => serde_json::from_str(&text)
-                    .map_err(|e| DetectorError::Internal(format!("drift_diff returned bad JSON: {e}")))?,
+                    .map_err(|e| {
+                        DetectorError::Internal(format!("drift_diff returned bad JSON: {e}"))
+                    })?,
                 _ => Vec::new(),
             };
             if class == FindingClass::Changed {
@@ -368,17 +448,30 @@ impl DriftDetector {
             }
             let resource_type = observed_type.unwrap_or_else(|| mapping.config_type.clone());
             let resource_key = get(o_key, i).or_else(|| get(d_key, i)).unwrap_or_default();
-            let account = get(o_account, i).or_else(|| get(d_account, i)).unwrap_or_default();
-            let region = get(o_region, i).or_else(|| get(d_region, i)).unwrap_or_default();
+            let account = get(o_account, i)
+                .or_else(|| get(d_account, i))
+                .unwrap_or_default();
+            let region = get(o_region, i)
+                .or_else(|| get(d_region, i))
+                .unwrap_or_default();
             let (summary_text, remediation) = match class {
                 FindingClass::Changed => {
                     let a = address.clone().unwrap_or_default();
                     let paths: Vec<String> = diff_list.iter().map(|d| d.path.clone()).collect();
-                    (format!("{a} ({resource_id}) changed outside Terraform: {}", paths.join(", ")), remediation::for_changed(&a, &paths))
+                    (
+                        format!(
+                            "{a} ({resource_id}) changed outside Terraform: {}",
+                            paths.join(", ")
+                        ),
+                        remediation::for_changed(&a, &paths),
+                    )
                 }
                 FindingClass::Missing => {
                     let a = address.clone().unwrap_or_default();
-                    (format!("{a} ({resource_id}) is declared but does not exist"), remediation::for_missing(&a))
+                    (
+                        format!("{a} ({resource_id}) is declared but does not exist"),
+                        remediation::for_missing(&a),
+                    )
                 }
                 FindingClass::Unmanaged => (
                     format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
@@ -425,7 +518,11 @@ fn coverage_rows(batches: &[RecordBatch]) -> Vec<Coverage> {
                 resource_type: typ.value(i).to_string(),
                 managed: m,
                 unmanaged: u,
-                coverage: if m + u == 0 { 1.0 } else { m as f64 / (m + u) as f64 },
+                coverage: if m + u == 0 {
+                    1.0
+                } else {
+                    m as f64 / (m + u) as f64
+                },
             });
         }
     }

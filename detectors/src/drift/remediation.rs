@@ -13,12 +13,17 @@ pub fn for_changed(address: &str, paths: &[String]) -> Vec<Remediation> {
     vec![
         Remediation {
             action: "revert".into(),
-            description: format!("Re-apply the declared configuration for {}", paths.join(", ")),
+            description: format!(
+                "Re-apply the declared configuration for {}",
+                paths.join(", ")
+            ),
             command: format!("terraform apply -target={}", quoted(address)),
         },
         Remediation {
             action: "accept".into(),
-            description: "Keep the change: update the code to the observed values, then record them in state".into(),
+            description:
+                "Keep the change: update the code to the observed values, then record them in state"
+                    .into(),
             command: format!("terraform apply -refresh-only -target={}", quoted(address)),
         },
     ]
@@ -45,7 +50,13 @@ pub fn resource_name(id: &str) -> String {
     let base = id.rsplit(['/', ':']).next().unwrap_or(id);
     let mut s: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
         s.insert(0, 'r');
@@ -74,11 +85,19 @@ mod tests {
     #[test]
     fn names_and_commands() {
         assert_eq!(resource_name("sg-0abc"), "sg-0abc");
-        assert_eq!(resource_name("arn:aws:sns:us-east-1:1:alerts.fifo"), "alerts_fifo");
+        assert_eq!(
+            resource_name("arn:aws:sns:us-east-1:1:alerts.fifo"),
+            "alerts_fifo"
+        );
         assert_eq!(resource_name("123bucket"), "r_123bucket");
         let r = for_unmanaged("aws_s3_bucket", "logs.example.com");
-        assert_eq!(r[0].command, "import {\n  to = aws_s3_bucket.logs_example_com\n  id = \"logs.example.com\"\n}");
-        assert_eq!(for_changed("aws_iam_role.x[\"a\"]", &["tags.Owner".into()])[0].command,
-            "terraform apply -target='aws_iam_role.x[\"a\"]'");
+        assert_eq!(
+            r[0].command,
+            "import {\n  to = aws_s3_bucket.logs_example_com\n  id = \"logs.example.com\"\n}"
+        );
+        assert_eq!(
+            for_changed("aws_iam_role.x[\"a\"]", &["tags.Owner".into()])[0].command,
+            "terraform apply -target='aws_iam_role.x[\"a\"]'"
+        );
     }
 }
