@@ -1,0 +1,91 @@
+//! End-to-end scan benchmark: generates N declared + N observed resources
+//! with 1% drift, times a plain serde_json parse of every input file (on all
+//! cores, as the scan gets), then runs `driftline scan` on the same files and
+//! reports resources/s, peak RSS, and the scan/parse ratio.
+//!
+//! cargo build --release -p driftline -p driftline-benches
+//! target/release/scan_e2e 100000 1000000
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use driftline_benches::{generate, peak_rss_children, peak_rss_self};
+
+fn parse_all(files: &[PathBuf]) -> usize {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut values = 0usize;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        let bytes = std::fs::read(f).expect("read input");
+                        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+                        values += v.as_object().map(|m| m.len()).unwrap_or(0);
+                    }
+                    values
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    })
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![100_000] } else { sizes };
+    let exe = std::env::current_exe().expect("own path");
+    let driftline = exe.with_file_name("driftline");
+    assert!(driftline.exists(), "build the driftline binary first: {} is missing", driftline.display());
+    let work = std::env::var("DRIFTLINE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("driftline-bench"));
+    println!("| N | input | parse (serde_json) | scan | resources/s | scan/parse | scan peak RSS | findings |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let dir = work.join(n.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        let g = generate(&dir, n).expect("generate inputs");
+        let mut files = g.state_files.clone();
+        files.extend(g.observed_files.clone());
+
+        let t = Instant::now();
+        parse_all(&files);
+        let parse = t.elapsed();
+        let _ = peak_rss_self();
+
+        let t = Instant::now();
+        let out = Command::new(&driftline)
+            .args(["scan", "--output", "json", "--state"])
+            .arg(dir.join("state"))
+            .arg("--observed")
+            .arg(dir.join("observed"))
+            .env("DRIFTLINE_HASH_SALT", "bench")
+            .output()
+            .expect("run driftline");
+        let scan = t.elapsed();
+        assert_eq!(out.status.code(), Some(1), "drift expected: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        let s = &report["summary"];
+        let found = (s["changed"].as_u64().unwrap_or(0), s["missing"].as_u64().unwrap_or(0), s["unmanaged"].as_u64().unwrap_or(0));
+        assert_eq!(found, (g.changed as u64, g.missing as u64, g.unmanaged as u64), "the scan finds exactly the planted drift");
+        let rss = peak_rss_children();
+        println!(
+            "| {n} | {:.0} MB | {:.2} s | {:.2} s | {:.0} | {:.2} | {:.0} MB | {} changed, {} missing, {} unmanaged |",
+            g.bytes as f64 / 1e6,
+            parse.as_secs_f64(),
+            scan.as_secs_f64(),
+            (2 * n) as f64 / scan.as_secs_f64(),
+            scan.as_secs_f64() / parse.as_secs_f64(),
+            rss as f64 / 1e6,
+            found.0,
+            found.1,
+            found.2
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
