@@ -40,6 +40,16 @@ fn findings(v: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The finding whose `field` equals `value`.
+fn finding<'a>(v: &'a Value, field: &str, value: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f[field] == value)
+        .unwrap_or_else(|| panic!("no finding with {field} = {value}"))
+}
+
 #[test]
 fn demo_estate_finds_each_class_and_only_the_planted_drift() {
     let driftignore = common::estate().join(".driftignore");
@@ -58,12 +68,7 @@ fn demo_estate_finds_each_class_and_only_the_planted_drift() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(findings(&v), expected);
-    let sg = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["address"] == "aws_security_group.web")
-        .unwrap();
+    let sg = finding(&v, "address", "aws_security_group.web");
     assert_eq!(sg["diffs"][0]["path"], "ingress");
     assert!(
         sg["diffs"][0]["observed"]
@@ -75,12 +80,7 @@ fn demo_estate_finds_each_class_and_only_the_planted_drift() {
         sg["remediation"][0]["command"],
         "terraform apply -target='aws_security_group.web'"
     );
-    let web1 = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["address"] == "aws_instance.web[1]")
-        .unwrap();
+    let web1 = finding(&v, "address", "aws_instance.web[1]");
     let paths: BTreeSet<&str> = web1["diffs"]
         .as_array()
         .unwrap()
@@ -88,12 +88,7 @@ fn demo_estate_finds_each_class_and_only_the_planted_drift() {
         .map(|d| d["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, BTreeSet::from(["instance_type", "tags.team"]));
-    let user = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["resource_id"] == "AIDA2EXAMPLEUSER00002")
-        .unwrap();
+    let user = finding(&v, "resource_id", "AIDA2EXAMPLEUSER00002");
     assert_eq!(user["remediation"][0]["action"], "adopt");
     assert!(
         user["remediation"][0]["command"]
@@ -142,12 +137,7 @@ fn driftignore_resource_and_attribute_rules() {
         !f.contains(&("unmanaged".into(), "AIDA2EXAMPLEUSER00002".into())),
         "escaped dot matches alice.tmp"
     );
-    let web1 = with["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["address"] == "aws_instance.web[1]")
-        .unwrap();
+    let web1 = finding(&with, "address", "aws_instance.web[1]");
     assert_eq!(
         web1["diffs"].as_array().unwrap().len(),
         1,
@@ -298,22 +288,27 @@ fn a_seeded_secret_never_appears_in_any_output() {
     assert_eq!(db["sensitive_paths"], serde_json::json!(["password"]));
 }
 
+/// Runs a `list` command with JSON output; it must exit 0.
+fn list_ok(args: &[std::path::PathBuf]) -> (Value, String) {
+    let out = common::driftline()
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
 #[test]
 fn state_and_observed_lists_name_every_instance() {
     let f = common::fixtures();
-    let out = common::driftline()
-        .args(["state", "list", "--output", "json"])
-        .arg(f.join("tfstate/017_1ucra__3tierSIEMterraform.tfstate.json"))
-        .arg(f.join("tfstate/020_IvanKuznecov__aws_spark_cluster.tfstate.json"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (v, _) = list_ok(&[
+        "state".into(),
+        "list".into(),
+        f.join("tfstate/017_1ucra__3tierSIEMterraform.tfstate.json"),
+        f.join("tfstate/020_IvanKuznecov__aws_spark_cluster.tfstate.json"),
+    ]);
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 160 + 80);
     for key in [
@@ -339,18 +334,7 @@ fn state_and_observed_lists_name_every_instance() {
             .any(|r| r["mode"] == "data" && r["address"].as_str().unwrap().contains("data."))
     );
 
-    let out = common::driftline()
-        .args(["observed", "list", "--output", "json"])
-        .arg(f.join("awsconfig"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (v, stderr) = list_ok(&["observed".into(), "list".into(), f.join("awsconfig")]);
     assert_eq!(
         stderr
             .lines()
@@ -358,7 +342,6 @@ fn state_and_observed_lists_name_every_instance() {
             .count(),
         14
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for row in v.as_array().unwrap() {
         for key in [
             "resource_key",

@@ -21,7 +21,13 @@ fn tags(i: usize) -> Value {
 }
 
 fn taglist(t: &Value) -> Value {
-    Value::Array(t.as_object().unwrap().iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
+    Value::Array(
+        t.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect(),
+    )
 }
 
 /// The declared attributes and observed item of resource `i`, and the
@@ -41,12 +47,18 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
                 "ebs_optimized": true, "source_dest_check": true, "monitoring": false, "private_ip": format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
                 "availability_zone": "eu-west-1a", "root_block_device": [{"volume_size": 20, "volume_type": "gp3", "encrypted": true}],
                 "tags": t, "tags_all": t, "user_data": null, "credit_specification": [{"cpu_credits": "unlimited"}]});
-            let observed = item("AWS::EC2::Instance", &id, Some(&arn), json!({"instanceId": id, "imageId": "ami-0c1c30571d2dba5ce",
+            let observed = item(
+                "AWS::EC2::Instance",
+                &id,
+                Some(&arn),
+                json!({"instanceId": id, "imageId": "ami-0c1c30571d2dba5ce",
                 "instanceType": if drift { "t3.large" } else { "t3.medium" }, "subnetId": format!("subnet-{:08x}", i % 64), "keyName": "ops",
                 "securityGroups": [{"groupName": "web", "groupId": format!("sg-{:08x}", i % 32)}], "ebsOptimized": true, "sourceDestCheck": true,
                 "monitoring": {"state": "disabled"}, "privateIpAddress": format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
                 "state": {"code": 16, "name": "running"}, "placement": {"availabilityZone": "eu-west-1a", "tenancy": "default"},
-                "architecture": "x86_64", "rootDeviceName": "/dev/xvda", "tags": taglist(&ot)}), &ot);
+                "architecture": "x86_64", "rootDeviceName": "/dev/xvda", "tags": taglist(&ot)}),
+                &ot,
+            );
             ("aws_instance", declared, observed)
         }
         1 => {
@@ -57,11 +69,17 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
                 "egress": [{"from_port": 0, "to_port": 0, "protocol": "-1", "cidr_blocks": ["0.0.0.0/0"], "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": [], "self": false, "description": ""}],
                 "owner_id": ACCOUNT, "revoke_rules_on_delete": false, "tags": t, "tags_all": t});
             let cidr = if drift { "0.0.0.0/0" } else { "10.0.0.0/8" };
-            let observed = item("AWS::EC2::SecurityGroup", &id, Some(&arn), json!({"groupId": id, "groupName": format!("sg-{i}"), "description": "Managed by Terraform",
+            let observed = item(
+                "AWS::EC2::SecurityGroup",
+                &id,
+                Some(&arn),
+                json!({"groupId": id, "groupName": format!("sg-{i}"), "description": "Managed by Terraform",
                 "vpcId": "vpc-0a1b2c3d", "ownerId": ACCOUNT,
                 "ipPermissions": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipv4Ranges": [{"cidrIp": cidr}], "ipRanges": [cidr], "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []}],
                 "ipPermissionsEgress": [{"ipProtocol": "-1", "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}], "ipRanges": ["0.0.0.0/0"], "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []}],
-                "tags": taglist(&ot)}), &ot);
+                "tags": taglist(&ot)}),
+                &ot,
+            );
             ("aws_security_group", declared, observed)
         }
         2 => {
@@ -70,7 +88,13 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
             let declared = json!({"id": id, "bucket": id, "arn": arn, "region": REGION, "acl": "private", "force_destroy": false,
                 "versioning": [{"enabled": true, "mfa_delete": false}], "policy": "", "tags": t, "tags_all": t,
                 "server_side_encryption_configuration": [{"rule": [{"apply_server_side_encryption_by_default": [{"sse_algorithm": "AES256", "kms_master_key_id": ""}]}]}]});
-            let mut o = item("AWS::S3::Bucket", &id, Some(&arn), json!({"name": id, "owner": {"id": "8ac813c84b8ad4d9f3e35f80aaeb254f"}, "creationDate": "2024-03-01T10:00:00.000Z"}), &ot);
+            let mut o = item(
+                "AWS::S3::Bucket",
+                &id,
+                Some(&arn),
+                json!({"name": id, "owner": {"id": "8ac813c84b8ad4d9f3e35f80aaeb254f"}, "creationDate": "2024-03-01T10:00:00.000Z"}),
+                &ot,
+            );
             o["supplementaryConfiguration"] = json!({"BucketVersioningConfiguration": {"status": if drift { "Suspended" } else { "Enabled" }, "isMfaDeleteEnabled": null},
                 "ServerSideEncryptionConfiguration": {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}});
             ("aws_s3_bucket", declared, o)
@@ -81,8 +105,14 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
             let cidr = format!("10.{}.{}.0/24", i >> 16 & 255, i >> 8 & 255);
             let declared = json!({"id": id, "arn": arn, "vpc_id": "vpc-0a1b2c3d", "cidr_block": cidr, "availability_zone": "eu-west-1b",
                 "map_public_ip_on_launch": false, "assign_ipv6_address_on_creation": false, "owner_id": ACCOUNT, "tags": t, "tags_all": t});
-            let observed = item("AWS::EC2::Subnet", &id, Some(&arn), json!({"subnetId": id, "vpcId": "vpc-0a1b2c3d", "cidrBlock": cidr,
-                "availabilityZone": "eu-west-1b", "mapPublicIpOnLaunch": drift, "availableIpAddressCount": 251, "state": "available", "tags": taglist(&ot)}), &ot);
+            let observed = item(
+                "AWS::EC2::Subnet",
+                &id,
+                Some(&arn),
+                json!({"subnetId": id, "vpcId": "vpc-0a1b2c3d", "cidrBlock": cidr,
+                "availabilityZone": "eu-west-1b", "mapPublicIpOnLaunch": drift, "availableIpAddressCount": 251, "state": "available", "tags": taglist(&ot)}),
+                &ot,
+            );
             ("aws_subnet", declared, observed)
         }
     }
@@ -117,8 +147,14 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
         let op = dir.join(format!("observed/snapshot-{file_no:03}.json"));
         let mut s = BufWriter::new(std::fs::File::create(&sp)?);
         let mut o = BufWriter::new(std::fs::File::create(&op)?);
-        write!(s, r#"{{"version":4,"terraform_version":"1.9.8","serial":{file_no},"lineage":"bench-{file_no}","outputs":{{}},"resources":["#)?;
-        write!(o, r#"{{"fileVersion":"1.0","configSnapshotId":"bench-{file_no}","configurationItems":["#)?;
+        write!(
+            s,
+            r#"{{"version":4,"terraform_version":"1.9.8","serial":{file_no},"lineage":"bench-{file_no}","outputs":{{}},"resources":["#
+        )?;
+        write!(
+            o,
+            r#"{{"fileVersion":"1.0","configSnapshotId":"bench-{file_no}","configurationItems":["#
+        )?;
         let (mut first_s, mut first_o) = (true, true);
         for i in start..end {
             // 1% drift: one in 300 changed, one in 300 missing, one in 300 unmanaged.
@@ -159,8 +195,16 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
 pub fn peak_rss_self() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
@@ -170,7 +214,11 @@ pub fn peak_rss_children() -> u64 {
     // SAFETY: getrusage only writes into the struct we pass.
     unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) == 0 { u.ru_maxrss as u64 * 1024 } else { 0 }
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) == 0 {
+            u.ru_maxrss as u64 * 1024
+        } else {
+            0
+        }
     }
 }
 
@@ -183,9 +231,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("driftline-gen-{}", std::process::id()));
         let g = generate(&dir, 3000).unwrap();
         assert_eq!((g.changed, g.missing, g.unmanaged), (10, 10, 10));
-        let state: Value = serde_json::from_slice(&std::fs::read(&g.state_files[0]).unwrap()).unwrap();
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(&g.state_files[0]).unwrap()).unwrap();
         assert_eq!(state["resources"].as_array().unwrap().len(), 2990);
-        let obs: Value = serde_json::from_slice(&std::fs::read(&g.observed_files[0]).unwrap()).unwrap();
+        let obs: Value =
+            serde_json::from_slice(&std::fs::read(&g.observed_files[0]).unwrap()).unwrap();
         assert_eq!(obs["configurationItems"].as_array().unwrap().len(), 2990);
         std::fs::remove_dir_all(dir).ok();
     }

@@ -102,3 +102,12 @@ pub(crate) fn publish_dead_letters(bus: &dyn Bus, errors: &[SourceError]) {
         tracing::error!(error = %e, "cannot publish dead letters");
     }
 }
+
+/// Bytes in these files (unreadable ones count as empty), for progress.
+pub(crate) fn total_size(files: &[std::path::PathBuf]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}

@@ -14,7 +14,9 @@ use driftline_benches::{generate, peak_rss_children, peak_rss_self};
 
 fn parse_all(files: &[PathBuf]) -> usize {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..cores)
             .map(|_| {
@@ -24,7 +26,8 @@ fn parse_all(files: &[PathBuf]) -> usize {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(f) = files.get(i) else { break };
                         let bytes = std::fs::read(f).expect("read input");
-                        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&bytes).expect("valid JSON");
                         values += v.as_object().map(|m| m.len()).unwrap_or(0);
                     }
                     values
@@ -36,15 +39,28 @@ fn parse_all(files: &[PathBuf]) -> usize {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![100_000] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000]
+    } else {
+        sizes
+    };
     let exe = std::env::current_exe().expect("own path");
     let driftline = exe.with_file_name("driftline");
-    assert!(driftline.exists(), "build the driftline binary first: {} is missing", driftline.display());
+    assert!(
+        driftline.exists(),
+        "build the driftline binary first: {} is missing",
+        driftline.display()
+    );
     let work = std::env::var("DRIFTLINE_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("driftline-bench"));
-    println!("| N | input | parse (serde_json) | scan | resources/s | scan/parse | scan peak RSS | findings |");
+    println!(
+        "| N | input | parse (serde_json) | scan | resources/s | scan/parse | scan peak RSS | findings |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let dir = work.join(n.to_string());
@@ -68,11 +84,24 @@ fn main() {
             .output()
             .expect("run driftline");
         let scan = t.elapsed();
-        assert_eq!(out.status.code(), Some(1), "drift expected: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "drift expected: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
         let s = &report["summary"];
-        let found = (s["changed"].as_u64().unwrap_or(0), s["missing"].as_u64().unwrap_or(0), s["unmanaged"].as_u64().unwrap_or(0));
-        assert_eq!(found, (g.changed as u64, g.missing as u64, g.unmanaged as u64), "the scan finds exactly the planted drift");
+        let found = (
+            s["changed"].as_u64().unwrap_or(0),
+            s["missing"].as_u64().unwrap_or(0),
+            s["unmanaged"].as_u64().unwrap_or(0),
+        );
+        assert_eq!(
+            found,
+            (g.changed as u64, g.missing as u64, g.unmanaged as u64),
+            "the scan finds exactly the planted drift"
+        );
         let rss = peak_rss_children();
         println!(
             "| {n} | {:.0} MB | {:.2} s | {:.2} s | {:.0} | {:.2} | {:.0} MB | {} changed, {} missing, {} unmanaged |",

@@ -214,14 +214,7 @@ impl Collector for TerraformCollector {
     }
 
     fn size_hint(&self) -> Option<u64> {
-        Some(
-            self.cfg
-                .files
-                .iter()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum(),
-        )
+        Some(crate::total_size(&self.cfg.files))
     }
 
     fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport {
