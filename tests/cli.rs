@@ -357,3 +357,41 @@ fn state_and_observed_lists_name_every_instance() {
         }
     }
 }
+
+#[test]
+fn demo_prints_the_scan_report_and_exits_zero() {
+    let out = common::driftline().arg("demo").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "changed    aws_security_group.web",
+        "missing    aws_sqs_queue.orders_dlq",
+        "unmanaged",
+        "IaC coverage",
+        "terraform apply -target=",
+    ] {
+        assert!(
+            text.contains(needle),
+            "demo output lacks {needle:?}:\n{text}"
+        );
+    }
+    let (_, scan, _) = demo_json(&[
+        "--driftignore",
+        common::estate().join(".driftignore").to_str().unwrap(),
+    ]);
+    let out = common::driftline()
+        .args(["demo", "--output", "json"])
+        .output()
+        .unwrap();
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        findings(&demo),
+        findings(&scan),
+        "demo reports what scan reports"
+    );
+}

@@ -456,11 +456,44 @@ fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> 
     v
 }
 
-/// The observed side of a configuration item, as separate JSON values.
+/// A JSON object whose top level is indexed but not parsed: a row holds
+/// dozens of attributes and a mapping compares a handful, so only those
+/// are turned into values.
+#[derive(Default)]
+pub struct Doc<'a> {
+    top: std::collections::HashMap<String, &'a serde_json::value::RawValue>,
+}
+
+impl<'a> Doc<'a> {
+    /// Anything but an object (e.g. `null`) reads as an empty document.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        if !text.trim_start().starts_with('{') {
+            return Ok(Doc::default());
+        }
+        Ok(Doc {
+            top: serde_json::from_str(text)?,
+        })
+    }
+
+    /// The value at a dotted path.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let (first, rest) = match path.split_once('.') {
+            Some((f, r)) => (f, Some(r)),
+            None => (path, None),
+        };
+        let v: Value = serde_json::from_str(self.top.get(first)?.get()).ok()?;
+        match rest {
+            None => Some(v),
+            Some(r) => get_path(&v, r).cloned(),
+        }
+    }
+}
+
+/// The observed side of a configuration item.
 pub struct ObservedSide<'a> {
-    pub configuration: &'a Value,
-    pub supplementary: &'a Value,
-    pub tags: &'a Value,
+    pub configuration: Doc<'a>,
+    pub supplementary: Doc<'a>,
+    pub tags: Value,
     pub resource_name: Option<&'a str>,
     pub arn: Option<&'a str>,
 }
@@ -471,17 +504,14 @@ impl ObservedSide<'_> {
             Some((r, rest)) => (r, Some(rest)),
             None => (path, None),
         };
-        let base = match root {
-            "configuration" => self.configuration,
-            "supplementaryConfiguration" => self.supplementary,
-            "tags" => self.tags,
-            "resourceName" => return self.resource_name.map(|s| Value::String(s.into())),
-            "arn" => return self.arn.map(|s| Value::String(s.into())),
-            _ => return None,
-        };
-        match rest {
-            None => Some(base.clone()),
-            Some(p) => get_path(base, p).cloned(),
+        match (root, rest) {
+            ("configuration", Some(p)) => self.configuration.get(p),
+            ("supplementaryConfiguration", Some(p)) => self.supplementary.get(p),
+            ("tags", None) => Some(self.tags.clone()),
+            ("tags", Some(p)) => get_path(&self.tags, p).cloned(),
+            ("resourceName", _) => self.resource_name.map(|s| Value::String(s.into())),
+            ("arn", _) => self.arn.map(|s| Value::String(s.into())),
+            _ => None,
         }
     }
 }
@@ -495,14 +525,14 @@ fn is_aws_managed_tag(k: &str) -> bool {
 /// observed item, for one mapping.
 pub fn diff(
     m: &Mapping,
-    declared: &Value,
+    declared: &Doc,
     observed: &ObservedSide,
     resource_id: &str,
 ) -> Vec<AttributeDiff> {
     let ctx = Ctx { resource_id };
     let mut out = Vec::new();
     for c in &m.compares {
-        let d = normalise(c, get_path(declared, &c.terraform), false, &ctx);
+        let d = normalise(c, declared.get(&c.terraform).as_ref(), false, &ctx);
         let o = normalise(c, observed.get(&c.observed).as_ref(), true, &ctx);
         if d != o {
             out.push(AttributeDiff {
@@ -514,19 +544,22 @@ pub fn diff(
         }
     }
     if m.compare_tags {
-        diff_tags(m, declared, observed.tags, &mut out);
+        diff_tags(m, declared, &observed.tags, &mut out);
     }
     out
 }
 
-fn diff_tags(m: &Mapping, declared: &Value, observed: &Value, out: &mut Vec<AttributeDiff>) {
+fn diff_tags(m: &Mapping, declared: &Doc, observed: &Value, out: &mut Vec<AttributeDiff>) {
     let empty = Map::new();
     let dtags = m
         .tag_attributes
         .iter()
-        .filter_map(|a| declared.get(a).and_then(Value::as_object))
-        .find(|t| !t.is_empty())
-        .unwrap_or(&empty);
+        .filter_map(|a| match declared.get(a) {
+            Some(Value::Object(t)) if !t.is_empty() => Some(t),
+            _ => None,
+        })
+        .next()
+        .unwrap_or_default();
     let otags = observed.as_object().unwrap_or(&empty);
     let keys: BTreeSet<&String> = dtags
         .keys()
@@ -534,7 +567,7 @@ fn diff_tags(m: &Mapping, declared: &Value, observed: &Value, out: &mut Vec<Attr
         .filter(|k| !is_aws_managed_tag(k))
         .collect();
     for k in keys {
-        let d = dtags.get(k).map(canonical).unwrap_or(Value::Null);
+        let d = dtags.get(k.as_str()).map(canonical).unwrap_or(Value::Null);
         let o = otags.get(k).map(canonical).unwrap_or(Value::Null);
         if d != o {
             out.push(AttributeDiff {

@@ -28,7 +28,6 @@ use driftline_pipeline::{
     ResourceMode, fingerprint,
 };
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::mappings::Mappings;
 use crate::{Detector, DetectorError};
@@ -204,12 +203,7 @@ impl ScalarUDFImpl for DriftDiffUdf {
         let (tf_type, attrs, rid, conf, supp, tags, name, arn) =
             (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
         let mut out = StringBuilder::with_capacity(args.number_rows, args.number_rows * 2);
-        let parse = |a: &arrow::array::StringArray, i: usize| -> DfResult<Value> {
-            if a.is_null(i) {
-                return Ok(Value::Null);
-            }
-            serde_json::from_str(a.value(i)).map_err(|e| DataFusionError::External(Box::new(e)))
-        };
+        let external = |e: serde_json::Error| DataFusionError::External(Box::new(e));
         fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
             (!a.is_null(i)).then(|| a.value(i))
         }
@@ -222,14 +216,12 @@ impl ScalarUDFImpl for DriftDiffUdf {
                 out.append_null();
                 continue;
             };
-            let declared = parse(attrs, i)?;
-            let configuration = parse(conf, i)?;
-            let supplementary = parse(supp, i)?;
-            let tag_map = parse(tags, i)?;
+            let declared = compare::Doc::parse(attrs.value(i)).map_err(external)?;
             let side = compare::ObservedSide {
-                configuration: &configuration,
-                supplementary: &supplementary,
-                tags: &tag_map,
+                configuration: compare::Doc::parse(conf.value(i)).map_err(external)?,
+                supplementary: compare::Doc::parse(opt(supp, i).unwrap_or("{}"))
+                    .map_err(external)?,
+                tags: serde_json::from_str(opt(tags, i).unwrap_or("{}")).map_err(external)?,
                 resource_name: opt(name, i),
                 arn: opt(arn, i),
             };
