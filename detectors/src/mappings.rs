@@ -231,3 +231,73 @@ impl Mappings {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_mappings_load_and_cover_the_twenty_types() {
+        let m = Mappings::builtin().unwrap();
+        assert!(m.len() >= 20);
+        for t in [
+            "aws_instance",
+            "aws_security_group",
+            "aws_s3_bucket",
+            "aws_dynamodb_table",
+        ] {
+            assert!(m.by_tf_type(t).is_some(), "{t}");
+        }
+        assert_eq!(
+            m.by_config_type("AWS::EC2::SecurityGroup")
+                .unwrap()
+                .terraform_type,
+            "aws_security_group"
+        );
+        assert!(m.type_table().by_tf_type("aws_iam_role").unwrap().global);
+    }
+
+    #[test]
+    fn bad_files_are_named_with_the_reason() {
+        let mut m = Mappings::default();
+        let base =
+            "terraform_type = \"aws_x\"\nconfig_type = \"AWS::X::Y\"\nid_attribute = \"id\"\n";
+        let e = m.add_text("x.toml", &format!("{base}[[compare]]\nterraform = \"a\"\nobserved = \"configuration.a\"\nnormalise = [\"sideways\"]\n"), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.toml: compare[0].normalise: unknown normaliser \"sideways\""),
+            "{e}"
+        );
+        let e = m
+            .add_text(
+                "y.toml",
+                &format!("{base}[[compare]]\nterraform = \"a\"\nobserved = \"config.a\"\n"),
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("y.toml: compare[0].observed \"config.a\" must start with"),
+            "{e}"
+        );
+        let e = m
+            .add_text("z.toml", &format!("{base}colour = \"red\"\n"), false)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("z.toml:") && e.to_string().contains("colour"),
+            "{e}"
+        );
+        let e = m
+            .add_text(
+                "w.toml",
+                "terraform_type = \"aws_x\"\nconfig_type = \"nope\"\nid_attribute = \"id\"\n",
+                false,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("not an AWS Config type"), "{e}");
+        m.add_text("a.toml", base, false).unwrap();
+        let e = m.add_text("b.toml", base, false).unwrap_err();
+        assert!(matches!(e, MappingError::Duplicate { .. }), "{e}");
+        m.add_text("c.toml", base, true).expect("replace overrides");
+    }
+}
