@@ -89,7 +89,11 @@ pub struct DeclaredResource {
     pub status: InstanceStatus,
     /// Deposed key when this object is deposed (awaiting destroy).
     pub deposed: Option<String>,
-    pub attributes: Value,
+    /// Attributes as compact JSON text (an object). Kept as text, not a
+    /// tree: a million trees do not fit in memory, and detectors only look
+    /// at the few attributes a mapping compares.
+    #[serde(with = "json_text")]
+    pub attributes: String,
     /// Attribute paths whose values were replaced by a salted hash.
     pub sensitive_paths: Vec<String>,
     /// Where the state came from (file path, s3://…, http://…).
@@ -98,6 +102,22 @@ pub struct DeclaredResource {
     pub lineage: String,
     /// Milliseconds since the epoch when the state was read.
     pub observed_at: i64,
+}
+
+/// (De)serialises a `String` holding JSON text as that JSON, so records
+/// stay readable (`"attributes": {...}`, not an escaped string).
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(text.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(Box::<RawValue>::deserialize(d)?.get().to_string())
+    }
 }
 
 /// AWS Config `configurationItemStatus`.

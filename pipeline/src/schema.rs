@@ -77,7 +77,6 @@ pub fn declared_batch(rows: &[&DeclaredResource]) -> Result<RecordBatch, ArrowEr
     let mut serial = UInt64Builder::with_capacity(n);
     let mut lineage = StringBuilder::with_capacity(n, n * 36);
     let mut observed_at = Int64Builder::with_capacity(n);
-    let mut buf = Vec::with_capacity(1024);
     for r in rows {
         key.append_value(&r.resource_key);
         tid.append_value(&r.type_id);
@@ -90,11 +89,7 @@ pub fn declared_batch(rows: &[&DeclaredResource]) -> Result<RecordBatch, ArrowEr
         id.append_option(r.id.as_deref());
         status.append_value(r.status.as_str());
         deposed.append_value(r.deposed.is_some());
-        buf.clear();
-        serde_json::to_writer(&mut buf, &r.attributes)
-            .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-        // serde_json only ever writes valid UTF-8.
-        attributes.append_value(std::str::from_utf8(&buf).unwrap_or_default());
+        attributes.append_value(&r.attributes);
         source.append_value(&r.source);
         serial.append_value(r.serial);
         lineage.append_value(&r.lineage);

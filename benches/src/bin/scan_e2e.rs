@@ -12,6 +12,10 @@ use std::time::Instant;
 
 use driftline_benches::{generate, peak_rss_children, peak_rss_self};
 
+// The same allocator as the driftline binary, so the parse baseline is fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn parse_all(files: &[PathBuf]) -> usize {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let cores = std::thread::available_parallelism()

@@ -111,14 +111,15 @@ pub fn load_state_bytes(
                     InstanceStatus::Ready
                 },
                 deposed: inst.deposed,
-                attributes,
+                // Serialising a Value (string keys only) cannot fail.
+                attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
                 sensitive_paths,
                 source: source.to_string(),
                 serial: parsed.serial,
                 lineage: parsed.lineage.clone(),
                 observed_at: now,
             };
-            resolve_identity(&mut d, inst.identity.as_ref(), cfg);
+            resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
             d
         })
         .collect();
@@ -150,8 +151,12 @@ fn scalar_string(v: &Value) -> Option<String> {
 /// Fills account, region, type id and resource key (DESIGN §3): account and
 /// region from the instance's `identity`, else its ARN, else telling
 /// attributes, else the source's defaults.
-fn resolve_identity(d: &mut DeclaredResource, identity: Option<&Value>, cfg: &TerraformConfig) {
-    let attrs = &d.attributes;
+fn resolve_identity(
+    d: &mut DeclaredResource,
+    attrs: &Value,
+    identity: Option<&Value>,
+    cfg: &TerraformConfig,
+) {
     let arn_text = attrs.get("arn").and_then(Value::as_str);
     let arn = arn_text.and_then(Arn::parse);
     let ident = |k: &str| {
@@ -190,7 +195,7 @@ fn resolve_identity(d: &mut DeclaredResource, identity: Option<&Value>, cfg: &Te
     if d.mode != ResourceMode::Managed {
         return;
     }
-    let Some(rid) = d.attributes.get(&m.id_attribute).and_then(scalar_string) else {
+    let Some(rid) = attrs.get(&m.id_attribute).and_then(scalar_string) else {
         return;
     };
     d.type_id = type_id(&m.config_type, &rid);
