@@ -53,32 +53,18 @@ fn is_state_file(p: &Path) -> bool {
     name.contains(".tfstate") || name.ends_with(".json")
 }
 
-fn input_errors(errs: Vec<driftline_collectors::InputError>) -> Vec<SourceError> {
-    errs.into_iter()
-        .map(|e| {
-            let text = e.to_string();
-            let (source, reason) = text.split_once(": ").unwrap_or((&text, "unreadable"));
-            SourceError {
-                source: source.to_string(),
-                reason: reason.to_string(),
-            }
-        })
-        .collect()
-}
-
+/// The state collector's config with this run's salt and default identity.
 fn terraform_config(
     files: Vec<PathBuf>,
     account: Option<String>,
     region: Option<String>,
     types: Arc<TypeTable>,
 ) -> TerraformConfig {
-    TerraformConfig {
-        files,
-        default_account: account,
-        default_region: region,
-        salt: Salt::from_env_or_random(),
-        types,
-    }
+    let mut cfg = TerraformConfig::new(types, Salt::from_env_or_random());
+    cfg.files = files;
+    cfg.default_account = account;
+    cfg.default_region = region;
+    cfg
 }
 
 pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
@@ -93,8 +79,8 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     };
     let (state_files, state_errs) = expand_inputs(&inputs.state, is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&inputs.observed, aws_config::is_item_file);
-    let mut errors = input_errors(state_errs);
-    errors.extend(input_errors(observed_errs));
+    let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
+    errors.extend(observed_errs.into_iter().map(SourceError::from));
 
     let tf = TerraformCollector::new(terraform_config(
         state_files,
@@ -173,10 +159,10 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let report = rt.block_on(async {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-        let snapshots = register_snapshots(&ctx, &mappings, &declared, &observed)?;
+        let summary = register_snapshots(&ctx, &mappings, &declared, &observed)?;
         drop((declared, observed));
         DriftDetector::new(mappings.clone(), ignore)
-            .run(&ctx, snapshots.summary)
+            .run(&ctx, summary)
             .await
     })?;
     tracing::info!(
@@ -195,7 +181,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
 pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
     let (files, errs) = expand_inputs(inputs, is_state_file);
-    let mut errors = input_errors(errs);
+    let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let cfg = terraform_config(
         Vec::new(),
         id.account.clone(),
@@ -211,10 +197,7 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
                 }
                 rows.extend(state.resources);
             }
-            Err(e) => errors.push(SourceError {
-                source: f.display().to_string(),
-                reason: error_reason(&e.to_string(), f),
-            }),
+            Err(e) => errors.push(e.into()),
         }
     }
     let mut out = std::io::stdout().lock();
@@ -273,13 +256,6 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
     Ok(list_exit(&errors))
 }
 
-fn error_reason(text: &str, path: &Path) -> String {
-    let p = path.display().to_string();
-    text.strip_prefix(&format!("{p}: "))
-        .unwrap_or(text)
-        .to_string()
-}
-
 fn list_exit(errors: &[SourceError]) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}");
@@ -300,7 +276,7 @@ pub fn observed_list(
     let mappings = load_mappings(id.mappings.as_deref())?;
     let types = mappings.type_table();
     let (files, errs) = expand_inputs(inputs, aws_config::is_item_file);
-    let mut errors = input_errors(errs);
+    let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let mut rows = Vec::new();
     for f in &files {
         match aws_config::load_file(f, &types) {
@@ -314,10 +290,7 @@ pub fn observed_list(
                 }));
                 rows.extend(loaded.items);
             }
-            Err(e) => errors.push(SourceError {
-                source: f.display().to_string(),
-                reason: error_reason(&e.to_string(), f),
-            }),
+            Err(e) => errors.push(e.into()),
         }
     }
     let mut out = std::io::stdout().lock();

@@ -11,13 +11,10 @@ use driftline_detectors::Mappings;
 use driftline_pipeline::{InstanceStatus, ResourceMode};
 
 fn tf_config() -> TerraformConfig {
-    TerraformConfig {
-        files: Vec::new(),
-        default_account: None,
-        default_region: None,
-        salt: Salt::new("fixture-salt"),
-        types: Arc::new(Mappings::builtin().unwrap().type_table()),
-    }
+    TerraformConfig::new(
+        Arc::new(Mappings::builtin().unwrap().type_table()),
+        Salt::new("fixture-salt"),
+    )
 }
 
 #[test]

@@ -19,13 +19,7 @@ fn bench(c: &mut Criterion) {
     let g = driftline_benches::generate(&dir, N).expect("generate");
     let mappings = Arc::new(Mappings::builtin().expect("mappings"));
     let types = Arc::new(mappings.type_table());
-    let cfg = TerraformConfig {
-        files: vec![],
-        default_account: None,
-        default_region: None,
-        salt: Salt::new("b"),
-        types: types.clone(),
-    };
+    let cfg = TerraformConfig::new(types.clone(), Salt::new("b"));
 
     let mut group = c.benchmark_group("load");
     group.throughput(Throughput::Elements(N as u64));
@@ -61,10 +55,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let ctx = SessionContext::new();
-                let snaps =
+                let summary =
                     register_snapshots(&ctx, &mappings, &declared, &observed).expect("register");
                 DriftDetector::new(mappings.clone(), DriftIgnore::default())
-                    .run(&ctx, snaps.summary)
+                    .run(&ctx, summary)
                     .await
                     .expect("run")
                     .findings

@@ -14,6 +14,18 @@ pub enum InputError {
     Dir { path: String, reason: String },
 }
 
+impl From<InputError> for crate::SourceError {
+    fn from(e: InputError) -> Self {
+        let (source, reason) = match e {
+            InputError::NotFound(input) => (input, "no such file or directory".to_string()),
+            InputError::BadGlob { input, reason } => (input, format!("bad glob pattern: {reason}")),
+            InputError::NoMatch { input } => (input, "glob matched no files".to_string()),
+            InputError::Dir { path, reason } => (path, format!("cannot read directory: {reason}")),
+        };
+        crate::SourceError { source, reason }
+    }
+}
+
 /// Expands each input: a file stays itself, a directory contributes the
 /// files below it (recursively) that `keep` accepts, a glob its matches.
 /// Inputs that cannot be expanded are returned as errors beside the files.

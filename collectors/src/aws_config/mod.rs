@@ -51,6 +51,28 @@ pub enum AwsConfigError {
     Shape { path: String, reason: String },
 }
 
+impl From<AwsConfigError> for SourceError {
+    fn from(e: AwsConfigError) -> Self {
+        match e {
+            AwsConfigError::Read { path, reason } | AwsConfigError::Shape { path, reason } => {
+                SourceError {
+                    source: path,
+                    reason,
+                }
+            }
+            AwsConfigError::Json {
+                path,
+                line,
+                column,
+                reason,
+            } => SourceError {
+                source: path,
+                reason: format!("invalid JSON at line {line}, column {column}: {reason}"),
+            },
+        }
+    }
+}
+
 /// True for files a directory scan should pick up.
 pub fn is_item_file(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "json") && p.file_name().is_none_or(|n| n != "package.json")
@@ -352,21 +374,7 @@ impl Collector for AwsConfigFileCollector {
                             reason,
                         }));
                 }
-                Err(e) => {
-                    let reason = match e {
-                        AwsConfigError::Read { reason, .. }
-                        | AwsConfigError::Shape { reason, .. } => reason,
-                        AwsConfigError::Json {
-                            line,
-                            column,
-                            reason,
-                            ..
-                        } => {
-                            format!("invalid JSON at line {line}, column {column}: {reason}")
-                        }
-                    };
-                    report.errors.push(SourceError { source, reason });
-                }
+                Err(e) => report.errors.push(e.into()),
             }
         }
         crate::publish_dead_letters(bus, &report.errors);

@@ -38,6 +38,19 @@ pub struct TerraformConfig {
     pub types: Arc<TypeTable>,
 }
 
+impl TerraformConfig {
+    /// No files and no default account or region; set the fields to add them.
+    pub fn new(types: Arc<TypeTable>, salt: Salt) -> Self {
+        Self {
+            files: Vec::new(),
+            default_account: None,
+            default_region: None,
+            salt,
+            types,
+        }
+    }
+}
+
 /// A state file after loading.
 #[derive(Debug)]
 pub struct LoadedState {
@@ -58,6 +71,21 @@ pub enum TerraformError {
         path: String,
         source: StateFormatError,
     },
+}
+
+impl From<TerraformError> for SourceError {
+    fn from(e: TerraformError) -> Self {
+        match e {
+            TerraformError::Read { path, reason } => SourceError {
+                source: path,
+                reason,
+            },
+            TerraformError::Format { path, source } => SourceError {
+                source: path,
+                reason: source.to_string(),
+            },
+        }
+    }
 }
 
 /// Reads and decodes one state file.
@@ -255,13 +283,7 @@ impl Collector for TerraformCollector {
                         .extend(warnings.into_iter().map(|w| format!("{source}: {w}")));
                 }
                 Ok((_, Err(e), _)) => report.errors.push(SourceError { source, reason: e }),
-                Err(e) => {
-                    let reason = match e {
-                        TerraformError::Read { reason, .. } => reason,
-                        TerraformError::Format { source, .. } => source.to_string(),
-                    };
-                    report.errors.push(SourceError { source, reason });
-                }
+                Err(e) => report.errors.push(e.into()),
             }
         }
         crate::publish_dead_letters(bus, &report.errors);

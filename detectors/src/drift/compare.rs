@@ -166,37 +166,29 @@ fn map_strings(v: Value, f: &impl Fn(&str) -> String) -> Value {
 }
 
 pub fn cidr(s: &str) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let Some((addr, len)) = s.trim().split_once('/') else {
         return s.trim().to_ascii_lowercase();
     };
-    let Ok(prefix) = len.parse::<u32>() else {
-        return s.to_string();
+    let (Ok(ip), Ok(prefix)) = (addr.parse::<IpAddr>(), len.parse::<u32>()) else {
+        return s.trim().to_ascii_lowercase();
     };
-    if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>() {
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix.min(32))
-        };
-        return format!(
-            "{}/{}",
-            std::net::Ipv4Addr::from(u32::from(ip) & mask),
-            prefix
-        );
-    }
-    if let Ok(ip) = addr.parse::<std::net::Ipv6Addr>() {
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u128::MAX << (128 - prefix.min(128))
-        };
-        return format!(
-            "{}/{}",
-            std::net::Ipv6Addr::from(u128::from(ip) & mask),
-            prefix
-        );
-    }
-    s.to_ascii_lowercase()
+    // The network address: host bits cleared (a shift by the full width is 0).
+    let network = match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32u32.saturating_sub(prefix))
+                .unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128u32.saturating_sub(prefix))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    };
+    format!("{network}/{prefix}")
 }
 
 /// A JSON document written as a (maybe URL-encoded) string, or already parsed.
@@ -606,6 +598,11 @@ mod tests {
         assert_eq!(cidr("10.0.0.1/24"), "10.0.0.0/24");
         assert_eq!(cidr("0.0.0.0/0"), "0.0.0.0/0");
         assert_eq!(cidr("2001:DB8::1/32"), "2001:db8::/32");
+        assert_eq!(cidr("10.1.2.3/32"), "10.1.2.3/32");
+        assert_eq!(cidr("10.1.2.3/0"), "0.0.0.0/0");
+        assert_eq!(cidr("2001:db8::1/128"), "2001:db8::1/128");
+        assert_eq!(cidr(" pl-123abc "), "pl-123abc");
+        assert_eq!(cidr("10.0.0.0/x"), "10.0.0.0/x");
     }
 
     #[test]

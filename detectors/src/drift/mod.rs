@@ -61,20 +61,15 @@ pub struct DriftSummary {
     pub unmapped_observed: BTreeMap<String, usize>,
 }
 
-/// Snapshots ready for the join: the latest of each resource, split into
-/// what can be compared and what cannot.
-pub struct Snapshots {
-    pub summary: DriftSummary,
-}
-
 /// Registers `declared` and `observed` tables (only comparable rows) in
-/// `ctx`, keeping the latest observed item per resource.
+/// `ctx`, keeping the latest observed item per resource. Returns the counts
+/// of what was and was not comparable, for `DriftDetector::run`.
 pub fn register_snapshots(
     ctx: &SessionContext,
     mappings: &Mappings,
     declared: &[DeclaredResource],
     observed: &[ObservedResource],
-) -> Result<Snapshots, DetectorError> {
+) -> Result<DriftSummary, DetectorError> {
     let mut summary = DriftSummary::default();
     let mut comparable_d: Vec<&DeclaredResource> = Vec::with_capacity(declared.len());
     for d in declared {
@@ -125,7 +120,7 @@ pub fn register_snapshots(
         &comparable_o,
         observed_batch,
     )?;
-    Ok(Snapshots { summary })
+    Ok(summary)
 }
 
 fn register<T: Sync>(
@@ -229,10 +224,7 @@ impl ScalarUDFImpl for DriftDiffUdf {
             if diffs.is_empty() {
                 out.append_value("[]");
             } else {
-                out.append_value(
-                    serde_json::to_string(&diffs)
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
-                );
+                out.append_value(serde_json::to_string(&diffs).map_err(external)?);
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -322,9 +314,24 @@ impl DriftDetector {
         ctx.deregister_table("drift_pairs")?;
         ctx.register_table("drift_pairs", Arc::new(table))?;
 
+        // Only findings come back to Rust; the rest is counted where it lies.
+        let compared = ctx
+            .sql("SELECT COUNT(*) FROM drift_pairs WHERE d_address IS NOT NULL AND o_key IS NOT NULL")
+            .await?
+            .collect()
+            .await?;
+        summary.compared = compared
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0) as usize
+            })
+            .unwrap_or(0);
         let mut findings = Vec::new();
         let rows = ctx
-            .sql("SELECT * FROM drift_pairs WHERE class IS NOT NULL OR (d_address IS NOT NULL AND o_key IS NOT NULL)")
+            .sql("SELECT * FROM drift_pairs WHERE class IS NOT NULL")
             .await?
             .collect()
             .await?;
@@ -378,9 +385,6 @@ impl DriftDetector {
             (col("o_account")?, col("o_region")?, col("o_source")?);
         let (diffs, class) = (col("diffs")?, col("class")?);
         for i in 0..b.num_rows() {
-            if !address.is_null(i) && !o_key.is_null(i) {
-                summary.compared += 1;
-            }
             let Some(class) = get(class, i) else { continue };
             let class = match class.as_str() {
                 "changed" => FindingClass::Changed,
