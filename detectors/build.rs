@@ -3,7 +3,10 @@
 use std::io::Write;
 
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    // Read at run time, not `env!`: a build script compiled in one checkout
+    // can be reused from a shared target dir by a checkout elsewhere.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest).join("mappings");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("detectors/mappings exists")

@@ -13,7 +13,7 @@ use driftline_collectors::aws_config::{self, AwsConfigFileCollector, AwsConfigFi
 use driftline_collectors::terraform::{self, Salt, TerraformCollector, TerraformConfig};
 use driftline_collectors::{CollectReport, Collector, SourceError, expand_inputs};
 use driftline_detectors::{DriftDetector, DriftIgnore, DriftReport, Mappings, register_snapshots};
-use driftline_pipeline::{InProcessBus, Record, Topic, TypeTable, format_epoch_ms};
+use driftline_pipeline::{Collected, Record, Topic, TypeTable, format_epoch_ms};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -37,20 +37,12 @@ pub struct ScanOutcome {
 /// Inputs larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
 
-fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
+pub fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
     let mut m = Mappings::builtin()?;
     if let Some(d) = dir {
         m.add_dir(d, true)?;
     }
     Ok(m)
-}
-
-fn is_state_file(p: &Path) -> bool {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    name.contains(".tfstate") || name.ends_with(".json")
 }
 
 /// The state collector's config with this run's salt and default identity.
@@ -77,7 +69,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
         ),
         None => DriftIgnore::default(),
     };
-    let (state_files, state_errs) = expand_inputs(&inputs.state, is_state_file);
+    let (state_files, state_errs) = expand_inputs(&inputs.state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&inputs.observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
     errors.extend(observed_errs.into_iter().map(SourceError::from));
@@ -94,7 +86,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     });
     let collectors: [&dyn Collector; 2] = [&tf, &observed];
 
-    let bus = InProcessBus::new();
+    let bus = Collected::new();
     let total: u64 = collectors.iter().filter_map(|c| c.size_hint()).sum();
     let bar = if std::io::stderr().is_terminal() && total >= PROGRESS_BYTES {
         let b = ProgressBar::new(total);
@@ -180,7 +172,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
 /// `driftline state list`.
 pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
-    let (files, errs) = expand_inputs(inputs, is_state_file);
+    let (files, errs) = expand_inputs(inputs, terraform::is_state_file);
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let cfg = terraform_config(
         Vec::new(),

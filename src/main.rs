@@ -3,6 +3,7 @@
 
 mod embedded;
 mod report;
+mod service;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ enum Command {
     },
     /// One-shot drift scan: exit 0 without drift, 1 with drift, 2 on error.
     Scan(ScanArgs),
+    /// The service: watch folders, keep findings current, publish them.
+    Run(service::RunArgs),
     /// Scan the example estate shipped in examples/estate.
     Demo {
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -168,6 +171,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let outcome = embedded::scan(&inputs)?;
             finish(outcome, args.output, true)
         }
+        Command::Run(args) => service::run(args),
         Command::Demo { output } => {
             let estate = embedded::demo_estate()?;
             let inputs = ScanInputs {

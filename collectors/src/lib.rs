@@ -4,14 +4,16 @@
 //! turns the source's bytes into records, and the `Collector` impl.
 //! - `terraform/`: declared state (Terraform state files, formats 1–4)
 //! - `aws_config/`: observed state (AWS Config items, notifications, history)
+//! - `watch/`: the long-running form of both: folders polled for changes
 
 pub mod aws_config;
 mod inputs;
 pub mod terraform;
+pub mod watch;
 
 use std::path::Path;
 
-use driftline_pipeline::Bus;
+use driftline_pipeline::RecordSink;
 
 pub use inputs::{InputError, expand_inputs};
 
@@ -54,7 +56,7 @@ pub trait Collector: Send + Sync {
     fn size_hint(&self) -> Option<u64> {
         None
     }
-    fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport;
+    fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport;
 }
 
 /// Runs `f` over `items` on all cores, keeping results in input order.
@@ -85,7 +87,7 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + 
 }
 
 /// Every unreadable source goes to the dead-letter topic with its reason.
-pub(crate) fn publish_dead_letters(bus: &dyn Bus, errors: &[SourceError]) {
+pub(crate) fn publish_dead_letters(out: &dyn RecordSink, errors: &[SourceError]) {
     if errors.is_empty() {
         return;
     }
@@ -95,10 +97,11 @@ pub(crate) fn publish_dead_letters(bus: &dyn Bus, errors: &[SourceError]) {
             driftline_pipeline::Record::DeadLetter(driftline_pipeline::DeadLetter {
                 source: e.source.clone(),
                 reason: e.reason.clone(),
+                ..Default::default()
             })
         })
         .collect();
-    if let Err(e) = bus.publish(driftline_pipeline::Topic::DeadLetters, records) {
+    if let Err(e) = out.publish(driftline_pipeline::Topic::DeadLetters, records) {
         tracing::error!(error = %e, "cannot publish dead letters");
     }
 }

@@ -9,6 +9,7 @@ pub mod mappings;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;
 
+pub use drift::stream::{Side, Skip, StreamingDrift};
 pub use drift::{DriftDetector, DriftIgnore, DriftReport, DriftSummary, register_snapshots};
 pub use mappings::{Mapping, MappingError, Mappings};
 

@@ -1,19 +1,26 @@
 //! The spine of driftline: the record model every crate speaks, its Arrow
-//! schemas, and the doors that later stages plug into (`Bus` now; `Store`
-//! arrives with the streaming issue).
+//! schemas, and the doors that later stages plug into (`Bus`, `Store`).
 //!
 //! Data flows one way: collectors → bus → detectors → alerts → notifiers.
 //! Nothing in here knows about a particular source or detector.
 
 pub mod bus;
+pub mod codec;
 pub mod identity;
+pub mod metrics;
 pub mod model;
 pub mod schema;
+pub mod store;
 
-pub use bus::{Bus, BusError, DeadLetter, InProcessBus, Record, Topic};
-pub use identity::{Arn, TypeIdentity, TypeTable};
-pub use model::{
-    AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, InstanceStatus,
-    ObservedResource, Remediation, ResourceMode, fingerprint, format_epoch_ms, resource_key,
-    type_id,
+pub use bus::{
+    Bus, BusError, BusSink, Collected, Consumer, ConsumerSpec, DeadLetter, Event, InProcessBus,
+    Message, OutMessage, Producer, Record, RecordSink, Topic, TopicLayout, partition_for,
 };
+pub use identity::{Arn, TypeIdentity, TypeTable};
+pub use metrics::metrics;
+pub use model::{
+    AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
+    FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
+    fingerprint, format_epoch_ms, now_ms, resource_key, type_id, type_id_of_key,
+};
+pub use store::{ParquetStore, Store, StoreError};

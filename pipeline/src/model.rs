@@ -252,6 +252,73 @@ pub struct Finding {
     pub remediation: Vec<Remediation>,
 }
 
+/// What happened to a finding in a streaming run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingEventKind {
+    /// First seen (or seen again after it resolved).
+    New,
+    /// Still open, but what it says changed (another attribute drifted).
+    Changed,
+    /// Gone: drift reverted, accepted, or the resource reconciled.
+    Resolved,
+}
+
+impl FindingEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingEventKind::New => "new",
+            FindingEventKind::Changed => "changed",
+            FindingEventKind::Resolved => "resolved",
+        }
+    }
+}
+
+/// Version of the JSON records on the bus; readers reject other versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A finding event on `driftline.findings` and in `--findings-out`: the
+/// fields of a `scan` finding plus the event and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingEvent {
+    pub v: u32,
+    pub event: FindingEventKind,
+    /// RFC 3339, UTC, milliseconds.
+    pub timestamp: String,
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+impl FindingEvent {
+    pub fn new(event: FindingEventKind, at_ms: i64, finding: Finding) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            event,
+            timestamp: format_epoch_ms(at_ms),
+            finding,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The `{ResourceType}/{resourceId}` part of a resource key (after
+/// `aws/{account}/{region}/`), or `None` for keys of another shape.
+pub fn type_id_of_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("aws/")?;
+    let mut slashes = rest.match_indices('/');
+    slashes.next()?;
+    let (i, _) = slashes.next()?;
+    let tid = &rest[i + 1..];
+    (!tid.is_empty()).then_some(tid)
+}
+
 /// IaC coverage for one (account, region, type): managed / (managed + unmanaged).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Coverage {

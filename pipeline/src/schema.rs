@@ -177,3 +177,77 @@ pub fn observed_batch(rows: &[&ObservedResource]) -> Result<RecordBatch, ArrowEr
     ];
     RecordBatch::try_new(OBSERVED_SCHEMA.clone(), cols)
 }
+
+/// Schema of the `finding_events` table.
+pub static FINDING_EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("event", false),
+        utf8("timestamp", false),
+        utf8("fingerprint", false),
+        utf8("detector", false),
+        utf8("class", false),
+        utf8("resource_key", false),
+        utf8("resource_type", false),
+        utf8("resource_id", false),
+        utf8("tf_type", true),
+        utf8("address", true),
+        utf8("source", true),
+        utf8("account", false),
+        utf8("region", false),
+        utf8("summary", false),
+        utf8("diffs", false),
+        utf8("remediation", false),
+    ]))
+});
+
+/// Builds one `finding_events` batch.
+pub fn finding_events_batch(
+    rows: &[crate::model::FindingEvent],
+) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut cols: Vec<StringBuilder> = (0..16)
+        .map(|_| StringBuilder::with_capacity(n, n * 32))
+        .collect();
+    let json = |v: &dyn erased::Json| v.text();
+    for e in rows {
+        let f = &e.finding;
+        let values: [Option<String>; 16] = [
+            Some(e.event.as_str().into()),
+            Some(e.timestamp.clone()),
+            Some(f.fingerprint.clone()),
+            Some(f.detector.clone()),
+            Some(f.class.as_str().into()),
+            Some(f.resource_key.clone()),
+            Some(f.resource_type.clone()),
+            Some(f.resource_id.clone()),
+            f.tf_type.clone(),
+            f.address.clone(),
+            f.source.clone(),
+            Some(f.account.clone()),
+            Some(f.region.clone()),
+            Some(f.summary.clone()),
+            Some(json(&f.diffs)),
+            Some(json(&f.remediation)),
+        ];
+        for (b, v) in cols.iter_mut().zip(values) {
+            b.append_option(v);
+        }
+    }
+    let arrays: Vec<ArrayRef> = cols
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    RecordBatch::try_new(FINDING_EVENTS_SCHEMA.clone(), arrays)
+}
+
+mod erased {
+    /// Anything serialisable, as compact JSON text.
+    pub trait Json {
+        fn text(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn text(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+        }
+    }
+}

@@ -57,3 +57,147 @@ pub fn driftline() -> std::process::Command {
         .env("DRIFTLINE_HASH_SALT", "test-salt");
     c
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A plain HTTP GET; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A running `driftline run`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Service {
+    pub child: std::process::Child,
+    pub listen: String,
+    pub findings: PathBuf,
+}
+
+impl Service {
+    /// Starts `driftline run ARGS --listen … --findings-out FINDINGS`.
+    pub fn start(args: &[&str], findings: &std::path::Path, log: &std::path::Path) -> Self {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = driftline()
+            .args(["--log-level", "info", "run"])
+            .args(args)
+            .args(["--listen", &listen, "--findings-out"])
+            .arg(findings)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("driftline starts");
+        Service {
+            child,
+            listen,
+            findings: findings.to_path_buf(),
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "driftline did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The finding events in a JSON-lines file, as (event, class, resource_key, fingerprint).
+pub fn finding_events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits until `f` holds, up to `secs` seconds; panics with `what` otherwise.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Open findings after replaying events: fingerprint → last event.
+pub fn open_after(
+    events: &[serde_json::Value],
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut open = std::collections::BTreeMap::new();
+    for e in events {
+        let fp = e["fingerprint"].as_str().unwrap_or_default().to_string();
+        if e["event"] == "resolved" {
+            open.remove(&fp);
+        } else {
+            open.insert(fp, e.clone());
+        }
+    }
+    open
+}

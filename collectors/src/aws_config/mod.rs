@@ -11,7 +11,8 @@ use std::sync::Arc;
 use driftline_pipeline::identity::region_of_zone;
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, Bus, ConfigStatus, ObservedResource, Record, Topic, TypeTable, resource_key, type_id,
+    Arn, ConfigStatus, ObservedResource, Record, RecordSink, Topic, TypeTable, resource_key,
+    type_id,
 };
 use serde_json::{Map, Value};
 
@@ -333,7 +334,7 @@ impl Collector for AwsConfigFileCollector {
         Some(crate::total_size(&self.cfg.files))
     }
 
-    fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport {
+    fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
         let results = crate::parallel_map(&self.cfg.files, |path| {
             let r = load_file(path, &self.cfg.types);
@@ -347,7 +348,7 @@ impl Collector for AwsConfigFileCollector {
                     .collect();
                 (
                     n,
-                    bus.publish(Topic::Config, records)
+                    out.publish(Topic::Config, records)
                         .map_err(|e| e.to_string()),
                     loaded,
                 )
@@ -377,7 +378,7 @@ impl Collector for AwsConfigFileCollector {
                 Err(e) => report.errors.push(e.into()),
             }
         }
-        crate::publish_dead_letters(bus, &report.errors);
+        crate::publish_dead_letters(out, &report.errors);
         report
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, Bus, DeclaredResource, InstanceStatus, Record, ResourceMode, Topic, TypeTable,
+    Arn, DeclaredResource, InstanceStatus, Record, RecordSink, ResourceMode, Topic, TypeTable,
     resource_key, type_id,
 };
 use serde_json::Value;
@@ -89,6 +89,15 @@ impl From<TerraformError> for SourceError {
 }
 
 /// Reads and decodes one state file.
+/// Whether a file in a state folder looks like a state file.
+pub fn is_state_file(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.contains(".tfstate") || name.ends_with(".json")
+}
+
 pub fn load_state(path: &Path, cfg: &TerraformConfig) -> Result<LoadedState, TerraformError> {
     let bytes = std::fs::read(path).map_err(|e| TerraformError::Read {
         path: path.display().to_string(),
@@ -250,7 +259,7 @@ impl Collector for TerraformCollector {
         Some(crate::total_size(&self.cfg.files))
     }
 
-    fn collect(&self, bus: &dyn Bus, progress: ProgressFn<'_>) -> CollectReport {
+    fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
         let results = crate::parallel_map(&self.cfg.files, |path| {
             let r = load_state(path, &self.cfg);
@@ -267,7 +276,7 @@ impl Collector for TerraformCollector {
                 let n = records.len();
                 (
                     n,
-                    bus.publish(Topic::Declared, records)
+                    out.publish(Topic::Declared, records)
                         .map_err(|e| e.to_string()),
                     warnings,
                 )
@@ -286,7 +295,7 @@ impl Collector for TerraformCollector {
                 Err(e) => report.errors.push(e.into()),
             }
         }
-        crate::publish_dead_letters(bus, &report.errors);
+        crate::publish_dead_letters(out, &report.errors);
         report
     }
 }

@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod driftignore;
 pub mod remediation;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};

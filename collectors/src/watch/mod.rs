@@ -1,0 +1,274 @@
+//! Watching collectors: the folders a long-running `driftline run` keeps
+//! an eye on. Every pass lists the folders, re-reads the files whose size
+//! or modification time changed, and publishes only what changed: a new or
+//! different snapshot per resource key, and a tombstone for a resource that
+//! no file holds any more. A file that fails to parse (half-written, say)
+//! keeps its previous records and is reported once per version.
+//!
+//! Folders are polled rather than watched with inotify: it works the same
+//! on every filesystem (NFS, bind mounts, Kubernetes volumes) and a pass
+//! over an unchanged folder costs one `stat` per file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use driftline_pipeline::{Record, RecordSink, Topic, TypeTable, metrics};
+
+use crate::terraform::{self, TerraformConfig};
+use crate::{CollectReport, SourceError, aws_config, expand_inputs};
+
+/// What a watched folder holds.
+pub enum WatchSource {
+    /// Terraform state files (`*.tfstate`, `*.json`).
+    State(Box<TerraformConfig>),
+    /// AWS Config items, notifications and snapshots.
+    Observed(Arc<TypeTable>),
+}
+
+/// A watching collector's configuration.
+pub struct WatchConfig {
+    /// Folders (or single files) to watch.
+    pub paths: Vec<PathBuf>,
+    pub source: WatchSource,
+    /// Time between passes.
+    pub interval: Duration,
+}
+
+struct FileState {
+    stamp: (SystemTime, u64),
+    /// key → (rank, content hash, record). Higher rank wins across files.
+    records: HashMap<String, (i64, u64, Record)>,
+}
+
+/// A collector that keeps publishing what changes in its folders.
+pub struct WatchCollector {
+    cfg: WatchConfig,
+    files: BTreeMap<PathBuf, FileState>,
+    /// Files whose latest version failed to load, with that version's stamp.
+    failed: HashMap<PathBuf, (SystemTime, u64)>,
+    /// key → content hash of what is on the bus.
+    published: HashMap<String, u64>,
+    /// The last publish failed: try again on the next pass.
+    retry: bool,
+}
+
+fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
+    let m = p.metadata().ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(v).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+impl WatchCollector {
+    pub fn new(cfg: WatchConfig) -> Self {
+        Self {
+            cfg,
+            files: BTreeMap::new(),
+            failed: HashMap::new(),
+            published: HashMap::new(),
+            retry: false,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.cfg.source {
+            WatchSource::State(_) => "terraform",
+            WatchSource::Observed(_) => "aws_config",
+        }
+    }
+
+    fn topic(&self) -> Topic {
+        match self.cfg.source {
+            WatchSource::State(_) => Topic::Declared,
+            WatchSource::Observed(_) => Topic::Config,
+        }
+    }
+
+    fn list(&self) -> (Vec<PathBuf>, Vec<SourceError>) {
+        let inputs: Vec<String> = self
+            .cfg
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let (files, errs) = match self.cfg.source {
+            WatchSource::State(_) => expand_inputs(&inputs, terraform::is_state_file),
+            WatchSource::Observed(_) => expand_inputs(&inputs, aws_config::is_item_file),
+        };
+        (files, errs.into_iter().map(Into::into).collect())
+    }
+
+    fn load(
+        &self,
+        path: &Path,
+    ) -> Result<(HashMap<String, (i64, u64, Record)>, Vec<String>), SourceError> {
+        let mut out = HashMap::new();
+        let mut notes = Vec::new();
+        match &self.cfg.source {
+            WatchSource::State(cfg) => {
+                let state = terraform::load_state(path, cfg).map_err(SourceError::from)?;
+                notes.extend(state.warnings);
+                for mut d in state.resources {
+                    let (key, _) = driftline_pipeline::codec::declared_key(&d);
+                    // `observed_at` is when we read the file, not content.
+                    let at = std::mem::take(&mut d.observed_at);
+                    let hash = content_hash(&d);
+                    d.observed_at = at;
+                    out.insert(key, (d.serial as i64, hash, Record::Declared(Box::new(d))));
+                }
+            }
+            WatchSource::Observed(types) => {
+                let loaded = aws_config::load_file(path, types).map_err(SourceError::from)?;
+                if let Some(why) = loaded.skipped {
+                    notes.push(format!("skipped: {why}"));
+                }
+                if let Some(reason) = loaded.item_errors.into_iter().next() {
+                    return Err(SourceError {
+                        source: path.display().to_string(),
+                        reason,
+                    });
+                }
+                for o in loaded.items {
+                    let rank = o.captured_at.unwrap_or(i64::MIN);
+                    let hash = content_hash(&o);
+                    let key = o.resource_key.clone();
+                    // History files hold many items of one resource: keep the latest.
+                    match out.get(&key) {
+                        Some((r, _, _)) if *r > rank => {}
+                        _ => {
+                            out.insert(key, (rank, hash, Record::Observed(Box::new(o))));
+                        }
+                    }
+                }
+            }
+        }
+        Ok((out, notes))
+    }
+
+    /// One pass: re-reads changed files and publishes what changed.
+    pub fn poll_once(&mut self, out: &dyn RecordSink) -> CollectReport {
+        let mut report = CollectReport::default();
+        let (paths, list_errors) = self.list();
+        report.errors.extend(list_errors);
+        let mut dirty = false;
+        let present: std::collections::HashSet<&PathBuf> = paths.iter().collect();
+        let before = self.files.len();
+        self.files.retain(|p, _| present.contains(p));
+        self.failed.retain(|p, _| present.contains(p));
+        dirty |= self.files.len() != before;
+        let files_read = &metrics().files_read;
+        for path in &paths {
+            let Some(st) = stamp(path) else { continue };
+            if self.files.get(path).is_some_and(|f| f.stamp == st)
+                || self.failed.get(path) == Some(&st)
+            {
+                continue;
+            }
+            match self.load(path) {
+                Ok((records, notes)) => {
+                    files_read.with_label_values(&[self.name(), "ok"]).inc();
+                    let source = path.display().to_string();
+                    report
+                        .notes
+                        .extend(notes.into_iter().map(|n| format!("{source}: {n}")));
+                    self.failed.remove(path);
+                    self.files
+                        .insert(path.clone(), FileState { stamp: st, records });
+                    dirty = true;
+                }
+                Err(e) => {
+                    files_read.with_label_values(&[self.name(), "error"]).inc();
+                    tracing::warn!(collector = self.name(), error = %e, "cannot read; keeping its previous records");
+                    self.failed.insert(path.clone(), st);
+                    report.errors.push(e);
+                }
+            }
+        }
+        if dirty || self.retry {
+            self.publish_changes(out, &mut report);
+        }
+        crate::publish_dead_letters(out, &report.errors);
+        report
+    }
+
+    fn publish_changes(&mut self, out: &dyn RecordSink, report: &mut CollectReport) {
+        // Latest record per key over all files; on a tie the later path wins.
+        let mut merged: HashMap<&str, (i64, u64, &Record)> = HashMap::new();
+        for f in self.files.values() {
+            for (k, (rank, hash, rec)) in &f.records {
+                match merged.get(k.as_str()) {
+                    Some((r, _, _)) if r > rank => {}
+                    _ => {
+                        merged.insert(k, (*rank, *hash, rec));
+                    }
+                }
+            }
+        }
+        let mut changed: Vec<Record> = Vec::new();
+        let mut hashes: Vec<(String, u64)> = Vec::new();
+        for (k, (_, hash, rec)) in &merged {
+            if self.published.get(*k) != Some(hash) {
+                changed.push((*rec).clone());
+                hashes.push((k.to_string(), *hash));
+            }
+        }
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|k| !merged.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        changed.extend(gone.iter().map(|k| Record::Deleted { key: k.clone() }));
+        if changed.is_empty() {
+            return;
+        }
+        let n = changed.len();
+        match out.publish(self.topic(), changed) {
+            Ok(()) => {
+                self.retry = false;
+                report.published += n;
+                for k in gone {
+                    self.published.remove(&k);
+                }
+                self.published.extend(hashes);
+                tracing::debug!(collector = self.name(), published = n, "published changes");
+            }
+            Err(e) => {
+                // Nothing is marked published: the next pass tries again.
+                tracing::error!(collector = self.name(), error = %e, "cannot publish; retrying next pass");
+                self.retry = true;
+                report.errors.push(SourceError {
+                    source: self.topic().name().to_string(),
+                    reason: format!("cannot publish: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Passes until `stop` is set.
+    pub fn run(&mut self, out: &dyn RecordSink, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let r = self.poll_once(out);
+            for n in r.notes {
+                tracing::info!(collector = self.name(), "{n}");
+            }
+            let mut slept = Duration::ZERO;
+            while slept < self.cfg.interval && !stop.load(Ordering::Relaxed) {
+                let step = Duration::from_millis(50).min(self.cfg.interval - slept);
+                std::thread::sleep(step);
+                slept += step;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The local test stack (DESIGN §8), on 127.0.0.1 with free ports.
+#   deploy/local/test-stack.sh install   # build prerequisites + the broker, cached
+#   deploy/local/test-stack.sh start DIR # start the broker; prints `export` lines
+#   deploy/local/test-stack.sh stop DIR  # stop what `start` started (by PID)
+# Caches live under ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}, outside the clone.
+set -euo pipefail
+
+CACHE="${DRIFTLINE_CACHE:-$HOME/.cache/driftline}"
+TANSU_VERSION=0.6.0
+TANSU="$CACHE/tansu/bin/tansu"
+
+log() { echo "test-stack: $*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+install() {
+  # librdkafka's cmake build needs cmake, a C++ compiler and the curl headers;
+  # promtool checks the /metrics output.
+  apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus
+  if [ ! -x "$TANSU" ]; then
+    log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
+    mkdir -p "$CACHE"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore \
+      --root "$CACHE/tansu" --target-dir "$CACHE/tansu-build" >&2
+  fi
+}
+
+start() {
+  local dir="$1"
+  mkdir -p "$dir"
+  local port
+  port="$(free_port)"
+  "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "sqlite://$dir/tansu.db" >"$dir/tansu.log" 2>&1 &
+  echo $! >"$dir/tansu.pid"
+  echo "$port" >"$dir/tansu.port"
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      log "tansu broker on 127.0.0.1:$port (pid $(cat "$dir/tansu.pid"), log $dir/tansu.log)"
+      echo "export DRIFTLINE_TEST_KAFKA=127.0.0.1:$port"
+      echo "export DRIFTLINE_TEST_TANSU=$TANSU"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "tansu did not open port $port; its log:"
+  cat "$dir/tansu.log" >&2
+  exit 1
+}
+
+stop() {
+  local dir="$1"
+  if [ -f "$dir/tansu.pid" ]; then
+    kill "$(cat "$dir/tansu.pid")" 2>/dev/null || true
+    rm -f "$dir/tansu.pid"
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start "${2:?start needs a folder}" ;;
+  stop) stop "${2:?stop needs a folder}" ;;
+  *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+esac

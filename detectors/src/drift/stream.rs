@@ -1,0 +1,285 @@
+//! Drift as a stream: the latest declared and observed snapshot of every
+//! resource this instance owns, kept as rows of decoded Arrow batches, and
+//! the findings currently open for each. A batch of changes re-evaluates
+//! only the resources it touched — with the same SQL as a one-shot scan,
+//! over just those rows — and yields finding events: new, changed,
+//! resolved.
+//!
+//! Resources are grouped by `{ResourceType}/{resourceId}` (the join key of
+//! the drift SQL, and the shard both snapshot topics are partitioned by), so
+//! one group is always owned by one instance.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::interleave_record_batch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
+use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, type_id_of_key};
+
+use super::{DriftDetector, DriftIgnore, DriftSummary};
+use crate::DetectorError;
+use crate::mappings::Mappings;
+
+/// Which snapshot table a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Declared,
+    Observed,
+}
+
+/// One row of a decoded batch (the batch's buffers are shared, not copied).
+#[derive(Clone)]
+struct Row {
+    batch: RecordBatch,
+    index: usize,
+}
+
+#[derive(Default)]
+struct Group {
+    partition: i32,
+    declared: BTreeMap<String, Row>,
+    observed: BTreeMap<String, Row>,
+    open: BTreeMap<String, Finding>,
+}
+
+/// Why a record was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// A resource drift does not compare (data source, unmapped type):
+    /// fine, and not an error.
+    NotComparable,
+    /// A record that contradicts itself: a dead letter.
+    Invalid(String),
+}
+
+/// The streaming drift detector's state.
+pub struct StreamingDrift {
+    mappings: Arc<Mappings>,
+    detector: DriftDetector,
+    groups: HashMap<String, Group>,
+}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a arrow::array::StringArray> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+}
+
+impl StreamingDrift {
+    pub fn new(mappings: Arc<Mappings>, ignore: DriftIgnore) -> Self {
+        Self {
+            detector: DriftDetector::new(mappings.clone(), ignore),
+            mappings,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Takes the latest snapshot of `key` (row `index` of a batch decoded
+    /// against the side's table schema), or its deletion (`None`). Returns
+    /// the group to re-evaluate.
+    pub fn apply(
+        &mut self,
+        side: Side,
+        partition: i32,
+        key: &str,
+        row: Option<(&RecordBatch, usize)>,
+    ) -> Result<String, Skip> {
+        let Some(tid) = type_id_of_key(key) else {
+            return Err(Skip::NotComparable);
+        };
+        let tid = tid.to_string();
+        let Some((batch, index)) = row else {
+            if let Some(g) = self.groups.get_mut(&tid) {
+                match side {
+                    Side::Declared => g.declared.remove(key),
+                    Side::Observed => g.observed.remove(key),
+                };
+            }
+            return Ok(tid);
+        };
+        let text = |name: &str| col(batch, name).map(|c| c.value(index));
+        if text("resource_key") != Some(key) {
+            return Err(Skip::Invalid(format!(
+                "message key {key} does not match the record's resource_key {}",
+                text("resource_key").unwrap_or("(none)")
+            )));
+        }
+        if text("type_id") != Some(tid.as_str()) {
+            return Err(Skip::Invalid(format!(
+                "type_id {} does not match the key's {tid}",
+                text("type_id").unwrap_or("(none)")
+            )));
+        }
+        let comparable = match side {
+            Side::Declared => {
+                text("mode") == Some("managed")
+                    && text("tf_type").is_some_and(|t| self.mappings.by_tf_type(t).is_some())
+            }
+            Side::Observed => {
+                text("resource_type").is_some_and(|t| self.mappings.by_config_type(t).is_some())
+            }
+        };
+        let g = self.groups.entry(tid.clone()).or_default();
+        g.partition = partition;
+        let rows = match side {
+            Side::Declared => &mut g.declared,
+            Side::Observed => &mut g.observed,
+        };
+        if !comparable {
+            // It may have been comparable before (a mapping was removed).
+            rows.remove(key);
+            return Err(Skip::NotComparable);
+        }
+        rows.insert(
+            key.to_string(),
+            Row {
+                batch: batch.clone(),
+                index,
+            },
+        );
+        Ok(tid)
+    }
+
+    /// Forgets the groups on these partitions (handed to another instance).
+    pub fn revoke(&mut self, partitions: &HashSet<i32>) {
+        self.groups
+            .retain(|_, g| !partitions.contains(&g.partition));
+    }
+
+    /// Open findings by class.
+    pub fn open_counts(&self) -> BTreeMap<FindingClass, usize> {
+        let mut counts = BTreeMap::new();
+        for g in self.groups.values() {
+            for f in g.open.values() {
+                *counts.entry(f.class).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Every open finding, sorted like a scan's.
+    pub fn open_findings(&self) -> Vec<Finding> {
+        let mut all: Vec<Finding> = self
+            .groups
+            .values()
+            .flat_map(|g| g.open.values().cloned())
+            .collect();
+        all.sort_by(|a, b| {
+            (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
+        });
+        all
+    }
+
+    /// Re-evaluates `groups`. With `emit`, returns the events that turn the
+    /// previous open findings into the new ones; without, just records the
+    /// new ones (rebuilding state that was already published).
+    pub async fn evaluate(
+        &mut self,
+        groups: &HashSet<String>,
+        emit: bool,
+        now_ms: i64,
+    ) -> Result<Vec<FindingEvent>, DetectorError> {
+        let mut declared: Vec<&Row> = Vec::new();
+        let mut observed: Vec<&Row> = Vec::new();
+        for tid in groups {
+            if let Some(g) = self.groups.get(tid) {
+                declared.extend(g.declared.values());
+                observed.extend(g.observed.values());
+            }
+        }
+        let found = if declared.is_empty() && observed.is_empty() {
+            Vec::new()
+        } else {
+            let d = gather(&DECLARED_SCHEMA, &declared)?;
+            let o = gather(&OBSERVED_SCHEMA, &observed)?;
+            let ctx =
+                SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+            ctx.register_table(
+                "declared",
+                Arc::new(MemTable::try_new(d.schema(), vec![vec![d]])?),
+            )?;
+            ctx.register_table(
+                "observed",
+                Arc::new(MemTable::try_new(o.schema(), vec![vec![o]])?),
+            )?;
+            self.detector
+                .run(&ctx, DriftSummary::default())
+                .await?
+                .findings
+        };
+        let mut by_group: HashMap<&str, BTreeMap<String, Finding>> = HashMap::new();
+        for f in found {
+            let tid = type_id_of_key(&f.resource_key).unwrap_or_default();
+            if let Some(tid) = groups.get(tid) {
+                by_group
+                    .entry(tid.as_str())
+                    .or_default()
+                    .insert(f.fingerprint.clone(), f);
+            }
+        }
+        let mut events = Vec::new();
+        for tid in groups {
+            let now_open = by_group.remove(tid.as_str()).unwrap_or_default();
+            let Some(g) = self.groups.get_mut(tid) else {
+                continue;
+            };
+            if emit {
+                for (fp, before) in &g.open {
+                    if !now_open.contains_key(fp) {
+                        events.push(FindingEvent::new(
+                            FindingEventKind::Resolved,
+                            now_ms,
+                            before.clone(),
+                        ));
+                    }
+                }
+                for (fp, f) in &now_open {
+                    match g.open.get(fp) {
+                        None => {
+                            events.push(FindingEvent::new(FindingEventKind::New, now_ms, f.clone()))
+                        }
+                        Some(before) if before != f => events.push(FindingEvent::new(
+                            FindingEventKind::Changed,
+                            now_ms,
+                            f.clone(),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+            g.open = now_open;
+            if g.declared.is_empty() && g.observed.is_empty() && g.open.is_empty() {
+                self.groups.remove(tid);
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// The rows, gathered into one batch.
+fn gather(
+    schema: &arrow::datatypes::SchemaRef,
+    rows: &[&Row],
+) -> Result<RecordBatch, DetectorError> {
+    if rows.is_empty() {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
+    // Index the distinct source batches, then interleave their rows.
+    let mut batches: Vec<&RecordBatch> = Vec::new();
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let mut indices = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id = Arc::as_ptr(r.batch.column(0)) as *const () as usize;
+        let b = *seen.entry(id).or_insert_with(|| {
+            batches.push(&r.batch);
+            batches.len() - 1
+        });
+        indices.push((b, r.index));
+    }
+    Ok(interleave_record_batch(&batches, &indices)?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,543 @@
+//! The Kafka bus (rdkafka). Topics are created at start-up with the layout's
+//! partition count, snapshot topics compacted; a layout whose snapshot
+//! topics differ in partition count is refused (co-partitioning). Consumers
+//! use the range assignor, which gives one member the same partition
+//! numbers of every topic — the other half of co-partitioning — and
+//! rewind table topics to the beginning on every assignment, so a member
+//! rebuilds the tables it now owns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use super::{
+    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic,
+    TopicLayout, partition_for,
+};
+use crate::metrics::metrics;
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub layout: TopicLayout,
+    /// Extra librdkafka properties (TLS, SASL, tuning), applied last.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Time allowed for one produced batch to be acknowledged. Long enough to
+/// ride out a broker restart: librdkafka keeps retrying until then.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct KafkaBus {
+    cfg: KafkaConfig,
+    partitions: Mutex<HashMap<Topic, i32>>,
+}
+
+impl KafkaBus {
+    pub fn new(cfg: KafkaConfig) -> Self {
+        Self {
+            cfg,
+            partitions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.cfg.brokers)
+            .set("client.id", "driftline");
+        c
+    }
+
+    fn with_properties(&self, mut c: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.cfg.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn kafka_err(&self, e: KafkaError) -> BusError {
+        match e {
+            KafkaError::MetadataFetch(_) | KafkaError::AdminOp(_) => BusError::Unreachable {
+                brokers: self.cfg.brokers.clone(),
+                reason: e.to_string(),
+            },
+            other => BusError::Kafka(other.to_string()),
+        }
+    }
+
+    fn topic_partitions(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+    ) -> Result<HashMap<String, i32>, BusError> {
+        let md = admin
+            .inner()
+            .fetch_metadata(None, ADMIN_TIMEOUT)
+            .map_err(|e| BusError::Unreachable {
+                brokers: self.cfg.brokers.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    }
+}
+
+impl Bus for KafkaBus {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn ensure_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .with_properties(self.client_config())
+            .create()
+            .map_err(|e| self.kafka_err(e))?;
+        let existing = self.topic_partitions(&admin)?;
+        let layout = &self.cfg.layout;
+        let missing: Vec<NewTopic<'_>> = Topic::ALL
+            .iter()
+            .filter(|t| !existing.contains_key(t.name()))
+            .map(|t| {
+                let nt = NewTopic::new(
+                    t.name(),
+                    layout.partitions,
+                    TopicReplication::Fixed(layout.replication),
+                );
+                if t.is_table() {
+                    nt.set("cleanup.policy", "compact")
+                } else {
+                    nt.set("cleanup.policy", "delete")
+                }
+            })
+            .collect();
+        if !missing.is_empty() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| BusError::Kafka(e.to_string()))?;
+            let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+            let results = rt
+                .block_on(admin.create_topics(missing.iter(), &opts))
+                .map_err(|e| self.kafka_err(e))?;
+            for r in results {
+                match r {
+                    Ok(name) => {
+                        tracing::info!(topic = %name, partitions = layout.partitions, "created topic")
+                    }
+                    // Another instance created it first.
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => {
+                        return Err(BusError::Topic {
+                            topic: name,
+                            reason: format!("cannot create: {code}"),
+                        });
+                    }
+                }
+            }
+        }
+        // Read back what the cluster has; metadata can lag a creation briefly.
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        let found = loop {
+            let found = self.topic_partitions(&admin)?;
+            if Topic::ALL.iter().all(|t| found.contains_key(t.name())) {
+                break found;
+            }
+            if Instant::now() >= deadline {
+                let absent: Vec<_> = Topic::ALL
+                    .iter()
+                    .filter(|t| !found.contains_key(t.name()))
+                    .map(|t| t.name())
+                    .collect();
+                return Err(BusError::Topic {
+                    topic: absent.join(", "),
+                    reason: "not visible in the cluster metadata after creation".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let config = found[Topic::Config.name()];
+        let declared = found[Topic::Declared.name()];
+        if config != declared {
+            return Err(BusError::Topic {
+                topic: format!("{} and {}", Topic::Config, Topic::Declared),
+                reason: format!(
+                    "have {config} and {declared} partitions; the snapshot topics must be \
+                     co-partitioned (same partition count) so one instance owns both sides of a \
+                     resource — add partitions to the smaller one or recreate it"
+                ),
+            });
+        }
+        let mut parts = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        for t in Topic::ALL {
+            parts.insert(t, found[t.name()]);
+        }
+        Ok(())
+    }
+
+    fn partitions(&self, topic: Topic) -> i32 {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&topic)
+            .copied()
+            .unwrap_or(self.cfg.layout.partitions)
+    }
+
+    fn producer(&self) -> Result<Box<dyn Producer>, BusError> {
+        let mut c = self.client_config();
+        c.set(
+            "message.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        )
+        .set("linger.ms", "5")
+        .set("acks", "all");
+        let producer: BaseProducer<AckContext> = self
+            .with_properties(c)
+            .create_with_context(AckContext)
+            .map_err(|e| self.kafka_err(e))?;
+        let partitions = Topic::ALL.map(|t| (t, self.partitions(t))).into();
+        Ok(Box::new(KafkaProducer {
+            producer,
+            partitions,
+        }))
+    }
+
+    fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
+        let mut c = self.client_config();
+        c.set("group.id", &spec.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("partition.assignment.strategy", "range")
+            .set("statistics.interval.ms", "5000");
+        let ctx = GroupContext {
+            group: spec.group.clone(),
+            rewind: spec.rewind.clone(),
+            events: Mutex::new(Vec::new()),
+            replay: Mutex::new(HashMap::new()),
+        };
+        let consumer: BaseConsumer<GroupContext> = self
+            .with_properties(c)
+            .create_with_context(ctx)
+            .map_err(|e| self.kafka_err(e))?;
+        let names: Vec<&str> = spec.topics.iter().map(|t| t.name()).collect();
+        consumer.subscribe(&names).map_err(|e| self.kafka_err(e))?;
+        Ok(Box::new(KafkaConsumer { consumer }))
+    }
+}
+
+/// Counts the acknowledgements of one `send`.
+struct Ack {
+    remaining: AtomicUsize,
+    error: Mutex<Option<String>>,
+}
+
+struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Arc<Ack>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<Ack>) {
+        match result {
+            Ok(m) => {
+                metrics().records_out.with_label_values(&[m.topic()]).inc();
+            }
+            Err((e, _)) => {
+                let mut err = ack.error.lock().unwrap_or_else(|p| p.into_inner());
+                err.get_or_insert_with(|| e.to_string());
+            }
+        }
+        ack.remaining.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct KafkaProducer {
+    producer: BaseProducer<AckContext>,
+    partitions: HashMap<Topic, i32>,
+}
+
+impl Producer for KafkaProducer {
+    fn send(&self, messages: Vec<OutMessage>) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ack = Arc::new(Ack {
+            remaining: AtomicUsize::new(messages.len()),
+            error: Mutex::new(None),
+        });
+        for m in &messages {
+            let n = self.partitions.get(&m.topic).copied().unwrap_or(1);
+            let mut record = BaseRecord::with_opaque_to(m.topic.name(), ack.clone())
+                .key(m.key.as_str())
+                .partition(partition_for(&m.shard, n));
+            if let Some(p) = &m.payload {
+                record = record.payload(p.as_slice());
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // The local queue is full: serve deliveries, then retry.
+                        record = r;
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => return Err(BusError::Kafka(format!("produce: {e}"))),
+                }
+            }
+        }
+        let deadline = Instant::now() + DELIVERY_TIMEOUT + Duration::from_secs(5);
+        while ack.remaining.load(Ordering::Acquire) > 0 {
+            self.producer.poll(Duration::from_millis(20));
+            if Instant::now() > deadline {
+                return Err(BusError::Kafka(
+                    "produce: no acknowledgement before the delivery timeout".into(),
+                ));
+            }
+        }
+        match ack.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(BusError::Kafka(format!("produce: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+struct GroupContext {
+    group: String,
+    rewind: Vec<Topic>,
+    /// Rebalance events, handed out by the next `poll`.
+    events: Mutex<Vec<Event>>,
+    /// Rewound partitions → committed offset still to be replayed up to.
+    replay: Mutex<HashMap<(Topic, i32), i64>>,
+}
+
+fn parts_of(tpl: &TopicPartitionList) -> Vec<(Topic, i32)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| Topic::from_name(e.topic()).map(|t| (t, e.partition())))
+        .collect()
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, stats: Statistics) {
+        let lag = &metrics().consumer_lag;
+        for (name, topic) in &stats.topics {
+            for (p, part) in &topic.partitions {
+                // -1 is the internal "unassigned" partition; lag -1 is unknown.
+                if *p < 0 || part.consumer_lag < 0 {
+                    continue;
+                }
+                lag.with_label_values(&[&self.group, name, &p.to_string()])
+                    .set(part.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replay = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts = parts_of(tpl);
+                let committed: HashMap<(String, i32), i64> = match base
+                    .committed_offsets(tpl.clone(), ADMIN_TIMEOUT)
+                {
+                    Ok(c) => c
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                            _ => None,
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read committed offsets; replaying nothing, findings may repeat");
+                        HashMap::new()
+                    }
+                };
+                for (t, p) in &parts {
+                    let c = committed.get(&(t.name().to_string(), *p)).copied();
+                    let start = if self.rewind.contains(t) {
+                        if let Some(c) = c.filter(|c| *c > 0) {
+                            replay.insert((*t, *p), c);
+                        }
+                        Offset::Beginning
+                    } else {
+                        c.map(Offset::Offset).unwrap_or(Offset::Beginning)
+                    };
+                    if let Err(e) = tpl.set_partition_offset(t.name(), *p, start) {
+                        tracing::warn!(error = %e, topic = %t, partition = p, "cannot set start offset");
+                    }
+                }
+                if let Err(e) = base.assign(tpl) {
+                    tracing::error!(error = %e, "cannot take the assigned partitions");
+                }
+                tracing::info!(group = %self.group, partitions = ?parts, "partitions assigned");
+                events.push(Event::Assigned(parts));
+                if replay.is_empty() {
+                    events.push(Event::CaughtUp);
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts = parts_of(tpl);
+                for tp in &parts {
+                    replay.remove(tp);
+                }
+                tracing::info!(group = %self.group, partitions = ?parts, "partitions revoked");
+                events.push(Event::Revoked(parts));
+                if let Err(e) = base.unassign() {
+                    tracing::warn!(error = %e, "cannot release partitions");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; releasing partitions");
+                events.push(Event::Revoked(parts_of(tpl)));
+                let _ = base.unassign();
+            }
+        }
+    }
+}
+
+struct KafkaConsumer {
+    consumer: BaseConsumer<GroupContext>,
+}
+
+impl KafkaConsumer {
+    fn take_events(&self, out: &mut Vec<Event>) {
+        let ctx = self.consumer.context();
+        out.append(&mut ctx.events.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Ends the replay of partitions whose position passed their committed
+    /// offset (compaction may have removed the record just below it).
+    fn check_replay(&self, out: &mut Vec<Event>) {
+        let ctx = self.consumer.context();
+        let mut replay = ctx.replay.lock().unwrap_or_else(|p| p.into_inner());
+        if replay.is_empty() {
+            return;
+        }
+        if let Ok(pos) = self.consumer.position() {
+            for e in pos.elements() {
+                if let (Some(t), Offset::Offset(o)) = (Topic::from_name(e.topic()), e.offset())
+                    && replay.get(&(t, e.partition())).is_some_and(|c| o >= *c)
+                {
+                    replay.remove(&(t, e.partition()));
+                }
+            }
+        }
+        if replay.is_empty() {
+            out.push(Event::CaughtUp);
+        }
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Event>, BusError> {
+        let mut out = Vec::new();
+        let mut wait = timeout;
+        let mut taken = 0;
+        while taken < max {
+            let polled = self.consumer.poll(wait);
+            // Rebalance callbacks ran inside that poll: their events come
+            // before the message it returned.
+            self.take_events(&mut out);
+            wait = Duration::ZERO;
+            let Some(result) = polled else { break };
+            let m = match result {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error (librdkafka retries)");
+                    continue;
+                }
+            };
+            let Some(topic) = Topic::from_name(m.topic()) else {
+                continue;
+            };
+            taken += 1;
+            metrics().records_in.with_label_values(&[m.topic()]).inc();
+            let ctx = self.consumer.context();
+            let replay = {
+                let mut r = ctx.replay.lock().unwrap_or_else(|p| p.into_inner());
+                let key = (topic, m.partition());
+                match r.get(&key).copied() {
+                    Some(c) if m.offset() < c => {
+                        if m.offset() + 1 >= c {
+                            r.remove(&key);
+                            if r.is_empty() {
+                                drop(r);
+                                out.push(Event::Message(to_message(topic, &m, true)));
+                                out.push(Event::CaughtUp);
+                                continue;
+                            }
+                        }
+                        true
+                    }
+                    Some(_) => {
+                        r.remove(&key);
+                        if r.is_empty() {
+                            out.push(Event::CaughtUp);
+                        }
+                        false
+                    }
+                    None => false,
+                }
+            };
+            out.push(Event::Message(to_message(topic, &m, replay)));
+        }
+        self.check_replay(&mut out);
+        Ok(out)
+    }
+
+    fn commit(&mut self, offsets: &[(Topic, i32, i64)]) -> Result<(), BusError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in offsets {
+            tpl.add_partition_offset(t.name(), *p, Offset::Offset(*o))
+                .map_err(|e| BusError::Kafka(e.to_string()))?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| BusError::Kafka(format!("commit: {e}")))
+    }
+}
+
+fn to_message(topic: Topic, m: &rdkafka::message::BorrowedMessage<'_>, replay: bool) -> Message {
+    Message {
+        topic,
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        payload: m.payload().map(<[u8]>::to_vec),
+        replay,
+    }
+}

@@ -1,0 +1,382 @@
+//! The embedded bus: partitioned in-memory logs with the same semantics as
+//! the Kafka bus (keys, partitions by shard, consumer groups, committed
+//! offsets, rewound tables, compaction), for one process. Each group has
+//! one member, which owns every partition.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{
+    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic,
+    TopicLayout, partition_for,
+};
+use crate::metrics::metrics;
+
+#[derive(Default)]
+struct Partition {
+    /// Offset of `entries[0]`: older entries were consumed by every group.
+    base: i64,
+    /// `None`: removed by compaction (a newer record has the same key).
+    entries: Vec<Option<(String, Option<Arc<[u8]>>)>>,
+    /// Compacted topics: key → offset of its latest record.
+    latest: HashMap<String, i64>,
+}
+
+impl Partition {
+    fn end(&self) -> i64 {
+        self.base + self.entries.len() as i64
+    }
+}
+
+struct State {
+    logs: HashMap<Topic, Vec<Partition>>,
+    committed: HashMap<(String, Topic, i32), i64>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    appended: Condvar,
+    partitions: i32,
+}
+
+/// The embedded default bus.
+#[derive(Clone)]
+pub struct InProcessBus {
+    shared: Arc<Shared>,
+}
+
+impl InProcessBus {
+    pub fn new(layout: &TopicLayout) -> Self {
+        let logs = Topic::ALL
+            .into_iter()
+            .map(|t| {
+                let n = layout.partitions.max(1) as usize;
+                (t, (0..n).map(|_| Partition::default()).collect())
+            })
+            .collect();
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    logs,
+                    committed: HashMap::new(),
+                }),
+                appended: Condvar::new(),
+                partitions: layout.partitions.max(1),
+            }),
+        }
+    }
+
+    /// Messages currently held (for memory checks and tests).
+    pub fn retained(&self, topic: Topic) -> usize {
+        let st = self.shared.lock();
+        st.logs[&topic]
+            .iter()
+            .map(|p| p.entries.iter().flatten().count())
+            .sum()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Bus for InProcessBus {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn ensure_topics(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    fn partitions(&self, _topic: Topic) -> i32 {
+        self.shared.partitions
+    }
+
+    fn producer(&self) -> Result<Box<dyn Producer>, BusError> {
+        Ok(Box::new(MemoryProducer {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
+        Ok(Box::new(MemoryConsumer {
+            shared: self.shared.clone(),
+            spec: spec.clone(),
+            positions: None,
+            replay_until: HashMap::new(),
+        }))
+    }
+}
+
+struct MemoryProducer {
+    shared: Arc<Shared>,
+}
+
+impl Producer for MemoryProducer {
+    fn send(&self, messages: Vec<OutMessage>) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.shared.lock();
+        let out = &metrics().records_out;
+        for m in messages {
+            out.with_label_values(&[m.topic.name()]).inc();
+            let n = self.shared.partitions;
+            let p = partition_for(&m.shard, n) as usize;
+            let part = &mut st.logs.get_mut(&m.topic).ok_or(BusError::Closed)?[p];
+            let offset = part.end();
+            if m.topic.is_table() {
+                if let Some(old) = part.latest.insert(m.key.clone(), offset) {
+                    let i = (old - part.base) as usize;
+                    if let Some(slot) = part.entries.get_mut(i) {
+                        *slot = None;
+                    }
+                }
+            }
+            part.entries
+                .push(Some((m.key, m.payload.map(Arc::<[u8]>::from))));
+        }
+        drop(st);
+        self.shared.appended.notify_all();
+        Ok(())
+    }
+}
+
+struct MemoryConsumer {
+    shared: Arc<Shared>,
+    spec: ConsumerSpec,
+    /// Next offset per owned partition; `None` until the first poll assigns.
+    positions: Option<HashMap<(Topic, i32), i64>>,
+    /// Rewound partitions still below their committed offset.
+    replay_until: HashMap<(Topic, i32), i64>,
+}
+
+impl Consumer for MemoryConsumer {
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Event>, BusError> {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        if self.positions.is_none() {
+            let mut positions = HashMap::new();
+            let mut assigned = Vec::new();
+            for &t in &self.spec.topics {
+                for p in 0..self.shared.partitions {
+                    let committed = st
+                        .committed
+                        .get(&(self.spec.group.clone(), t, p))
+                        .copied()
+                        .unwrap_or(0);
+                    let start = if self.spec.rewind.contains(&t) {
+                        if committed > 0 {
+                            self.replay_until.insert((t, p), committed);
+                        }
+                        0
+                    } else {
+                        committed
+                    };
+                    positions.insert((t, p), start);
+                    assigned.push((t, p));
+                }
+            }
+            self.positions = Some(positions);
+            events.push(Event::Assigned(assigned));
+            if self.replay_until.is_empty() {
+                events.push(Event::CaughtUp);
+            }
+        }
+        loop {
+            let positions = self.positions.as_mut().ok_or(BusError::Closed)?;
+            let mut taken = 0;
+            let mut keys: Vec<(Topic, i32)> = positions.keys().copied().collect();
+            keys.sort();
+            for (t, p) in keys {
+                let part = &st.logs[&t][p as usize];
+                let pos = positions.get_mut(&(t, p)).ok_or(BusError::Closed)?;
+                if *pos < part.base {
+                    *pos = part.base;
+                }
+                while *pos < part.end() && taken < max {
+                    let i = (*pos - part.base) as usize;
+                    let offset = *pos;
+                    *pos += 1;
+                    let Some((key, payload)) = &part.entries[i] else {
+                        continue;
+                    };
+                    let replay = self
+                        .replay_until
+                        .get(&(t, p))
+                        .is_some_and(|until| offset < *until);
+                    metrics().records_in.with_label_values(&[t.name()]).inc();
+                    events.push(Event::Message(Message {
+                        topic: t,
+                        partition: p,
+                        offset,
+                        key: Some(key.clone()),
+                        payload: payload.as_ref().map(|b| b.to_vec()),
+                        replay,
+                    }));
+                    taken += 1;
+                }
+                metrics()
+                    .consumer_lag
+                    .with_label_values(&[&self.spec.group, t.name(), &p.to_string()])
+                    .set(part.end() - *pos);
+                if let Some(until) = self.replay_until.get(&(t, p))
+                    && *pos >= *until
+                {
+                    self.replay_until.remove(&(t, p));
+                    if self.replay_until.is_empty() {
+                        events.push(Event::CaughtUp);
+                    }
+                }
+            }
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(events);
+            }
+            st = self
+                .shared
+                .appended
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn commit(&mut self, offsets: &[(Topic, i32, i64)]) -> Result<(), BusError> {
+        let mut st = self.shared.lock();
+        for &(t, p, o) in offsets {
+            st.committed.insert((self.spec.group.clone(), t, p), o);
+        }
+        // Drop what every group has consumed from topics that are not
+        // tables, so a long run keeps memory flat.
+        for &(t, p, _) in offsets {
+            if t.is_table() {
+                continue;
+            }
+            let min = st
+                .committed
+                .iter()
+                .filter(|((_, ct, cp), _)| *ct == t && *cp == p)
+                .map(|(_, o)| *o)
+                .min()
+                .unwrap_or(0);
+            let part = &mut st.logs.get_mut(&t).ok_or(BusError::Closed)?[p as usize];
+            let drop_n = (min - part.base).clamp(0, part.entries.len() as i64) as usize;
+            if drop_n > 0 {
+                part.entries.drain(..drop_n);
+                part.base += drop_n as i64;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: Topic, key: &str, body: &str) -> OutMessage {
+        OutMessage {
+            topic,
+            key: key.into(),
+            shard: key.into(),
+            payload: Some(body.as_bytes().to_vec()),
+        }
+    }
+
+    fn payloads(events: &[Event]) -> Vec<(String, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some((
+                    String::from_utf8(m.payload.clone().unwrap_or_default()).unwrap(),
+                    m.replay,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tables_compact_and_replay_below_the_committed_offset() {
+        let bus = InProcessBus::new(&TopicLayout {
+            partitions: 1,
+            replication: 1,
+        });
+        let prod = bus.producer().unwrap();
+        prod.send(vec![
+            msg(Topic::Config, "a", "a1"),
+            msg(Topic::Config, "b", "b1"),
+            msg(Topic::Config, "a", "a2"),
+        ])
+        .unwrap();
+        assert_eq!(bus.retained(Topic::Config), 2);
+        let spec = ConsumerSpec {
+            group: "g".into(),
+            topics: vec![Topic::Config],
+            rewind: vec![Topic::Config],
+        };
+        let mut c = bus.consumer(&spec).unwrap();
+        let ev = c.poll(10, Duration::from_millis(10)).unwrap();
+        assert_eq!(ev[0], Event::Assigned(vec![(Topic::Config, 0)]));
+        assert_eq!(ev[1], Event::CaughtUp);
+        assert_eq!(
+            payloads(&ev),
+            vec![("b1".into(), false), ("a2".into(), false)]
+        );
+        c.commit(&[(Topic::Config, 0, 3)]).unwrap();
+        prod.send(vec![msg(Topic::Config, "c", "c1")]).unwrap();
+
+        // A restarted member rebuilds the table, then continues live.
+        let mut c2 = bus.consumer(&spec).unwrap();
+        let ev = c2.poll(10, Duration::from_millis(10)).unwrap();
+        assert_eq!(
+            payloads(&ev),
+            vec![
+                ("b1".into(), true),
+                ("a2".into(), true),
+                ("c1".into(), false)
+            ]
+        );
+        assert!(ev.contains(&Event::CaughtUp));
+        // Nothing more: the poll waits out its timeout.
+        assert!(c2.poll(10, Duration::from_millis(20)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn streams_resume_from_commit_and_are_trimmed() {
+        let bus = InProcessBus::new(&TopicLayout::default());
+        let prod = bus.producer().unwrap();
+        let spec = ConsumerSpec {
+            group: "sink".into(),
+            topics: vec![Topic::DeadLetters],
+            rewind: vec![],
+        };
+        prod.send(
+            (0..5)
+                .map(|i| msg(Topic::DeadLetters, "k", &i.to_string()))
+                .collect(),
+        )
+        .unwrap();
+        let mut c = bus.consumer(&spec).unwrap();
+        let ev = c.poll(3, Duration::from_millis(10)).unwrap();
+        assert_eq!(payloads(&ev).len(), 3);
+        let p = partition_for("k", 6);
+        c.commit(&[(Topic::DeadLetters, p, 3)]).unwrap();
+        assert_eq!(bus.retained(Topic::DeadLetters), 2);
+        let mut c2 = bus.consumer(&spec).unwrap();
+        let ev = c2.poll(10, Duration::from_millis(10)).unwrap();
+        assert_eq!(
+            payloads(&ev),
+            vec![("3".into(), false), ("4".into(), false)]
+        );
+    }
+}

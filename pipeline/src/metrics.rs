@@ -1,0 +1,126 @@
+//! The process's Prometheus metrics, named by Prometheus conventions
+//! (`driftline_` prefix, base units, `_total` counters). One registry for
+//! the whole process; `/metrics` renders it.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Messages consumed, by topic.
+    pub records_in: IntCounterVec,
+    /// Messages produced (acknowledged), by topic.
+    pub records_out: IntCounterVec,
+    /// Messages between a group's position and the partition's end.
+    pub consumer_lag: IntGaugeVec,
+    /// Time to process one polled batch, by stage.
+    pub batch_seconds: HistogramVec,
+    /// Records sent to `driftline.dlq`, by the topic or collector they came from.
+    pub dead_letters: IntCounterVec,
+    /// Open findings, by detector and class.
+    pub findings_open: IntGaugeVec,
+    /// Finding events emitted, by class and event.
+    pub finding_events: IntCounterVec,
+    /// Source files read by the watching collectors, by collector and outcome.
+    pub files_read: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are fixed and distinct, so registration cannot collide.
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let build = gauge(
+            "driftline_build_info",
+            "Always 1; labels carry the version.",
+            &["version"],
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Self {
+            records_in: counter(
+                "driftline_bus_records_in_total",
+                "Messages consumed from the bus.",
+                &["topic"],
+            ),
+            records_out: counter(
+                "driftline_bus_records_out_total",
+                "Messages produced to the bus and acknowledged.",
+                &["topic"],
+            ),
+            consumer_lag: gauge(
+                "driftline_consumer_lag_records",
+                "Messages between the consumer group's position and the end of the partition.",
+                &["group", "topic", "partition"],
+            ),
+            batch_seconds: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "driftline_batch_duration_seconds",
+                        "Time to process one polled batch, from poll to commit.",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ]),
+                    &["stage"],
+                )
+                .expect("valid metric"),
+            ),
+            dead_letters: counter(
+                "driftline_dead_letters_total",
+                "Records rejected to the dead-letter topic.",
+                &["source"],
+            ),
+            findings_open: gauge(
+                "driftline_findings_open",
+                "Findings currently open.",
+                &["detector", "class"],
+            ),
+            finding_events: counter(
+                "driftline_finding_events_total",
+                "Finding events emitted.",
+                &["class", "event"],
+            ),
+            files_read: counter(
+                "driftline_collector_files_read_total",
+                "Source files read by watching collectors.",
+                &["collector", "outcome"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}

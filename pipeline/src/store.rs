@@ -1,0 +1,138 @@
+//! The `Store` door: tables that outlive the process. The embedded default
+//! keeps each table as Parquet files under a data directory (one file per
+//! appended batch, written to a temporary name, synced, then renamed, so a
+//! crash never leaves half a file under a table). ClickHouse implements the
+//! same door later.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("table {table}: {reason}")]
+    Write { table: String, reason: String },
+}
+
+/// Where tables live.
+pub trait Store: Send + Sync {
+    /// Appends rows to `table`; returns once they are durable.
+    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError>;
+}
+
+/// Parquet files under `{data_dir}/{table}/`.
+pub struct ParquetStore {
+    dir: PathBuf,
+    seq: AtomicU64,
+}
+
+fn io(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl ParquetStore {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        Ok(Self {
+            dir,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.dir.join(table)
+    }
+
+    /// The Parquet files of a table, oldest first.
+    pub fn files(&self, table: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.table_dir(table))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+impl Store for ParquetStore {
+    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let dir = self.table_dir(table);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let name = format!(
+            "part-{:013}-{}-{:06}",
+            crate::model::now_ms(),
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let path = dir.join(format!("{name}.parquet"));
+        let write = |file: File| -> Result<File, parquet::errors::ParquetError> {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+            w.write(batch)?;
+            w.into_inner()
+        };
+        let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        let file = write(file).map_err(|e| StoreError::Write {
+            table: table.to_string(),
+            reason: e.to_string(),
+        })?;
+        file.sync_all().map_err(|e| io(&tmp, e))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(&dir, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+
+    #[test]
+    fn appends_are_whole_parquet_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ParquetStore::open(dir.path()).unwrap();
+        let col: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        let batch = RecordBatch::try_from_iter([("x", col)]).unwrap();
+        store.append("t", &batch).unwrap();
+        store.append("t", &batch.slice(0, 0)).unwrap();
+        let files = store.files("t");
+        assert_eq!(files.len(), 1);
+        let read: Vec<RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&files[0]).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(read, vec![batch]);
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(store.table_dir("t")).unwrap().count(), 1);
+    }
+}

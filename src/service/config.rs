@@ -1,0 +1,208 @@
+//! `driftline.toml`: what `driftline run` runs. Every field has a default,
+//! so the quick-start flags only fill in the folders.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Where the embedded store keeps its tables.
+    pub data_dir: PathBuf,
+    /// Which parts this instance runs: `collect`, `detect`, `sink`.
+    pub roles: Vec<Role>,
+    pub bus: BusConfig,
+    pub http: HttpConfig,
+    pub watch: WatchSection,
+    pub drift: DriftSection,
+    pub findings: FindingsSection,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("driftline-data"),
+            roles: vec![Role::Collect, Role::Detect, Role::Sink],
+            bus: BusConfig::default(),
+            http: HttpConfig::default(),
+            watch: WatchSection::default(),
+            drift: DriftSection::default(),
+            findings: FindingsSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Collect,
+    Detect,
+    Sink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    Memory,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    pub kind: BusKind,
+    /// `host:port[,host:port…]` (Kafka).
+    pub brokers: String,
+    /// Partitions of every driftline topic created at start-up.
+    pub partitions: i32,
+    pub replication: i32,
+    /// Consumer groups are `{group}-drift` and `{group}-sink`.
+    pub group: String,
+    /// Extra librdkafka properties (security.protocol, sasl.*, …).
+    pub properties: BTreeMap<String, String>,
+    /// Most messages one poll hands to a stage.
+    pub batch_max: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Memory,
+            brokers: String::new(),
+            partitions: 6,
+            replication: 1,
+            group: "driftline".into(),
+            properties: BTreeMap::new(),
+            batch_max: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `/metrics`, `/healthz`, `/readyz`; empty turns the server off.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSection {
+    /// Folders (or files) of Terraform state.
+    pub state: Vec<PathBuf>,
+    /// Folders (or files) of AWS Config items and notifications.
+    pub observed: Vec<PathBuf>,
+    pub interval_ms: u64,
+    /// Account and region for declared resources that name none.
+    pub account: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Default for WatchSection {
+    fn default() -> Self {
+        Self {
+            state: Vec::new(),
+            observed: Vec::new(),
+            interval_ms: 200,
+            account: None,
+            region: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftSection {
+    pub driftignore: Option<PathBuf>,
+    /// Extra mapping files, overriding the shipped ones by type.
+    pub mappings: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FindingsSection {
+    /// Also write each finding event as a JSON line here (`-` = stdout).
+    pub out: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Reads a config file; relative paths in it are relative to the file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut cfg: ServiceConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut cfg.data_dir);
+        cfg.watch.state.iter_mut().for_each(rebase);
+        cfg.watch.observed.iter_mut().for_each(rebase);
+        if let Some(p) = cfg.drift.driftignore.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = cfg.drift.mappings.as_mut() {
+            rebase(p);
+        }
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bus.kind == BusKind::Kafka && self.bus.brokers.trim().is_empty() {
+            return Err("bus.kind = \"kafka\" needs bus.brokers".into());
+        }
+        if self.bus.partitions < 1 {
+            return Err("bus.partitions must be at least 1".into());
+        }
+        if self.roles.is_empty() {
+            return Err("roles is empty: nothing to run".into());
+        }
+        if self.roles.contains(&Role::Collect)
+            && self.watch.state.is_empty()
+            && self.watch.observed.is_empty()
+        {
+            return Err("the collect role needs watch.state or watch.observed folders".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_paths_are_rebased() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/driftline.toml");
+        let cfg = ServiceConfig::load(&p).unwrap();
+        assert!(cfg.watch.state[0].ends_with("examples/estate/terraform"));
+        assert!(cfg.watch.state[0].is_dir());
+        assert_eq!(cfg.bus.kind, BusKind::Memory);
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let e = toml::from_str::<ServiceConfig>("[bus]\nkind = \"rabbit\"").unwrap_err();
+        assert!(e.to_string().contains("rabbit"), "{e}");
+        let mut c = ServiceConfig::default();
+        c.watch.state.push("x".into());
+        c.bus.kind = BusKind::Kafka;
+        assert!(c.validate().unwrap_err().contains("bus.brokers"));
+    }
+}

@@ -1,0 +1,285 @@
+//! `driftline run`: the long-running service. Wires the graph from the
+//! configuration — watching collectors → bus → drift stage → findings sink
+//! (store + JSON lines) — runs each stage on its own thread, serves the
+//! probes and metrics, and shuts down cleanly on SIGTERM/SIGINT: stages
+//! finish the batch in hand, commit, and leave their consumer groups.
+
+pub mod config;
+mod detect;
+mod http;
+mod sink;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use driftline_collectors::terraform::{Salt, TerraformConfig};
+use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
+use driftline_detectors::{DriftIgnore, StreamingDrift};
+use driftline_pipeline::{Bus, BusSink, InProcessBus, ParquetStore, TopicLayout};
+
+use self::config::{BusKind, Role, ServiceConfig};
+use self::detect::DetectStage;
+use self::http::Health;
+use self::sink::{FindingsOut, SinkStage};
+
+/// Quick-start flags; they override the config file.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// driftline.toml (see examples/driftline.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folders of Terraform state files to watch.
+    #[arg(long, num_args = 1..)]
+    pub watch_state: Vec<PathBuf>,
+    /// Folders of AWS Config items / notifications to watch.
+    #[arg(long, num_args = 1..)]
+    pub watch_observed: Vec<PathBuf>,
+    /// Where the embedded store keeps its tables [default: ./driftline-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Also write each finding event as one JSON line to FILE (`-` = stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub findings_out: Option<String>,
+    /// Kafka brokers (`host:port,…`): use the Kafka bus instead of the embedded one.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Address of /metrics, /healthz and /readyz [default: 127.0.0.1:9464].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A .driftignore file (driftctl syntax).
+    #[arg(long)]
+    pub driftignore: Option<PathBuf>,
+}
+
+fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => ServiceConfig::load(p)?,
+        None => ServiceConfig::default(),
+    };
+    cfg.watch.state.extend(args.watch_state);
+    cfg.watch.observed.extend(args.watch_observed);
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(o) = args.findings_out {
+        cfg.findings.out = Some(o);
+    }
+    if let Some(b) = args.brokers {
+        cfg.bus.kind = BusKind::Kafka;
+        cfg.bus.brokers = b;
+    }
+    if let Some(l) = args.listen {
+        cfg.http.listen = l;
+    }
+    if let Some(d) = args.driftignore {
+        cfg.drift.driftignore = Some(d);
+    }
+    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(cfg)
+}
+
+fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
+    let layout = TopicLayout {
+        partitions: cfg.bus.partitions,
+        replication: cfg.bus.replication,
+    };
+    match cfg.bus.kind {
+        BusKind::Memory => Ok(Arc::new(InProcessBus::new(&layout))),
+        #[cfg(feature = "kafka")]
+        BusKind::Kafka => Ok(Arc::new(driftline_pipeline::bus::kafka::KafkaBus::new(
+            driftline_pipeline::bus::kafka::KafkaConfig {
+                brokers: cfg.bus.brokers.clone(),
+                layout,
+                properties: cfg.bus.properties.clone(),
+            },
+        ))),
+        #[cfg(not(feature = "kafka"))]
+        BusKind::Kafka => anyhow::bail!(
+            "this driftline was built without the Kafka bus; rebuild with `cargo build --release --features kafka` \
+             (needs cmake and libcurl headers: apt-get install cmake libcurl4-openssl-dev)"
+        ),
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = settle(args)?;
+    let bus = make_bus(&cfg)?;
+    bus.ensure_topics()
+        .context("cannot prepare the bus topics")?;
+    let mappings = Arc::new(crate::embedded::load_mappings(
+        cfg.drift.mappings.as_deref(),
+    )?);
+    let types = Arc::new(mappings.type_table());
+    let ignore = match &cfg.drift.driftignore {
+        Some(p) => DriftIgnore::parse(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
+        ),
+        None => DriftIgnore::default(),
+    };
+    let findings_out = cfg
+        .findings
+        .out
+        .as_deref()
+        .map(FindingsOut::open)
+        .transpose()?;
+    let store = Arc::new(ParquetStore::open(&cfg.data_dir)?);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, mut done_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(String, anyhow::Result<()>)>();
+    let mut health = Health {
+        alive: AtomicBool::new(true),
+        ready: Vec::new(),
+    };
+    let mut threads = Vec::new();
+    let mut spawn = |name: String, f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| {
+        let tx = done_tx.clone();
+        let thread_name = name.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || {
+                    let r = f();
+                    let _ = tx.send((name, r));
+                })
+                .map_err(anyhow::Error::from),
+        );
+    };
+
+    if cfg.roles.contains(&Role::Collect) {
+        let salt = Salt::from_env_or_random();
+        let interval = Duration::from_millis(cfg.watch.interval_ms.max(10));
+        let mut watchers = Vec::new();
+        if !cfg.watch.state.is_empty() {
+            let mut tf = TerraformConfig::new(types.clone(), salt);
+            tf.default_account = cfg.watch.account.clone();
+            tf.default_region = cfg.watch.region.clone();
+            watchers.push(WatchCollector::new(WatchConfig {
+                paths: cfg.watch.state.clone(),
+                source: WatchSource::State(Box::new(tf)),
+                interval,
+            }));
+        }
+        if !cfg.watch.observed.is_empty() {
+            watchers.push(WatchCollector::new(WatchConfig {
+                paths: cfg.watch.observed.clone(),
+                source: WatchSource::Observed(types.clone()),
+                interval,
+            }));
+        }
+        for mut w in watchers {
+            let sink = BusSink::new(bus.producer()?);
+            // A first pass over every folder before any detection starts, so
+            // the detector does not see one side of the estate without the
+            // other (which would flap `missing` → resolved at start-up).
+            let first = w.poll_once(&sink);
+            for e in &first.errors {
+                tracing::warn!(collector = w.name(), error = %e, "cannot read");
+            }
+            tracing::info!(
+                collector = w.name(),
+                published = first.published,
+                "first pass published"
+            );
+            let stop = stop.clone();
+            spawn(
+                format!("collect-{}", w.name()),
+                Box::new(move || {
+                    w.run(&sink, &stop);
+                    Ok(())
+                }),
+            );
+        }
+    }
+    if cfg.roles.contains(&Role::Detect) {
+        let ready = Arc::new(AtomicBool::new(false));
+        health.ready.push(ready.clone());
+        let stage = DetectStage {
+            drift: StreamingDrift::new(mappings.clone(), ignore),
+            group: format!("{}-drift", cfg.bus.group),
+            batch_max: cfg.bus.batch_max,
+        };
+        let (bus, stop) = (bus.clone(), stop.clone());
+        spawn(
+            "detect".into(),
+            Box::new(move || stage.run(&*bus, &stop, &ready)),
+        );
+    }
+    if cfg.roles.contains(&Role::Sink) {
+        let stage = SinkStage {
+            store: store.clone(),
+            out: findings_out,
+            group: format!("{}-sink", cfg.bus.group),
+            batch_max: cfg.bus.batch_max,
+        };
+        let (bus, stop) = (bus.clone(), stop.clone());
+        spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
+    }
+    drop(spawn);
+    drop(done_tx);
+    let threads: Vec<_> = threads.into_iter().collect::<Result<_, _>>()?;
+    let health = Arc::new(health);
+
+    tracing::info!(
+        bus = bus.kind(),
+        data_dir = %cfg.data_dir.display(),
+        state = ?cfg.watch.state,
+        observed = ?cfg.watch.observed,
+        "driftline running"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut failed = false;
+    rt.block_on(async {
+        let server = if cfg.http.listen.is_empty() {
+            None
+        } else {
+            let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
+            tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
+            let app = http::router(health.clone());
+            Some(tokio::spawn(async move { axum::serve(listener, app).await }))
+        };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM; shutting down"),
+            Some((name, result)) = done_rx.recv() => {
+                health.alive.store(false, Ordering::Relaxed);
+                match result {
+                    Ok(()) => tracing::error!(stage = %name, "stage stopped"),
+                    Err(e) => tracing::error!(stage = %name, error = %format!("{e:#}"), "stage failed"),
+                }
+                failed = true;
+            }
+        }
+        if let Some(s) = server {
+            s.abort();
+        }
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Report any other stage that failed while stopping.
+    while let Ok((name, result)) = done_rx.try_recv() {
+        if let Err(e) = result {
+            tracing::error!(stage = %name, error = %format!("{e:#}"), "stage failed");
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,471 @@
+//! The streaming spine on a real Kafka-protocol broker (tansu, SQLite
+//! storage), one broker per test on a free port. The broker binary comes
+//! from `deploy/local/test-stack.sh` (DRIFTLINE_TEST_TANSU); under CI a
+//! missing broker fails these tests.
+#![cfg(feature = "kafka")]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use driftline_collectors::Collector;
+use driftline_collectors::aws_config::{AwsConfigFileCollector, AwsConfigFileConfig};
+use driftline_collectors::terraform::{Salt, TerraformCollector, TerraformConfig};
+use driftline_detectors::Mappings;
+use driftline_pipeline::bus::kafka::{KafkaBus, KafkaConfig};
+use driftline_pipeline::{
+    Bus, BusSink, ConsumerSpec, Event, Message, OutMessage, Topic, TopicLayout, partition_for,
+};
+
+/// A tansu broker with its own SQLite file and port.
+struct Broker {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts a broker, or returns `None` outside CI when none is installed.
+    fn start() -> Option<Broker> {
+        let bin = match std::env::var("DRIFTLINE_TEST_TANSU") {
+            Ok(b) => PathBuf::from(b),
+            Err(_) => {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "DRIFTLINE_TEST_TANSU is not set: the README test command starts the broker"
+                );
+                eprintln!("SKIPPED: no Kafka broker (run ./scripts/test.sh)");
+                return None;
+            }
+        };
+        let mut b = Broker {
+            bin,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+        };
+        b.up();
+        Some(b)
+    }
+
+    fn up(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}/tansu.db", self.dir.path().display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let addr = self.addr();
+        wait_for(20, "the broker's port", || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn bus(&self) -> KafkaBus {
+        let bus = KafkaBus::new(KafkaConfig {
+            brokers: self.addr(),
+            layout: TopicLayout {
+                partitions: 6,
+                replication: 1,
+            },
+            properties: BTreeMap::new(),
+        });
+        bus.ensure_topics().expect("topics");
+        bus
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Publishes the example estate's snapshots onto the bus.
+fn publish_estate(bus: &KafkaBus, estate: &Path) -> usize {
+    let mappings = Mappings::builtin().unwrap();
+    let types = Arc::new(mappings.type_table());
+    let mut tf = TerraformConfig::new(types.clone(), Salt::from_env_or_random());
+    tf.files = vec![estate.join("terraform/terraform.tfstate")];
+    let state = TerraformCollector::new(tf);
+    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
+        files: vec![
+            estate.join("aws-config/snapshot.json"),
+            estate.join("aws-config/notification.json"),
+        ],
+        types,
+    });
+    let sink = BusSink::new(bus.producer().unwrap());
+    let none = |_: &Path, _: u64| {};
+    let a = state.collect(&sink, &none);
+    let b = observed.collect(&sink, &none);
+    assert!(a.errors.is_empty() && b.errors.is_empty());
+    a.published + b.published
+}
+
+/// Reads every message of `topics` from the beginning (a fresh group) until
+/// `n` have arrived.
+fn read_all(bus: &KafkaBus, topics: &[Topic], n: usize) -> Vec<Message> {
+    let mut c = bus
+        .consumer(&ConsumerSpec {
+            group: format!("probe-{}", free_port()),
+            topics: topics.to_vec(),
+            rewind: vec![],
+        })
+        .unwrap();
+    let mut out = Vec::new();
+    wait_for(60, &format!("{n} messages on {topics:?}"), || {
+        for e in c.poll(1000, Duration::from_millis(200)).unwrap() {
+            if let Event::Message(m) = e {
+                out.push(m);
+            }
+        }
+        out.len() >= n
+    });
+    out
+}
+
+fn write_config(dir: &Path, broker: &str, roles: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("driftline-{}.toml", free_port()));
+    std::fs::write(
+        &p,
+        format!(
+            "roles = [{roles}]\ndata_dir = \"data-{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{broker}\"\npartitions = 6\nbatch_max = 7\n{extra}",
+            free_port()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn events_key(events: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["fingerprint"].as_str().unwrap().to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn snapshots_are_keyed_co_partitioned_and_readable() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let bus = broker.bus();
+    let n = publish_estate(&bus, &estate());
+    let msgs = read_all(&bus, &[Topic::Declared, Topic::Config], n);
+    assert_eq!(msgs.len(), n);
+    let mut partition_of: HashMap<String, (i32, Topic)> = HashMap::new();
+    let mut shared = 0;
+    for m in &msgs {
+        let v: serde_json::Value = serde_json::from_slice(m.payload.as_ref().unwrap()).unwrap();
+        assert_eq!(v["v"], 1, "every record carries its schema version");
+        let key = m.key.as_deref().unwrap();
+        if key.starts_with("aws/") {
+            assert_eq!(v["resource_key"], key, "keyed by resource key");
+            let tid = v["type_id"].as_str().unwrap().to_string();
+            assert_eq!(m.partition, partition_for(&tid, 6));
+            if let Some((p, t)) = partition_of.insert(tid, (m.partition, m.topic))
+                && t != m.topic
+            {
+                assert_eq!(p, m.partition, "co-partitioned");
+                shared += 1;
+            }
+        }
+    }
+    assert!(
+        shared > 20,
+        "declared and observed share {shared} resources"
+    );
+}
+
+#[test]
+fn snapshot_topics_with_different_partition_counts_are_refused() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let create = |topic: &str, parts: &str| {
+        let s = Command::new(&broker.bin)
+            .args(["topic", "create", "--broker"])
+            .arg(format!("tcp://{}", broker.addr()))
+            .args(["--partitions", parts, topic])
+            .status()
+            .unwrap();
+        assert!(s.success());
+    };
+    create("driftline.config", "6");
+    create("driftline.declared", "3");
+    let bus = KafkaBus::new(KafkaConfig {
+        brokers: broker.addr(),
+        layout: TopicLayout::default(),
+        properties: BTreeMap::new(),
+    });
+    let err = bus.ensure_topics().unwrap_err().to_string();
+    assert!(
+        err.contains("co-partitioned") && err.contains("6 and 3"),
+        "{err}"
+    );
+
+    // The service refuses to start, saying why.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &broker.addr(), "\"detect\"", "");
+    let out = driftline()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("co-partitioned"));
+}
+
+#[test]
+fn two_instances_in_one_group_produce_what_one_would() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let bus = broker.bus();
+    publish_estate(&bus, &estate());
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &broker.addr(), "\"detect\", \"sink\"", "");
+    let (fa, fb) = (tmp.path().join("a.jsonl"), tmp.path().join("b.jsonl"));
+    let a = Service::start(
+        &["--config", cfg.to_str().unwrap()],
+        &fa,
+        &tmp.path().join("a.log"),
+    );
+    let b = Service::start(
+        &["--config", cfg.to_str().unwrap()],
+        &fb,
+        &tmp.path().join("b.log"),
+    );
+    let all = || {
+        let mut e = finding_events(&fa);
+        e.extend(finding_events(&fb));
+        e
+    };
+    wait_for(90, "seven finding events from the pair", || {
+        all().len() >= 7
+    });
+    // Let rebalances settle and anything repeated arrive.
+    std::thread::sleep(Duration::from_secs(8));
+    let events = all();
+    assert_eq!(events.len(), 7, "{:#?}", events_key(&events));
+    assert!(events.iter().all(|e| e["event"] == "new"));
+    let mut fps: Vec<_> = events.iter().map(|e| e["fingerprint"].clone()).collect();
+    fps.dedup();
+    assert_eq!(fps.len(), 7);
+    // Both members took partitions.
+    for log in ["a.log", "b.log"] {
+        let text = std::fs::read_to_string(tmp.path().join(log)).unwrap();
+        assert!(text.contains("partitions assigned"), "{log}:\n{text}");
+    }
+    // The findings topic holds what one instance would have published.
+    let on_topic = read_all(&bus, &[Topic::Findings], 7);
+    assert_eq!(on_topic.len(), 7);
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}
+
+#[test]
+fn kill_9_mid_stream_loses_nothing_and_resolves_nothing_twice() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let extra = format!(
+        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
+        estate.join("terraform").display(),
+        estate.join("aws-config").display(),
+        estate.join(".driftignore").display()
+    );
+    let cfg = write_config(
+        tmp.path(),
+        &broker.addr(),
+        "\"collect\", \"detect\", \"sink\"",
+        &extra,
+    );
+    let findings = tmp.path().join("findings.jsonl");
+    let start = |n: u32| {
+        Service::start(
+            &["--config", cfg.to_str().unwrap()],
+            &findings,
+            &tmp.path().join(format!("run{n}.log")),
+        )
+    };
+    let svc = start(0);
+    wait_for(90, "the seven findings", || {
+        finding_events(&findings).len() >= 7
+    });
+
+    // Drift is fixed on disk; kill -9 while the change is in flight, at
+    // several moments, restarting each time.
+    let snapshot = estate.join("aws-config/snapshot.json");
+    let original = std::fs::read_to_string(&snapshot).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
+    doc["configurationItems"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|i| i["resourceId"] != "acme-prod-exports-tmp");
+    std::fs::write(&snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    svc.kill9();
+    let mut svc = start(1);
+    for (i, delay) in [40u64, 400, 1500].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(delay));
+        svc.kill9();
+        svc = start(i as u32 + 2);
+    }
+    wait_for(90, "the bucket's finding to resolve", || {
+        finding_events(&findings)
+            .iter()
+            .any(|e| e["event"] == "resolved" && e["resource_id"] == "acme-prod-exports-tmp")
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let events = finding_events(&findings);
+    let resolved = events.iter().filter(|e| e["event"] == "resolved").count();
+    assert_eq!(resolved, 1, "{:#?}", events_key(&events));
+    // Nothing lost: the open set is the six remaining findings.
+    let open = open_after(&events);
+    assert_eq!(open.len(), 6, "{:#?}", events_key(&events));
+    assert!(svc.stop().success());
+}
+
+#[test]
+fn broker_restart_mid_stream_loses_nothing() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let extra = format!(
+        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
+        estate.join("terraform").display(),
+        estate.join("aws-config").display(),
+        estate.join(".driftignore").display()
+    );
+    let cfg = write_config(
+        tmp.path(),
+        &broker.addr(),
+        "\"collect\", \"detect\", \"sink\"",
+        &extra,
+    );
+    let findings = tmp.path().join("findings.jsonl");
+    let svc = Service::start(
+        &["--config", cfg.to_str().unwrap()],
+        &findings,
+        &tmp.path().join("run.log"),
+    );
+    wait_for(90, "the seven findings", || {
+        finding_events(&findings).len() >= 7
+    });
+
+    broker.down();
+    // Change the estate while the broker is away.
+    let snapshot = estate.join("aws-config/snapshot.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap()).unwrap();
+    doc["configurationItems"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|i| i["resourceId"] != "acme-prod-exports-tmp");
+    std::fs::write(&snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.up();
+    wait_for(120, "the resolution after the broker came back", || {
+        finding_events(&findings).len() >= 8
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let events = finding_events(&findings);
+    assert_eq!(events.len(), 8, "{:#?}", events_key(&events));
+    assert_eq!(events[7]["event"], "resolved");
+    assert_eq!(open_after(&events).len(), 6);
+    assert!(svc.stop().success());
+}
+
+#[test]
+fn a_malformed_record_goes_to_the_dead_letters_and_the_rest_flows() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let bus = broker.bus();
+    let producer = bus.producer().unwrap();
+    let key = "aws/123456789012/eu-west-1/AWS::S3::Bucket/stray";
+    producer
+        .send(vec![OutMessage {
+            topic: Topic::Config,
+            key: key.into(),
+            shard: "AWS::S3::Bucket/stray".into(),
+            payload: Some(b"{\"v\":1,\"resource_key\":".to_vec()),
+        }])
+        .unwrap();
+    publish_estate(&bus, &estate());
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &broker.addr(), "\"detect\", \"sink\"", "");
+    let findings = tmp.path().join("f.jsonl");
+    let svc = Service::start(
+        &["--config", cfg.to_str().unwrap()],
+        &findings,
+        &tmp.path().join("run.log"),
+    );
+    let dead = read_all(&bus, &[Topic::DeadLetters], 1);
+    let v: serde_json::Value = serde_json::from_slice(dead[0].payload.as_ref().unwrap()).unwrap();
+    assert_eq!(v["source"], "driftline.config");
+    assert_eq!(v["partition"], partition_for("AWS::S3::Bucket/stray", 6));
+    assert_eq!(v["offset"], 0);
+    assert_eq!(v["key"], key);
+    assert!(
+        v["reason"].as_str().unwrap().contains("not a valid record"),
+        "{v}"
+    );
+    // The estate behind it is still evaluated. (Without the driftignore
+    // the scratch bucket is unmanaged too: eight findings.)
+    wait_for(60, "findings behind the bad record", || {
+        finding_events(&findings).len() >= 8
+    });
+    let (_, metrics) = http_get(&svc.listen, "/metrics").unwrap();
+    assert!(
+        metrics.contains("driftline_dead_letters_total{source=\"driftline.config\"} 1"),
+        "{metrics}"
+    );
+    assert!(svc.stop().success());
+}

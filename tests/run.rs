@@ -1,0 +1,191 @@
+//! `driftline run` on the embedded default: the example estate watched
+//! continuously, changes on disk turning into finding events.
+
+mod common;
+
+use common::*;
+use std::time::Instant;
+
+#[test]
+fn run_keeps_findings_current_and_serves_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let findings = tmp.path().join("findings.jsonl");
+    let data = tmp.path().join("data");
+    let svc = Service::start(
+        &[
+            "--watch-state",
+            estate.join("terraform").to_str().unwrap(),
+            "--watch-observed",
+            estate.join("aws-config").to_str().unwrap(),
+            "--driftignore",
+            estate.join(".driftignore").to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &findings,
+        &tmp.path().join("run.log"),
+    );
+    // The demo estate's seven findings, each announced once as new.
+    wait_for(60, "the seven findings of the example estate", || {
+        finding_events(&findings).len() >= 7
+    });
+    let events = finding_events(&findings);
+    assert_eq!(events.len(), 7, "{events:#?}");
+    assert!(events.iter().all(|e| e["event"] == "new" && e["v"] == 1));
+    let mut by_class: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["class"].as_str().unwrap().to_string(),
+                e["address"]
+                    .as_str()
+                    .or(e["resource_id"].as_str())
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    by_class.sort();
+    let expected = [
+        ("changed", "aws_instance.web[1]"),
+        ("changed", "aws_s3_bucket.assets"),
+        ("changed", "aws_security_group.web"),
+        ("missing", "aws_ebs_volume.data[1]"),
+        ("missing", "aws_sqs_queue.orders_dlq"),
+        ("unmanaged", "AIDA2EXAMPLEUSER00002"),
+        ("unmanaged", "acme-prod-exports-tmp"),
+    ];
+    for (class, what) in expected {
+        assert!(
+            by_class
+                .iter()
+                .any(|(c, a)| c == class && a.ends_with(what)),
+            "no {class} finding for {what}: {by_class:?}"
+        );
+    }
+    // The secret seeded in the estate never reaches the findings.
+    let text = std::fs::read_to_string(&findings).unwrap();
+    assert!(!text.contains("correct-horse-battery-staple"));
+
+    // Probes and metrics.
+    wait_for(10, "/readyz", || {
+        http_get(&svc.listen, "/readyz").is_ok_and(|(s, _)| s == 200)
+    });
+    assert_eq!(http_get(&svc.listen, "/healthz").unwrap().0, 200);
+    let (status, metrics) = http_get(&svc.listen, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "driftline_bus_records_in_total{topic=\"driftline.config\"}",
+        "driftline_bus_records_out_total{topic=\"driftline.findings\"} 7",
+        "driftline_findings_open{class=\"changed\",detector=\"drift\"} 3",
+        "driftline_finding_events_total{class=\"missing\",event=\"new\"} 2",
+        "driftline_batch_duration_seconds_bucket",
+        "driftline_consumer_lag_records",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    promtool_check(&metrics);
+
+    // Remove the unmanaged bucket from the snapshot: its finding resolves.
+    let snapshot = estate.join("aws-config/snapshot.json");
+    let original = std::fs::read_to_string(&snapshot).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let items = doc["configurationItems"].as_array_mut().unwrap();
+    let before = items.len();
+    items.retain(|i| i["resourceId"] != "acme-prod-exports-tmp");
+    assert_eq!(items.len(), before - 1);
+    let started = Instant::now();
+    std::fs::write(&snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    wait_for(10, "the unmanaged bucket's finding to resolve", || {
+        finding_events(&findings).len() >= 8
+    });
+    let took = started.elapsed();
+    let events = finding_events(&findings);
+    assert_eq!(events[7]["event"], "resolved");
+    assert_eq!(events[7]["resource_id"], "acme-prod-exports-tmp");
+    eprintln!("change → resolved finding: {took:?}");
+
+    // Put it back: the same finding (same fingerprint) opens again.
+    std::fs::write(&snapshot, &original).unwrap();
+    wait_for(10, "the bucket's finding to reopen", || {
+        finding_events(&findings).len() >= 9
+    });
+    let events = finding_events(&findings);
+    assert_eq!(events[8]["event"], "new");
+    assert_eq!(events[8]["fingerprint"], events[7]["fingerprint"]);
+    assert_eq!(open_after(&events).len(), 7);
+
+    // The store has every event, as Parquet.
+    let parts: Vec<_> = std::fs::read_dir(data.join("finding_events"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert!(!parts.is_empty());
+
+    // SIGTERM: a clean, prompt exit.
+    let status = svc.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn run_refuses_a_kafka_config_it_cannot_serve_and_bad_configs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("driftline.toml");
+    std::fs::write(&cfg, "[bus]\nkind = \"kafka\"\n[watch]\nstate = [\"x\"]\n").unwrap();
+    let out = driftline()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("driftline.toml") && err.contains("bus.brokers"),
+        "{err}"
+    );
+
+    let out = driftline().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watch.state"));
+}
+
+/// `promtool check metrics`, which the test stack installs; under CI its
+/// absence fails the test.
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "promtool is not installed ({e}); deploy/local/test-stack.sh install puts it here"
+            );
+            eprintln!("promtool not installed: metrics not linted");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics:\n{text}"
+    );
+}
