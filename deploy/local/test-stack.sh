@@ -49,10 +49,11 @@ start() {
   mkdir -p "$dir"
   local port
   port="$(free_port)"
-  "$TANSU" broker \
+  # tansu reads a sqlite URL's path relative to its working directory.
+  (cd "$dir" && exec "$TANSU" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "sqlite://$dir/tansu.db" >"$dir/tansu.log" 2>&1 &
+    --storage-engine "sqlite://tansu.db" >"$dir/tansu.log" 2>&1) &
   echo $! >"$dir/tansu.pid"
   echo "$port" >"$dir/tansu.port"
   for _ in $(seq 1 100); do

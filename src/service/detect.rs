@@ -61,6 +61,9 @@ impl DetectStage {
         let mut pending_offsets: HashMap<(Topic, i32), i64> = HashMap::new();
         let mut pending_messages = 0usize;
         let mut pending_since: Option<Instant> = None;
+        // Dead letters wait with the batch they came in: published before
+        // its offsets are committed.
+        let mut dead: Vec<OutMessage> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let events = match consumer.poll(self.batch_max, Duration::from_millis(100)) {
                 Ok(e) => e,
@@ -71,7 +74,6 @@ impl DetectStage {
                 }
             };
             let started = Instant::now();
-            let mut dead: Vec<OutMessage> = Vec::new();
             let mut replay: Vec<Message> = Vec::new();
             let mut live: Vec<Message> = Vec::new();
             for ev in events {
@@ -120,8 +122,7 @@ impl DetectStage {
                 let e = pending_offsets.entry((m.topic, m.partition)).or_insert(0);
                 *e = (*e).max(m.offset + 1);
             }
-            // An empty poll means the consumer reached the end of what is there.
-            let drained = live.is_empty();
+            let drained = consumer.at_end();
             pending_messages += live.len();
             self.apply_into(live, &mut pending, &mut dead);
             // Evaluate once the backlog is drained (or large, or old): a

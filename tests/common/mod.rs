@@ -108,6 +108,7 @@ pub struct Service {
     pub child: std::process::Child,
     pub listen: String,
     pub findings: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Service {
@@ -127,6 +128,7 @@ impl Service {
             child,
             listen,
             findings: findings.to_path_buf(),
+            log: log.to_path_buf(),
         }
     }
 
@@ -162,6 +164,12 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // The service's own account of what happened, for the failure report.
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail = &text[text.len().saturating_sub(6000)..];
+            eprintln!("--- {} (tail) ---\n{tail}", self.log.display());
+        }
     }
 }
 

@@ -124,7 +124,8 @@ impl Bus for KafkaBus {
                 if t.is_table() {
                     nt.set("cleanup.policy", "compact")
                 } else {
-                    nt.set("cleanup.policy", "delete")
+                    // The broker's default (delete, with its retention).
+                    nt
                 }
             })
             .collect();
@@ -514,6 +515,41 @@ impl Consumer for KafkaConsumer {
         }
         self.check_replay(&mut out);
         Ok(out)
+    }
+
+    fn at_end(&self) -> bool {
+        let Ok(pos) = self.consumer.position() else {
+            return false;
+        };
+        let rk = self.consumer.client().native_ptr();
+        pos.elements().iter().all(|e| {
+            let Ok(topic) = std::ffi::CString::new(e.topic()) else {
+                return false;
+            };
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: `rk` is this consumer's live handle; the call only
+            // reads librdkafka's cached watermarks (from the last fetch
+            // response, no broker round trip) into the two out-params.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    rk,
+                    topic.as_ptr(),
+                    e.partition(),
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0
+            {
+                // Not fetched yet: unknown, so not at the end.
+                return false;
+            }
+            match e.offset() {
+                Offset::Offset(at) => at >= high,
+                // Nothing consumed: at the end only if there is nothing.
+                _ => high <= low,
+            }
+        })
     }
 
     fn commit(&mut self, offsets: &[(Topic, i32, i64)]) -> Result<(), BusError> {

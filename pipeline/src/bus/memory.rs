@@ -108,6 +108,7 @@ impl Bus for InProcessBus {
             spec: spec.clone(),
             positions: None,
             replay_until: HashMap::new(),
+            behind: false,
         }))
     }
 }
@@ -153,6 +154,8 @@ struct MemoryConsumer {
     positions: Option<HashMap<(Topic, i32), i64>>,
     /// Rewound partitions still below their committed offset.
     replay_until: HashMap<(Topic, i32), i64>,
+    /// The last poll stopped at `max` with more to read.
+    behind: bool,
 }
 
 impl Consumer for MemoryConsumer {
@@ -235,10 +238,12 @@ impl Consumer for MemoryConsumer {
                 }
             }
             if !events.is_empty() {
+                self.behind = keys_behind(&st, positions);
                 return Ok(events);
             }
             let now = Instant::now();
             if now >= deadline {
+                self.behind = false;
                 return Ok(events);
             }
             st = self
@@ -248,6 +253,10 @@ impl Consumer for MemoryConsumer {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    fn at_end(&self) -> bool {
+        !self.behind
     }
 
     fn commit(&mut self, offsets: &[(Topic, i32, i64)]) -> Result<(), BusError> {
@@ -277,6 +286,12 @@ impl Consumer for MemoryConsumer {
         }
         Ok(())
     }
+}
+
+fn keys_behind(st: &State, positions: &HashMap<(Topic, i32), i64>) -> bool {
+    positions
+        .iter()
+        .any(|((t, p), pos)| st.logs[t][*p as usize].end() > *pos)
 }
 
 #[cfg(test)]

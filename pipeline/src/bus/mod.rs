@@ -198,6 +198,9 @@ pub trait Consumer: Send {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Event>, BusError>;
     /// Commits `(topic, partition, next offset to read)`.
     fn commit(&mut self, offsets: &[(Topic, i32, i64)]) -> Result<(), BusError>;
+    /// Whether the last poll reached the end of every owned partition (as
+    /// far as this member knows): a backlog is drained.
+    fn at_end(&self) -> bool;
 }
 
 /// The door: where records travel between stages.
