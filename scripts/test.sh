@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust installed.
-# Installs what the tests need, builds into a cache outside the clone,
-# checks formatting and lints, and runs every test.
+# Installs what the tests need (deploy/local/test-stack.sh: librdkafka's
+# build needs, promtool, the tansu Kafka broker — cached outside the clone),
+# starts the broker, checks formatting and lints, runs every test with the
+# Kafka bus compiled in, and stops the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,17 @@ if ((${#need_apt[@]})); then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+echo "== test stack"
+./deploy/local/test-stack.sh install
+stack="$(mktemp -d)"
+eval "$(./deploy/local/test-stack.sh start "$stack")"
+cleanup() {
+  ./deploy/local/test-stack.sh stop "$stack"
+  rm -rf "$stack"
+  rm -f "${log:-}"
+}
+trap cleanup EXIT
+
 # The real-world fixtures live beside the clone (../shared/fixtures).
 fixtures="${DRIFTLINE_FIXTURES:-$(pwd)/../shared/fixtures}"
 if [ ! -d "$fixtures" ]; then
@@ -32,12 +45,11 @@ export DRIFTLINE_FIXTURES="$fixtures"
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --features kafka --locked -- -D warnings
 echo "== cargo test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --features kafka --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.

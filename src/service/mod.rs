@@ -220,7 +220,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let (bus, stop) = (bus.clone(), stop.clone());
         spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
     }
-    drop(spawn);
     drop(done_tx);
     let threads: Vec<_> = threads.into_iter().collect::<Result<_, _>>()?;
     let health = Arc::new(health);

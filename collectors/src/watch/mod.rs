@@ -38,10 +38,13 @@ pub struct WatchConfig {
     pub interval: Duration,
 }
 
+/// What one file holds: key → (rank, content hash, record). Higher rank
+/// wins across files.
+type FileRecords = HashMap<String, (i64, u64, Record)>;
+
 struct FileState {
     stamp: (SystemTime, u64),
-    /// key → (rank, content hash, record). Higher rank wins across files.
-    records: HashMap<String, (i64, u64, Record)>,
+    records: FileRecords,
 }
 
 /// A collector that keeps publishing what changes in its folders.
@@ -109,7 +112,7 @@ impl WatchCollector {
     fn load(
         &self,
         path: &Path,
-    ) -> Result<(HashMap<String, (i64, u64, Record)>, Vec<String>), SourceError> {
+    ) -> Result<(FileRecords, Vec<String>), SourceError> {
         let mut out = HashMap::new();
         let mut notes = Vec::new();
         match &self.cfg.source {

@@ -13,12 +13,15 @@ use super::{
 };
 use crate::metrics::metrics;
 
+/// A stored message: key and payload (`None`: tombstone).
+type Entry = (String, Option<Arc<[u8]>>);
+
 #[derive(Default)]
 struct Partition {
     /// Offset of `entries[0]`: older entries were consumed by every group.
     base: i64,
     /// `None`: removed by compaction (a newer record has the same key).
-    entries: Vec<Option<(String, Option<Arc<[u8]>>)>>,
+    entries: Vec<Option<Entry>>,
     /// Compacted topics: key → offset of its latest record.
     latest: HashMap<String, i64>,
 }
@@ -130,13 +133,11 @@ impl Producer for MemoryProducer {
             let p = partition_for(&m.shard, n) as usize;
             let part = &mut st.logs.get_mut(&m.topic).ok_or(BusError::Closed)?[p];
             let offset = part.end();
-            if m.topic.is_table() {
-                if let Some(old) = part.latest.insert(m.key.clone(), offset) {
-                    let i = (old - part.base) as usize;
-                    if let Some(slot) = part.entries.get_mut(i) {
-                        *slot = None;
-                    }
-                }
+            if m.topic.is_table()
+                && let Some(old) = part.latest.insert(m.key.clone(), offset)
+                && let Some(slot) = part.entries.get_mut((old - part.base) as usize)
+            {
+                *slot = None;
             }
             part.entries
                 .push(Some((m.key, m.payload.map(Arc::<[u8]>::from))));
