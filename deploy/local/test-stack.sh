@@ -36,6 +36,12 @@ install() {
   # librdkafka's cmake build needs cmake, a C++ compiler and the curl headers;
   # promtool checks the /metrics output.
   apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus
+  # PyYAML lints the deploy manifests; Python tools live in a venv in the cache.
+  if [ ! -x "$CACHE/venv/bin/python" ] || ! "$CACHE/venv/bin/python" -c 'import yaml' 2>/dev/null; then
+    apt_install python3-venv
+    python3 -m venv "$CACHE/venv"
+    "$CACHE/venv/bin/pip" install -q 'pyyaml==6.0.3'
+  fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
     mkdir -p "$CACHE"
@@ -61,6 +67,7 @@ start() {
       log "tansu broker on 127.0.0.1:$port (pid $(cat "$dir/tansu.pid"), log $dir/tansu.log)"
       echo "export DRIFTLINE_TEST_KAFKA=127.0.0.1:$port"
       echo "export DRIFTLINE_TEST_TANSU=$TANSU"
+      echo "export DRIFTLINE_TEST_PYTHON=$CACHE/venv/bin/python"
       return 0
     fi
     sleep 0.1

@@ -197,6 +197,27 @@ mod tests {
     }
 
     #[test]
+    fn deploy_configs_are_valid() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+        let mut n = 0;
+        for dir in ["systemd", "kubernetes", "compose"] {
+            for e in std::fs::read_dir(deploy.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "toml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    let cfg: ServiceConfig =
+                        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    cfg.validate()
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    assert_eq!(cfg.bus.kind, BusKind::Kafka, "{}", p.display());
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
     fn bad_configs_say_what_is_wrong() {
         let e = toml::from_str::<ServiceConfig>("[bus]\nkind = \"rabbit\"").unwrap_err();
         assert!(e.to_string().contains("rabbit"), "{e}");

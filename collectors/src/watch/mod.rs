@@ -109,10 +109,7 @@ impl WatchCollector {
         (files, errs.into_iter().map(Into::into).collect())
     }
 
-    fn load(
-        &self,
-        path: &Path,
-    ) -> Result<(FileRecords, Vec<String>), SourceError> {
+    fn load(&self, path: &Path) -> Result<(FileRecords, Vec<String>), SourceError> {
         let mut out = HashMap::new();
         let mut notes = Vec::new();
         match &self.cfg.source {
