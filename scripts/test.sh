@@ -45,11 +45,11 @@ export DRIFTLINE_FIXTURES="$fixtures"
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --features kafka --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
 log="$(mktemp)"
 set +e
-cargo test --workspace --features kafka --locked 2>&1 | tee "$log"
+cargo test --workspace --all-features --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.

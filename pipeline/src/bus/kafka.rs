@@ -230,7 +230,10 @@ impl Bus for KafkaBus {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("partition.assignment.strategy", "range")
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            // Change → finding latency: do not let a broker sit on an empty
+            // fetch for librdkafka's default 500 ms.
+            .set("fetch.wait.max.ms", "100");
         let ctx = GroupContext {
             group: spec.group.clone(),
             rewind: spec.rewind.clone(),
