@@ -229,6 +229,10 @@ impl Bus for KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
+            // Also the rebalance timeout: how long a coordinator waits for a
+            // member (a killed one never comes back) before moving on. A
+            // stage polls every 100 ms between batches, so 20 s is ample.
+            .set("max.poll.interval.ms", "20000")
             .set("partition.assignment.strategy", "range")
             .set("statistics.interval.ms", "5000")
             // Change → finding latency: do not let a broker sit on an empty
