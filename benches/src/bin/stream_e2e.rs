@@ -395,7 +395,9 @@ fn main() {
     std::fs::write(
         &cfg,
         format!(
-            "roles = [\"detect\", \"sink\"]\ndata_dir = \"{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{}\"\npartitions = {PARTITIONS}\ngroup = \"lat-{}\"\n[http]\nlisten = \"\"\n",
+            // The group of (a): it has committed the backlog, so this
+            // instance rebuilds its tables and starts at the end.
+            "roles = [\"detect\", \"sink\"]\ndata_dir = \"{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{}\"\npartitions = {PARTITIONS}\ngroup = \"bench-{}\"\n[http]\nlisten = \"\"\n",
             lat_dir.join("data").display(),
             a.brokers,
             std::process::id()
