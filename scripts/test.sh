@@ -49,7 +49,7 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
 log="$(mktemp)"
 set +e
-cargo test --workspace --all-features --locked 2>&1 | tee "$log"
+cargo test --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.

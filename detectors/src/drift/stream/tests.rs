@@ -54,9 +54,15 @@ fn observed(timeout: u64) -> ObservedResource {
 }
 
 fn apply(sd: &mut StreamingDrift, rec: Record) -> String {
-    let (side, topic, schema) = match &rec {
-        Record::Declared(_) => (Side::Declared, Topic::Declared, &*DECLARED_SCHEMA),
-        _ => (Side::Observed, Topic::Config, &*OBSERVED_SCHEMA),
+    let declared = match &rec {
+        Record::Declared(_) => true,
+        Record::Deleted { key } => key == KEY_D,
+        _ => false,
+    };
+    let (side, topic, schema) = if declared {
+        (Side::Declared, Topic::Declared, &*DECLARED_SCHEMA)
+    } else {
+        (Side::Observed, Topic::Config, &*OBSERVED_SCHEMA)
     };
     let msgs = encode_records(topic, &[rec]).unwrap();
     let m = &msgs[0];
