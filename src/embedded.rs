@@ -37,6 +37,17 @@ pub struct ScanOutcome {
 /// Inputs larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The `.driftignore` rules at `path`, or none.
+pub fn load_driftignore(path: Option<&Path>) -> anyhow::Result<DriftIgnore> {
+    Ok(match path {
+        Some(p) => DriftIgnore::parse(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
+        ),
+        None => DriftIgnore::default(),
+    })
+}
+
 pub fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
     let mut m = Mappings::builtin()?;
     if let Some(d) = dir {
@@ -62,13 +73,7 @@ fn terraform_config(
 pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
     let types = Arc::new(mappings.type_table());
-    let ignore = match &inputs.driftignore {
-        Some(p) => DriftIgnore::parse(
-            &std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
-        ),
-        None => DriftIgnore::default(),
-    };
+    let ignore = load_driftignore(inputs.driftignore.as_deref())?;
     let (state_files, state_errs) = expand_inputs(&inputs.state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&inputs.observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();

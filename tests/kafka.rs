@@ -171,6 +171,26 @@ fn write_config(dir: &Path, broker: &str, roles: &str, extra: &str) -> PathBuf {
     p
 }
 
+/// A copy of the example estate and a config that runs every role on it,
+/// watching its folders every 50 ms.
+fn watching_config(dir: &Path, broker: &Broker) -> (PathBuf, PathBuf) {
+    let estate = dir.join("estate");
+    copy_dir(&common::estate(), &estate);
+    let extra = format!(
+        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
+        estate.join("terraform").display(),
+        estate.join("aws-config").display(),
+        estate.join(".driftignore").display()
+    );
+    let cfg = write_config(
+        dir,
+        &broker.addr(),
+        "\"collect\", \"detect\", \"sink\"",
+        &extra,
+    );
+    (estate, cfg)
+}
+
 fn events_key(events: &[serde_json::Value]) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = events
         .iter()
@@ -316,20 +336,7 @@ fn kill_9_mid_stream_loses_nothing_and_resolves_nothing_twice() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let estate = tmp.path().join("estate");
-    copy_dir(&common::estate(), &estate);
-    let extra = format!(
-        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
-        estate.join("terraform").display(),
-        estate.join("aws-config").display(),
-        estate.join(".driftignore").display()
-    );
-    let cfg = write_config(
-        tmp.path(),
-        &broker.addr(),
-        "\"collect\", \"detect\", \"sink\"",
-        &extra,
-    );
+    let (estate, cfg) = watching_config(tmp.path(), &broker);
     let findings = tmp.path().join("findings.jsonl");
     let start = |n: u32| {
         Service::start(
@@ -345,14 +352,7 @@ fn kill_9_mid_stream_loses_nothing_and_resolves_nothing_twice() {
 
     // Drift is fixed on disk; kill -9 while the change is in flight, at
     // several moments, restarting each time.
-    let snapshot = estate.join("aws-config/snapshot.json");
-    let original = std::fs::read_to_string(&snapshot).unwrap();
-    let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
-    doc["configurationItems"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|i| i["resourceId"] != "acme-prod-exports-tmp");
-    std::fs::write(&snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    drop_observed_item(&estate.join("aws-config/snapshot.json"), UNMANAGED_BUCKET);
     std::thread::sleep(Duration::from_millis(120));
     svc.kill9();
     // A killed member stays in the group until its session (6 s) expires;
@@ -371,7 +371,7 @@ fn kill_9_mid_stream_loses_nothing_and_resolves_nothing_twice() {
     wait_for(90, "the bucket's finding to resolve", || {
         finding_events(&findings)
             .iter()
-            .any(|e| e["event"] == "resolved" && e["resource_id"] == "acme-prod-exports-tmp")
+            .any(|e| e["event"] == "resolved" && e["resource_id"] == UNMANAGED_BUCKET)
     });
     std::thread::sleep(Duration::from_secs(5));
     let events = finding_events(&findings);
@@ -389,20 +389,7 @@ fn broker_restart_mid_stream_loses_nothing() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let estate = tmp.path().join("estate");
-    copy_dir(&common::estate(), &estate);
-    let extra = format!(
-        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
-        estate.join("terraform").display(),
-        estate.join("aws-config").display(),
-        estate.join(".driftignore").display()
-    );
-    let cfg = write_config(
-        tmp.path(),
-        &broker.addr(),
-        "\"collect\", \"detect\", \"sink\"",
-        &extra,
-    );
+    let (estate, cfg) = watching_config(tmp.path(), &broker);
     let findings = tmp.path().join("findings.jsonl");
     let svc = Service::start(
         &["--config", cfg.to_str().unwrap()],
@@ -415,14 +402,7 @@ fn broker_restart_mid_stream_loses_nothing() {
 
     broker.down();
     // Change the estate while the broker is away.
-    let snapshot = estate.join("aws-config/snapshot.json");
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap()).unwrap();
-    doc["configurationItems"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|i| i["resourceId"] != "acme-prod-exports-tmp");
-    std::fs::write(&snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    drop_observed_item(&estate.join("aws-config/snapshot.json"), UNMANAGED_BUCKET);
     std::thread::sleep(Duration::from_secs(3));
     broker.up();
     wait_for(120, "the resolution after the broker came back", || {

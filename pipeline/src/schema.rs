@@ -208,7 +208,6 @@ pub fn finding_events_batch(
     let mut cols: Vec<StringBuilder> = (0..16)
         .map(|_| StringBuilder::with_capacity(n, n * 32))
         .collect();
-    let json = |v: &dyn erased::Json| v.text();
     for e in rows {
         let f = &e.finding;
         let values: [Option<String>; 16] = [
@@ -226,8 +225,8 @@ pub fn finding_events_batch(
             Some(f.account.clone()),
             Some(f.region.clone()),
             Some(f.summary.clone()),
-            Some(json(&f.diffs)),
-            Some(json(&f.remediation)),
+            Some(json_text(&f.diffs)),
+            Some(json_text(&f.remediation)),
         ];
         for (b, v) in cols.iter_mut().zip(values) {
             b.append_option(v);
@@ -240,14 +239,7 @@ pub fn finding_events_batch(
     RecordBatch::try_new(FINDING_EVENTS_SCHEMA.clone(), arrays)
 }
 
-mod erased {
-    /// Anything serialisable, as compact JSON text.
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
-        }
-    }
+/// Compact JSON text of a value that always serialises (model types).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use driftline_detectors::{Side, Skip, StreamingDrift};
-use driftline_pipeline::codec::{dead_letter_for, decode_table, encode_finding_event};
+
+use super::stage::{self, Offsets};
+use driftline_pipeline::codec::{decode_table, encode_finding_event};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::{
     Bus, ConsumerSpec, Event, FindingClass, Message, OutMessage, Topic, metrics, now_ms,
@@ -58,21 +60,14 @@ impl DetectStage {
         let batch_seconds = metrics().batch_seconds.with_label_values(&["detect"]);
         // Applied but not yet evaluated: groups, offsets to commit after.
         let mut pending: HashSet<String> = HashSet::new();
-        let mut pending_offsets: HashMap<(Topic, i32), i64> = HashMap::new();
+        let mut pending_offsets = Offsets::default();
         let mut pending_messages = 0usize;
         let mut pending_since: Option<Instant> = None;
         // Dead letters wait with the batch they came in: published before
         // its offsets are committed.
         let mut dead: Vec<OutMessage> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            let events = match consumer.poll(self.batch_max, Duration::from_millis(100)) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "poll failed; retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                    continue;
-                }
-            };
+            let events = stage::poll(&mut *consumer, self.batch_max);
             let started = Instant::now();
             let mut replay: Vec<Message> = Vec::new();
             let mut live: Vec<Message> = Vec::new();
@@ -94,7 +89,7 @@ impl DetectStage {
                                 held.retain(|m| !gone.contains(&m.partition));
                                 live.retain(|m| !gone.contains(&m.partition));
                                 // Not evaluated, so not committed: the new owner reads them.
-                                pending_offsets.retain(|(_, p), _| !gone.contains(p));
+                                pending_offsets.forget(&gone);
                             }
                             Event::CaughtUp => {
                                 let n = baseline.len();
@@ -105,7 +100,7 @@ impl DetectStage {
                                 live.append(&mut held);
                                 tracing::info!(
                                     resources = n,
-                                    open = self.drift.open_findings().len(),
+                                    open = self.drift.open_counts().values().sum::<usize>(),
                                     "tables rebuilt"
                                 );
                             }
@@ -118,13 +113,10 @@ impl DetectStage {
             if !caught_up {
                 continue;
             }
-            for m in &live {
-                let e = pending_offsets.entry((m.topic, m.partition)).or_insert(0);
-                *e = (*e).max(m.offset + 1);
-            }
+            live.iter().for_each(|m| pending_offsets.track(m));
             let drained = consumer.at_end();
             pending_messages += live.len();
-            self.apply_into(live, &mut pending, &mut dead);
+            self.apply(live, &mut pending, &mut dead);
             // Evaluate once the backlog is drained (or large, or old): a
             // resource whose two sides sit in different batches of a backlog
             // must not flap missing → resolved on the way.
@@ -149,13 +141,7 @@ impl DetectStage {
             out.append(&mut dead);
             // Not committed until published: a failure here re-reads the batch.
             producer.send(out)?;
-            let commit: Vec<(Topic, i32, i64)> = pending_offsets
-                .drain()
-                .map(|((t, p), o)| (t, p, o))
-                .collect();
-            if let Err(e) = consumer.commit(&commit) {
-                tracing::warn!(error = %e, "commit failed; the batch will be read again");
-            }
+            pending_offsets.commit(&mut *consumer);
             self.update_gauges();
             batch_seconds.observe(first.elapsed().as_secs_f64());
             if !found.is_empty() {
@@ -183,20 +169,8 @@ impl DetectStage {
         }
     }
 
-    /// Applies replayed messages: their groups join the baseline.
-    fn apply(
-        &mut self,
-        msgs: Vec<Message>,
-        baseline: &mut HashSet<String>,
-        dead: &mut Vec<OutMessage>,
-    ) {
-        if !msgs.is_empty() {
-            self.apply_into(msgs, baseline, dead);
-        }
-    }
-
     /// Decodes each topic's messages in bulk, then applies them in order.
-    fn apply_into(
+    fn apply(
         &mut self,
         msgs: Vec<Message>,
         touched: &mut HashSet<String>,
@@ -250,19 +224,7 @@ impl DetectStage {
                             // Already dead-lettered when it was first read.
                             continue;
                         }
-                        tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, %reason, "dead letter");
-                        metrics()
-                            .dead_letters
-                            .with_label_values(&[m.topic.name()])
-                            .inc();
-                        match dead_letter_for(
-                            m.topic,
-                            m.partition,
-                            m.offset,
-                            m.key.as_deref(),
-                            m.payload.as_deref(),
-                            &reason,
-                        ) {
+                        match stage::reject(m, &reason) {
                             Ok(d) => dead.push(d),
                             Err(e) => tracing::error!(error = %e, "cannot encode a dead letter"),
                         }

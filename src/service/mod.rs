@@ -8,6 +8,7 @@ pub mod config;
 mod detect;
 mod http;
 mod sink;
+mod stage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use driftline_collectors::terraform::{Salt, TerraformConfig};
 use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
-use driftline_detectors::{DriftIgnore, StreamingDrift};
+use driftline_detectors::StreamingDrift;
 use driftline_pipeline::{Bus, BusSink, InProcessBus, ParquetStore, TopicLayout};
 
 use self::config::{BusKind, Role, ServiceConfig};
@@ -114,13 +115,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cfg.drift.mappings.as_deref(),
     )?);
     let types = Arc::new(mappings.type_table());
-    let ignore = match &cfg.drift.driftignore {
-        Some(p) => DriftIgnore::parse(
-            &std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read .driftignore", p.display()))?,
-        ),
-        None => DriftIgnore::default(),
-    };
+    let ignore = crate::embedded::load_driftignore(cfg.drift.driftignore.as_deref())?;
     let findings_out = cfg
         .findings
         .out

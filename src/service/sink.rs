@@ -8,17 +8,19 @@
 //! detector publishes again when it crashed between publishing and
 //! committing. So a finding is never written resolved twice.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use driftline_pipeline::codec::{dead_letter_for, decode_finding_event};
+use driftline_pipeline::codec::decode_finding_event;
 use driftline_pipeline::schema::finding_events_batch;
 use driftline_pipeline::{
     Bus, ConsumerSpec, Event, Finding, FindingEventKind, Store, Topic, metrics,
 };
-use std::collections::{HashMap, HashSet};
+
+use super::stage::{self, Offsets};
 
 /// Where `--findings-out` goes.
 pub enum FindingsOut {
@@ -73,18 +75,11 @@ impl SinkStage {
         let producer = bus.producer()?;
         let batch_seconds = metrics().batch_seconds.with_label_values(&["sink"]);
         while !stop.load(Ordering::Relaxed) {
-            let events = match consumer.poll(self.batch_max, Duration::from_millis(100)) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "poll failed; retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                    continue;
-                }
-            };
+            let events = stage::poll(&mut *consumer, self.batch_max);
             let started = Instant::now();
             let mut good = Vec::new();
             let mut dead = Vec::new();
-            let mut offsets = std::collections::HashMap::new();
+            let mut offsets = Offsets::default();
             for ev in events {
                 let m = match ev {
                     Event::Message(m) => m,
@@ -104,8 +99,7 @@ impl SinkStage {
                     }
                     continue;
                 }
-                let next = offsets.entry((m.topic, m.partition)).or_insert(0i64);
-                *next = (*next).max(m.offset + 1);
+                offsets.track(&m);
                 let decoded = match m.payload.as_deref() {
                     Some(p) => decode_finding_event(p),
                     None => Err("finding event without a payload".to_string()),
@@ -123,21 +117,7 @@ impl SinkStage {
                         last.insert(fp, (m.partition, e.event, e.finding.clone()));
                         good.push(e);
                     }
-                    Err(reason) => {
-                        metrics()
-                            .dead_letters
-                            .with_label_values(&[m.topic.name()])
-                            .inc();
-                        tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, %reason, "dead letter");
-                        dead.push(dead_letter_for(
-                            m.topic,
-                            m.partition,
-                            m.offset,
-                            m.key.as_deref(),
-                            m.payload.as_deref(),
-                            &reason,
-                        )?);
-                    }
+                    Err(reason) => dead.push(stage::reject(&m, &reason)?),
                 }
             }
             if offsets.is_empty() {
@@ -156,10 +136,7 @@ impl SinkStage {
                 }
             }
             producer.send(dead)?;
-            let commit: Vec<_> = offsets.into_iter().map(|((t, p), o)| (t, p, o)).collect();
-            if let Err(e) = consumer.commit(&commit) {
-                tracing::warn!(error = %e, "commit failed; the batch will be read again");
-            }
+            offsets.commit(&mut *consumer);
             batch_seconds.observe(started.elapsed().as_secs_f64());
         }
         Ok(())

@@ -173,7 +173,7 @@ impl Drop for Service {
     }
 }
 
-/// The finding events in a JSON-lines file, as (event, class, resource_key, fingerprint).
+/// The finding events in a JSON-lines file, one JSON value each.
 pub fn finding_events(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -208,4 +208,25 @@ pub fn open_after(
         }
     }
     open
+}
+
+/// The bucket in the example estate that no state manages.
+pub const UNMANAGED_BUCKET: &str = "acme-prod-exports-tmp";
+
+/// Removes one configuration item from an AWS Config snapshot file (the
+/// resource is gone from the cloud); returns the file's previous text.
+pub fn drop_observed_item(snapshot: &std::path::Path, resource_id: &str) -> String {
+    let original = std::fs::read_to_string(snapshot).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let items = doc["configurationItems"].as_array_mut().unwrap();
+    let before = items.len();
+    items.retain(|i| i["resourceId"] != resource_id);
+    assert_eq!(
+        items.len(),
+        before - 1,
+        "{resource_id} is in {}",
+        snapshot.display()
+    );
+    std::fs::write(snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    original
 }

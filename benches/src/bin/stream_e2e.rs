@@ -146,19 +146,30 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// (a) driftline: time until its drift group has committed every offset.
-fn driftline_consume(a: &Args, dir: &Path, ends: &BTreeMap<(String, i32), i64>) -> Duration {
-    let group = format!("bench-{}", std::process::id());
+/// The consumer-group prefix of this run's driftline instances.
+fn bench_group() -> String {
+    format!("bench-{}", std::process::id())
+}
+
+/// A config in `dir` for a detect+sink instance of this run's group.
+fn detect_sink_config(dir: &Path, brokers: &str) -> PathBuf {
     let cfg = dir.join("driftline.toml");
     std::fs::write(
         &cfg,
         format!(
-            "roles = [\"detect\", \"sink\"]\ndata_dir = \"{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{}\"\npartitions = {PARTITIONS}\ngroup = \"{group}\"\n[http]\nlisten = \"\"\n",
+            "roles = [\"detect\", \"sink\"]\ndata_dir = \"{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\npartitions = {PARTITIONS}\ngroup = \"{}\"\n[http]\nlisten = \"\"\n",
             dir.join("data").display(),
-            a.brokers
+            bench_group()
         ),
     )
-    .unwrap();
+    .expect("write config");
+    cfg
+}
+
+/// (a) driftline: time until its drift group has committed every offset.
+fn driftline_consume(a: &Args, dir: &Path, ends: &BTreeMap<(String, i32), i64>) -> Duration {
+    let group = bench_group();
+    let cfg = detect_sink_config(dir, &a.brokers);
     let probe: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("group.id", format!("{group}-drift"))
@@ -391,19 +402,9 @@ fn main() {
     let lat_dir = tmp.path().join("latency-kafka");
     std::fs::create_dir_all(&lat_dir).unwrap();
     let findings = lat_dir.join("findings.jsonl");
-    let cfg = lat_dir.join("driftline.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            // The group of (a): it has committed the backlog, so this
-            // instance rebuilds its tables and starts at the end.
-            "roles = [\"detect\", \"sink\"]\ndata_dir = \"{}\"\n[bus]\nkind = \"kafka\"\nbrokers = \"{}\"\npartitions = {PARTITIONS}\ngroup = \"bench-{}\"\n[http]\nlisten = \"\"\n",
-            lat_dir.join("data").display(),
-            a.brokers,
-            std::process::id()
-        ),
-    )
-    .unwrap();
+    // The group of (a): it has committed the backlog, so this instance
+    // rebuilds its tables and starts at the end.
+    let cfg = detect_sink_config(&lat_dir, &a.brokers);
     let child = spawn_driftline(
         &a.driftline,
         &[

@@ -327,21 +327,17 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
                 sources.push(format!("sg:{}", ctx.resource_id));
             }
         } else {
-            sources.extend(
-                strings(r.get("ipRanges"), Some("cidrIp"))
-                    .into_iter()
-                    .map(|c| format!("cidr:{}", cidr(&c))),
-            );
-            sources.extend(
-                strings(r.get("ipv4Ranges"), Some("cidrIp"))
-                    .into_iter()
-                    .map(|c| format!("cidr:{}", cidr(&c))),
-            );
-            sources.extend(
-                strings(r.get("ipv6Ranges"), Some("cidrIpv6"))
-                    .into_iter()
-                    .map(|c| format!("cidr:{}", cidr(&c))),
-            );
+            for (list, field) in [
+                ("ipRanges", "cidrIp"),
+                ("ipv4Ranges", "cidrIp"),
+                ("ipv6Ranges", "cidrIpv6"),
+            ] {
+                sources.extend(
+                    strings(r.get(list), Some(field))
+                        .into_iter()
+                        .map(|c| format!("cidr:{}", cidr(&c))),
+                );
+            }
             sources.extend(
                 strings(r.get("prefixListIds"), Some("prefixListId"))
                     .into_iter()

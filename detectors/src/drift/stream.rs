@@ -60,6 +60,16 @@ pub struct StreamingDrift {
     mappings: Arc<Mappings>,
     detector: DriftDetector,
     groups: HashMap<String, Group>,
+    /// Open findings by class, kept as groups change (read every batch for
+    /// the gauges; counting all groups each time would be O(estate)).
+    open_by_class: BTreeMap<FindingClass, usize>,
+}
+
+fn tally(counts: &mut BTreeMap<FindingClass, usize>, open: &BTreeMap<String, Finding>, add: bool) {
+    for f in open.values() {
+        let n = counts.entry(f.class).or_default();
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    }
 }
 
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a arrow::array::StringArray> {
@@ -73,6 +83,7 @@ impl StreamingDrift {
             detector: DriftDetector::new(mappings.clone(), ignore),
             mappings,
             groups: HashMap::new(),
+            open_by_class: BTreeMap::new(),
         }
     }
 
@@ -144,19 +155,19 @@ impl StreamingDrift {
 
     /// Forgets the groups on these partitions (handed to another instance).
     pub fn revoke(&mut self, partitions: &HashSet<i32>) {
-        self.groups
-            .retain(|_, g| !partitions.contains(&g.partition));
+        let counts = &mut self.open_by_class;
+        self.groups.retain(|_, g| {
+            let keep = !partitions.contains(&g.partition);
+            if !keep {
+                tally(counts, &g.open, false);
+            }
+            keep
+        });
     }
 
     /// Open findings by class.
-    pub fn open_counts(&self) -> BTreeMap<FindingClass, usize> {
-        let mut counts = BTreeMap::new();
-        for g in self.groups.values() {
-            for f in g.open.values() {
-                *counts.entry(f.class).or_default() += 1;
-            }
-        }
-        counts
+    pub fn open_counts(&self) -> &BTreeMap<FindingClass, usize> {
+        &self.open_by_class
     }
 
     /// Every open finding, sorted like a scan's.
@@ -249,6 +260,8 @@ impl StreamingDrift {
                     }
                 }
             }
+            tally(&mut self.open_by_class, &g.open, false);
+            tally(&mut self.open_by_class, &now_open, true);
             g.open = now_open;
             if g.declared.is_empty() && g.observed.is_empty() && g.open.is_empty() {
                 self.groups.remove(tid);

@@ -491,34 +491,23 @@ impl Consumer for KafkaConsumer {
             };
             taken += 1;
             metrics().records_in.with_label_values(&[m.topic()]).inc();
-            let ctx = self.consumer.context();
-            let replay = {
+            // Below the committed offset: replayed. At or past its last
+            // replayed record: this partition's table is rebuilt.
+            let key = (topic, m.partition());
+            let (replay, caught_up) = {
+                let ctx = self.consumer.context();
                 let mut r = ctx.replay.lock().unwrap_or_else(|p| p.into_inner());
-                let key = (topic, m.partition());
-                match r.get(&key).copied() {
-                    Some(c) if m.offset() < c => {
-                        if m.offset() + 1 >= c {
-                            r.remove(&key);
-                            if r.is_empty() {
-                                drop(r);
-                                out.push(Event::Message(to_message(topic, &m, true)));
-                                out.push(Event::CaughtUp);
-                                continue;
-                            }
-                        }
-                        true
-                    }
-                    Some(_) => {
-                        r.remove(&key);
-                        if r.is_empty() {
-                            out.push(Event::CaughtUp);
-                        }
-                        false
-                    }
-                    None => false,
+                let replay = r.get(&key).is_some_and(|c| m.offset() < *c);
+                let done = r.get(&key).is_some_and(|c| m.offset() + 1 >= *c);
+                if done {
+                    r.remove(&key);
                 }
+                (replay, done && r.is_empty())
             };
             out.push(Event::Message(to_message(topic, &m, replay)));
+            if caught_up {
+                out.push(Event::CaughtUp);
+            }
         }
         self.check_replay(&mut out);
         Ok(out)

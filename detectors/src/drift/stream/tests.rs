@@ -146,6 +146,7 @@ async fn events_follow_the_state_of_each_resource() {
     // Handing the partition away forgets it.
     sd.revoke(&[0].into());
     assert!(sd.open_findings().is_empty());
+    assert_eq!(sd.open_counts().values().sum::<usize>(), 0);
 }
 
 #[tokio::test]
