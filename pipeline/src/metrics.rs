@@ -26,6 +26,15 @@ pub struct Metrics {
     pub finding_events: IntCounterVec,
     /// Source files read by the watching collectors, by collector and outcome.
     pub files_read: IntCounterVec,
+    /// Alerts by state (pending, firing, resolved-not-yet-notified).
+    pub alerts: IntGaugeVec,
+    /// Notification deliveries, by integration and outcome
+    /// (delivered, retried, dead_letter).
+    pub notifications: IntCounterVec,
+    /// Messages waiting in the durable outbox, by integration.
+    pub outbox_messages: IntGaugeVec,
+    /// Remediation hook actions, by hook and action (proposed, approved, run).
+    pub remediations: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -105,6 +114,22 @@ impl Metrics {
                 "driftline_collector_files_read_total",
                 "Source files read by watching collectors.",
                 &["collector", "outcome"],
+            ),
+            alerts: gauge("driftline_alerts", "Alerts by state.", &["state"]),
+            notifications: counter(
+                "driftline_notifications_total",
+                "Notification delivery attempts, by integration and outcome.",
+                &["integration", "outcome"],
+            ),
+            outbox_messages: gauge(
+                "driftline_outbox_messages",
+                "Notifications waiting in the durable outbox.",
+                &["integration"],
+            ),
+            remediations: counter(
+                "driftline_remediation_actions_total",
+                "Remediation hook actions, by hook and action.",
+                &["hook", "action"],
             ),
             registry: r,
         }

@@ -250,6 +250,10 @@ pub struct Finding {
     pub diffs: Vec<AttributeDiff>,
     pub summary: String,
     pub remediation: Vec<Remediation>,
+    /// The resource's tags (observed; declared when the resource is gone):
+    /// alerts take owner/team/service/env labels from them.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// What happened to a finding in a streaming run.

@@ -251,6 +251,8 @@ fn pairs_sql() -> String {
                   d.account AS d_account, d.region AS d_region, d.source AS d_source, d.deposed AS d_deposed,
                   o.resource_key AS o_key, o.resource_type, o.resource_id, o.resource_name, o.arn,
                   o.account AS o_account, o.region AS o_region, o.status, o.source AS o_source,
+                  o.tags AS o_tags,
+                  CASE WHEN o.resource_key IS NULL THEN d.attributes END AS d_gone_attributes,
                   CASE WHEN d.address IS NOT NULL AND o.resource_key IS NOT NULL AND NOT d.deposed
                             AND NOT o.summary_only AND o.status IN ('OK', 'ResourceDiscovered')
                        THEN drift_diff(d.tf_type, d.attributes, o.resource_id, o.configuration,
@@ -385,6 +387,7 @@ impl DriftDetector {
         let (o_account, o_region, o_source) =
             (col("o_account")?, col("o_region")?, col("o_source")?);
         let (diffs, class) = (col("diffs")?, col("class")?);
+        let (o_tags, d_gone) = (col("o_tags")?, col("d_gone_attributes")?);
         for i in 0..b.num_rows() {
             let Some(class) = get(class, i) else { continue };
             let class = match class.as_str() {
@@ -495,9 +498,32 @@ impl DriftDetector {
                 diffs: diff_list,
                 summary: summary_text,
                 remediation,
+                tags: tags_of(get(o_tags, i), get(d_gone, i)),
             });
         }
         Ok(())
+    }
+}
+
+/// Tags as a flat map: the observed ones, else (resource gone) the declared
+/// `tags` attribute. Values that are not text are skipped.
+fn tags_of(
+    observed: Option<String>,
+    declared_attributes: Option<String>,
+) -> std::collections::BTreeMap<String, String> {
+    let value = match (observed, declared_attributes) {
+        (Some(t), _) => serde_json::from_str::<serde_json::Value>(&t).ok(),
+        (None, Some(attrs)) => serde_json::from_str::<serde_json::Value>(&attrs)
+            .ok()
+            .and_then(|mut a| a.get_mut("tags").map(serde_json::Value::take)),
+        (None, None) => None,
+    };
+    match value {
+        Some(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect(),
+        _ => Default::default(),
     }
 }
 

@@ -1,0 +1,288 @@
+//! The engine, its state log, the outbox, the notifiers and the
+//! remediator, wired as the service runs them. One lock guards the engine;
+//! callers are the findings stage (ingest + tick), the HTTP API (silences,
+//! alerts, approvals) and the delivery thread (outbox only).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use driftline_pipeline::{DeadLetter, FindingEvent, Store, metrics};
+
+use crate::config::AlertsConfig;
+use crate::engine::{AlertEngine, AlertInput, AlertState, StateChange};
+use crate::notify::{Links, Notifier, PagerDuty, Slack, Webhook};
+use crate::outbox::{Backoff, Outbox};
+use crate::remediation::{Proposal, Remediator, hook_for};
+use crate::silence::Silence;
+use crate::state::{Journal, Record};
+use crate::{AlertError, finding};
+
+pub struct Alerting {
+    engine: Mutex<AlertEngine>,
+    remediator: Mutex<Remediator>,
+    journal: Arc<Journal>,
+    outbox: Arc<Outbox>,
+    /// Renderers; the delivery worker holds the same notifiers.
+    notifiers: Arc<HashMap<String, Box<dyn Notifier>>>,
+    links: Links,
+    tag_labels: Vec<String>,
+}
+
+/// What the delivery thread runs.
+pub struct Delivery {
+    outbox: Arc<Outbox>,
+    notifiers: Arc<HashMap<String, Box<dyn Notifier>>>,
+    backoff: Backoff,
+}
+
+impl Delivery {
+    pub fn run(&self, dead: &dyn Fn(DeadLetter), stop: &AtomicBool) -> Result<(), AlertError> {
+        self.outbox.run(&self.notifiers, self.backoff, dead, stop)
+    }
+}
+
+/// Reads the secrets the notifiers need from the environment.
+fn build_notifiers(
+    cfg: &AlertsConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HashMap<String, Box<dyn Notifier>>, AlertError> {
+    let mut out: HashMap<String, Box<dyn Notifier>> = HashMap::new();
+    for (i, r) in cfg.receivers.iter().enumerate() {
+        for (j, p) in r.pagerduty_configs.iter().enumerate() {
+            let key = env(&p.routing_key_env)
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| AlertError::Config {
+                    key: format!("alerts.receivers[{i}].pagerduty_configs[{j}].routing_key_env"),
+                    reason: format!(
+                        "environment variable {} is not set (it holds the PagerDuty routing key)",
+                        p.routing_key_env
+                    ),
+                })?;
+            out.insert(
+                format!("{}/pagerduty/{j}", r.name),
+                Box::new(PagerDuty::new(&p.url, key, &p.client)),
+            );
+        }
+        for (j, w) in r.webhook_configs.iter().enumerate() {
+            out.insert(
+                format!("{}/webhook/{j}", r.name),
+                Box::new(Webhook::new(&w.url, w.max_alerts)),
+            );
+        }
+        for (j, s) in r.slack_configs.iter().enumerate() {
+            let url =
+                env(&s.url_env)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| AlertError::Config {
+                        key: format!("alerts.receivers[{i}].slack_configs[{j}].url_env"),
+                        reason: format!(
+                            "environment variable {} is not set (it holds the Slack webhook URL)",
+                            s.url_env
+                        ),
+                    })?;
+            out.insert(
+                format!("{}/slack/{j}", r.name),
+                Box::new(Slack::new(url, s.channel.clone())),
+            );
+        }
+    }
+    Ok(out)
+}
+
+impl Alerting {
+    /// Opens the state under `dir` (creating it) and restores alerts,
+    /// notification log, silences, outbox and proposals from it.
+    pub fn open(
+        cfg: &AlertsConfig,
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        backoff: Backoff,
+        store: Option<Arc<dyn Store>>,
+        now: i64,
+    ) -> Result<(Self, Delivery), AlertError> {
+        cfg.validate()?;
+        let notifiers = Arc::new(build_notifiers(cfg, env)?);
+        let (journal, records) = Journal::open(dir)?;
+        let journal = Arc::new(journal);
+        let outbox = Arc::new(Outbox::restore(journal.clone(), &records));
+        let mut engine = AlertEngine::new(cfg);
+        let mut remediator = Remediator::new(
+            cfg.remediation
+                .iter()
+                .map(|h| (h.clone(), hook_for(h)))
+                .collect(),
+            store,
+        );
+        let mut changes = Vec::new();
+        for r in records {
+            match r {
+                Record::Engine(c) => changes.push(c),
+                Record::Proposal(p) => remediator.restore(*p),
+                _ => {}
+            }
+        }
+        let restored = changes.len();
+        engine.restore(changes, now);
+        let _ = engine.drain_changes();
+        tracing::info!(
+            state_records = restored,
+            outbox = outbox.pending(),
+            "alert state restored"
+        );
+        let delivery = Delivery {
+            outbox: outbox.clone(),
+            notifiers: notifiers.clone(),
+            backoff,
+        };
+        Ok((
+            Self {
+                engine: Mutex::new(engine),
+                remediator: Mutex::new(remediator),
+                journal,
+                outbox,
+                notifiers,
+                links: Links {
+                    external_url: cfg.external_url.clone(),
+                    dashboard_url: cfg.dashboard_url.clone(),
+                },
+                tag_labels: cfg.tag_labels.clone(),
+            },
+            delivery,
+        ))
+    }
+
+    pub fn engine(&self) -> MutexGuard<'_, AlertEngine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remediator(&self) -> MutexGuard<'_, Remediator> {
+        self.remediator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies finding events (with the time each happened), then ticks.
+    /// Returns once everything they caused is durable.
+    pub fn apply_findings(
+        &self,
+        events: &[(FindingEvent, i64)],
+        now: i64,
+    ) -> Result<(), AlertError> {
+        let inputs: Vec<AlertInput> = events
+            .iter()
+            .map(|(e, at)| finding::input_of(e, *at, &self.tag_labels))
+            .collect();
+        self.apply(inputs, now)
+    }
+
+    /// Applies alerts (e.g. posted in Alertmanager's API shape), then ticks.
+    pub fn apply(&self, inputs: Vec<AlertInput>, now: i64) -> Result<(), AlertError> {
+        {
+            let mut e = self.engine();
+            for i in inputs {
+                e.ingest(i, now);
+            }
+        }
+        self.tick(now)
+    }
+
+    /// Advances the clock: flushes due groups into the outbox, durably.
+    pub fn tick(&self, now: i64) -> Result<(), AlertError> {
+        let mut e = self.engine();
+        let notifications = e.tick(now);
+        let mut messages = Vec::new();
+        let mut firing = Vec::new();
+        for n in &notifications {
+            if let Some(notifier) = self.notifiers.get(&n.integration.id) {
+                for body in notifier.render(n, &self.links) {
+                    messages.push((n.integration.id.clone(), body));
+                }
+            }
+            firing.extend(
+                n.alerts
+                    .iter()
+                    .filter(|a| a.state == AlertState::Firing)
+                    .cloned(),
+            );
+        }
+        let changes = e.drain_changes();
+        let (p, f, r) = e.counts();
+        for (state, n) in [("pending", p), ("firing", f), ("resolved", r)] {
+            metrics().alerts.with_label_values(&[state]).set(n as i64);
+        }
+        let resolved: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                StateChange::Alert(a) if a.state == AlertState::Resolved => {
+                    Some(a.fingerprint.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let prepared = self.outbox.prepare(messages);
+        let mut records: Vec<Record> = changes.into_iter().map(Record::Engine).collect();
+        records.extend(prepared.iter().cloned().map(Record::Enqueued));
+        self.journal.append(&records)?;
+        self.outbox.push(prepared);
+        if self.journal.lines() > 10_000 + 4 * (e.active_alerts().count() + self.outbox.pending()) {
+            let mut snap: Vec<Record> = e.snapshot().into_iter().map(Record::Engine).collect();
+            snap.extend(self.outbox.snapshot());
+            snap.extend(
+                self.remediator()
+                    .proposals()
+                    .cloned()
+                    .map(|p| Record::Proposal(Box::new(p))),
+            );
+            self.journal.compact(&snap)?;
+        }
+        drop(e);
+        // Remediation proposals for alerts that were just notified firing.
+        let mut rem = self.remediator();
+        if !rem.is_empty() {
+            for fp in resolved {
+                rem.on_resolved(&fp);
+            }
+            let mut recs = Vec::new();
+            for a in firing {
+                for p in rem.on_firing(&a)? {
+                    recs.push(Record::Proposal(Box::new(p)));
+                }
+            }
+            self.journal.append(&recs)?;
+        }
+        Ok(())
+    }
+
+    pub fn add_silence(&self, s: Silence) -> Result<(), AlertError> {
+        let mut e = self.engine();
+        e.add_silence(s);
+        let recs: Vec<Record> = e.drain_changes().into_iter().map(Record::Engine).collect();
+        self.journal.append(&recs)
+    }
+
+    pub fn expire_silence(&self, id: &str, now: i64) -> Result<bool, AlertError> {
+        let mut e = self.engine();
+        let found = e.expire_silence(id, now);
+        let recs: Vec<Record> = e.drain_changes().into_iter().map(Record::Engine).collect();
+        self.journal.append(&recs)?;
+        Ok(found)
+    }
+
+    pub fn proposals(&self) -> Vec<Proposal> {
+        let mut v: Vec<Proposal> = self.remediator().proposals().cloned().collect();
+        v.sort_by_key(|p| p.created_ms);
+        v
+    }
+
+    /// Approves a proposal and runs its hook (audited).
+    pub fn approve(&self, id: &str, actor: &str) -> Result<Proposal, AlertError> {
+        let p = self.remediator().approve(id, actor)?;
+        self.journal
+            .append(&[Record::Proposal(Box::new(p.clone()))])?;
+        Ok(p)
+    }
+
+    pub fn outbox_pending(&self) -> usize {
+        self.outbox.pending()
+    }
+}

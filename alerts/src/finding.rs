@@ -1,0 +1,106 @@
+//! Findings as alerts: the labels on-call routes and silences by, the
+//! annotations a page shows, and the details (diff, remediation) it carries.
+
+use std::collections::BTreeMap;
+
+use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind};
+use serde_json::json;
+
+use crate::engine::AlertInput;
+use crate::labels::Labels;
+
+/// `drift` + `changed` → `DriftChanged`.
+pub fn alert_name(detector: &str, class: &str) -> String {
+    let mut s = String::new();
+    for part in [detector, class] {
+        for (i, word) in part.split(['_', '-']).enumerate() {
+            let _ = i;
+            let mut cs = word.chars();
+            if let Some(c) = cs.next() {
+                s.extend(c.to_uppercase());
+                s.push_str(cs.as_str());
+            }
+        }
+    }
+    s
+}
+
+/// Severity when no rule sets one: a declared resource that is gone is an
+/// error; an edited or unmanaged one a warning.
+fn default_severity(class: FindingClass) -> &'static str {
+    match class {
+        FindingClass::Missing => "error",
+        FindingClass::Changed | FindingClass::Unmanaged => "warning",
+    }
+}
+
+/// The labels of a finding. `tag_labels` names the resource tags copied
+/// in (matched without case; the label is the lower-case name).
+pub fn labels_of(f: &Finding, tag_labels: &[String]) -> Labels {
+    let mut l: Labels = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        if !v.is_empty() {
+            l.insert(k.to_string(), v.to_string());
+        }
+    };
+    put("alertname", &alert_name(&f.detector, f.class.as_str()));
+    put("detector", &f.detector);
+    put("class", f.class.as_str());
+    put("severity", default_severity(f.class));
+    put("resource_key", &f.resource_key);
+    put("resource_type", &f.resource_type);
+    put("resource_id", &f.resource_id);
+    put("account", &f.account);
+    put("region", &f.region);
+    if let Some(a) = &f.address {
+        put("address", a);
+    }
+    if let Some(t) = &f.tf_type {
+        put("tf_type", t);
+    }
+    for want in tag_labels {
+        if let Some((_, v)) = f.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(want)) {
+            put(&want.to_ascii_lowercase(), v);
+        }
+    }
+    l
+}
+
+/// A finding event as an engine input.
+pub fn input_of(e: &FindingEvent, at_ms: i64, tag_labels: &[String]) -> AlertInput {
+    let f = &e.finding;
+    let mut annotations = Labels::new();
+    annotations.insert("summary".into(), f.summary.clone());
+    if let Some(r) = f.remediation.first() {
+        annotations.insert("remediation".into(), r.command.clone());
+    }
+    if let Some(s) = &f.source {
+        annotations.insert("source".into(), s.clone());
+    }
+    let details = json!({
+        "diff": f.diffs,
+        "remediation": f.remediation,
+        "resource_key": f.resource_key,
+        "address": f.address,
+        "tags": f.tags,
+    });
+    AlertInput {
+        fingerprint: f.fingerprint.clone(),
+        labels: labels_of(f, tag_labels),
+        annotations,
+        details,
+        firing: e.event != FindingEventKind::Resolved,
+        at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(alert_name("drift", "changed"), "DriftChanged");
+        assert_eq!(alert_name("slo_burn", "page"), "SloBurnPage");
+    }
+}

@@ -1,0 +1,179 @@
+//! The `Notifier` door: how one kind of receiver integration turns a
+//! notification into messages (`render`, pure, so messages can wait in the
+//! durable outbox) and how it sends one (`deliver`). Secrets (routing keys,
+//! Slack URLs) live only inside a notifier, never in a message.
+
+mod pagerduty;
+mod slack;
+mod webhook;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engine::{Alert, Notification};
+
+pub use pagerduty::PagerDuty;
+pub use slack::Slack;
+pub use webhook::Webhook;
+
+/// Links every message carries.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// Base URL of this driftline (`/api/alerts/{fingerprint}`).
+    pub external_url: String,
+    pub dashboard_url: Option<String>,
+}
+
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    /// Try again later (429, 5xx, network): after `after` when the peer said so.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The peer refused the message for good (400): dead-letter it.
+    Reject {
+        reason: String,
+    },
+}
+
+pub trait Notifier: Send + Sync {
+    /// The messages for one notification, in the order they must arrive.
+    fn render(&self, n: &Notification, links: &Links) -> Vec<Value>;
+    /// Sends one rendered message.
+    fn deliver(&self, message: &Value) -> Delivery;
+}
+
+/// `2024-05-01T12:00:00.000Z`.
+fn rfc3339(ms: i64) -> String {
+    driftline_pipeline::format_epoch_ms(ms)
+}
+
+fn alert_url(links: &Links, a: &Alert) -> String {
+    format!(
+        "{}/api/alerts/{}",
+        links.external_url.trim_end_matches('/'),
+        a.fingerprint
+    )
+}
+
+/// POSTs JSON and classifies the answer as PagerDuty documents it (and as
+/// any webhook receiver reasonably means it): 2xx delivered; 429, 408 and
+/// 5xx retried (honouring `Retry-After`); other answers rejected with the
+/// peer's own words. `secret` is scrubbed from anything reported.
+fn post_json(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    body: &Value,
+    secret: Option<&str>,
+) -> Delivery {
+    let scrub = |s: String| match secret {
+        Some(k) if !k.is_empty() => s.replace(k, "<redacted>"),
+        _ => s,
+    };
+    let resp = match client.post(url).json(body).send() {
+        Ok(r) => r,
+        Err(e) => {
+            return Delivery::Retry {
+                after: None,
+                reason: scrub(format!("{}: {}", redact_url(url), without_url(&e))),
+            };
+        }
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Delivery::Delivered;
+    }
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let text = resp.text().unwrap_or_default();
+    let text: String = text.chars().take(2000).collect();
+    let reason = scrub(format!("HTTP {}: {}", status.as_u16(), text.trim()));
+    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        Delivery::Retry {
+            after: retry_after,
+            reason,
+        }
+    } else {
+        Delivery::Reject { reason }
+    }
+}
+
+/// `Retry-After`: seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(s) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let when = httpdate::parse_http_date(v.trim()).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// A URL with its path cut (Slack webhook URLs carry the secret in the path).
+fn redact_url(url: &str) -> String {
+    match url.find("://").map(|i| i + 3) {
+        Some(start) => match url[start..].find('/') {
+            Some(p) => format!("{}/…", &url[..start + p]),
+            None => url.to_string(),
+        },
+        None => "<url>".into(),
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), &redact_url(u.as_str()));
+    }
+    s
+}
+
+/// Cuts text to at most `max` characters, marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// The shared HTTP client: timeouts so a hung peer cannot stall delivery.
+pub fn http_client() -> reqwest::blocking::Client {
+    // Several crates may race to install it; any installed provider will do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("driftline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_and_redaction() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+    }
+}

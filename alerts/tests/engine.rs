@@ -1,0 +1,271 @@
+//! Alert engine semantics in virtual time.
+
+use std::time::Duration;
+
+use driftline_alerts::config::{
+    AlertRule, PagerDutyConfig, ReceiverConfig, RouteConfig, WebhookConfig,
+};
+use driftline_alerts::engine::{AlertEngine, AlertInput, Notification};
+use driftline_alerts::labels::{Labels, parse_matchers};
+use driftline_alerts::{AlertState, AlertsConfig, Silence};
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn input(fp: &str, l: &[(&str, &str)], firing: bool, at: i64) -> AlertInput {
+    AlertInput {
+        fingerprint: fp.into(),
+        labels: labels(l),
+        annotations: Labels::new(),
+        details: serde_json::Value::Null,
+        firing,
+        at_ms: at,
+    }
+}
+
+fn config() -> AlertsConfig {
+    let mut c = AlertsConfig::default();
+    c.route = RouteConfig {
+        receiver: Some("hook".into()),
+        group_by: Some(vec!["team".into()]),
+        group_wait: Some(Duration::from_secs(10)),
+        group_interval: Some(Duration::from_secs(60)),
+        repeat_interval: Some(Duration::from_secs(3600)),
+        ..RouteConfig::default()
+    };
+    c.receivers = vec![ReceiverConfig {
+        name: "hook".into(),
+        webhook_configs: vec![WebhookConfig {
+            url: "http://127.0.0.1:1/".into(),
+            send_resolved: true,
+            max_alerts: 0,
+        }],
+        pagerduty_configs: vec![PagerDutyConfig {
+            routing_key_env: "X".into(),
+            url: "http://127.0.0.1:1/".into(),
+            send_resolved: true,
+            client: "driftline".into(),
+        }],
+        ..Default::default()
+    }];
+    c
+}
+
+fn hooks(ns: &[Notification]) -> Vec<(Vec<String>, Vec<String>)> {
+    ns.iter()
+        .filter(|n| !n.integration.per_alert())
+        .map(|n| {
+            let f = n
+                .alerts
+                .iter()
+                .filter(|a| a.state != AlertState::Resolved)
+                .map(|a| a.fingerprint.clone())
+                .collect();
+            let r = n
+                .alerts
+                .iter()
+                .filter(|a| a.state == AlertState::Resolved)
+                .map(|a| a.fingerprint.clone())
+                .collect();
+            (f, r)
+        })
+        .collect()
+}
+
+fn pd(ns: &[Notification]) -> (Vec<String>, Vec<String>) {
+    let mut t = Vec::new();
+    let mut r = Vec::new();
+    for n in ns.iter().filter(|n| n.integration.per_alert()) {
+        t.extend(n.trigger.clone());
+        r.extend(n.resolve.clone());
+    }
+    (t, r)
+}
+
+const S: i64 = 1000;
+
+#[test]
+fn group_wait_interval_and_resolve_like_alertmanager() {
+    let mut e = AlertEngine::new(&config());
+    e.ingest(input("a", &[("team", "x"), ("alertname", "A")], true, 0), 0);
+    e.ingest(
+        input("b", &[("team", "x"), ("alertname", "B")], true, 1),
+        5 * S,
+    );
+    assert!(e.tick(9 * S).is_empty(), "group_wait not over");
+    let n = e.tick(10 * S);
+    assert_eq!(hooks(&n), vec![(vec!["a".into(), "b".into()], vec![])]);
+    assert_eq!(pd(&n), (vec!["a".into(), "b".into()], vec![]));
+    // A third alert waits for the next group_interval boundary (70 s).
+    e.ingest(
+        input("c", &[("team", "x"), ("alertname", "C")], true, 2),
+        20 * S,
+    );
+    assert!(e.tick(69 * S).is_empty());
+    let n = e.tick(70 * S);
+    assert_eq!(
+        hooks(&n),
+        vec![(vec!["a".into(), "b".into(), "c".into()], vec![])]
+    );
+    assert_eq!(
+        pd(&n),
+        (vec!["c".into()], vec![]),
+        "PagerDuty triggers only the new alert"
+    );
+    // Nothing changes: no notification until repeat_interval.
+    assert!(e.tick(130 * S).is_empty());
+    // a resolves: told at the next boundary, then it leaves the group.
+    e.ingest(
+        input("a", &[("team", "x"), ("alertname", "A")], false, 3),
+        140 * S,
+    );
+    let n = e.tick(190 * S);
+    assert_eq!(
+        hooks(&n),
+        vec![(vec!["b".into(), "c".into()], vec!["a".into()])]
+    );
+    assert_eq!(pd(&n), (vec![], vec!["a".into()]));
+    assert!(e.tick(250 * S).is_empty());
+    // Replaying old events changes nothing.
+    assert!(!e.ingest(
+        input("a", &[("team", "x"), ("alertname", "A")], true, 0),
+        260 * S
+    ));
+    assert!(!e.ingest(
+        input("a", &[("team", "x"), ("alertname", "A")], false, 3),
+        260 * S
+    ));
+    // repeat_interval re-sends the group (not PagerDuty triggers).
+    let n = e.tick(3900 * S);
+    assert_eq!(hooks(&n).len(), 1);
+    assert_eq!(pd(&n), (vec![], vec![]));
+}
+
+#[test]
+fn for_duration_holds_pending_and_a_short_blip_pages_nobody() {
+    let mut c = config();
+    c.rules = vec![AlertRule {
+        matchers: parse_matchers(r#"team="x""#).unwrap(),
+        for_: Duration::from_secs(30),
+        severity: Some("critical".into()),
+    }];
+    let mut e = AlertEngine::new(&c);
+    e.ingest(input("blip", &[("team", "x")], true, 0), 0);
+    e.ingest(input("blip", &[("team", "x")], false, 1), 20 * S);
+    e.ingest(input("real", &[("team", "x")], true, 2), 0);
+    assert!(e.tick(29 * S).is_empty());
+    assert_eq!(e.alert("real").unwrap().state, AlertState::Pending);
+    assert!(
+        e.tick(30 * S).is_empty(),
+        "fires at 30 s, then waits group_wait"
+    );
+    let n = e.tick(40 * S);
+    assert_eq!(pd(&n), (vec!["real".into()], vec![]));
+    assert_eq!(n[0].alerts[0].labels["severity"], "critical");
+}
+
+#[test]
+fn silences_and_inhibition_mute() {
+    let mut e = AlertEngine::new(&config());
+    let s = Silence::new(
+        parse_matchers(r#"alertname="Noisy""#).unwrap(),
+        0,
+        100 * S,
+        "me",
+        "known",
+        0,
+    )
+    .unwrap();
+    e.add_silence(s.clone());
+    e.ingest(
+        input("n", &[("team", "x"), ("alertname", "Noisy")], true, 0),
+        0,
+    );
+    let key = [("team", "x"), ("resource_key", "aws/1/r/T/i")];
+    e.ingest(
+        input("m", &[key[0], key[1], ("class", "missing")], true, 0),
+        0,
+    );
+    e.ingest(
+        input("c", &[key[0], key[1], ("class", "changed")], true, 0),
+        0,
+    );
+    e.ingest(
+        input(
+            "c2",
+            &[
+                key[0],
+                ("resource_key", "aws/1/r/T/other"),
+                ("class", "changed"),
+            ],
+            true,
+            0,
+        ),
+        0,
+    );
+    let n = e.tick(10 * S);
+    assert_eq!(hooks(&n), vec![(vec!["c2".into(), "m".into()], vec![])]);
+    // The missing resource recovers: its changed finding is no longer inhibited.
+    e.ingest(
+        input("m", &[key[0], key[1], ("class", "missing")], false, 1),
+        20 * S,
+    );
+    let n = e.tick(70 * S);
+    assert_eq!(pd(&n), (vec!["c".into()], vec!["m".into()]));
+    // The silence expires: the noisy alert is told.
+    assert!(e.expire_silence(&s.id, 80 * S));
+    let n = e.tick(130 * S);
+    assert_eq!(pd(&n), (vec!["n".into()], vec![]));
+}
+
+#[test]
+fn flapping_alert_pages_once_and_resolves_after_calm() {
+    let mut c = config();
+    c.flap.window = Duration::from_secs(600);
+    c.flap.max_transitions = 2;
+    let mut e = AlertEngine::new(&c);
+    let l = [("team", "x")];
+    let mut t = 0;
+    let mut triggers = 0;
+    let mut resolves = 0;
+    for i in 0..20 {
+        e.ingest(input("f", &l, i % 2 == 0, i), t);
+        t += 70 * S;
+        let (tr, rs) = pd(&e.tick(t));
+        triggers += tr.len();
+        resolves += rs.len();
+    }
+    assert!(e.alert("f").unwrap().flapping, "marked flapping");
+    assert!(triggers <= 3, "flapping is damped: {triggers} triggers");
+    assert!(resolves < triggers);
+    // It settles (last input at i=19 was a resolve): resolve after the window.
+    let (_, rs) = pd(&e.tick(t + 601 * S));
+    let (_, rs2) = pd(&e.tick(t + 661 * S));
+    assert_eq!(
+        rs.len() + rs2.len() + resolves,
+        triggers,
+        "every trigger resolved once"
+    );
+}
+
+#[test]
+fn restored_engine_does_not_page_twice() {
+    let mut e = AlertEngine::new(&config());
+    e.ingest(input("a", &[("team", "x")], true, 0), 0);
+    assert_eq!(pd(&e.tick(10 * S)).0, vec!["a".to_string()]);
+    let snap = e.snapshot();
+    let mut e2 = AlertEngine::new(&config());
+    e2.restore(snap, 20 * S);
+    assert!(e2.tick(40 * S).iter().all(|n| n.trigger.is_empty()));
+    assert!(
+        !e2.ingest(input("a", &[("team", "x")], true, 0), 50 * S),
+        "replayed event"
+    );
+    e2.ingest(input("a", &[("team", "x")], false, 5), 60 * S);
+    let (t, r) = pd(&e2.tick(200 * S));
+    assert_eq!((t.len(), r), (0, vec!["a".to_string()]));
+}
