@@ -2,6 +2,7 @@
 //! (collectors → bus → detectors → report). `anyhow` lives here only.
 
 mod embedded;
+mod oncall;
 mod report;
 mod service;
 
@@ -52,6 +53,13 @@ enum Command {
     Scan(ScanArgs),
     /// The service: watch folders, keep findings current, publish them.
     Run(service::RunArgs),
+    /// Silence alerts on a running driftline (like amtool silence).
+    Silence {
+        #[command(subcommand)]
+        command: oncall::SilenceCommand,
+    },
+    /// Show an alert's remediation proposals; `--approve` runs them.
+    Remediate(oncall::RemediateArgs),
     /// Scan the example estate shipped in examples/estate.
     Demo {
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -101,6 +109,13 @@ struct ScanArgs {
     output: Output,
     #[command(flatten)]
     identity: IdentityArgs,
+    /// Also send one PagerDuty trigger per finding: the environment
+    /// variable holding the Events API v2 routing key. Nothing is resolved.
+    #[arg(long, value_name = "VAR")]
+    pagerduty_routing_key_env: Option<String>,
+    /// PagerDuty Events API v2 endpoint.
+    #[arg(long, value_name = "URL", default_value = driftline_alerts::config::PAGERDUTY_EVENTS_URL)]
+    pagerduty_url: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -168,9 +183,39 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 region: args.identity.region,
                 mappings: args.identity.mappings,
             };
-            let outcome = embedded::scan(&inputs)?;
+            // Read the key first: a missing one fails before the scan.
+            let key =
+                args.pagerduty_routing_key_env
+                    .as_deref()
+                    .map(|var| {
+                        std::env::var(var).ok().filter(|k| !k.is_empty()).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--pagerduty-routing-key-env: environment variable {var} is not set"
+                        )
+                    })
+                    })
+                    .transpose()?;
+            let mut outcome = embedded::scan(&inputs)?;
+            if let Some(key) = key {
+                let (sent, errors) = driftline_alerts::page_once(
+                    &outcome.report.findings,
+                    key,
+                    &args.pagerduty_url,
+                    "http://127.0.0.1:9464",
+                    driftline_alerts::outbox::Backoff::default(),
+                );
+                eprintln!("paged PagerDuty: {sent} trigger(s) accepted");
+                outcome.errors.extend(errors.into_iter().map(|reason| {
+                    driftline_collectors::SourceError {
+                        source: args.pagerduty_url.clone(),
+                        reason,
+                    }
+                }));
+            }
             finish(outcome, args.output, true)
         }
+        Command::Silence { command } => oncall::silence(command),
+        Command::Remediate(args) => oncall::remediate(args),
         Command::Run(args) => service::run(args),
         Command::Demo { output } => {
             let estate = embedded::demo_estate()?;

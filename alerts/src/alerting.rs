@@ -286,3 +286,69 @@ impl Alerting {
         self.outbox.pending()
     }
 }
+
+/// `driftline scan --pagerduty-routing-key-env VAR`: one trigger per
+/// finding, nothing resolved (a one-shot scan cannot know recovery).
+/// Retries 429/5xx a few times (honouring `Retry-After`); returns how many
+/// were accepted and the errors of the rest.
+pub fn page_once(
+    findings: &[driftline_pipeline::Finding],
+    routing_key: String,
+    url: &str,
+    external_url: &str,
+    backoff: Backoff,
+) -> (usize, Vec<String>) {
+    use crate::notify::Delivery as Outcome;
+    let pd = PagerDuty::new(url, routing_key, "driftline");
+    let mut cfg = AlertsConfig::default();
+    cfg.external_url = external_url.to_string();
+    cfg.route.group_wait = Some(std::time::Duration::ZERO);
+    cfg.inhibit_rules.clear();
+    cfg.receivers = vec![crate::config::ReceiverConfig {
+        name: "default".into(),
+        pagerduty_configs: vec![crate::config::PagerDutyConfig {
+            routing_key_env: "-".into(),
+            url: url.into(),
+            send_resolved: false,
+            client: "driftline".into(),
+        }],
+        ..Default::default()
+    }];
+    let mut engine = AlertEngine::new(&cfg);
+    let now = driftline_pipeline::now_ms();
+    for f in findings {
+        let e = FindingEvent::new(driftline_pipeline::FindingEventKind::New, now, f.clone());
+        engine.ingest(finding::input_of(&e, now, &cfg.tag_labels), now);
+    }
+    let links = Links {
+        external_url: cfg.external_url.clone(),
+        dashboard_url: None,
+    };
+    let (mut sent, mut errors) = (0, Vec::new());
+    for n in engine.tick(now) {
+        for m in pd.render(&n, &links) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match pd.deliver(&m) {
+                    Outcome::Delivered => {
+                        sent += 1;
+                        break;
+                    }
+                    Outcome::Retry { after, reason } if attempt < 5 => {
+                        tracing::warn!(%reason, attempt, "PagerDuty did not take the event; retrying");
+                        std::thread::sleep(backoff.delay(attempt, after));
+                    }
+                    Outcome::Retry { reason, .. } | Outcome::Reject { reason } => {
+                        errors.push(format!(
+                            "PagerDuty refused the trigger for {}: {reason}",
+                            m["dedup_key"].as_str().unwrap_or("?")
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    (sent, errors)
+}

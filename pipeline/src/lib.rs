@@ -21,6 +21,6 @@ pub use metrics::metrics;
 pub use model::{
     AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
     FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
-    fingerprint, format_epoch_ms, now_ms, resource_key, type_id, type_id_of_key,
+    fingerprint, format_epoch_ms, now_ms, parse_rfc3339_ms, resource_key, type_id, type_id_of_key,
 };
 pub use store::{ParquetStore, Store, StoreError};

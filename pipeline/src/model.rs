@@ -373,9 +373,62 @@ pub fn format_epoch_ms(ms: i64) -> String {
     )
 }
 
+/// `2024-05-01T12:00:00.000Z` (or without fraction, or with an offset)
+/// → milliseconds since the epoch. The inverse of `format_epoch_ms`.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let b = t.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &t[19..];
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
+        let f = &frac[..digits];
+        let padded: String = f.chars().chain("000".chars()).take(3).collect();
+        ms = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Howard Hinnant's days-from-civil.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset_min * 60) * 1000 + ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_times() {
+        for ms in [0, 1_549_956_556_288, 1_700_000_000_123] {
+            assert_eq!(parse_rfc3339_ms(&format_epoch_ms(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_rfc3339_ms("2019-02-12T08:29:16+01:00"),
+            Some(1_549_956_556_000)
+        );
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
 
     #[test]
     fn formats_times() {

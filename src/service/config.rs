@@ -19,18 +19,43 @@ pub struct ServiceConfig {
     pub watch: WatchSection,
     pub drift: DriftSection,
     pub findings: FindingsSection,
+    pub alerts: driftline_alerts::AlertsConfig,
+    /// Notification retry timing.
+    pub alerts_delivery: DeliverySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// First retry after about this long (doubling, with jitter).
+    #[serde(with = "driftline_alerts::labels::duration")]
+    pub initial_backoff: std::time::Duration,
+    /// Retries never wait longer than this (unless Retry-After says so).
+    #[serde(with = "driftline_alerts::labels::duration")]
+    pub max_backoff: std::time::Duration,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            initial_backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("driftline-data"),
-            roles: vec![Role::Collect, Role::Detect, Role::Sink],
+            roles: vec![Role::Collect, Role::Detect, Role::Sink, Role::Alert],
             bus: BusConfig::default(),
             http: HttpConfig::default(),
             watch: WatchSection::default(),
             drift: DriftSection::default(),
             findings: FindingsSection::default(),
+            alerts: driftline_alerts::AlertsConfig::default(),
+            alerts_delivery: DeliverySection::default(),
         }
     }
 }
@@ -41,6 +66,9 @@ pub enum Role {
     Collect,
     Detect,
     Sink,
+    /// Findings → alerts → notifications. Run it on one instance: its
+    /// state (alerts, notification log, outbox) lives in its data dir.
+    Alert,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -84,14 +112,18 @@ impl Default for BusConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// `/metrics`, `/healthz`, `/readyz`; empty turns the server off.
+    /// `/metrics`, `/healthz`, `/readyz` and the API; empty turns the server off.
     pub listen: String,
+    /// Environment variable holding a token the API's changing endpoints
+    /// (silences, approvals, posted alerts) require as `Authorization: Bearer`.
+    pub api_token_env: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".into(),
+            api_token_env: "DRIFTLINE_API_TOKEN".into(),
         }
     }
 }
@@ -179,6 +211,7 @@ impl ServiceConfig {
         {
             return Err("the collect role needs watch.state or watch.observed folders".into());
         }
+        self.alerts.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! `/metrics`, `/healthz`, `/readyz`.
+//! `/metrics`, `/healthz`, `/readyz`, and the alert API when the alert role runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,41 +17,44 @@ pub struct Health {
     pub ready: Vec<Arc<AtomicBool>>,
 }
 
-pub fn router(health: Arc<Health>) -> Router {
+pub fn router(health: Arc<Health>, api: Option<super::api::Api>) -> Router {
     let live = health.clone();
-    Router::new()
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    driftline_pipeline::metrics().render(),
-                )
-            }),
-        )
-        .route(
-            "/healthz",
-            get(move || async move {
-                if live.alive.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok\n").into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "a stage failed\n").into_response()
-                }
-            }),
-        )
-        .route(
-            "/readyz",
-            get(move || async move {
-                let ready = health.alive.load(Ordering::Relaxed)
-                    && health.ready.iter().all(|r| r.load(Ordering::Relaxed));
-                if ready {
-                    (StatusCode::OK, "ready\n").into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-                }
-            }),
-        )
+    let base = match api {
+        Some(api) => super::api::router(api),
+        None => Router::new(),
+    };
+    base.route(
+        "/metrics",
+        get(|| async {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                driftline_pipeline::metrics().render(),
+            )
+        }),
+    )
+    .route(
+        "/healthz",
+        get(move || async move {
+            if live.alive.load(Ordering::Relaxed) {
+                (StatusCode::OK, "ok\n").into_response()
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "a stage failed\n").into_response()
+            }
+        }),
+    )
+    .route(
+        "/readyz",
+        get(move || async move {
+            let ready = health.alive.load(Ordering::Relaxed)
+                && health.ready.iter().all(|r| r.load(Ordering::Relaxed));
+            if ready {
+                (StatusCode::OK, "ready\n").into_response()
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+            }
+        }),
+    )
 }

@@ -4,6 +4,8 @@
 //! probes and metrics, and shuts down cleanly on SIGTERM/SIGINT: stages
 //! finish the batch in hand, commit, and leave their consumer groups.
 
+mod alert;
+mod api;
 pub mod config;
 mod detect;
 mod http;
@@ -17,11 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use driftline_alerts::Alerting;
+use driftline_alerts::outbox::Backoff;
 use driftline_collectors::terraform::{Salt, TerraformConfig};
 use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
 use driftline_detectors::StreamingDrift;
-use driftline_pipeline::{Bus, BusSink, InProcessBus, ParquetStore, TopicLayout};
+use driftline_pipeline::{Bus, BusSink, InProcessBus, ParquetStore, RecordSink, TopicLayout};
 
+use self::alert::AlertStage;
 use self::config::{BusKind, Role, ServiceConfig};
 use self::detect::DetectStage;
 use self::http::Health;
@@ -54,6 +59,13 @@ pub struct RunArgs {
     /// A .driftignore file (driftctl syntax).
     #[arg(long)]
     pub driftignore: Option<PathBuf>,
+    /// Page PagerDuty: the environment variable holding the Events API v2
+    /// routing key (the key itself never goes on a command line).
+    #[arg(long, value_name = "VAR")]
+    pub pagerduty_routing_key_env: Option<String>,
+    /// PagerDuty Events API v2 endpoint.
+    #[arg(long, value_name = "URL", default_value = driftline_alerts::config::PAGERDUTY_EVENTS_URL)]
+    pub pagerduty_url: String,
 }
 
 fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
@@ -79,8 +91,36 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     if let Some(d) = args.driftignore {
         cfg.drift.driftignore = Some(d);
     }
+    if let Some(var) = args.pagerduty_routing_key_env {
+        add_pagerduty(&mut cfg.alerts, var, args.pagerduty_url);
+    }
     cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(cfg)
+}
+
+/// The quick-start receiver: every alert pages PagerDuty (added to the
+/// root route's receiver, or as the root receiver when it has none).
+fn add_pagerduty(alerts: &mut driftline_alerts::AlertsConfig, var: String, url: String) {
+    use driftline_alerts::config::{PagerDutyConfig, ReceiverConfig};
+    let pd = PagerDutyConfig {
+        routing_key_env: var,
+        url,
+        send_resolved: true,
+        client: "driftline".into(),
+    };
+    let root = alerts
+        .route
+        .receiver
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    match alerts.receivers.iter_mut().find(|r| r.name == root) {
+        Some(r) => r.pagerduty_configs.push(pd),
+        None => alerts.receivers.push(ReceiverConfig {
+            name: root,
+            pagerduty_configs: vec![pd],
+            ..Default::default()
+        }),
+    }
 }
 
 fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
@@ -123,6 +163,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map(FindingsOut::open)
         .transpose()?;
     let store = Arc::new(ParquetStore::open(&cfg.data_dir)?);
+    let alerting = if cfg.roles.contains(&Role::Alert) {
+        let (alerting, delivery) = Alerting::open(
+            &cfg.alerts,
+            &cfg.data_dir.join("alerts"),
+            &|var| std::env::var(var).ok(),
+            Backoff {
+                initial: cfg.alerts_delivery.initial_backoff,
+                max: cfg.alerts_delivery.max_backoff,
+            },
+            Some(store.clone() as Arc<dyn driftline_pipeline::Store>),
+            driftline_pipeline::now_ms(),
+        )?;
+        Some((Arc::new(alerting), delivery))
+    } else {
+        None
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) =
@@ -215,6 +271,43 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let (bus, stop) = (bus.clone(), stop.clone());
         spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
     }
+    let mut api = None;
+    if let Some((alerting, delivery)) = alerting {
+        let ready = Arc::new(AtomicBool::new(false));
+        health.ready.push(ready.clone());
+        let stage = AlertStage {
+            alerting: alerting.clone(),
+            group: format!("{}-alerts", cfg.bus.group),
+            batch_max: cfg.bus.batch_max,
+        };
+        let (b, st) = (bus.clone(), stop.clone());
+        spawn(
+            "alert".into(),
+            Box::new(move || stage.run(&*b, &st, &ready)),
+        );
+        let dlq = BusSink::new(bus.producer()?);
+        let st = stop.clone();
+        spawn(
+            "notify".into(),
+            Box::new(move || {
+                let dead = |d: driftline_pipeline::DeadLetter| {
+                    if let Err(e) = dlq.publish(
+                        driftline_pipeline::Topic::DeadLetters,
+                        vec![driftline_pipeline::Record::DeadLetter(d)],
+                    ) {
+                        tracing::error!(error = %e, "cannot publish a notification dead letter");
+                    }
+                };
+                delivery.run(&dead, &st).map_err(anyhow::Error::from)
+            }),
+        );
+        api = Some(api::Api {
+            alerting,
+            token: std::env::var(&cfg.http.api_token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+        });
+    }
     drop(done_tx);
     let threads: Vec<_> = threads.into_iter().collect::<Result<_, _>>()?;
     let health = Arc::new(health);
@@ -239,7 +332,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
             tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
-            let app = http::router(health.clone());
+            let app = http::router(health.clone(), api.clone());
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
