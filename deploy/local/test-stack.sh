@@ -35,7 +35,7 @@ free_port() {
 install() {
   # librdkafka's cmake build needs cmake, a C++ compiler and the curl headers;
   # promtool checks the /metrics output.
-  apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus
+  apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus prometheus-alertmanager
   # PyYAML lints the deploy manifests; Python tools live in a venv in the cache.
   if [ ! -x "$CACHE/venv/bin/python" ] || ! "$CACHE/venv/bin/python" -c 'import yaml' 2>/dev/null; then
     apt_install python3-venv

@@ -93,6 +93,9 @@ pub struct BusConfig {
     pub properties: BTreeMap<String, String>,
     /// Most messages one poll hands to a stage.
     pub batch_max: usize,
+    /// Consumer group of the alert stage [default: `{group}-alerts`]. A new
+    /// name replays the whole findings topic into the alert state.
+    pub alert_group: Option<String>,
 }
 
 impl Default for BusConfig {
@@ -105,6 +108,7 @@ impl Default for BusConfig {
             group: "driftline".into(),
             properties: BTreeMap::new(),
             batch_max: 5000,
+            alert_group: None,
         }
     }
 }
@@ -211,7 +215,8 @@ impl ServiceConfig {
         {
             return Err("the collect role needs watch.state or watch.observed folders".into());
         }
-        self.alerts.validate().map_err(|e| e.to_string())?;
+        // [alerts] is checked once the quick-start flags are in (`run`
+        // adds receivers), by `Alerting::open`.
         Ok(())
     }
 }

@@ -277,7 +277,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         health.ready.push(ready.clone());
         let stage = AlertStage {
             alerting: alerting.clone(),
-            group: format!("{}-alerts", cfg.bus.group),
+            group: cfg
+                .bus
+                .alert_group
+                .clone()
+                .unwrap_or_else(|| format!("{}-alerts", cfg.bus.group)),
             batch_max: cfg.bus.batch_max,
         };
         let (b, st) = (bus.clone(), stop.clone());

@@ -114,8 +114,20 @@ pub struct Service {
 impl Service {
     /// Starts `driftline run ARGS --listen … --findings-out FINDINGS`.
     pub fn start(args: &[&str], findings: &std::path::Path, log: &std::path::Path) -> Self {
+        Self::start_env(args, findings, log, &[])
+    }
+
+    /// `start`, with extra environment variables (secrets).
+    pub fn start_env(
+        args: &[&str],
+        findings: &std::path::Path,
+        log: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
-        let child = driftline()
+        let mut cmd = driftline();
+        cmd.envs(env.iter().copied());
+        let child = cmd
             .args(["--log-level", "info", "run"])
             .args(args)
             .args(["--listen", &listen, "--findings-out"])
