@@ -5,6 +5,8 @@
 #![cfg(feature = "kafka")]
 
 mod common;
+#[path = "common/pagerduty.rs"]
+mod pagerduty;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -465,6 +467,115 @@ fn a_malformed_record_goes_to_the_dead_letters_and_the_rest_flows() {
     assert!(
         metrics.contains("driftline_dead_letters_total{source=\"driftline.config\"} 1"),
         "{metrics}"
+    );
+    assert!(svc.stop().success());
+}
+
+/// Done-when of the alerts issue: PagerDuty is down while findings arrive,
+/// driftline is killed (-9) with pages in its outbox, restarted, and later
+/// restarted again under a new alert consumer group so the whole findings
+/// topic is replayed: exactly one trigger and one resolve per incident.
+#[test]
+fn kill_9_and_a_full_findings_replay_page_exactly_once() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
+    let pd = pagerduty::Receiver::start();
+    *pd.down.lock().unwrap() = Some(503);
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let alerts = "[alerts.route]\nreceiver = \"oncall\"\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n\
+                  [alerts_delivery]\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\n";
+    let watch = format!(
+        "[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\ninterval_ms = 50\n[drift]\ndriftignore = \"{}\"\n",
+        estate.join("terraform").display(),
+        estate.join("aws-config").display(),
+        estate.join(".driftignore").display()
+    );
+    let roles = "\"collect\", \"detect\", \"sink\", \"alert\"";
+    let cfg = write_config(
+        tmp.path(),
+        &broker.addr(),
+        roles,
+        &format!("{watch}{alerts}"),
+    );
+    // Same data dir, a fresh alert consumer group: replays every finding event.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let replay_cfg = tmp.path().join("replay.toml");
+    std::fs::write(
+        &replay_cfg,
+        text.replace("[bus]\n", "[bus]\nalert_group = \"replay-from-zero\"\n"),
+    )
+    .unwrap();
+    let findings = tmp.path().join("findings.jsonl");
+    let start = |cfg: &Path, n: u32| {
+        Service::start_env(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "--pagerduty-routing-key-env",
+                "PD_KEY",
+                "--pagerduty-url",
+                &pd.url,
+            ],
+            &findings,
+            &tmp.path().join(format!("run{n}.log")),
+            &[("PD_KEY", KEY)],
+        )
+    };
+    let svc = start(&cfg, 0);
+    wait_for(90, "triggers refused while PagerDuty is down", || {
+        pd.seen.lock().unwrap().refused.len() >= 3
+    });
+    svc.kill9();
+    *pd.down.lock().unwrap() = None;
+    let session = Duration::from_secs(7);
+    std::thread::sleep(session);
+    let svc = start(&cfg, 1);
+    wait_for(90, "seven triggers after the restart", || {
+        pd.count("trigger") >= 7
+    });
+
+    // The unmanaged bucket is deleted: its incident resolves.
+    drop_observed_item(&estate.join("aws-config/snapshot.json"), UNMANAGED_BUCKET);
+    wait_for(60, "one resolve", || pd.count("resolve") >= 1);
+    std::thread::sleep(Duration::from_secs(2));
+    svc.kill9();
+    std::thread::sleep(session);
+    let svc = start(&replay_cfg, 2);
+    wait_for(60, "the replaying alert stage to catch up", || {
+        http_get(&svc.listen, "/metrics").is_ok_and(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("driftline_bus_records_in_total{topic=\"driftline.findings\"}")
+                    && l.rsplit(' ')
+                        .next()
+                        .and_then(|n| n.parse::<f64>().ok())
+                        .is_some_and(|n| n >= 8.0)
+            })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let actions = pd.actions();
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (k, a) in &actions {
+        let e = per.entry(k.clone()).or_default();
+        if a == "trigger" {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    assert_eq!(per.len(), 7, "{actions:?}");
+    assert!(
+        per.values().all(|(t, _)| *t == 1),
+        "one trigger per incident: {actions:?}"
+    );
+    assert_eq!(
+        per.values().map(|(_, r)| r).sum::<usize>(),
+        1,
+        "one resolve: {actions:?}"
     );
     assert!(svc.stop().success());
 }
