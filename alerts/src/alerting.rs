@@ -300,10 +300,12 @@ pub fn page_once(
 ) -> (usize, Vec<String>) {
     use crate::notify::Delivery as Outcome;
     let pd = PagerDuty::new(url, routing_key, "driftline");
-    let mut cfg = AlertsConfig::default();
-    cfg.external_url = external_url.to_string();
+    let mut cfg = AlertsConfig {
+        external_url: external_url.to_string(),
+        inhibit_rules: Vec::new(),
+        ..AlertsConfig::default()
+    };
     cfg.route.group_wait = Some(std::time::Duration::ZERO);
-    cfg.inhibit_rules.clear();
     cfg.receivers = vec![crate::config::ReceiverConfig {
         name: "default".into(),
         pagerduty_configs: vec![crate::config::PagerDutyConfig {

@@ -28,31 +28,32 @@ fn input(fp: &str, l: &[(&str, &str)], firing: bool, at: i64) -> AlertInput {
 }
 
 fn config() -> AlertsConfig {
-    let mut c = AlertsConfig::default();
-    c.route = RouteConfig {
-        receiver: Some("hook".into()),
-        group_by: Some(vec!["team".into()]),
-        group_wait: Some(Duration::from_secs(10)),
-        group_interval: Some(Duration::from_secs(60)),
-        repeat_interval: Some(Duration::from_secs(3600)),
-        ..RouteConfig::default()
-    };
-    c.receivers = vec![ReceiverConfig {
-        name: "hook".into(),
-        webhook_configs: vec![WebhookConfig {
-            url: "http://127.0.0.1:1/".into(),
-            send_resolved: true,
-            max_alerts: 0,
+    AlertsConfig {
+        route: RouteConfig {
+            receiver: Some("hook".into()),
+            group_by: Some(vec!["team".into()]),
+            group_wait: Some(Duration::from_secs(10)),
+            group_interval: Some(Duration::from_secs(60)),
+            repeat_interval: Some(Duration::from_secs(3600)),
+            ..RouteConfig::default()
+        },
+        receivers: vec![ReceiverConfig {
+            name: "hook".into(),
+            webhook_configs: vec![WebhookConfig {
+                url: "http://127.0.0.1:1/".into(),
+                send_resolved: true,
+                max_alerts: 0,
+            }],
+            pagerduty_configs: vec![PagerDutyConfig {
+                routing_key_env: "X".into(),
+                url: "http://127.0.0.1:1/".into(),
+                send_resolved: true,
+                client: "driftline".into(),
+            }],
+            ..Default::default()
         }],
-        pagerduty_configs: vec![PagerDutyConfig {
-            routing_key_env: "X".into(),
-            url: "http://127.0.0.1:1/".into(),
-            send_resolved: true,
-            client: "driftline".into(),
-        }],
-        ..Default::default()
-    }];
-    c
+        ..AlertsConfig::default()
+    }
 }
 
 fn hooks(ns: &[Notification]) -> Vec<(Vec<String>, Vec<String>)> {

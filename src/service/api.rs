@@ -40,22 +40,19 @@ fn from_alert_error(e: AlertError) -> Response {
 }
 
 impl Api {
-    fn authorise(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let Some(want) = &self.token else {
-            return Ok(());
-        };
+    /// `Some(refusal)` when the request lacks the token.
+    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
+        let want = self.token.as_ref()?;
         let got = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if got == Some(want.as_str()) {
-            Ok(())
-        } else {
-            Err(error(
+        (got != Some(want.as_str())).then(|| {
+            error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the API token (Authorization: Bearer …)",
-            ))
-        }
+            )
+        })
     }
 }
 
@@ -154,7 +151,7 @@ async fn add_silence(
     headers: HeaderMap,
     body: Json<NewSilence>,
 ) -> Response {
-    if let Err(r) = api.authorise(&headers) {
+    if let Some(r) = api.refuse(&headers) {
         return r;
     }
     let now = now_ms();
@@ -166,24 +163,19 @@ async fn add_silence(
         Ok(m) => m,
         Err(e) => return from_alert_error(e),
     };
-    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, Response> {
+    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, String> {
         v.as_deref()
             .map(|t| {
-                parse_rfc3339_ms(t).ok_or_else(|| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        format!("{field}: {t:?} is not an RFC 3339 time"),
-                    )
-                })
+                parse_rfc3339_ms(t).ok_or_else(|| format!("{field}: {t:?} is not an RFC 3339 time"))
             })
             .transpose()
     };
     let starts = match time("startsAt", &body.starts_at) {
         Ok(t) => t.unwrap_or(now),
-        Err(r) => return r,
+        Err(r) => return error(StatusCode::BAD_REQUEST, r),
     };
     let ends = match (time("endsAt", &body.ends_at), &body.duration) {
-        (Err(r), _) => return r,
+        (Err(r), _) => return error(StatusCode::BAD_REQUEST, r),
         (Ok(Some(t)), _) => t,
         (Ok(None), Some(d)) => match driftline_alerts::labels::duration::parse(d) {
             Ok(d) => starts + d.as_millis() as i64,
@@ -207,7 +199,7 @@ async fn expire_silence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = api.authorise(&headers) {
+    if let Some(r) = api.refuse(&headers) {
         return r;
     }
     match api.alerting.expire_silence(&id, now_ms()) {
@@ -232,7 +224,7 @@ async fn approve(
     Path(id): Path<String>,
     body: Json<Approval>,
 ) -> Response {
-    if let Err(r) = api.authorise(&headers) {
+    if let Some(r) = api.refuse(&headers) {
         return r;
     }
     if body.approver.trim().is_empty() {
@@ -264,7 +256,7 @@ async fn post_alerts(
     headers: HeaderMap,
     body: Json<Vec<PostableAlert>>,
 ) -> Response {
-    if let Err(r) = api.authorise(&headers) {
+    if let Some(r) = api.refuse(&headers) {
         return r;
     }
     let now = now_ms();

@@ -136,9 +136,7 @@ impl Notifier for PagerDuty {
     fn deliver(&self, message: &Value) -> Delivery {
         let mut body = message.clone();
         body["routing_key"] = Value::String(self.routing_key.clone());
-        match post_json(&self.http, &self.url, &body, Some(&self.routing_key)) {
-            // PagerDuty answers 202; anything 2xx is accepted.
-            d => d,
-        }
+        // PagerDuty answers 202; anything 2xx is accepted.
+        post_json(&self.http, &self.url, &body, Some(&self.routing_key))
     }
 }
