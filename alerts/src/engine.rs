@@ -123,8 +123,9 @@ pub struct Notification {
     pub integration: Integration,
     pub group_key: String,
     pub group_labels: Labels,
-    /// Firing and resolved alerts, sorted by labels.
-    pub alerts: Vec<Alert>,
+    /// Firing and resolved alerts, sorted by labels (shared by the
+    /// integrations of one flush: a big group is not copied per receiver).
+    pub alerts: std::sync::Arc<Vec<Alert>>,
     /// Per-alert integrations: the alerts to trigger and to resolve.
     pub trigger: Vec<String>,
     pub resolve: Vec<String>,
@@ -600,6 +601,7 @@ impl AlertEngine {
             .map(|a| a.fingerprint.clone())
             .collect();
         let mut paged_changes: Vec<(String, String, bool)> = Vec::new();
+        let mut all: Option<std::sync::Arc<Vec<Alert>>> = None;
         if !shown.is_empty() {
             for integ in self.receivers.get(&receiver).into_iter().flatten() {
                 let log_key = format!("{key}|{}", integ.id);
@@ -607,14 +609,23 @@ impl AlertEngine {
                 if !needs_update(entry, &firing, &resolved, repeat, integ.send_resolved, now) {
                     continue;
                 }
-                let alerts: Vec<Alert> = shown
-                    .iter()
-                    .filter(|a| integ.send_resolved || a.state != AlertState::Resolved)
-                    .map(|a| (*a).clone())
-                    .collect();
+                let alerts = if integ.send_resolved || resolved.is_empty() {
+                    all.get_or_insert_with(|| {
+                        std::sync::Arc::new(shown.iter().map(|a| (*a).clone()).collect())
+                    })
+                    .clone()
+                } else {
+                    std::sync::Arc::new(
+                        shown
+                            .iter()
+                            .filter(|a| a.state != AlertState::Resolved)
+                            .map(|a| (*a).clone())
+                            .collect(),
+                    )
+                };
                 let (mut trigger, mut resolve) = (Vec::new(), Vec::new());
                 if integ.per_alert() {
-                    for a in &alerts {
+                    for a in alerts.iter() {
                         let open = a.paged.contains(&integ.id);
                         if a.state == AlertState::Resolved && open {
                             resolve.push(a.fingerprint.clone());

@@ -15,7 +15,7 @@ use crate::engine::{Alert, Notification};
 
 pub use pagerduty::PagerDuty;
 pub use slack::Slack;
-pub use webhook::Webhook;
+pub use webhook::{Webhook, message as webhook_message};
 
 /// Links every message carries.
 #[derive(Debug, Clone, Default)]

@@ -119,15 +119,21 @@ pub fn trigger_event(a: &Alert, n: &Notification, links: &Links, client: &str) -
 
 impl Notifier for PagerDuty {
     fn render(&self, n: &Notification, links: &Links) -> Vec<Value> {
-        let mut out = Vec::new();
-        for a in &n.alerts {
-            if n.trigger.contains(&a.fingerprint) {
+        let by_fp: std::collections::HashMap<&str, &Alert> = n
+            .alerts
+            .iter()
+            .map(|a| (a.fingerprint.as_str(), a))
+            .collect();
+        let mut out = Vec::with_capacity(n.trigger.len() + n.resolve.len());
+        for fp in &n.resolve {
+            out.push(json!({
+                "event_action": "resolve",
+                "dedup_key": dedup_key(fp),
+            }));
+        }
+        for fp in &n.trigger {
+            if let Some(a) = by_fp.get(fp.as_str()) {
                 out.push(trigger_event(a, n, links, &self.client_name));
-            } else if n.resolve.contains(&a.fingerprint) {
-                out.push(json!({
-                    "event_action": "resolve",
-                    "dedup_key": dedup_key(&a.fingerprint),
-                }));
             }
         }
         out
