@@ -80,6 +80,9 @@ pub struct Alert {
     /// Per-alert integrations (PagerDuty) holding an open trigger for it.
     #[serde(default)]
     pub paged: BTreeSet<String>,
+    /// Of those, the ones told it is acknowledged (silenced after paging).
+    #[serde(default)]
+    pub acked: BTreeSet<String>,
 }
 
 /// What a receiver integration was last told about a group.
@@ -129,6 +132,8 @@ pub struct Notification {
     /// Per-alert integrations: the alerts to trigger and to resolve.
     pub trigger: Vec<String>,
     pub resolve: Vec<String>,
+    /// Per-alert integrations: paged alerts someone silenced since.
+    pub acknowledge: Vec<String>,
     pub at_ms: i64,
 }
 
@@ -358,6 +363,7 @@ impl AlertEngine {
                     clear_since_ms: None,
                     done: false,
                     paged,
+                    acked: BTreeSet::new(),
                 };
                 self.alerts.insert(fp.clone(), a);
                 self.dirty_alerts.insert(fp.clone());
@@ -578,6 +584,7 @@ impl AlertEngine {
         let members: Vec<String> = g.alerts.iter().cloned().collect();
         let mut shown: Vec<&Alert> = Vec::with_capacity(members.len());
         let mut resolved_all = Vec::new();
+        let mut muted_paged: Vec<&Alert> = Vec::new();
         for fp in &members {
             let Some(a) = self.alerts.get(fp) else {
                 continue;
@@ -587,7 +594,54 @@ impl AlertEngine {
             }
             if !self.muted(fp, &a.labels, now) {
                 shown.push(a);
+            } else if !a.paged.is_empty() {
+                muted_paged.push(a);
             }
+        }
+        // A muted alert that already paged: acknowledged (once) when someone
+        // silenced it, and still resolved when it recovers — an incident
+        // PagerDuty holds open is never forgotten.
+        let mut acked_changes: Vec<(String, String)> = Vec::new();
+        let mut muted_resolves: Vec<(String, String, bool)> = Vec::new();
+        for integ in self.receivers.get(&receiver).into_iter().flatten() {
+            if !integ.per_alert() {
+                continue;
+            }
+            let (mut ack, mut res) = (Vec::new(), Vec::new());
+            for a in muted_paged.iter().filter(|a| a.paged.contains(&integ.id)) {
+                if a.state == AlertState::Resolved {
+                    if integ.send_resolved {
+                        res.push(*a);
+                    }
+                } else if !a.acked.contains(&integ.id) && self.silenced_by(&a.labels, now).is_some()
+                {
+                    ack.push(*a);
+                }
+            }
+            if ack.is_empty() && res.is_empty() {
+                continue;
+            }
+            acked_changes.extend(
+                ack.iter()
+                    .map(|a| (a.fingerprint.clone(), integ.id.clone())),
+            );
+            muted_resolves.extend(
+                res.iter()
+                    .map(|a| (a.fingerprint.clone(), integ.id.clone(), false)),
+            );
+            out.push(Notification {
+                receiver: receiver.clone(),
+                integration: integ.clone(),
+                group_key: key.to_string(),
+                group_labels: group_labels.clone(),
+                alerts: std::sync::Arc::new(
+                    ack.iter().chain(res.iter()).map(|a| (*a).clone()).collect(),
+                ),
+                trigger: Vec::new(),
+                resolve: res.iter().map(|a| a.fingerprint.clone()).collect(),
+                acknowledge: ack.iter().map(|a| a.fingerprint.clone()).collect(),
+                at_ms: now,
+            });
         }
         shown.sort_by(|a, b| a.labels.cmp(&b.labels));
         let firing: BTreeSet<String> = shown
@@ -600,7 +654,7 @@ impl AlertEngine {
             .filter(|a| a.state == AlertState::Resolved)
             .map(|a| a.fingerprint.clone())
             .collect();
-        let mut paged_changes: Vec<(String, String, bool)> = Vec::new();
+        let mut paged_changes: Vec<(String, String, bool)> = muted_resolves;
         let mut all: Option<std::sync::Arc<Vec<Alert>>> = None;
         if !shown.is_empty() {
             for integ in self.receivers.get(&receiver).into_iter().flatten() {
@@ -650,6 +704,7 @@ impl AlertEngine {
                         alerts,
                         trigger,
                         resolve,
+                        acknowledge: Vec::new(),
                         at_ms: now,
                     });
                 }
@@ -664,12 +719,19 @@ impl AlertEngine {
                 self.dirty_nflog.insert(log_key);
             }
         }
+        for (fp, integ) in acked_changes {
+            if let Some(a) = self.alerts.get_mut(&fp) {
+                a.acked.insert(integ);
+                self.dirty_alerts.insert(fp);
+            }
+        }
         for (fp, integ, open) in paged_changes {
             if let Some(a) = self.alerts.get_mut(&fp) {
                 if open {
                     a.paged.insert(integ);
                 } else {
                     a.paged.remove(&integ);
+                    a.acked.remove(&integ);
                 }
                 self.dirty_alerts.insert(fp);
             }

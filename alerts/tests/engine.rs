@@ -224,6 +224,38 @@ fn silences_and_inhibition_mute() {
 }
 
 #[test]
+fn silencing_a_paged_alert_acknowledges_it_once() {
+    let mut e = AlertEngine::new(&config());
+    e.ingest(
+        input("p", &[("team", "x"), ("alertname", "Disk")], true, 0),
+        0,
+    );
+    assert_eq!(pd(&e.tick(10 * S)).0, vec!["p".to_string()]);
+    let s = Silence::new(
+        parse_matchers(r#"alertname="Disk""#).unwrap(),
+        20 * S,
+        1000 * S,
+        "me",
+        "on it",
+        20 * S,
+    )
+    .unwrap();
+    e.add_silence(s);
+    let acks = |ns: &[Notification]| -> Vec<String> {
+        ns.iter().flat_map(|n| n.acknowledge.clone()).collect()
+    };
+    assert_eq!(acks(&e.tick(70 * S)), vec!["p".to_string()]);
+    assert!(acks(&e.tick(130 * S)).is_empty(), "acknowledged once");
+    // It recovers under the silence: PagerDuty's incident is still resolved.
+    e.ingest(
+        input("p", &[("team", "x"), ("alertname", "Disk")], false, 1),
+        140 * S,
+    );
+    assert_eq!(pd(&e.tick(190 * S)), (vec![], vec!["p".to_string()]));
+    assert!(pd(&e.tick(250 * S)).1.is_empty(), "resolved once");
+}
+
+#[test]
 fn flapping_alert_pages_once_and_resolves_after_calm() {
     let mut c = config();
     c.flap.window = Duration::from_secs(600);

@@ -1,5 +1,6 @@
 //! PagerDuty Events API v2, as PagerDuty documents it: one `trigger` per
-//! alert when it starts firing and one `resolve` when it recovers, both
+//! alert when it starts firing, one `acknowledge` when someone silences it
+//! after it paged, and one `resolve` when it recovers, all
 //! with `dedup_key` = the alert fingerprint (≤ 255 characters);
 //! `payload.summary` ≤ 1024 characters; severity one of critical, error,
 //! warning, info; the whole event under 512 KB. The routing key is added
@@ -128,6 +129,12 @@ impl Notifier for PagerDuty {
         for fp in &n.resolve {
             out.push(json!({
                 "event_action": "resolve",
+                "dedup_key": dedup_key(fp),
+            }));
+        }
+        for fp in &n.acknowledge {
+            out.push(json!({
+                "event_action": "acknowledge",
                 "dedup_key": dedup_key(fp),
             }));
         }
