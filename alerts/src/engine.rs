@@ -302,8 +302,7 @@ impl AlertEngine {
                 return false;
             }
         } else if !input.firing {
-            // Never seen open: nothing to resolve. Remember the event so an
-            // older "open" replayed after it is ignored.
+            // Never seen open (or forgotten after the retention): nothing to resolve.
             return false;
         }
         if input.firing {

@@ -200,7 +200,7 @@ impl Outbox {
     ) -> Result<(), AlertError> {
         while !stop.load(Ordering::Relaxed) {
             let now = now_ms();
-            let (due, wait_ms) = {
+            let due = {
                 let inner = self.lock();
                 let mut due = Vec::new();
                 let mut wait = 200i64;
@@ -219,9 +219,8 @@ impl Outbox {
                         .wait_timeout(inner, Duration::from_millis(wait.max(1) as u64));
                     continue;
                 }
-                (due, wait)
+                due
             };
-            let _ = wait_ms;
             let mut records = Vec::new();
             let mut outcomes = Vec::new();
             for m in due {
