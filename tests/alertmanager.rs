@@ -69,27 +69,7 @@ fn alertmanager(config: &str) -> Option<Alertmanager> {
 }
 
 fn post(addr: &str, path: &str, body: &Value) -> (u16, String) {
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    (code, body)
+    http_post(addr, path, body).unwrap()
 }
 
 fn now_rfc3339() -> String {

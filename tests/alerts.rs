@@ -10,9 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use pagerduty::Receiver;
-
-const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
+use pagerduty::{KEY, Receiver};
 
 fn config(dir: &Path, estate: &Path, extra: &str) -> std::path::PathBuf {
     let p = dir.join("driftline.toml");
@@ -92,14 +90,7 @@ command = ["sh", "-c", "echo adopting {{resource_id}} && touch {}"]
     );
     let findings = tmp.path().join("findings.jsonl");
     let svc = Service::start_env(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--pagerduty-routing-key-env",
-            "PD_KEY",
-            "--pagerduty-url",
-            &pd.url,
-        ],
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
         &findings,
         &tmp.path().join("run.log"),
         &[("PD_KEY", KEY)],
@@ -260,14 +251,7 @@ fn a_refused_event_is_dead_lettered_and_the_rest_delivered() {
     copy_dir(&common::estate(), &estate);
     let cfg = config(tmp.path(), &estate, "");
     let svc = Service::start_env(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--pagerduty-routing-key-env",
-            "PD_KEY",
-            "--pagerduty-url",
-            &pd.url,
-        ],
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
         &tmp.path().join("findings.jsonl"),
         &tmp.path().join("run.log"),
         &[("PD_KEY", KEY)],
@@ -359,31 +343,18 @@ fn audit_rows(dir: &Path, fingerprint: &str) -> Vec<(String, String, Option<i32>
             .unwrap();
         for b in reader {
             let b = b.unwrap();
-            let at = b
-                .column_by_name("at_ms")
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .clone();
-            let action = b
-                .column_by_name("action")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let actor = b
-                .column_by_name("actor")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let code = b
-                .column_by_name("exit_code")
-                .unwrap()
-                .as_primitive::<Int32Type>()
-                .clone();
-            let fp = b
-                .column_by_name("alert_fingerprint")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
+            let col = |name: &str| b.column_by_name(name).unwrap().clone();
+            let (at, code) = (col("at_ms"), col("exit_code"));
+            let (at, code) = (
+                at.as_primitive::<Int64Type>(),
+                code.as_primitive::<Int32Type>(),
+            );
+            let (action, actor, fp) = (col("action"), col("actor"), col("alert_fingerprint"));
+            let (action, actor, fp) = (
+                action.as_string::<i32>(),
+                actor.as_string::<i32>(),
+                fp.as_string::<i32>(),
+            );
             for i in (0..b.num_rows()).filter(|i| fp.value(*i) == fingerprint) {
                 rows.push((
                     at.value(i),

@@ -480,7 +480,6 @@ fn kill_9_and_a_full_findings_replay_page_exactly_once() {
     let Some(broker) = Broker::start() else {
         return;
     };
-    const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
     let pd = pagerduty::Receiver::start();
     *pd.down.lock().unwrap() = Some(503);
     let tmp = tempfile::tempdir().unwrap();
@@ -512,17 +511,10 @@ fn kill_9_and_a_full_findings_replay_page_exactly_once() {
     let findings = tmp.path().join("findings.jsonl");
     let start = |cfg: &Path, n: u32| {
         Service::start_env(
-            &[
-                "--config",
-                cfg.to_str().unwrap(),
-                "--pagerduty-routing-key-env",
-                "PD_KEY",
-                "--pagerduty-url",
-                &pd.url,
-            ],
+            &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
             &findings,
             &tmp.path().join(format!("run{n}.log")),
-            &[("PD_KEY", KEY)],
+            &[("PD_KEY", pagerduty::KEY)],
         )
     };
     let svc = start(&cfg, 0);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use driftline_pipeline::{DeadLetter, FindingEvent, Store, metrics};
 
 use crate::config::AlertsConfig;
-use crate::engine::{AlertEngine, AlertInput, AlertState, StateChange};
+use crate::engine::{AlertEngine, AlertInput, AlertState, StateChange, integration_id};
 use crate::notify::{Links, Notifier, PagerDuty, Slack, Webhook};
 use crate::outbox::{Backoff, Outbox};
 use crate::remediation::{Proposal, Remediator, hook_for};
@@ -43,7 +43,22 @@ impl Delivery {
     }
 }
 
-/// Reads the secrets the notifiers need from the environment.
+/// A secret the configuration names by environment variable.
+fn secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+    key: String,
+    holds: &str,
+) -> Result<String, AlertError> {
+    env(var)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AlertError::Config {
+            key,
+            reason: format!("environment variable {var} is not set (it holds {holds})"),
+        })
+}
+
+/// The notifiers, by integration id, with the secrets they need from the environment.
 fn build_notifiers(
     cfg: &AlertsConfig,
     env: &dyn Fn(&str) -> Option<String>,
@@ -51,39 +66,32 @@ fn build_notifiers(
     let mut out: HashMap<String, Box<dyn Notifier>> = HashMap::new();
     for (i, r) in cfg.receivers.iter().enumerate() {
         for (j, p) in r.pagerduty_configs.iter().enumerate() {
-            let key = env(&p.routing_key_env)
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| AlertError::Config {
-                    key: format!("alerts.receivers[{i}].pagerduty_configs[{j}].routing_key_env"),
-                    reason: format!(
-                        "environment variable {} is not set (it holds the PagerDuty routing key)",
-                        p.routing_key_env
-                    ),
-                })?;
+            let key = secret(
+                env,
+                &p.routing_key_env,
+                format!("alerts.receivers[{i}].pagerduty_configs[{j}].routing_key_env"),
+                "the PagerDuty routing key",
+            )?;
             out.insert(
-                format!("{}/pagerduty/{j}", r.name),
+                integration_id(&r.name, "pagerduty", j),
                 Box::new(PagerDuty::new(&p.url, key, &p.client)),
             );
         }
         for (j, w) in r.webhook_configs.iter().enumerate() {
             out.insert(
-                format!("{}/webhook/{j}", r.name),
+                integration_id(&r.name, "webhook", j),
                 Box::new(Webhook::new(&w.url, w.max_alerts)),
             );
         }
         for (j, s) in r.slack_configs.iter().enumerate() {
-            let url =
-                env(&s.url_env)
-                    .filter(|k| !k.is_empty())
-                    .ok_or_else(|| AlertError::Config {
-                        key: format!("alerts.receivers[{i}].slack_configs[{j}].url_env"),
-                        reason: format!(
-                            "environment variable {} is not set (it holds the Slack webhook URL)",
-                            s.url_env
-                        ),
-                    })?;
+            let url = secret(
+                env,
+                &s.url_env,
+                format!("alerts.receivers[{i}].slack_configs[{j}].url_env"),
+                "the Slack webhook URL",
+            )?;
             out.insert(
-                format!("{}/slack/{j}", r.name),
+                integration_id(&r.name, "slack", j),
                 Box::new(Slack::new(url, s.channel.clone())),
             );
         }
@@ -190,22 +198,19 @@ impl Alerting {
     pub fn tick(&self, now: i64) -> Result<(), AlertError> {
         let mut e = self.engine();
         let notifications = e.tick(now);
+        let changes = e.drain_changes();
+        if notifications.is_empty() && changes.is_empty() {
+            // The idle tick (every poll): nothing to render, count or log.
+            return Ok(());
+        }
         let mut messages = Vec::new();
-        let mut firing = Vec::new();
         for n in &notifications {
             if let Some(notifier) = self.notifiers.get(&n.integration.id) {
                 for body in notifier.render(n, &self.links) {
                     messages.push((n.integration.id.clone(), body));
                 }
             }
-            firing.extend(
-                n.alerts
-                    .iter()
-                    .filter(|a| a.state == AlertState::Firing)
-                    .cloned(),
-            );
         }
-        let changes = e.drain_changes();
         let (p, f, r) = e.counts();
         for (state, n) in [("pending", p), ("firing", f), ("resolved", r)] {
             metrics().alerts.with_label_values(&[state]).set(n as i64);
@@ -224,7 +229,7 @@ impl Alerting {
         records.extend(prepared.iter().cloned().map(Record::Enqueued));
         self.journal.append(&records)?;
         self.outbox.push(prepared);
-        if self.journal.lines() > 10_000 + 4 * (e.active_alerts().count() + self.outbox.pending()) {
+        if self.journal.lines() > 10_000 + 4 * (e.len() + self.outbox.pending()) {
             let mut snap: Vec<Record> = e.snapshot().into_iter().map(Record::Engine).collect();
             snap.extend(self.outbox.snapshot());
             snap.extend(
@@ -238,19 +243,21 @@ impl Alerting {
         drop(e);
         // Remediation proposals for alerts that were just notified firing.
         let mut rem = self.remediator();
-        if !rem.is_empty() {
-            for fp in resolved {
-                rem.on_resolved(&fp);
-            }
-            let mut recs = Vec::new();
-            for a in firing {
-                for p in rem.on_firing(&a)? {
+        if rem.is_empty() {
+            return Ok(());
+        }
+        for fp in resolved {
+            rem.on_resolved(&fp);
+        }
+        let mut recs = Vec::new();
+        for n in &notifications {
+            for a in n.alerts.iter().filter(|a| a.state == AlertState::Firing) {
+                for p in rem.on_firing(a)? {
                     recs.push(Record::Proposal(Box::new(p)));
                 }
             }
-            self.journal.append(&recs)?;
         }
-        Ok(())
+        self.journal.append(&recs)
     }
 
     pub fn add_silence(&self, s: Silence) -> Result<(), AlertError> {

@@ -111,6 +111,11 @@ pub struct Integration {
     pub send_resolved: bool,
 }
 
+/// `{receiver}/{kind}/{index}`, e.g. `oncall/pagerduty/0`.
+pub fn integration_id(receiver: &str, kind: &str, index: usize) -> String {
+    format!("{receiver}/{kind}/{index}")
+}
+
 impl Integration {
     /// PagerDuty gets one event per alert (dedup_key = fingerprint); the
     /// others get one message per group.
@@ -225,7 +230,7 @@ impl AlertEngine {
             let mut list = Vec::new();
             let mut push = |kind, name: &str, index, send_resolved| {
                 list.push(Integration {
-                    id: format!("{}/{name}/{index}", r.name),
+                    id: integration_id(&r.name, name, index),
                     kind,
                     index,
                     send_resolved,
@@ -803,6 +808,15 @@ impl AlertEngine {
     /// Alerts that are pending or firing (or resolved, not yet notified).
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values().filter(|a| !a.done)
+    }
+
+    /// Alerts held, resolved ones kept as replay guards included.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {

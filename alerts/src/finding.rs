@@ -13,8 +13,7 @@ use crate::labels::Labels;
 pub fn alert_name(detector: &str, class: &str) -> String {
     let mut s = String::new();
     for part in [detector, class] {
-        for (i, word) in part.split(['_', '-']).enumerate() {
-            let _ = i;
+        for word in part.split(['_', '-']) {
             let mut cs = word.chars();
             if let Some(c) = cs.next() {
                 s.extend(c.to_uppercase());

@@ -68,12 +68,32 @@ pub fn free_port() -> u16 {
 
 /// A plain HTTP GET; returns (status, body).
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path, None)
+}
+
+/// A plain HTTP POST of JSON; returns (status, body).
+pub fn http_post(
+    addr: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> std::io::Result<(u16, String)> {
+    http(addr, "POST", path, Some(body))
+}
+
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;

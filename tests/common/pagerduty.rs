@@ -32,6 +32,21 @@ pub struct Receiver {
     pub down: Arc<Mutex<Option<u16>>>,
 }
 
+/// A well-formed (32-character) routing key the tests page with.
+pub const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
+
+/// `driftline run` flags: this config, paging this receiver with `PD_KEY`.
+pub fn run_args<'a>(config: &'a str, url: &'a str) -> [&'a str; 6] {
+    [
+        "--config",
+        config,
+        "--pagerduty-routing-key-env",
+        "PD_KEY",
+        "--pagerduty-url",
+        url,
+    ]
+}
+
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
 /// Checks an event against the Events API v2 documentation.
