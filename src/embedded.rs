@@ -17,7 +17,48 @@ use driftline_pipeline::{Collected, Record, Topic, TypeTable, format_epoch_ms};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use driftline_collectors::aws_config::api::AwsConfigSettings;
+use driftline_collectors::aws_config::live::AwsConfigApiCollector;
+use driftline_collectors::terraform::backends::StateLocation;
+use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
+
 use crate::IdentityArgs;
+
+/// True for inputs that are not local paths: remote Terraform state
+/// (`s3://…`, `http(s)://…`) or the live AWS Config API (`aws-config…`).
+pub fn is_remote(s: &str) -> bool {
+    StateLocation::parse(s).is_some()
+        || AwsConfigApiCollector::settings_from_spec(s, &AwsConfigSettings::default()).is_some()
+}
+
+/// Local state paths and remote state locations.
+pub fn split_state(inputs: &[String]) -> anyhow::Result<(Vec<String>, Vec<StateLocation>)> {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for i in inputs {
+        match StateLocation::parse(i) {
+            Some(loc) => remote.push(loc.map_err(|e| anyhow::anyhow!(e))?),
+            None => local.push(i.clone()),
+        }
+    }
+    Ok((local, remote))
+}
+
+/// Local observed paths, and one API collector's settings per `aws-config…`.
+pub fn split_observed(
+    inputs: &[String],
+    base: &AwsConfigSettings,
+) -> (Vec<String>, Vec<AwsConfigSettings>) {
+    let mut local = Vec::new();
+    let mut live = Vec::new();
+    for i in inputs {
+        match AwsConfigApiCollector::settings_from_spec(i, base) {
+            Some(s) => live.push(s),
+            None => local.push(i.clone()),
+        }
+    }
+    (local, live)
+}
 
 pub struct ScanInputs {
     pub state: Vec<String>,
@@ -62,8 +103,9 @@ fn terraform_config(
     account: Option<String>,
     region: Option<String>,
     types: Arc<TypeTable>,
+    salt: Salt,
 ) -> TerraformConfig {
-    let mut cfg = TerraformConfig::new(types, Salt::from_env_or_random());
+    let mut cfg = TerraformConfig::new(types, salt);
     cfg.files = files;
     cfg.default_account = account;
     cfg.default_region = region;
@@ -74,20 +116,29 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
     let types = Arc::new(mappings.type_table());
     let ignore = load_driftignore(inputs.driftignore.as_deref())?;
-    let (state_files, state_errs) = expand_inputs(&inputs.state, terraform::is_state_file);
-    let (observed_files, observed_errs) = expand_inputs(&inputs.observed, aws_config::is_item_file);
+    let (local_state, remote_state) = split_state(&inputs.state)?;
+    let (local_observed, live) = split_observed(&inputs.observed, &AwsConfigSettings::default());
+    for s in &live {
+        s.validate("--observed")
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    }
+    let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
+    let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
     errors.extend(observed_errs.into_iter().map(SourceError::from));
 
+    // One salt for every state this run reads, so hashed secrets compare.
+    let salt = Salt::from_env_or_random();
     let tf = TerraformCollector::new(terraform_config(
         state_files,
         inputs.account.clone(),
         inputs.region.clone(),
         types.clone(),
+        salt.clone(),
     ));
     let observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
         files: observed_files,
-        types,
+        types: types.clone(),
     });
     let collectors: [&dyn Collector; 2] = [&tf, &observed];
 
@@ -117,6 +168,31 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     });
     bar.finish_and_clear();
     let mut notes = Vec::new();
+    // Remote sources: state backends and the AWS Config API, read once.
+    if !remote_state.is_empty() {
+        let tf = terraform_config(
+            Vec::new(),
+            inputs.account.clone(),
+            inputs.region.clone(),
+            types.clone(),
+            salt,
+        );
+        let mut w = WatchCollector::new(WatchConfig {
+            paths: Vec::new(),
+            remote: remote_state,
+            source: WatchSource::State(Box::new(tf)),
+            interval: std::time::Duration::ZERO,
+        });
+        let r = w.poll_once(&bus);
+        errors.extend(r.errors);
+        notes.extend(r.notes);
+    }
+    for settings in live {
+        let api = AwsConfigApiCollector::new(settings, types.clone())?;
+        let r = api.collect(&bus, &progress);
+        errors.extend(r.errors);
+        notes.extend(r.notes);
+    }
     for (c, r) in collectors.iter().zip(reports) {
         tracing::info!(
             collector = c.name(),
@@ -184,6 +260,7 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
         id.account.clone(),
         id.region.clone(),
         Arc::new(mappings.type_table()),
+        Salt::from_env_or_random(),
     );
     let mut rows = Vec::new();
     for f in &files {

@@ -60,6 +60,12 @@ enum Command {
     },
     /// Show an alert's remediation proposals; `--approve` runs them.
     Remediate(oncall::RemediateArgs),
+    /// Validate a driftline.toml (and the mappings and .driftignore it
+    /// names) without running anything; errors name the key.
+    Check {
+        #[arg(long, default_value = "driftline.toml")]
+        config: PathBuf,
+    },
     /// Scan the example estate shipped in examples/estate.
     Demo {
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -96,10 +102,16 @@ struct IdentityArgs {
 
 #[derive(Args)]
 struct ScanArgs {
-    /// Terraform state files, directories or globs.
+    /// Terraform state: files, directories, globs, `s3://BUCKET/KEY` (S3
+    /// backend, every workspace under env:/) or `https://…` (HTTP backend;
+    /// basic auth from TF_HTTP_USERNAME / TF_HTTP_PASSWORD).
     #[arg(long, required = true, num_args = 1..)]
     state: Vec<String>,
-    /// AWS Config item / notification / history files or directories.
+    /// AWS Config: item / notification / history files or directories, or
+    /// the live API: `aws-config` (the environment's region),
+    /// `aws-config:REGION,REGION` or `aws-config-aggregator:NAME`. The
+    /// standard AWS environment applies (AWS_REGION, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL, credentials), as in the AWS CLI.
     #[arg(long, required = true, num_args = 1..)]
     observed: Vec<String>,
     /// A .driftignore file (driftctl syntax).
@@ -217,6 +229,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Silence { command } => oncall::silence(command),
         Command::Remediate(args) => oncall::remediate(args),
         Command::Run(args) => service::run(args),
+        Command::Check { config } => service::check(&config),
         Command::Demo { output } => {
             let estate = embedded::demo_estate()?;
             let inputs = ScanInputs {

@@ -55,6 +55,15 @@ impl TypeTable {
         self.canonical.contains_key(&t.to_ascii_lowercase())
     }
 
+    /// Every mapped Config type, canonical spelling, sorted: what a live
+    /// inventory asks AWS Config for when no types are configured.
+    pub fn config_types(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.canonical.values().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     pub fn len(&self) -> usize {
         self.by_tf.len()
     }

@@ -18,6 +18,19 @@ pub use bus::{
 };
 pub use identity::{Arn, TypeIdentity, TypeTable};
 pub use metrics::metrics;
+
+/// The shared outbound HTTP client: timeouts so a hung peer cannot stall a
+/// stage, and rustls with ring (no second TLS stack).
+pub fn http_client() -> reqwest::blocking::Client {
+    // Several crates may race to install it; any installed provider will do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .user_agent(concat!("driftline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
 pub use model::{
     AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
     FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub outbox_messages: IntGaugeVec,
     /// Remediation hook actions, by hook and action (proposed, approved, run).
     pub remediations: IntCounterVec,
+    /// Cloud API calls the collectors made, by API, operation, region and
+    /// outcome (ok, throttled, error): what a scan costs in API quota.
+    pub cloud_api_calls: IntCounterVec,
+    /// Time collectors waited for their client-side request budget.
+    pub cloud_api_budget_wait: IntCounterVec,
+    /// State sources read (S3 objects, HTTP backends), by backend and outcome
+    /// (read, unchanged, error).
+    pub state_reads: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -130,6 +138,21 @@ impl Metrics {
                 "driftline_remediation_actions_total",
                 "Remediation hook actions, by hook and action.",
                 &["hook", "action"],
+            ),
+            cloud_api_calls: counter(
+                "driftline_cloud_api_calls_total",
+                "Cloud API calls made by collectors.",
+                &["api", "operation", "region", "outcome"],
+            ),
+            cloud_api_budget_wait: counter(
+                "driftline_cloud_api_budget_wait_milliseconds_total",
+                "Time collectors waited for their client-side API request budget.",
+                &["api", "region"],
+            ),
+            state_reads: counter(
+                "driftline_state_reads_total",
+                "Remote Terraform state reads, by backend and outcome.",
+                &["backend", "outcome"],
             ),
             registry: r,
         }

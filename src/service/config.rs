@@ -22,6 +22,9 @@ pub struct ServiceConfig {
     pub alerts: driftline_alerts::AlertsConfig,
     /// Notification retry timing.
     pub alerts_delivery: DeliverySection,
+    /// The live AWS Config API, used when `watch.observed` names
+    /// `aws-config` (see README, "Reading AWS for real").
+    pub aws_config: driftline_collectors::aws_config::api::AwsConfigSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +59,7 @@ impl Default for ServiceConfig {
             findings: FindingsSection::default(),
             alerts: driftline_alerts::AlertsConfig::default(),
             alerts_delivery: DeliverySection::default(),
+            aws_config: Default::default(),
         }
     }
 }
@@ -135,9 +139,12 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchSection {
-    /// Folders (or files) of Terraform state.
+    /// Terraform state: folders, files, `s3://BUCKET/KEY` (S3 backend, all
+    /// workspaces) or `https://…` (HTTP backend).
     pub state: Vec<PathBuf>,
-    /// Folders (or files) of AWS Config items and notifications.
+    /// AWS Config: folders or files of items and notifications, or
+    /// `aws-config` / `aws-config:REGION,…` / `aws-config-aggregator:NAME`
+    /// (the live API, set up in `[aws_config]`).
     pub observed: Vec<PathBuf>,
     pub interval_ms: u64,
     /// Account and region for declared resources that name none.
@@ -181,7 +188,7 @@ impl ServiceConfig {
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
+            if p.is_relative() && !crate::embedded::is_remote(&p.to_string_lossy()) {
                 *p = base.join(&*p);
             }
         };
@@ -214,6 +221,17 @@ impl ServiceConfig {
             && self.watch.observed.is_empty()
         {
             return Err("the collect role needs watch.state or watch.observed folders".into());
+        }
+        self.aws_config
+            .validate("aws_config")
+            .map_err(|e| e.to_string())?;
+        for (i, p) in self.watch.state.iter().enumerate() {
+            let s = p.to_string_lossy();
+            if let Some(Err(e)) =
+                driftline_collectors::terraform::backends::StateLocation::parse(&s)
+            {
+                return Err(format!("watch.state[{i}]: {e}"));
+            }
         }
         // [alerts] is checked once the quick-start flags are in (`run`
         // adds receivers), by `Alerting::open`.

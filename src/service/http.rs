@@ -17,12 +17,19 @@ pub struct Health {
     pub ready: Vec<Arc<AtomicBool>>,
 }
 
-pub fn router(health: Arc<Health>, api: Option<super::api::Api>) -> Router {
+pub fn router(
+    health: Arc<Health>,
+    api: Option<super::api::Api>,
+    inbox: Option<super::notify_in::Inbox>,
+) -> Router {
     let live = health.clone();
-    let base = match api {
+    let mut base = match api {
         Some(api) => super::api::router(api),
         None => Router::new(),
     };
+    if let Some(inbox) = inbox {
+        base = base.merge(super::notify_in::router(inbox));
+    }
     base.route(
         "/metrics",
         get(|| async {

@@ -9,6 +9,7 @@ mod api;
 pub mod config;
 mod detect;
 mod http;
+mod notify_in;
 mod sink;
 mod stage;
 
@@ -21,6 +22,8 @@ use std::time::Duration;
 use anyhow::Context;
 use driftline_alerts::Alerting;
 use driftline_alerts::outbox::Backoff;
+use driftline_collectors::aws_config::live::AwsConfigApiCollector;
+use driftline_collectors::aws_config::notifications::NotificationReceiver;
 use driftline_collectors::terraform::{Salt, TerraformConfig};
 use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
 use driftline_detectors::StreamingDrift;
@@ -44,6 +47,14 @@ pub struct RunArgs {
     /// Folders of AWS Config items / notifications to watch.
     #[arg(long, num_args = 1..)]
     pub watch_observed: Vec<PathBuf>,
+    /// Terraform state to watch, as `scan --state` takes it: folders,
+    /// `s3://BUCKET/KEY`, `https://…`.
+    #[arg(long, num_args = 1..)]
+    pub state: Vec<String>,
+    /// What the cloud runs, as `scan --observed` takes it: folders,
+    /// `aws-config[:REGION,…]`, `aws-config-aggregator:NAME`.
+    #[arg(long, num_args = 1..)]
+    pub observed: Vec<String>,
     /// Where the embedded store keeps its tables [default: ./driftline-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -75,6 +86,12 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     };
     cfg.watch.state.extend(args.watch_state);
     cfg.watch.observed.extend(args.watch_observed);
+    cfg.watch
+        .state
+        .extend(args.state.into_iter().map(PathBuf::from));
+    cfg.watch
+        .observed
+        .extend(args.observed.into_iter().map(PathBuf::from));
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
     }
@@ -146,6 +163,24 @@ fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
     }
 }
 
+/// `driftline check`: everything `run` would refuse, without running.
+pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = ServiceConfig::load(path)?;
+    crate::embedded::load_mappings(cfg.drift.mappings.as_deref())?;
+    crate::embedded::load_driftignore(cfg.drift.driftignore.as_deref())?;
+    cfg.alerts
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: alerts.{e}", path.display()))?;
+    println!(
+        "{}: ok (roles {:?}; state {:?}; observed {:?})",
+        path.display(),
+        cfg.roles,
+        cfg.watch.state,
+        cfg.watch.observed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = settle(args)?;
     let bus = make_bus(&cfg)?;
@@ -202,26 +237,60 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     };
 
+    // The first live AWS Config collector also completes oversized
+    // notifications.
+    let mut completer: Option<Arc<AwsConfigApiCollector>> = None;
     if cfg.roles.contains(&Role::Collect) {
         let salt = Salt::from_env_or_random();
         let interval = Duration::from_millis(cfg.watch.interval_ms.max(10));
         let mut watchers = Vec::new();
-        if !cfg.watch.state.is_empty() {
+        let strings = |v: &[PathBuf]| -> Vec<String> {
+            v.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+        };
+        let (local_state, remote_state) = crate::embedded::split_state(&strings(&cfg.watch.state))?;
+        if !local_state.is_empty() || !remote_state.is_empty() {
             let mut tf = TerraformConfig::new(types.clone(), salt);
             tf.default_account = cfg.watch.account.clone();
             tf.default_region = cfg.watch.region.clone();
             watchers.push(WatchCollector::new(WatchConfig {
-                paths: cfg.watch.state.clone(),
+                paths: local_state.into_iter().map(PathBuf::from).collect(),
+                remote: remote_state,
                 source: WatchSource::State(Box::new(tf)),
                 interval,
             }));
         }
-        if !cfg.watch.observed.is_empty() {
+        let (local_observed, live) =
+            crate::embedded::split_observed(&strings(&cfg.watch.observed), &cfg.aws_config);
+        if !local_observed.is_empty() {
             watchers.push(WatchCollector::new(WatchConfig {
-                paths: cfg.watch.observed.clone(),
+                paths: local_observed.into_iter().map(PathBuf::from).collect(),
+                remote: Vec::new(),
                 source: WatchSource::Observed(types.clone()),
                 interval,
             }));
+        }
+        for settings in live {
+            let api = Arc::new(AwsConfigApiCollector::new(settings, types.clone())?);
+            let sink = BusSink::new(bus.producer()?);
+            // The full inventory before detection starts, as for folders.
+            let first = api.poll_once(&sink);
+            for e in &first.errors {
+                tracing::warn!(collector = "aws_config", error = %e, "AWS Config");
+            }
+            tracing::info!(
+                collector = "aws_config",
+                published = first.published,
+                "first inventory published"
+            );
+            completer.get_or_insert_with(|| api.clone());
+            let stop = stop.clone();
+            spawn(
+                "collect-aws-config".into(),
+                Box::new(move || {
+                    api.run(&sink, &stop);
+                    Ok(())
+                }),
+            );
         }
         for mut w in watchers {
             let sink = BusSink::new(bus.producer()?);
@@ -271,6 +340,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let (bus, stop) = (bus.clone(), stop.clone());
         spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
     }
+    let inbox = if cfg.aws_config.notifications.enabled {
+        Some(notify_in::Inbox {
+            receiver: Arc::new(NotificationReceiver::new(
+                cfg.aws_config.notifications.clone(),
+                types.clone(),
+                completer.clone(),
+            )),
+            sink: Arc::new(BusSink::new(bus.producer()?)),
+        })
+    } else {
+        None
+    };
     let mut api = None;
     if let Some((alerting, delivery)) = alerting {
         let ready = Arc::new(AtomicBool::new(false));
@@ -336,7 +417,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
             tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
-            let app = http::router(health.clone(), api.clone());
+            let app = http::router(health.clone(), api.clone(), inbox.clone());
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -146,17 +146,8 @@ fn cut(text: &str, max: usize) -> String {
     s
 }
 
-/// The shared HTTP client: timeouts so a hung peer cannot stall delivery.
-pub fn http_client() -> reqwest::blocking::Client {
-    // Several crates may race to install it; any installed provider will do.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("driftline/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::blocking::Client::new())
-}
+/// The shared HTTP client (one for the whole process's outbound calls).
+pub use driftline_pipeline::http_client;
 
 #[cfg(test)]
 mod tests {

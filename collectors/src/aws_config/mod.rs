@@ -1,7 +1,12 @@
-//! Observed state from AWS Config, read from files for now: configuration
-//! items, change notifications (SNS / EventBridge / Config rule events),
-//! history and snapshot files, batch-get and select outputs.
+//! Observed state from AWS Config: configuration items, change
+//! notifications (SNS / EventBridge / Config rule events), history and
+//! snapshot files, batch-get and select outputs — read from files, from the
+//! live API (`live`), or pushed to the notification endpoint
+//! (`notifications`). Every path ends in the one loader, `normalise`.
 
+pub mod api;
+pub mod live;
+pub mod notifications;
 mod shapes;
 mod time;
 
@@ -174,6 +179,20 @@ pub fn tags_to_map(v: &Value) -> Map<String, Value> {
     }
 }
 
+/// S3 buckets carry their tags in a supplementary document, which is all a
+/// BatchGetResourceConfig item has of them.
+fn bucket_tags(supplementary: &Value) -> Option<Map<String, Value>> {
+    let sets = supplementary
+        .get("BucketTaggingConfiguration")?
+        .get("tagSets")?
+        .as_array()?;
+    let mut tags = Map::new();
+    for set in sets {
+        tags.extend(tags_to_map(set.get("tags")?));
+    }
+    Some(tags)
+}
+
 /// Select outputs leave `resourceType` out when it was not selected: tell
 /// it from the configuration's own fields.
 fn infer_type(conf: &Value, resource_id: Option<&str>) -> Option<(&'static str, Option<String>)> {
@@ -200,7 +219,11 @@ fn infer_type(conf: &Value, resource_id: Option<&str>) -> Option<(&'static str, 
     }
 }
 
-fn normalise(found: Found, source: &str, types: &TypeTable) -> Result<ObservedResource, String> {
+pub(crate) fn normalise(
+    found: Found,
+    source: &str,
+    types: &TypeTable,
+) -> Result<ObservedResource, String> {
     let (mut m, select, summary_only) = match found {
         Found::Item(m) => (m, false, false),
         Found::SelectRow(m) => (m, true, false),
@@ -285,6 +308,7 @@ fn normalise(found: Found, source: &str, types: &TypeTable) -> Result<ObservedRe
             .get("tags")
             .or_else(|| configuration.get("Tags"))
             .map(tags_to_map)
+            .or_else(|| bucket_tags(&supplementary))
             .unwrap_or_default(),
     };
     Ok(ObservedResource {

@@ -5,6 +5,7 @@
 //! `TerraformCollector` does that for many files in parallel and publishes
 //! the instances onto `driftline.declared`.
 
+pub mod backends;
 mod flatmap;
 mod secrets;
 mod state;

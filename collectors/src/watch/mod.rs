@@ -7,17 +7,21 @@
 //!
 //! Folders are polled rather than watched with inotify: it works the same
 //! on every filesystem (NFS, bind mounts, Kubernetes volumes) and a pass
-//! over an unchanged folder costs one `stat` per file.
+//! over an unchanged folder costs one `stat` per file. Remote Terraform
+//! state (S3, HTTP backend) is watched the same way: a listing stamps each
+//! object (its ETag), and a state whose `serial` and `lineage` did not
+//! change is not parsed again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use driftline_pipeline::{Record, RecordSink, Topic, TypeTable, metrics};
 
+use crate::terraform::backends::{Backends, Lineage, StateLocation, peek_lineage};
 use crate::terraform::{self, TerraformConfig};
 use crate::{CollectReport, SourceError, aws_config, expand_inputs};
 
@@ -33,6 +37,8 @@ pub enum WatchSource {
 pub struct WatchConfig {
     /// Folders (or single files) to watch.
     pub paths: Vec<PathBuf>,
+    /// Remote Terraform state (only with `WatchSource::State`).
+    pub remote: Vec<StateLocation>,
     pub source: WatchSource,
     /// Time between passes.
     pub interval: Duration,
@@ -43,25 +49,45 @@ pub struct WatchConfig {
 type FileRecords = HashMap<String, (i64, u64, Record)>;
 
 struct FileState {
-    stamp: (SystemTime, u64),
+    stamp: u64,
     records: FileRecords,
+    /// The state's serial and lineage, when it is a Terraform state.
+    lineage: Option<Lineage>,
+}
+
+/// A source to read: a local file, or a listed remote object.
+struct Listed {
+    id: String,
+    stamp: u64,
+    path: Option<PathBuf>,
 }
 
 /// A collector that keeps publishing what changes in its folders.
 pub struct WatchCollector {
     cfg: WatchConfig,
-    files: BTreeMap<PathBuf, FileState>,
+    files: BTreeMap<String, FileState>,
     /// Files whose latest version failed to load, with that version's stamp.
-    failed: HashMap<PathBuf, (SystemTime, u64)>,
+    failed: HashMap<String, u64>,
+    /// Clients for remote state, built on first use.
+    backends: Option<Backends>,
     /// key → content hash of what is on the bus.
     published: HashMap<String, u64>,
     /// The last publish failed: try again on the next pass.
     retry: bool,
 }
 
-fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
+fn stamp(p: &Path) -> Option<u64> {
     let m = p.metadata().ok()?;
-    Some((m.modified().ok()?, m.len()))
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (m.modified().ok()?, m.len()).hash(&mut h);
+    Some(h.finish())
+}
+
+/// What loading one source gave.
+enum Loaded {
+    Records(FileRecords, Vec<String>, Option<Lineage>),
+    /// A remote state whose serial and lineage are the ones already read.
+    Unchanged,
 }
 
 fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
@@ -76,6 +102,7 @@ impl WatchCollector {
             cfg,
             files: BTreeMap::new(),
             failed: HashMap::new(),
+            backends: None,
             published: HashMap::new(),
             retry: false,
         }
@@ -95,7 +122,9 @@ impl WatchCollector {
         }
     }
 
-    fn list(&self) -> (Vec<PathBuf>, Vec<SourceError>) {
+    /// What to read, what could not be listed, and the id prefixes of
+    /// remote locations that could not be listed.
+    fn list(&mut self) -> (Vec<Listed>, Vec<SourceError>, Vec<String>) {
         let inputs: Vec<String> = self
             .cfg
             .paths
@@ -106,15 +135,77 @@ impl WatchCollector {
             WatchSource::State(_) => expand_inputs(&inputs, terraform::is_state_file),
             WatchSource::Observed(_) => expand_inputs(&inputs, aws_config::is_item_file),
         };
-        (files, errs.into_iter().map(Into::into).collect())
+        let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
+        let mut listed: Vec<Listed> = files
+            .into_iter()
+            .filter_map(|p| {
+                Some(Listed {
+                    id: p.display().to_string(),
+                    stamp: stamp(&p)?,
+                    path: Some(p),
+                })
+            })
+            .collect();
+        if !self.cfg.remote.is_empty() && self.backends.is_none() {
+            match Backends::new() {
+                Ok(b) => self.backends = Some(b),
+                Err(e) => errors.push(SourceError {
+                    source: "state backends".into(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let mut unreachable = Vec::new();
+        if let Some(b) = self.backends.as_mut() {
+            for loc in &self.cfg.remote {
+                match b.list(loc) {
+                    Ok(objects) => listed.extend(objects.into_iter().map(|o| Listed {
+                        id: o.id,
+                        stamp: o.stamp,
+                        path: None,
+                    })),
+                    Err(e) => {
+                        errors.push(e);
+                        unreachable.push(match loc {
+                            StateLocation::S3 { bucket, .. } => format!("s3://{bucket}/"),
+                            StateLocation::Http { url } => url.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        (listed, errors, unreachable)
     }
 
-    fn load(&self, path: &Path) -> Result<(FileRecords, Vec<String>), SourceError> {
+    fn load(&self, item: &Listed) -> Result<Loaded, SourceError> {
         let mut out = HashMap::new();
         let mut notes = Vec::new();
+        let mut lineage = None;
         match &self.cfg.source {
             WatchSource::State(cfg) => {
-                let state = terraform::load_state(path, cfg).map_err(SourceError::from)?;
+                let state = match &item.path {
+                    Some(path) => terraform::load_state(path, cfg).map_err(SourceError::from)?,
+                    None => {
+                        let backends = self.backends.as_ref().ok_or_else(|| SourceError {
+                            source: item.id.clone(),
+                            reason: "no state backend client".into(),
+                        })?;
+                        let (bytes, version) = backends.fetch(&item.id)?;
+                        lineage = peek_lineage(&bytes);
+                        if lineage.is_some()
+                            && self.files.get(&item.id).and_then(|f| f.lineage.as_ref())
+                                == lineage.as_ref()
+                        {
+                            return Ok(Loaded::Unchanged);
+                        }
+                        let source = match version {
+                            Some(v) => format!("{}?versionId={v}", item.id),
+                            None => item.id.clone(),
+                        };
+                        terraform::load_state_bytes(&bytes, &source, cfg)
+                            .map_err(SourceError::from)?
+                    }
+                };
                 notes.extend(state.warnings);
                 for mut d in state.resources {
                     let (key, _) = driftline_pipeline::codec::declared_key(&d);
@@ -126,13 +217,14 @@ impl WatchCollector {
                 }
             }
             WatchSource::Observed(types) => {
+                let path = item.path.as_deref().unwrap_or(Path::new(&item.id));
                 let loaded = aws_config::load_file(path, types).map_err(SourceError::from)?;
                 if let Some(why) = loaded.skipped {
                     notes.push(format!("skipped: {why}"));
                 }
                 if let Some(reason) = loaded.item_errors.into_iter().next() {
                     return Err(SourceError {
-                        source: path.display().to_string(),
+                        source: item.id.clone(),
                         reason,
                     });
                 }
@@ -150,44 +242,62 @@ impl WatchCollector {
                 }
             }
         }
-        Ok((out, notes))
+        Ok(Loaded::Records(out, notes, lineage))
     }
 
     /// One pass: re-reads changed files and publishes what changed.
     pub fn poll_once(&mut self, out: &dyn RecordSink) -> CollectReport {
         let mut report = CollectReport::default();
-        let (paths, list_errors) = self.list();
+        let (listed, list_errors, unreachable) = self.list();
         report.errors.extend(list_errors);
         let mut dirty = false;
-        let present: std::collections::HashSet<&PathBuf> = paths.iter().collect();
+        let present: std::collections::HashSet<&str> =
+            listed.iter().map(|l| l.id.as_str()).collect();
         let before = self.files.len();
-        self.files.retain(|p, _| present.contains(p));
-        self.failed.retain(|p, _| present.contains(p));
+        // A remote location that failed to list keeps its records (a
+        // network blip is not a deletion).
+        self.files.retain(|p, _| {
+            present.contains(p.as_str()) || unreachable.iter().any(|u| p.starts_with(u))
+        });
+        self.failed.retain(|p, _| present.contains(p.as_str()));
         dirty |= self.files.len() != before;
         let files_read = &metrics().files_read;
-        for path in &paths {
-            let Some(st) = stamp(path) else { continue };
-            if self.files.get(path).is_some_and(|f| f.stamp == st)
-                || self.failed.get(path) == Some(&st)
+        for item in &listed {
+            if self
+                .files
+                .get(&item.id)
+                .is_some_and(|f| f.stamp == item.stamp)
+                || self.failed.get(&item.id) == Some(&item.stamp)
             {
                 continue;
             }
-            match self.load(path) {
-                Ok((records, notes)) => {
+            match self.load(item) {
+                Ok(Loaded::Unchanged) => {
+                    if let Some(f) = self.files.get_mut(&item.id) {
+                        f.stamp = item.stamp;
+                    }
+                    tracing::debug!(source = %item.id, "same serial and lineage; not parsed again");
+                }
+                Ok(Loaded::Records(records, notes, lineage)) => {
                     files_read.with_label_values(&[self.name(), "ok"]).inc();
-                    let source = path.display().to_string();
                     report
                         .notes
-                        .extend(notes.into_iter().map(|n| format!("{source}: {n}")));
-                    self.failed.remove(path);
-                    self.files
-                        .insert(path.clone(), FileState { stamp: st, records });
+                        .extend(notes.into_iter().map(|n| format!("{}: {n}", item.id)));
+                    self.failed.remove(&item.id);
+                    self.files.insert(
+                        item.id.clone(),
+                        FileState {
+                            stamp: item.stamp,
+                            records,
+                            lineage,
+                        },
+                    );
                     dirty = true;
                 }
                 Err(e) => {
                     files_read.with_label_values(&[self.name(), "error"]).inc();
                     tracing::warn!(collector = self.name(), error = %e, "cannot read; keeping its previous records");
-                    self.failed.insert(path.clone(), st);
+                    self.failed.insert(item.id.clone(), item.stamp);
                     report.errors.push(e);
                 }
             }

@@ -11,6 +11,7 @@ fn state_watcher(dir: &Path) -> WatchCollector {
     let types = Arc::new(TypeTable::default());
     WatchCollector::new(WatchConfig {
         paths: vec![dir.to_path_buf()],
+        remote: Vec::new(),
         source: WatchSource::State(Box::new(TerraformConfig::new(
             types,
             Salt::from_env_or_random(),

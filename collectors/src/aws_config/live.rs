@@ -1,0 +1,773 @@
+//! The live AWS Config collector. A pass, per region (or per aggregator):
+//!
+//! 1. `ListDiscoveredResources` for each resource type, every page;
+//! 2. `BatchGetResourceConfig` in batches of 100, retrying the
+//!    `unprocessedResourceKeys` AWS hands back;
+//! 3. a resource whose item changed since the last pass (capture time, or
+//!    content) is completed with `GetResourceConfigHistory` since its last
+//!    capture time — the full item, with tags and relationships;
+//! 4. only new and changed items are published; a resource the listing no
+//!    longer holds is published as `ResourceDeleted`.
+//!
+//! So a full inventory of N resources costs about N/100 batch calls plus
+//! the list pages, and an incremental pass adds one call per changed
+//! resource. A region that fails (access denied, throttled past the
+//! retries, no recorder) is reported and skipped; the others go on.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_config::Client;
+use aws_sdk_config::primitives::DateTime;
+use aws_sdk_config::types::{
+    AggregateResourceIdentifier, BaseConfigurationItem, ConfigurationItem, ResourceKey,
+    ResourceType,
+};
+use driftline_pipeline::{ConfigStatus, ObservedResource, Record, RecordSink, Topic, TypeTable};
+use serde_json::{Map, Value, json};
+
+use super::api::{self, ApiError, AwsConfigSettings, Budget};
+use super::shapes::Found;
+use crate::{CollectReport, Collector, ProgressFn, SourceError};
+
+/// Items per BatchGet call (the API's maximum).
+const BATCH: usize = 100;
+/// Rounds of retrying unprocessed keys before giving up on them.
+const UNPROCESSED_ROUNDS: usize = 5;
+
+/// Where one scope's items come from.
+enum Scope {
+    Region,
+    Aggregator(String),
+}
+
+/// One region's (or one aggregator's) client and its request budget.
+struct Target {
+    /// `us-east-1`, or `aggregator:NAME`.
+    label: String,
+    region: String,
+    scope: Scope,
+    client: Client,
+    budget: Arc<Budget>,
+}
+
+/// What the last pass saw of one resource.
+struct Seen {
+    /// Hash of the batch-get view (what the next pass compares with).
+    base_hash: u64,
+    captured_at: Option<i64>,
+    /// The published item without its configuration, to announce a deletion.
+    slim: ObservedResource,
+    target: String,
+}
+
+struct State {
+    targets: Option<Vec<Target>>,
+    seen: HashMap<String, Seen>,
+}
+
+/// Reads AWS Config through its API; `poll_once` is one pass.
+pub struct AwsConfigApiCollector {
+    settings: AwsConfigSettings,
+    types: Arc<TypeTable>,
+    rt: tokio::runtime::Runtime,
+    state: Mutex<State>,
+}
+
+impl AwsConfigApiCollector {
+    pub fn new(settings: AwsConfigSettings, types: Arc<TypeTable>) -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("aws-config")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            settings,
+            types,
+            rt,
+            state: Mutex::new(State {
+                targets: None,
+                seen: HashMap::new(),
+            }),
+        })
+    }
+
+    /// What `--observed aws-config:REGION,…` / `aws-config-aggregator:NAME`
+    /// asks for, on top of `base`; `None` when `spec` is not one of those.
+    pub fn settings_from_spec(spec: &str, base: &AwsConfigSettings) -> Option<AwsConfigSettings> {
+        let mut s = base.clone();
+        if spec == "aws-config" {
+            return Some(s);
+        }
+        if let Some(regions) = spec.strip_prefix("aws-config:") {
+            s.regions = regions
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
+            return Some(s);
+        }
+        if let Some(name) = spec.strip_prefix("aws-config-aggregator:") {
+            s.aggregator = Some(name.to_string());
+            return Some(s);
+        }
+        None
+    }
+
+    fn resource_types(&self) -> Vec<String> {
+        if self.settings.resource_types.is_empty() {
+            self.types
+                .config_types()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        } else {
+            self.settings.resource_types.clone()
+        }
+    }
+
+    async fn build_targets(&self) -> Result<Vec<Target>, SourceError> {
+        let s = &self.settings;
+        let base = api::load_sdk_config(
+            s.profile.as_deref(),
+            None,
+            s.endpoint_url.as_deref(),
+            s.max_attempts,
+        )
+        .await;
+        let home = base.region().map(|r| r.to_string());
+        let mut out = Vec::new();
+        let make = |region: String, sdk: &aws_config::SdkConfig, scope: Scope| {
+            let label = match &scope {
+                Scope::Region => region.clone(),
+                Scope::Aggregator(n) => format!("aggregator:{n}"),
+            };
+            Target {
+                budget: Arc::new(Budget::new(
+                    s.requests_per_second,
+                    s.burst,
+                    "config",
+                    &label,
+                )),
+                client: Client::new(sdk),
+                label,
+                region,
+                scope,
+            }
+        };
+        if let Some(name) = &s.aggregator {
+            let region = s.regions.first().cloned().or(home).ok_or_else(no_region)?;
+            let sdk = api::load_sdk_config(
+                s.profile.as_deref(),
+                Some(&region),
+                s.endpoint_url.as_deref(),
+                s.max_attempts,
+            )
+            .await;
+            out.push(make(region, &sdk, Scope::Aggregator(name.clone())));
+            return Ok(out);
+        }
+        let regions = if s.regions.is_empty() {
+            vec![home.ok_or_else(no_region)?]
+        } else {
+            s.regions.clone()
+        };
+        for region in regions {
+            let sdk = api::load_sdk_config(
+                s.profile.as_deref(),
+                Some(&region),
+                s.endpoint_url.as_deref(),
+                s.max_attempts,
+            )
+            .await;
+            out.push(make(region, &sdk, Scope::Region));
+        }
+        Ok(out)
+    }
+
+    /// One pass over every region: publishes what is new, changed or gone.
+    pub fn poll_once(&self, out: &dyn RecordSink) -> CollectReport {
+        let mut report = CollectReport::default();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.targets.is_none() {
+            match self.rt.block_on(self.build_targets()) {
+                Ok(t) => state.targets = Some(t),
+                Err(e) => {
+                    report.errors.push(e);
+                    return report;
+                }
+            }
+        }
+        let types = self.resource_types();
+        let State { targets, seen } = &mut *state;
+        for target in targets.as_deref().unwrap_or_default() {
+            let started = std::time::Instant::now();
+            match self.rt.block_on(self.pass(target, &types, seen)) {
+                Ok((records, errors)) => {
+                    let n = records.len();
+                    tracing::info!(
+                        collector = "aws_config",
+                        scope = %target.label,
+                        published = n,
+                        errors = errors.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "AWS Config pass"
+                    );
+                    report.errors.extend(errors);
+                    if n > 0 {
+                        match out.publish(Topic::Config, records) {
+                            Ok(()) => report.published += n,
+                            Err(e) => {
+                                // Forget what this pass saw there, so the
+                                // next pass publishes it again.
+                                seen.retain(|_, s| s.target != target.label);
+                                report.errors.push(SourceError {
+                                    source: source_name(target),
+                                    reason: format!("cannot publish: {e}"),
+                                });
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(collector = "aws_config", scope = %target.label, error = %e, "AWS Config pass failed; other regions go on");
+                    report.errors.push(SourceError {
+                        source: source_name(target),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        crate::publish_dead_letters(out, &report.errors);
+        report
+    }
+
+    /// Passes every `poll_interval_secs` until `stop` is set.
+    pub fn run(&self, out: &dyn RecordSink, stop: &AtomicBool) {
+        let interval = Duration::from_secs(self.settings.poll_interval_secs.max(1));
+        while !stop.load(Ordering::Relaxed) {
+            let mut slept = Duration::ZERO;
+            while slept < interval && !stop.load(Ordering::Relaxed) {
+                let step = Duration::from_millis(100).min(interval - slept);
+                std::thread::sleep(step);
+                slept += step;
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let r = self.poll_once(out);
+            for e in &r.errors {
+                tracing::warn!(collector = "aws_config", error = %e, "AWS Config");
+            }
+        }
+    }
+
+    /// One target's pass: (records to publish, per-item errors).
+    async fn pass(
+        &self,
+        t: &Target,
+        types: &[String],
+        seen: &mut HashMap<String, Seen>,
+    ) -> Result<(Vec<Record>, Vec<SourceError>), ApiError> {
+        let items = match &t.scope {
+            Scope::Region => {
+                self.check_recorder(t).await?;
+                let mut keys = Vec::new();
+                for ty in types {
+                    keys.extend(self.list(t, ty).await?);
+                }
+                self.batch_get(t, keys).await?
+            }
+            Scope::Aggregator(name) => {
+                let mut ids = Vec::new();
+                for ty in types {
+                    ids.extend(self.list_aggregate(t, name, ty).await?);
+                }
+                self.batch_get_aggregate(t, name, ids).await?
+            }
+        };
+        let source = source_name(t);
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        let mut present = HashSet::new();
+        for base in items {
+            let base_hash = content_hash(&base);
+            let captured = base
+                .get("configurationItemCaptureTime")
+                .and_then(super::to_epoch_ms);
+            let mut item = match super::normalise(Found::Item(base.clone()), &source, &self.types) {
+                Ok(o) => o,
+                Err(reason) => {
+                    errors.push(SourceError {
+                        source: format!("{source}: {}", item_name(&base)),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let key = item.resource_key.clone();
+            present.insert(key.clone());
+            let previous = seen.get(&key);
+            if previous.is_some_and(|p| p.base_hash == base_hash && p.captured_at == captured) {
+                continue;
+            }
+            // A known resource changed: the history since its last capture
+            // has the full item (tags, relationships) the batch view lacks.
+            if let (Some(p), Scope::Region) = (previous, &t.scope) {
+                match self.history_since(t, &item, p.captured_at).await {
+                    Ok(Some(full)) => {
+                        match super::normalise(Found::Item(full), &source, &self.types) {
+                            Ok(o) => item = o,
+                            Err(reason) => errors.push(SourceError {
+                                source: format!("{source}: {key}"),
+                                reason,
+                            }),
+                        }
+                    }
+                    Ok(None) => {}
+                    // The batch view is still right; say why it is all we have.
+                    Err(e) => errors.push(SourceError {
+                        source: source.clone(),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            let mut slim = item.clone();
+            slim.configuration = Value::Object(Map::new());
+            slim.supplementary_configuration = Value::Object(Map::new());
+            seen.insert(
+                key,
+                Seen {
+                    base_hash,
+                    captured_at: captured,
+                    slim,
+                    target: t.label.clone(),
+                },
+            );
+            records.push(Record::Observed(Box::new(item)));
+        }
+        let gone: Vec<String> = seen
+            .iter()
+            .filter(|(k, s)| s.target == t.label && !present.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let now = driftline_pipeline::now_ms();
+        for k in gone {
+            if let Some(s) = seen.remove(&k) {
+                let mut d = s.slim;
+                d.status = ConfigStatus::ResourceDeleted;
+                d.captured_at = Some(now);
+                d.configuration_state_id = None;
+                d.tags = Value::Object(Map::new());
+                d.relationships = Value::Array(Vec::new());
+                records.push(Record::Observed(Box::new(d)));
+            }
+        }
+        Ok((records, errors))
+    }
+
+    async fn check_recorder(&self, t: &Target) -> Result<(), ApiError> {
+        let out = api::call(
+            &t.budget,
+            "config",
+            "DescribeConfigurationRecorderStatus",
+            &t.label,
+            t.client.describe_configuration_recorder_status().send(),
+        )
+        .await?;
+        if out.configuration_recorders_status().is_empty() {
+            return Err(ApiError::NoRecorder {
+                region: t.region.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn list(&self, t: &Target, ty: &str) -> Result<Vec<ResourceKey>, ApiError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = api::call(
+                &t.budget,
+                "config",
+                "ListDiscoveredResources",
+                &t.label,
+                t.client
+                    .list_discovered_resources()
+                    .resource_type(ResourceType::from(ty))
+                    .limit(100)
+                    .set_next_token(token.clone())
+                    .send(),
+            )
+            .await?;
+            for r in page.resource_identifiers() {
+                let (Some(id), Some(rt)) = (r.resource_id(), r.resource_type()) else {
+                    continue;
+                };
+                if let Ok(k) = ResourceKey::builder()
+                    .resource_type(rt.clone())
+                    .resource_id(id)
+                    .build()
+                {
+                    keys.push(k);
+                }
+            }
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn batch_get(
+        &self,
+        t: &Target,
+        keys: Vec<ResourceKey>,
+    ) -> Result<Vec<Map<String, Value>>, ApiError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH) {
+            let mut pending = chunk.to_vec();
+            for round in 0..UNPROCESSED_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    backoff(round).await;
+                }
+                let out = api::call(
+                    &t.budget,
+                    "config",
+                    "BatchGetResourceConfig",
+                    &t.label,
+                    t.client
+                        .batch_get_resource_config()
+                        .set_resource_keys(Some(pending.clone()))
+                        .send(),
+                )
+                .await?;
+                items.extend(out.base_configuration_items().iter().map(base_item_json));
+                pending = out.unprocessed_resource_keys().to_vec();
+            }
+            if !pending.is_empty() {
+                return Err(ApiError::Call {
+                    call: "BatchGetResourceConfig",
+                    region: t.label.clone(),
+                    reason: format!(
+                        "{} resource(s) still unprocessed after {UNPROCESSED_ROUNDS} rounds",
+                        pending.len()
+                    ),
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    async fn list_aggregate(
+        &self,
+        t: &Target,
+        name: &str,
+        ty: &str,
+    ) -> Result<Vec<AggregateResourceIdentifier>, ApiError> {
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = api::call(
+                &t.budget,
+                "config",
+                "ListAggregateDiscoveredResources",
+                &t.label,
+                t.client
+                    .list_aggregate_discovered_resources()
+                    .configuration_aggregator_name(name)
+                    .resource_type(ResourceType::from(ty))
+                    .limit(100)
+                    .set_next_token(token.clone())
+                    .send(),
+            )
+            .await?;
+            ids.extend(page.resource_identifiers().iter().cloned());
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        // An aggregator limited to some regions by configuration.
+        if !self.settings.regions.is_empty() && self.settings.aggregator.is_some() {
+            ids.retain(|i| self.settings.regions.iter().any(|r| r == i.source_region()));
+        }
+        Ok(ids)
+    }
+
+    async fn batch_get_aggregate(
+        &self,
+        t: &Target,
+        name: &str,
+        ids: Vec<AggregateResourceIdentifier>,
+    ) -> Result<Vec<Map<String, Value>>, ApiError> {
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH) {
+            let mut pending = chunk.to_vec();
+            for round in 0..UNPROCESSED_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    backoff(round).await;
+                }
+                let out = api::call(
+                    &t.budget,
+                    "config",
+                    "BatchGetAggregateResourceConfig",
+                    &t.label,
+                    t.client
+                        .batch_get_aggregate_resource_config()
+                        .configuration_aggregator_name(name)
+                        .set_resource_identifiers(Some(pending.clone()))
+                        .send(),
+                )
+                .await?;
+                items.extend(out.base_configuration_items().iter().map(base_item_json));
+                pending = out.unprocessed_resource_identifiers().to_vec();
+            }
+            if !pending.is_empty() {
+                tracing::warn!(
+                    scope = %t.label,
+                    unprocessed = pending.len(),
+                    "resources the aggregator could not return (not yet aggregated, or deleted)"
+                );
+            }
+        }
+        Ok(items)
+    }
+
+    /// The newest item recorded since `since` (ms), if any.
+    async fn history_since(
+        &self,
+        t: &Target,
+        item: &ObservedResource,
+        since: Option<i64>,
+    ) -> Result<Option<Map<String, Value>>, ApiError> {
+        let mut req = t
+            .client
+            .get_resource_config_history()
+            .resource_type(ResourceType::from(item.resource_type.as_str()))
+            .resource_id(&item.resource_id)
+            .limit(1);
+        if let Some(ms) = since {
+            req = req.earlier_time(DateTime::from_millis(ms));
+        }
+        let out = api::call(
+            &t.budget,
+            "config",
+            "GetResourceConfigHistory",
+            &t.label,
+            req.send(),
+        )
+        .await?;
+        Ok(out.configuration_items().first().map(history_item_json))
+    }
+
+    /// Completes a summary (an oversized notification) with the full item.
+    pub fn complete(
+        &self,
+        region: &str,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<Option<ObservedResource>, SourceError> {
+        let settings = self.settings.clone();
+        let source = format!("aws-config://{region}");
+        let r = self.rt.block_on(async {
+            let sdk = api::load_sdk_config(
+                settings.profile.as_deref(),
+                Some(region),
+                settings.endpoint_url.as_deref(),
+                settings.max_attempts,
+            )
+            .await;
+            let target = Target {
+                label: region.to_string(),
+                region: region.to_string(),
+                scope: Scope::Region,
+                client: Client::new(&sdk),
+                budget: Arc::new(Budget::new(
+                    settings.requests_per_second,
+                    settings.burst,
+                    "config",
+                    region,
+                )),
+            };
+            let key = ResourceKey::builder()
+                .resource_type(ResourceType::from(resource_type))
+                .resource_id(resource_id)
+                .build()
+                .map_err(|e| ApiError::Call {
+                    call: "BatchGetResourceConfig",
+                    region: region.to_string(),
+                    reason: e.to_string(),
+                })?;
+            self.batch_get(&target, vec![key]).await
+        });
+        let items = r.map_err(|e| SourceError {
+            source: source.clone(),
+            reason: e.to_string(),
+        })?;
+        items
+            .into_iter()
+            .next()
+            .map(|m| {
+                super::normalise(Found::Item(m), &source, &self.types).map_err(|reason| {
+                    SourceError {
+                        source: source.clone(),
+                        reason,
+                    }
+                })
+            })
+            .transpose()
+    }
+}
+
+impl Collector for AwsConfigApiCollector {
+    fn name(&self) -> &'static str {
+        "aws_config"
+    }
+
+    fn collect(&self, out: &dyn RecordSink, _progress: ProgressFn<'_>) -> CollectReport {
+        self.poll_once(out)
+    }
+}
+
+fn no_region() -> SourceError {
+    SourceError {
+        source: "aws-config".into(),
+        reason: "no AWS region: set aws_config.regions, AWS_REGION, or a region in the profile"
+            .into(),
+    }
+}
+
+fn source_name(t: &Target) -> String {
+    match &t.scope {
+        Scope::Region => format!("aws-config://{}", t.region),
+        Scope::Aggregator(n) => format!("aws-config-aggregator://{n}"),
+    }
+}
+
+fn item_name(m: &Map<String, Value>) -> String {
+    let g = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+    format!("{}/{}", g("resourceType"), g("resourceId"))
+}
+
+async fn backoff(round: usize) {
+    // Exponential with full jitter: 200 ms, 400 ms, … at most 5 s.
+    let cap = (200u64 << round.min(5)).min(5000);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
+}
+
+/// What decides "changed": everything but the bookkeeping fields that
+/// change on every read (state id, MD5) in some implementations.
+fn content_hash(m: &Map<String, Value>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for k in [
+        "configuration",
+        "supplementaryConfiguration",
+        "configurationItemStatus",
+        "tags",
+        "relationships",
+        "arn",
+        "resourceName",
+    ] {
+        k.hash(&mut h);
+        serde_json::to_string(m.get(k).unwrap_or(&Value::Null))
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+fn epoch(t: Option<&DateTime>) -> Value {
+    t.and_then(|d| d.to_millis().ok())
+        .map(|ms| json!(ms as f64 / 1000.0))
+        .unwrap_or(Value::Null)
+}
+
+/// The fields BatchGet and history items share, in the JSON shape AWS
+/// Config writes, so the one loader (`normalise`) reads both. (The SDK's two
+/// item types have the same accessors but no common trait.)
+macro_rules! common_item_json {
+    ($i:expr) => {{
+        let i = $i;
+        let mut m = Map::new();
+        for (k, v) in [
+            ("version", i.version()),
+            ("accountId", i.account_id()),
+            ("configurationStateId", i.configuration_state_id()),
+            ("arn", i.arn()),
+            ("resourceType", i.resource_type().map(|t| t.as_str())),
+            ("resourceId", i.resource_id()),
+            ("resourceName", i.resource_name()),
+            ("awsRegion", i.aws_region()),
+            ("availabilityZone", i.availability_zone()),
+            ("configuration", i.configuration()),
+            (
+                "configurationItemStatus",
+                i.configuration_item_status().map(|s| s.as_str()),
+            ),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.to_string(), Value::String(v.to_string()));
+            }
+        }
+        m.insert(
+            "configurationItemCaptureTime".into(),
+            epoch(i.configuration_item_capture_time()),
+        );
+        m.insert(
+            "resourceCreationTime".into(),
+            epoch(i.resource_creation_time()),
+        );
+        if let Some(s) = i.supplementary_configuration() {
+            m.insert("supplementaryConfiguration".into(), sorted_map(s));
+        }
+        m
+    }};
+}
+
+fn sorted_map(m: &HashMap<String, String>) -> Value {
+    json!(m.iter().collect::<std::collections::BTreeMap<_, _>>())
+}
+
+fn base_item_json(i: &BaseConfigurationItem) -> Map<String, Value> {
+    common_item_json!(i)
+}
+
+/// A history item: the full one, with tags and relationships too.
+fn history_item_json(i: &ConfigurationItem) -> Map<String, Value> {
+    let mut m = common_item_json!(i);
+    if let Some(tags) = i.tags() {
+        m.insert("tags".into(), sorted_map(tags));
+    }
+    let rels: Vec<Value> = i
+        .relationships()
+        .iter()
+        .map(|r| {
+            json!({
+                "resourceType": r.resource_type().map(|t| t.as_str()),
+                "resourceId": r.resource_id(),
+                "resourceName": r.resource_name(),
+                "name": r.relationship_name(),
+            })
+        })
+        .collect();
+    m.insert("relationships".into(), Value::Array(rels));
+    m
+}
