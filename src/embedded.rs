@@ -67,6 +67,8 @@ pub struct ScanInputs {
     pub account: Option<String>,
     pub region: Option<String>,
     pub mappings: Option<PathBuf>,
+    /// How to reach AWS Config when `observed` names `aws-config…`.
+    pub aws: AwsConfigSettings,
 }
 
 pub struct ScanOutcome {
@@ -117,11 +119,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let types = Arc::new(mappings.type_table());
     let ignore = load_driftignore(inputs.driftignore.as_deref())?;
     let (local_state, remote_state) = split_state(&inputs.state)?;
-    let (local_observed, live) = split_observed(&inputs.observed, &AwsConfigSettings::default());
-    for s in &live {
-        s.validate("--observed")
-            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-    }
+    let (local_observed, live) = split_observed(&inputs.observed, &inputs.aws);
     let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
@@ -169,30 +167,16 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     bar.finish_and_clear();
     let mut notes = Vec::new();
     // Remote sources: state backends and the AWS Config API, read once.
-    if !remote_state.is_empty() {
-        let tf = terraform_config(
-            Vec::new(),
-            inputs.account.clone(),
-            inputs.region.clone(),
-            types.clone(),
-            salt,
-        );
-        let mut w = WatchCollector::new(WatchConfig {
-            paths: Vec::new(),
-            remote: remote_state,
-            source: WatchSource::State(Box::new(tf)),
-            interval: std::time::Duration::ZERO,
-        });
-        let r = w.poll_once(&bus);
-        errors.extend(r.errors);
-        notes.extend(r.notes);
-    }
-    for settings in live {
-        let api = AwsConfigApiCollector::new(settings, types.clone())?;
-        let r = api.collect(&bus, &progress);
-        errors.extend(r.errors);
-        notes.extend(r.notes);
-    }
+    let tf = terraform_config(
+        Vec::new(),
+        inputs.account.clone(),
+        inputs.region.clone(),
+        types.clone(),
+        salt,
+    );
+    let r = collect_remote(&bus, remote_state, live, tf, &types)?;
+    errors.extend(r.errors);
+    notes.extend(r.notes);
     for (c, r) in collectors.iter().zip(reports) {
         tracing::info!(
             collector = c.name(),
@@ -250,19 +234,61 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     })
 }
 
+/// Reads remote Terraform state and the live AWS Config API once onto `bus`.
+fn collect_remote(
+    bus: &Collected,
+    remote_state: Vec<StateLocation>,
+    live: Vec<AwsConfigSettings>,
+    tf: TerraformConfig,
+    types: &Arc<TypeTable>,
+) -> anyhow::Result<CollectReport> {
+    let mut report = CollectReport::default();
+    if !remote_state.is_empty() {
+        let mut w = WatchCollector::new(WatchConfig {
+            paths: Vec::new(),
+            remote: remote_state,
+            source: WatchSource::State(Box::new(tf)),
+            interval: std::time::Duration::ZERO,
+        });
+        let r = w.poll_once(bus);
+        report.published += r.published;
+        report.errors.extend(r.errors);
+        report.notes.extend(r.notes);
+    }
+    for settings in live {
+        settings
+            .validate("--observed")
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let r = AwsConfigApiCollector::new(settings, types.clone())?.poll_once(bus);
+        report.published += r.published;
+        report.errors.extend(r.errors);
+        report.notes.extend(r.notes);
+    }
+    Ok(report)
+}
+
 /// `driftline state list`.
 pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
-    let (files, errs) = expand_inputs(inputs, terraform::is_state_file);
+    let (local, remote) = split_state(inputs)?;
+    let (files, errs) = expand_inputs(&local, terraform::is_state_file);
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
+    let types = Arc::new(mappings.type_table());
     let cfg = terraform_config(
         Vec::new(),
         id.account.clone(),
         id.region.clone(),
-        Arc::new(mappings.type_table()),
+        types.clone(),
         Salt::from_env_or_random(),
     );
     let mut rows = Vec::new();
+    let bus = Collected::new();
+    let r = collect_remote(&bus, remote, Vec::new(), cfg.clone(), &types)?;
+    errors.extend(r.errors);
+    rows.extend(bus.drain(Topic::Declared).into_iter().filter_map(|r| match r {
+        Record::Declared(d) => Some(*d),
+        _ => None,
+    }));
     for f in &files {
         match terraform::load_state(f, &cfg) {
             Ok(state) => {
@@ -348,10 +374,19 @@ pub fn observed_list(
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
-    let types = mappings.type_table();
-    let (files, errs) = expand_inputs(inputs, aws_config::is_item_file);
+    let types = Arc::new(mappings.type_table());
+    let (local, live) = split_observed(inputs, &AwsConfigSettings::default());
+    let (files, errs) = expand_inputs(&local, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let mut rows = Vec::new();
+    let bus = Collected::new();
+    let tf = terraform_config(Vec::new(), None, None, types.clone(), Salt::new("unused"));
+    let r = collect_remote(&bus, Vec::new(), live, tf, &types)?;
+    errors.extend(r.errors);
+    rows.extend(bus.drain(Topic::Config).into_iter().filter_map(|r| match r {
+        Record::Observed(o) => Some(*o),
+        _ => None,
+    }));
     for f in &files {
         match aws_config::load_file(f, &types) {
             Ok(loaded) => {

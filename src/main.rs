@@ -117,6 +117,10 @@ struct ScanArgs {
     /// A .driftignore file (driftctl syntax).
     #[arg(long)]
     driftignore: Option<PathBuf>,
+    /// A driftline.toml whose `[aws_config]` section says how to reach AWS
+    /// Config (regions, budget, endpoint, profile) for `--observed aws-config`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
     #[command(flatten)]
@@ -187,6 +191,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 },
         } => embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Scan(args) => {
+            let aws = match &args.config {
+                Some(p) => service::config::ServiceConfig::load(p)?.aws_config,
+                None => Default::default(),
+            };
             let inputs = ScanInputs {
                 state: args.state,
                 observed: args.observed,
@@ -194,6 +202,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 account: args.identity.account,
                 region: args.identity.region,
                 mappings: args.identity.mappings,
+                aws,
             };
             // Read the key first: a missing one fails before the scan.
             let key =
@@ -239,6 +248,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 account: None,
                 region: None,
                 mappings: None,
+                aws: Default::default(),
             };
             let outcome = embedded::scan(&inputs)?;
             // The demo always has drift; its exit code says only whether it ran.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local test stack (DESIGN §8), on 127.0.0.1 with free ports.
 #   deploy/local/test-stack.sh install   # build prerequisites + the broker, cached
-#   deploy/local/test-stack.sh start DIR # start the broker; prints `export` lines
+#   deploy/local/test-stack.sh start DIR # start the broker and moto; prints `export` lines
 #   deploy/local/test-stack.sh stop DIR  # stop what `start` started (by PID)
 # Caches live under ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}, outside the clone.
 set -euo pipefail
@@ -9,6 +9,9 @@ set -euo pipefail
 CACHE="${DRIFTLINE_CACHE:-$HOME/.cache/driftline}"
 TANSU_VERSION=0.6.0
 TANSU="$CACHE/tansu/bin/tansu"
+# The AWS API peer (Config, S3, IAM, SNS) and the SDK tests drive it with.
+MOTO_VERSION=5.2.5
+BOTO3_VERSION=1.44.5
 
 log() { echo "test-stack: $*" >&2; }
 
@@ -42,6 +45,10 @@ install() {
     python3 -m venv "$CACHE/venv"
     "$CACHE/venv/bin/pip" install -q 'pyyaml==6.0.3'
   fi
+  if ! "$CACHE/venv/bin/python" -c "import moto, boto3, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    log "installing moto $MOTO_VERSION into $CACHE/venv"
+    "$CACHE/venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" "boto3==$BOTO3_VERSION"
+  fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
     mkdir -p "$CACHE"
@@ -62,27 +69,43 @@ start() {
     --storage-engine "sqlite://tansu.db" >"$dir/tansu.log" 2>&1) &
   echo $! >"$dir/tansu.pid"
   echo "$port" >"$dir/tansu.port"
-  for _ in $(seq 1 100); do
+  wait_port "$port" tansu "$dir/tansu.log"
+  log "tansu broker on 127.0.0.1:$port (pid $(cat "$dir/tansu.pid"), log $dir/tansu.log)"
+  echo "export DRIFTLINE_TEST_KAFKA=127.0.0.1:$port"
+  echo "export DRIFTLINE_TEST_TANSU=$TANSU"
+  echo "export DRIFTLINE_TEST_PYTHON=$CACHE/venv/bin/python"
+  # moto, through the launcher that gives its Config answers AWS's shapes.
+  local moto_port
+  moto_port="$(free_port)"
+  "$CACHE/venv/bin/python" "$(dirname "$0")/../../tests/support/moto_server.py" \
+    -H 127.0.0.1 -p "$moto_port" >"$dir/moto.log" 2>&1 &
+  echo $! >"$dir/moto.pid"
+  wait_port "$moto_port" moto "$dir/moto.log"
+  log "moto on 127.0.0.1:$moto_port (pid $(cat "$dir/moto.pid"), log $dir/moto.log)"
+  echo "export DRIFTLINE_TEST_MOTO=http://127.0.0.1:$moto_port"
+}
+
+wait_port() {
+  local port="$1" name="$2" logfile="$3"
+  for _ in $(seq 1 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      log "tansu broker on 127.0.0.1:$port (pid $(cat "$dir/tansu.pid"), log $dir/tansu.log)"
-      echo "export DRIFTLINE_TEST_KAFKA=127.0.0.1:$port"
-      echo "export DRIFTLINE_TEST_TANSU=$TANSU"
-      echo "export DRIFTLINE_TEST_PYTHON=$CACHE/venv/bin/python"
       return 0
     fi
     sleep 0.1
   done
-  log "tansu did not open port $port; its log:"
-  cat "$dir/tansu.log" >&2
+  log "$name did not open port $port; its log:"
+  cat "$logfile" >&2
   exit 1
 }
 
 stop() {
   local dir="$1"
-  if [ -f "$dir/tansu.pid" ]; then
-    kill "$(cat "$dir/tansu.pid")" 2>/dev/null || true
-    rm -f "$dir/tansu.pid"
-  fi
+  for name in tansu moto; do
+    if [ -f "$dir/$name.pid" ]; then
+      kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+      rm -f "$dir/$name.pid"
+    fi
+  done
 }
 
 case "${1:-}" in
