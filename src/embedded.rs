@@ -285,10 +285,14 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
     let bus = Collected::new();
     let r = collect_remote(&bus, remote, Vec::new(), cfg.clone(), &types)?;
     errors.extend(r.errors);
-    rows.extend(bus.drain(Topic::Declared).into_iter().filter_map(|r| match r {
-        Record::Declared(d) => Some(*d),
-        _ => None,
-    }));
+    rows.extend(
+        bus.drain(Topic::Declared)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Declared(d) => Some(*d),
+                _ => None,
+            }),
+    );
     for f in &files {
         match terraform::load_state(f, &cfg) {
             Ok(state) => {
@@ -383,10 +387,14 @@ pub fn observed_list(
     let tf = terraform_config(Vec::new(), None, None, types.clone(), Salt::new("unused"));
     let r = collect_remote(&bus, Vec::new(), live, tf, &types)?;
     errors.extend(r.errors);
-    rows.extend(bus.drain(Topic::Config).into_iter().filter_map(|r| match r {
-        Record::Observed(o) => Some(*o),
-        _ => None,
-    }));
+    rows.extend(
+        bus.drain(Topic::Config)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Observed(o) => Some(*o),
+                _ => None,
+            }),
+    );
     for f in &files {
         match aws_config::load_file(f, &types) {
             Ok(loaded) => {

@@ -28,7 +28,8 @@ pub struct NotificationSettings {
     /// Environment variable holding a shared token the sender must present
     /// (`?token=…` in the subscription URL, or `Authorization: Bearer …`).
     pub token_env: Option<String>,
-    /// SNS topics accepted; empty accepts any.
+    /// SNS topics accepted (`*` matches any run of characters, e.g.
+    /// `arn:aws:sns:*:123456789012:*`); empty accepts any.
     pub topic_arns: Vec<String>,
     /// Hosts a SubscribeURL may point at (`*` matches one DNS label).
     pub subscribe_url_hosts: Vec<String>,
@@ -121,7 +122,11 @@ impl NotificationReceiver {
         let kind = envelope.get("Type").and_then(Value::as_str).unwrap_or("");
         if let Some(topic) = envelope.get("TopicArn").and_then(Value::as_str) {
             if !self.settings.topic_arns.is_empty()
-                && !self.settings.topic_arns.iter().any(|t| t == topic)
+                && !self
+                    .settings
+                    .topic_arns
+                    .iter()
+                    .any(|t| glob_matches(t, topic))
             {
                 return Err(NotificationError::Refused(format!(
                     "SNS topic {topic} is not in aws_config.notifications.topic_arns"
@@ -234,6 +239,26 @@ fn host_matches(pattern: &str, host: &str) -> bool {
             .all(|(p, h)| *p == "*" || p.eq_ignore_ascii_case(h))
 }
 
+/// `*` matches any run of characters (ARNs have no other wildcard).
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +278,26 @@ mod tests {
             "sns.x.amazonaws.com.evil.io"
         ));
         assert!(host_matches("127.0.0.1", "127.0.0.1"));
+    }
+
+    #[test]
+    fn topic_patterns() {
+        let p = "arn:aws:sns:*:123456789012:*";
+        assert!(glob_matches(
+            p,
+            "arn:aws:sns:us-east-2:123456789012:config-topic"
+        ));
+        assert!(!glob_matches(
+            p,
+            "arn:aws:sns:us-east-2:999999999999:config-topic"
+        ));
+        assert!(glob_matches(
+            "arn:aws:sns:eu-west-1:1:t",
+            "arn:aws:sns:eu-west-1:1:t"
+        ));
+        assert!(!glob_matches(
+            "arn:aws:sns:eu-west-1:1:t",
+            "arn:aws:sns:eu-west-1:1:tt"
+        ));
     }
 }

@@ -1,0 +1,145 @@
+//! The AWS API peer (moto, started by `deploy/local/test-stack.sh` through
+//! tests/support/moto_server.py) and a helper that drives it with boto3.
+
+use serde_json::{Value, json};
+
+/// Fake credentials; the secret must never show up in driftline's output.
+pub const ACCESS_KEY: &str = "AKIADRIFTLINETEST";
+pub const SECRET_KEY: &str = "dl-secret-9f3b2c7e-never-logged";
+pub const ACCOUNT: &str = "123456789012";
+
+pub struct Moto {
+    pub endpoint: String,
+    python: String,
+}
+
+impl Moto {
+    /// The running peer, or `None` outside CI when none was started.
+    pub fn get() -> Option<Moto> {
+        match (
+            std::env::var("DRIFTLINE_TEST_MOTO"),
+            std::env::var("DRIFTLINE_TEST_PYTHON"),
+        ) {
+            (Ok(endpoint), Ok(python)) => Some(Moto { endpoint, python }),
+            _ => {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "DRIFTLINE_TEST_MOTO / DRIFTLINE_TEST_PYTHON are not set: the README test command starts moto"
+                );
+                eprintln!("SKIPPED: no AWS API peer (run ./scripts/test.sh)");
+                None
+            }
+        }
+    }
+
+    /// The standard AWS environment pointing at the peer.
+    pub fn env(&self, region: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", region.into()),
+            // Never read the developer's own ~/.aws.
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Makes calls `[[service, region, operation, {params}], …]` with boto3.
+    pub fn call(&self, calls: Value) -> Vec<Value> {
+        use std::io::Write;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/aws.py");
+        let mut child = std::process::Command::new(&self.python)
+            .arg(script)
+            .envs(self.env("us-east-1"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(calls.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "AWS calls failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Removes buckets (and their objects) an earlier run left behind.
+    pub fn drop_buckets(&self, names: &[&str], prefix: Option<&str>) {
+        self.call(
+            json!([["driftline", "us-east-1", "drop_buckets", {"names": names, "prefix": prefix}]]),
+        );
+    }
+
+    /// A Config recorder in `region`, so driftline reads it.
+    pub fn recorder(&self, region: &str) {
+        self.call(json!([[ "config", region, "put_configuration_recorder", {
+            "ConfigurationRecorder": {"name": "default", "roleARN": format!("arn:aws:iam::{ACCOUNT}:role/config")}
+        }]]));
+    }
+
+    pub fn bucket(&self, region: &str, name: &str, tags: &[(&str, &str)]) {
+        let mut calls = vec![json!(["s3", region, "create_bucket", {
+            "Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": region}
+        }])];
+        if !tags.is_empty() {
+            calls.push(tag_call(region, name, tags));
+        }
+        self.call(Value::Array(calls));
+    }
+
+    pub fn tag(&self, region: &str, name: &str, tags: &[(&str, &str)]) {
+        self.call(json!([tag_call(region, name, tags)]));
+    }
+
+    pub fn delete_bucket(&self, region: &str, name: &str) {
+        self.call(json!([["s3", region, "delete_bucket", {"Bucket": name}]]));
+    }
+
+    pub fn put_object(&self, region: &str, bucket: &str, key: &str, body: &str) {
+        self.call(
+            json!([["s3", region, "put_object", {"Bucket": bucket, "Key": key, "Body": body}]]),
+        );
+    }
+}
+
+fn tag_call(region: &str, name: &str, tags: &[(&str, &str)]) -> Value {
+    let set: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    json!(["s3", region, "put_bucket_tagging", {"Bucket": name, "Tagging": {"TagSet": set}}])
+}
+
+/// A Terraform v4 state declaring these S3 buckets (name, region, tags).
+pub fn bucket_state(serial: u64, buckets: &[(&str, &str, &[(&str, &str)])]) -> String {
+    let resources: Vec<Value> = buckets
+        .iter()
+        .map(|(name, region, tags)| {
+            let tags: serde_json::Map<String, Value> = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            json!({
+                "mode": "managed", "type": "aws_s3_bucket", "name": name.replace('-', "_"),
+                "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
+                "instances": [{"schema_version": 0, "attributes": {
+                    "id": name, "bucket": name, "arn": format!("arn:aws:s3:::{name}"),
+                    "region": region, "tags": tags, "tags_all": tags
+                }, "sensitive_attributes": []}]
+            })
+        })
+        .collect();
+    json!({"version": 4, "terraform_version": "1.9.8", "serial": serial,
+           "lineage": "3f1c0c9e-driftline-test", "outputs": {}, "resources": resources})
+    .to_string()
+}
