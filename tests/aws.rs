@@ -177,8 +177,7 @@ fn run_turns_out_of_band_changes_into_findings() {
     moto.bucket(region, "dl-run-app", &[("Owner", "team-a")]);
     moto.bucket("us-west-1", "dl-run-state", &[]);
     let state = |serial, extra: bool| {
-        let mut b: Vec<(&str, &str, &[(&str, &str)])> =
-            vec![("dl-run-app", region, &[("Owner", "team-a")])];
+        let mut b: Vec<Bucket<'_>> = vec![("dl-run-app", region, &[("Owner", "team-a")])];
         if extra {
             b.push(("dl-run-extra", region, &[]));
         }
@@ -702,4 +701,59 @@ fn notifications_in_every_envelope_reach_the_bus() {
     );
     assert_eq!(post(&svc.listen, path, &other).0, 403);
     assert!(svc.stop().success());
+}
+
+#[test]
+fn aggregator_mode_reads_every_region_through_one_aggregator() {
+    let Some(moto) = Moto::get() else { return };
+    moto.drop_buckets(&[], Some("dl-agg-"));
+    moto.call(
+        json!([["config", "us-east-1", "put_configuration_aggregator", {
+            "ConfigurationAggregatorName": "dl-org",
+            "AccountAggregationSources": [{"AccountIds": [ACCOUNT], "AllAwsRegions": true}]
+        }]]),
+    );
+    moto.bucket("ca-central-1", "dl-agg-canada", &[]);
+    moto.bucket("eu-north-1", "dl-agg-stockholm", &[]);
+    let out = driftline()
+        .envs(moto.env("us-east-1"))
+        .args([
+            "observed",
+            "list",
+            "aws-config-aggregator:dl-org",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let region_of = |id: &str| {
+        rows.iter()
+            .find(|r| r["resource_id"] == id)
+            .map(|r| r["region"].as_str().unwrap().to_string())
+    };
+    assert_eq!(region_of("dl-agg-canada").as_deref(), Some("ca-central-1"));
+    assert_eq!(region_of("dl-agg-stockholm").as_deref(), Some("eu-north-1"));
+    assert!(
+        rows.iter()
+            .all(|r| r["source"] == "aws-config-aggregator://dl-org")
+    );
+
+    // An aggregator that does not exist: the call, the scope and AWS's reason.
+    let out = driftline()
+        .envs(moto.env("us-east-1"))
+        .args(["observed", "list", "aws-config-aggregator:dl-nope"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("ListAggregateDiscoveredResources in aggregator:dl-nope: NoSuchConfigurationAggregatorException"),
+        "{stderr}"
+    );
 }

@@ -120,8 +120,11 @@ fn tag_call(region: &str, name: &str, tags: &[(&str, &str)]) -> Value {
     json!(["s3", region, "put_bucket_tagging", {"Bucket": name, "Tagging": {"TagSet": set}}])
 }
 
-/// A Terraform v4 state declaring these S3 buckets (name, region, tags).
-pub fn bucket_state(serial: u64, buckets: &[(&str, &str, &[(&str, &str)])]) -> String {
+/// A declared S3 bucket: name, region, tags.
+pub type Bucket<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A Terraform v4 state declaring these S3 buckets.
+pub fn bucket_state(serial: u64, buckets: &[Bucket<'_>]) -> String {
     let resources: Vec<Value> = buckets
         .iter()
         .map(|(name, region, tags)| {
