@@ -247,6 +247,7 @@ fn collect_remote(
         let mut w = WatchCollector::new(WatchConfig {
             paths: Vec::new(),
             remote: remote_state,
+            remote_interval: std::time::Duration::ZERO,
             source: WatchSource::State(Box::new(tf)),
             interval: std::time::Duration::ZERO,
         });

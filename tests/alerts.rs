@@ -317,19 +317,6 @@ fn scan_sends_one_trigger_per_finding() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NO_SUCH_VAR"));
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// (action, actor, exit code) of an alert's `remediation_audit` rows, by time.
 fn audit_rows(dir: &Path, fingerprint: &str) -> Vec<(String, String, Option<i32>)> {
     use arrow::array::{Array, AsArray};

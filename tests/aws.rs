@@ -129,6 +129,25 @@ fn scan_reads_state_from_s3_and_the_live_config_api() {
     assert!(sources.contains(&"s3://dl-scan-state/env:/staging/prod/terraform.tfstate"));
 }
 
+/// `driftline run --config CFG` with the AWS environment (plus `extra`).
+fn start_run(
+    moto: &Moto,
+    region: &str,
+    cfg: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> Service {
+    let mut env = moto.env(region);
+    env.extend(extra.iter().cloned());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Service::start_env(
+        &["--config", cfg.to_str().unwrap()],
+        &dir.join("findings.jsonl"),
+        &dir.join("run.log"),
+        &env,
+    )
+}
+
 /// `driftline run` with only a config file: state in S3, AWS Config polled.
 fn run_config(dir: &std::path::Path, region: &str, state: &str, extra: &str) -> std::path::PathBuf {
     let p = dir.join("driftline.toml");
@@ -140,6 +159,7 @@ fn run_config(dir: &std::path::Path, region: &str, state: &str, extra: &str) -> 
 state = ["{state}"]
 observed = ["aws-config:{region}"]
 interval_ms = 300
+remote_interval_ms = 500
 account = "{ACCOUNT}"
 
 [aws_config]
@@ -188,14 +208,7 @@ fn run_turns_out_of_band_changes_into_findings() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = run_config(tmp.path(), region, "s3://dl-run-state/app.tfstate", "");
     let findings = tmp.path().join("findings.jsonl");
-    let env = moto.env(region);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let svc = Service::start_env(
-        &["--config", cfg.to_str().unwrap()],
-        &findings,
-        &tmp.path().join("run.log"),
-        &env,
-    );
+    let svc = start_run(&moto, region, &cfg, tmp.path(), &[]);
     wait_for(30, "/readyz", || {
         http_get(&svc.listen, "/readyz").is_ok_and(|(c, _)| c == 200)
     });
@@ -263,19 +276,6 @@ fn run_turns_out_of_band_changes_into_findings() {
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// The value of one sample in Prometheus text.
 fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics
@@ -308,15 +308,8 @@ fn full_inventory_costs_n_over_100_batch_calls_plus_list_pages() {
         .unwrap()
         .replace("poll_interval_secs = 1", "poll_interval_secs = 3600");
     std::fs::write(&cfg, text).unwrap();
-    let env = moto.env(region);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let findings = tmp.path().join("findings.jsonl");
-    let svc = Service::start_env(
-        &["--config", cfg.to_str().unwrap()],
-        &findings,
-        &tmp.path().join("run.log"),
-        &env,
-    );
+    let svc = start_run(&moto, region, &cfg, tmp.path(), &[]);
     wait_for(60, "the first inventory's findings", || {
         finding_events(&findings).len() == n
     });
@@ -581,18 +574,16 @@ fn notifications_in_every_envelope_reach_the_bus() {
         .unwrap()
         .replace("poll_interval_secs = 1", "poll_interval_secs = 3600");
     std::fs::write(&cfg, text).unwrap();
-    let mut env = moto.env(region);
-    env.push(("DL_NOTIFY_TOKEN", "tok-4471".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let findings = tmp.path().join("findings.jsonl");
     // The bucket is created after the first inventory (below), so only the
     // notification can bring it.
     moto.delete_bucket(region, "dl-note-big");
-    let svc = Service::start_env(
-        &["--config", cfg.to_str().unwrap()],
-        &findings,
-        &tmp.path().join("run.log"),
-        &env,
+    let svc = start_run(
+        &moto,
+        region,
+        &cfg,
+        tmp.path(),
+        &[("DL_NOTIFY_TOKEN", "tok-4471".into())],
     );
     wait_for(30, "/readyz", || {
         http_get(&svc.listen, "/readyz").is_ok_and(|(c, _)| c == 200)
@@ -756,4 +747,49 @@ fn aggregator_mode_reads_every_region_through_one_aggregator() {
         stderr.contains("ListAggregateDiscoveredResources in aggregator:dl-nope: NoSuchConfigurationAggregatorException"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_validates_the_config_and_names_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("driftline.toml");
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        let out = driftline()
+            .args(["check", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let good = "[watch]\nstate = [\"s3://acme-tfstate/prod.tfstate\"]\nobserved = [\"aws-config\"]\n\
+                [aws_config]\nregions = [\"eu-west-1\"]\n";
+    let (code, text) = check(good);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": ok"), "{text}");
+    for (bad, key) in [
+        (
+            "[watch]\nobserved = [\"aws-config\"]\n[aws_config]\nregions = [\"eu-west-1\", \"Frankfurt\"]\n",
+            "aws_config.regions[1]: \"Frankfurt\" is not an AWS region name",
+        ),
+        (
+            "[watch]\nobserved = [\"aws-config\"]\n[aws_config]\nregionz = [\"eu-west-1\"]\n",
+            "unknown field `regionz`",
+        ),
+        (
+            "[watch]\nobserved = [\"aws-config\"]\n[aws_config]\nrequests_per_second = 0\n",
+            "aws_config.requests_per_second: must be a positive number",
+        ),
+        (
+            "[watch]\nstate = [\"s3://only-a-bucket\"]\n",
+            "watch.state[0]: s3://only-a-bucket: an S3 state is s3://BUCKET/KEY",
+        ),
+    ] {
+        let (code, text) = check(bad);
+        assert_eq!(code, Some(2), "{bad}: {text}");
+        assert!(text.contains(key), "{bad}: {text}");
+    }
 }

@@ -147,6 +147,8 @@ pub struct WatchSection {
     /// (the live API, set up in `[aws_config]`).
     pub observed: Vec<PathBuf>,
     pub interval_ms: u64,
+    /// Time between listings of remote state (S3 LIST / HTTP GET).
+    pub remote_interval_ms: u64,
     /// Account and region for declared resources that name none.
     pub account: Option<String>,
     pub region: Option<String>,
@@ -158,6 +160,7 @@ impl Default for WatchSection {
             state: Vec::new(),
             observed: Vec::new(),
             interval_ms: 200,
+            remote_interval_ms: 30_000,
             account: None,
             region: None,
         }

@@ -255,6 +255,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             watchers.push(WatchCollector::new(WatchConfig {
                 paths: local_state.into_iter().map(PathBuf::from).collect(),
                 remote: remote_state,
+                remote_interval: Duration::from_millis(cfg.watch.remote_interval_ms.max(10)),
                 source: WatchSource::State(Box::new(tf)),
                 interval,
             }));
@@ -265,6 +266,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             watchers.push(WatchCollector::new(WatchConfig {
                 paths: local_observed.into_iter().map(PathBuf::from).collect(),
                 remote: Vec::new(),
+                remote_interval: interval,
                 source: WatchSource::Observed(types.clone()),
                 interval,
             }));

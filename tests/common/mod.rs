@@ -262,3 +262,17 @@ pub fn drop_observed_item(snapshot: &std::path::Path, resource_id: &str) -> Stri
     std::fs::write(snapshot, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     original
 }
+
+/// Every file below `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

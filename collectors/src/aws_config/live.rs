@@ -432,40 +432,35 @@ impl AwsConfigApiCollector {
         t: &Target,
         keys: Vec<ResourceKey>,
     ) -> Result<Vec<Map<String, Value>>, ApiError> {
-        let mut items = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH) {
-            let mut pending = chunk.to_vec();
-            for round in 0..UNPROCESSED_ROUNDS {
-                if pending.is_empty() {
-                    break;
-                }
-                if round > 0 {
-                    backoff(round).await;
-                }
-                let out = api::call(
-                    &t.budget,
-                    "config",
-                    "BatchGetResourceConfig",
-                    &t.label,
-                    t.client
-                        .batch_get_resource_config()
-                        .set_resource_keys(Some(pending.clone()))
-                        .send(),
-                )
-                .await?;
-                items.extend(out.base_configuration_items().iter().map(base_item_json));
-                pending = out.unprocessed_resource_keys().to_vec();
-            }
-            if !pending.is_empty() {
-                return Err(ApiError::Call {
-                    call: "BatchGetResourceConfig",
-                    region: t.label.clone(),
-                    reason: format!(
-                        "{} resource(s) still unprocessed after {UNPROCESSED_ROUNDS} rounds",
-                        pending.len()
-                    ),
-                });
-            }
+        let (items, left) = in_batches(keys, |pending| async {
+            let out = api::call(
+                &t.budget,
+                "config",
+                "BatchGetResourceConfig",
+                &t.label,
+                t.client
+                    .batch_get_resource_config()
+                    .set_resource_keys(Some(pending))
+                    .send(),
+            )
+            .await?;
+            Ok((
+                out.base_configuration_items()
+                    .iter()
+                    .map(base_item_json)
+                    .collect(),
+                out.unprocessed_resource_keys().to_vec(),
+            ))
+        })
+        .await?;
+        if left > 0 {
+            return Err(ApiError::Call {
+                call: "BatchGetResourceConfig",
+                region: t.label.clone(),
+                reason: format!(
+                    "{left} resource(s) still unprocessed after {UNPROCESSED_ROUNDS} rounds"
+                ),
+            });
         }
         Ok(items)
     }
@@ -515,38 +510,36 @@ impl AwsConfigApiCollector {
         name: &str,
         ids: Vec<AggregateResourceIdentifier>,
     ) -> Result<Vec<Map<String, Value>>, ApiError> {
-        let mut items = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH) {
-            let mut pending = chunk.to_vec();
-            for round in 0..UNPROCESSED_ROUNDS {
-                if pending.is_empty() {
-                    break;
-                }
-                if round > 0 {
-                    backoff(round).await;
-                }
-                let out = api::call(
-                    &t.budget,
-                    "config",
-                    "BatchGetAggregateResourceConfig",
-                    &t.label,
-                    t.client
-                        .batch_get_aggregate_resource_config()
-                        .configuration_aggregator_name(name)
-                        .set_resource_identifiers(Some(pending.clone()))
-                        .send(),
-                )
-                .await?;
-                items.extend(out.base_configuration_items().iter().map(base_item_json));
-                pending = out.unprocessed_resource_identifiers().to_vec();
-            }
-            if !pending.is_empty() {
-                tracing::warn!(
-                    scope = %t.label,
-                    unprocessed = pending.len(),
-                    "resources the aggregator could not return (not yet aggregated, or deleted)"
-                );
-            }
+        let (items, left) = in_batches(ids, |pending| async {
+            let out = api::call(
+                &t.budget,
+                "config",
+                "BatchGetAggregateResourceConfig",
+                &t.label,
+                t.client
+                    .batch_get_aggregate_resource_config()
+                    .configuration_aggregator_name(name)
+                    .set_resource_identifiers(Some(pending))
+                    .send(),
+            )
+            .await?;
+            Ok((
+                out.base_configuration_items()
+                    .iter()
+                    .map(base_item_json)
+                    .collect(),
+                out.unprocessed_resource_identifiers().to_vec(),
+            ))
+        })
+        .await?;
+        if left > 0 {
+            // Not yet aggregated, or deleted since the listing: the next
+            // pass tries again.
+            tracing::warn!(
+                scope = %t.label,
+                unprocessed = left,
+                "resources the aggregator could not return"
+            );
         }
         Ok(items)
     }
@@ -665,6 +658,38 @@ fn source_name(t: &Target) -> String {
 fn item_name(m: &Map<String, Value>) -> String {
     let g = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
     format!("{}/{}", g("resourceType"), g("resourceId"))
+}
+
+/// Calls `get` on batches of 100 keys, retrying the keys AWS hands back as
+/// unprocessed for a few rounds with backoff; returns the items and how
+/// many keys were still unprocessed at the end.
+async fn in_batches<K, F, Fut>(
+    keys: Vec<K>,
+    get: F,
+) -> Result<(Vec<Map<String, Value>>, usize), ApiError>
+where
+    K: Clone,
+    F: Fn(Vec<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Map<String, Value>>, Vec<K>), ApiError>>,
+{
+    let mut items = Vec::with_capacity(keys.len());
+    let mut left = 0;
+    for chunk in keys.chunks(BATCH) {
+        let mut pending = chunk.to_vec();
+        for round in 0..UNPROCESSED_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                backoff(round).await;
+            }
+            let (got, unprocessed) = get(pending).await?;
+            items.extend(got);
+            pending = unprocessed;
+        }
+        left += pending.len();
+    }
+    Ok((items, left))
 }
 
 async fn backoff(round: usize) {

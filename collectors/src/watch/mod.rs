@@ -39,6 +39,9 @@ pub struct WatchConfig {
     pub paths: Vec<PathBuf>,
     /// Remote Terraform state (only with `WatchSource::State`).
     pub remote: Vec<StateLocation>,
+    /// Time between listings of remote state (each one is an S3 LIST or an
+    /// HTTP GET, so less often than local folders).
+    pub remote_interval: Duration,
     pub source: WatchSource,
     /// Time between passes.
     pub interval: Duration,
@@ -70,6 +73,9 @@ pub struct WatchCollector {
     failed: HashMap<String, u64>,
     /// Clients for remote state, built on first use.
     backends: Option<Backends>,
+    /// The last remote listing (id, stamp), and when it was made.
+    remote_listed: Vec<(String, u64)>,
+    remote_listed_at: Option<std::time::Instant>,
     /// key → content hash of what is on the bus.
     published: HashMap<String, u64>,
     /// The last publish failed: try again on the next pass.
@@ -103,6 +109,8 @@ impl WatchCollector {
             files: BTreeMap::new(),
             failed: HashMap::new(),
             backends: None,
+            remote_listed: Vec::new(),
+            remote_listed_at: None,
             published: HashMap::new(),
             retry: false,
         }
@@ -156,20 +164,47 @@ impl WatchCollector {
             }
         }
         let mut unreachable = Vec::new();
-        if let Some(b) = self.backends.as_mut() {
+        let due = self
+            .remote_listed_at
+            .is_none_or(|at| at.elapsed() >= self.cfg.remote_interval);
+        if !due && self.backends.is_some() {
+            // Not due yet: the last listing stands (a stamp equal to the
+            // loaded one means nothing is fetched).
+            listed.extend(self.remote_listed.iter().map(|(id, stamp)| Listed {
+                id: id.clone(),
+                stamp: *stamp,
+                path: None,
+            }));
+        } else if let Some(b) = self.backends.as_mut() {
+            let previous = std::mem::take(&mut self.remote_listed);
+            self.remote_listed_at = Some(std::time::Instant::now());
             for loc in &self.cfg.remote {
                 match b.list(loc) {
-                    Ok(objects) => listed.extend(objects.into_iter().map(|o| Listed {
-                        id: o.id,
-                        stamp: o.stamp,
-                        path: None,
-                    })),
+                    Ok(objects) => {
+                        for o in objects {
+                            self.remote_listed.push((o.id.clone(), o.stamp));
+                            listed.push(Listed {
+                                id: o.id,
+                                stamp: o.stamp,
+                                path: None,
+                            });
+                        }
+                    }
                     Err(e) => {
                         errors.push(e);
-                        unreachable.push(match loc {
+                        let prefix = match loc {
                             StateLocation::S3 { bucket, .. } => format!("s3://{bucket}/"),
                             StateLocation::Http { url } => url.clone(),
-                        });
+                        };
+                        // A location that cannot be listed keeps what it
+                        // had (a network blip is not a deletion).
+                        self.remote_listed.extend(
+                            previous
+                                .iter()
+                                .filter(|(id, _)| id.starts_with(&prefix))
+                                .cloned(),
+                        );
+                        unreachable.push(prefix);
                     }
                 }
             }

@@ -12,6 +12,7 @@ fn state_watcher(dir: &Path) -> WatchCollector {
     WatchCollector::new(WatchConfig {
         paths: vec![dir.to_path_buf()],
         remote: Vec::new(),
+        remote_interval: Duration::ZERO,
         source: WatchSource::State(Box::new(TerraformConfig::new(
             types,
             Salt::from_env_or_random(),
