@@ -174,9 +174,13 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
         types.clone(),
         salt,
     );
-    let r = collect_remote(&bus, remote_state, live, tf, &types)?;
-    errors.extend(r.errors);
-    notes.extend(r.notes);
+    for r in [
+        collect_remote_state(&bus, remote_state, tf),
+        collect_live(&bus, live, &types)?,
+    ] {
+        errors.extend(r.errors);
+        notes.extend(r.notes);
+    }
     for (c, r) in collectors.iter().zip(reports) {
         tracing::info!(
             collector = c.name(),
@@ -234,28 +238,32 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     })
 }
 
-/// Reads remote Terraform state and the live AWS Config API once onto `bus`.
-fn collect_remote(
+/// Reads remote Terraform state once onto `bus`.
+fn collect_remote_state(
     bus: &Collected,
-    remote_state: Vec<StateLocation>,
-    live: Vec<AwsConfigSettings>,
+    remote: Vec<StateLocation>,
     tf: TerraformConfig,
+) -> CollectReport {
+    if remote.is_empty() {
+        return CollectReport::default();
+    }
+    WatchCollector::new(WatchConfig {
+        paths: Vec::new(),
+        remote,
+        remote_interval: std::time::Duration::ZERO,
+        source: WatchSource::State(Box::new(tf)),
+        interval: std::time::Duration::ZERO,
+    })
+    .poll_once(bus)
+}
+
+/// Reads the live AWS Config API once onto `bus`, one collector per spec.
+fn collect_live(
+    bus: &Collected,
+    live: Vec<AwsConfigSettings>,
     types: &Arc<TypeTable>,
 ) -> anyhow::Result<CollectReport> {
     let mut report = CollectReport::default();
-    if !remote_state.is_empty() {
-        let mut w = WatchCollector::new(WatchConfig {
-            paths: Vec::new(),
-            remote: remote_state,
-            remote_interval: std::time::Duration::ZERO,
-            source: WatchSource::State(Box::new(tf)),
-            interval: std::time::Duration::ZERO,
-        });
-        let r = w.poll_once(bus);
-        report.published += r.published;
-        report.errors.extend(r.errors);
-        report.notes.extend(r.notes);
-    }
     for settings in live {
         settings
             .validate("--observed")
@@ -284,8 +292,7 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
     );
     let mut rows = Vec::new();
     let bus = Collected::new();
-    let r = collect_remote(&bus, remote, Vec::new(), cfg.clone(), &types)?;
-    errors.extend(r.errors);
+    errors.extend(collect_remote_state(&bus, remote, cfg.clone()).errors);
     rows.extend(
         bus.drain(Topic::Declared)
             .into_iter()
@@ -385,9 +392,7 @@ pub fn observed_list(
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let mut rows = Vec::new();
     let bus = Collected::new();
-    let tf = terraform_config(Vec::new(), None, None, types.clone(), Salt::new("unused"));
-    let r = collect_remote(&bus, Vec::new(), live, tf, &types)?;
-    errors.extend(r.errors);
+    errors.extend(collect_live(&bus, live, &types)?.errors);
     rows.extend(
         bus.drain(Topic::Config)
             .into_iter()

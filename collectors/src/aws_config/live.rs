@@ -65,7 +65,7 @@ struct Seen {
 }
 
 struct State {
-    targets: Option<Vec<Target>>,
+    targets: Option<Vec<Arc<Target>>>,
     seen: HashMap<String, Seen>,
 }
 
@@ -75,6 +75,8 @@ pub struct AwsConfigApiCollector {
     types: Arc<TypeTable>,
     rt: tokio::runtime::Runtime,
     state: Mutex<State>,
+    /// Region clients, built once each.
+    by_region: Mutex<HashMap<String, Arc<Target>>>,
 }
 
 impl AwsConfigApiCollector {
@@ -92,6 +94,7 @@ impl AwsConfigApiCollector {
                 targets: None,
                 seen: HashMap::new(),
             }),
+            by_region: Mutex::new(HashMap::new()),
         })
     }
 
@@ -130,61 +133,82 @@ impl AwsConfigApiCollector {
         }
     }
 
-    async fn build_targets(&self) -> Result<Vec<Target>, SourceError> {
+    /// A client and budget for `scope` in `region`.
+    async fn new_target(&self, region: String, scope: Scope) -> Target {
         let s = &self.settings;
-        let base = api::load_sdk_config(
+        let sdk = api::load_sdk_config(
             s.profile.as_deref(),
-            None,
+            Some(&region),
             s.endpoint_url.as_deref(),
             s.max_attempts,
         )
         .await;
-        let home = base.region().map(|r| r.to_string());
-        let mut out = Vec::new();
-        let make = |region: String, sdk: &aws_config::SdkConfig, scope: Scope| {
-            let label = match &scope {
-                Scope::Region => region.clone(),
-                Scope::Aggregator(n) => format!("aggregator:{n}"),
-            };
-            Target {
-                budget: Arc::new(Budget::new(
-                    s.requests_per_second,
-                    s.burst,
-                    "config",
-                    &label,
-                )),
-                client: Client::new(sdk),
-                label,
-                region,
-                scope,
-            }
+        let label = match &scope {
+            Scope::Region => region.clone(),
+            Scope::Aggregator(n) => format!("aggregator:{n}"),
+        };
+        Target {
+            budget: Arc::new(Budget::new(
+                s.requests_per_second,
+                s.burst,
+                "config",
+                &label,
+            )),
+            client: Client::new(&sdk),
+            label,
+            region,
+            scope,
+        }
+    }
+
+    /// The one client (and budget) per region, shared by passes and by
+    /// completing notifications.
+    async fn region_target(&self, region: &str) -> Arc<Target> {
+        let known = self
+            .by_region
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(region)
+            .cloned();
+        if let Some(t) = known {
+            return t;
+        }
+        let t = Arc::new(self.new_target(region.to_string(), Scope::Region).await);
+        self.by_region
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert(t)
+            .clone()
+    }
+
+    async fn build_targets(&self) -> Result<Vec<Arc<Target>>, SourceError> {
+        let s = &self.settings;
+        let home = || async {
+            api::load_sdk_config(s.profile.as_deref(), None, s.endpoint_url.as_deref(), 1)
+                .await
+                .region()
+                .map(|r| r.to_string())
+                .ok_or_else(no_region)
         };
         if let Some(name) = &s.aggregator {
-            let region = s.regions.first().cloned().or(home).ok_or_else(no_region)?;
-            let sdk = api::load_sdk_config(
-                s.profile.as_deref(),
-                Some(&region),
-                s.endpoint_url.as_deref(),
-                s.max_attempts,
-            )
-            .await;
-            out.push(make(region, &sdk, Scope::Aggregator(name.clone())));
-            return Ok(out);
+            let region = match s.regions.first() {
+                Some(r) => r.clone(),
+                None => home().await?,
+            };
+            let t = self
+                .new_target(region, Scope::Aggregator(name.clone()))
+                .await;
+            return Ok(vec![Arc::new(t)]);
         }
         let regions = if s.regions.is_empty() {
-            vec![home.ok_or_else(no_region)?]
+            vec![home().await?]
         } else {
             s.regions.clone()
         };
+        let mut out = Vec::with_capacity(regions.len());
         for region in regions {
-            let sdk = api::load_sdk_config(
-                s.profile.as_deref(),
-                Some(&region),
-                s.endpoint_url.as_deref(),
-                s.max_attempts,
-            )
-            .await;
-            out.push(make(region, &sdk, Scope::Region));
+            out.push(self.region_target(&region).await);
         }
         Ok(out)
     }
@@ -578,28 +602,9 @@ impl AwsConfigApiCollector {
         resource_type: &str,
         resource_id: &str,
     ) -> Result<Option<ObservedResource>, SourceError> {
-        let settings = self.settings.clone();
         let source = format!("aws-config://{region}");
         let r = self.rt.block_on(async {
-            let sdk = api::load_sdk_config(
-                settings.profile.as_deref(),
-                Some(region),
-                settings.endpoint_url.as_deref(),
-                settings.max_attempts,
-            )
-            .await;
-            let target = Target {
-                label: region.to_string(),
-                region: region.to_string(),
-                scope: Scope::Region,
-                client: Client::new(&sdk),
-                budget: Arc::new(Budget::new(
-                    settings.requests_per_second,
-                    settings.burst,
-                    "config",
-                    region,
-                )),
-            };
+            let target = self.region_target(region).await;
             let key = ResourceKey::builder()
                 .resource_type(ResourceType::from(resource_type))
                 .resource_id(resource_id)

@@ -104,6 +104,15 @@ pub fn load_bytes(
         column: e.column(),
         reason: e.to_string(),
     })?;
+    load_value(v, source, types)
+}
+
+/// `load_bytes` for a document already parsed (a notification's envelope).
+pub fn load_value(
+    v: Value,
+    source: &str,
+    types: &TypeTable,
+) -> Result<LoadedItems, AwsConfigError> {
     let mut found = Vec::new();
     let skip = shapes::find(v, &mut found, "$").map_err(|reason| AwsConfigError::Shape {
         path: source.to_string(),

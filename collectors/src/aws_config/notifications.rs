@@ -140,7 +140,7 @@ impl NotificationReceiver {
                 _ => {}
             }
         }
-        let loaded = super::load_bytes(body, source, &self.types)
+        let loaded = super::load_value(envelope, source, &self.types)
             .map_err(|e| self.dead_letter(out, e.to_string()))?;
         if let Some(reason) = loaded.item_errors.first() {
             return Err(self.dead_letter(out, reason.clone()));

@@ -73,8 +73,9 @@ pub struct WatchCollector {
     failed: HashMap<String, u64>,
     /// Clients for remote state, built on first use.
     backends: Option<Backends>,
-    /// The last remote listing (id, stamp), and when it was made.
-    remote_listed: Vec<(String, u64)>,
+    /// The last listing of each remote location (id, stamp), and when
+    /// the listings were made.
+    remote_listed: Vec<Vec<(String, u64)>>,
     remote_listed_at: Option<std::time::Instant>,
     /// key → content hash of what is on the bus.
     published: HashMap<String, u64>,
@@ -130,9 +131,8 @@ impl WatchCollector {
         }
     }
 
-    /// What to read, what could not be listed, and the id prefixes of
-    /// remote locations that could not be listed.
-    fn list(&mut self) -> (Vec<Listed>, Vec<SourceError>, Vec<String>) {
+    /// What to read, and what could not be listed.
+    fn list(&mut self) -> (Vec<Listed>, Vec<SourceError>) {
         let inputs: Vec<String> = self
             .cfg
             .paths
@@ -163,53 +163,34 @@ impl WatchCollector {
                 }),
             }
         }
-        let mut unreachable = Vec::new();
         let due = self
             .remote_listed_at
             .is_none_or(|at| at.elapsed() >= self.cfg.remote_interval);
-        if !due && self.backends.is_some() {
-            // Not due yet: the last listing stands (a stamp equal to the
-            // loaded one means nothing is fetched).
-            listed.extend(self.remote_listed.iter().map(|(id, stamp)| Listed {
-                id: id.clone(),
-                stamp: *stamp,
-                path: None,
-            }));
-        } else if let Some(b) = self.backends.as_mut() {
-            let previous = std::mem::take(&mut self.remote_listed);
+        // Between listings the last one stands (an unchanged stamp means
+        // nothing is fetched).
+        if let (true, Some(b)) = (due, self.backends.as_mut()) {
+            self.remote_listed.resize(self.cfg.remote.len(), Vec::new());
             self.remote_listed_at = Some(std::time::Instant::now());
-            for loc in &self.cfg.remote {
+            for (loc, last) in self.cfg.remote.iter().zip(&mut self.remote_listed) {
                 match b.list(loc) {
-                    Ok(objects) => {
-                        for o in objects {
-                            self.remote_listed.push((o.id.clone(), o.stamp));
-                            listed.push(Listed {
-                                id: o.id,
-                                stamp: o.stamp,
-                                path: None,
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        errors.push(e);
-                        let prefix = match loc {
-                            StateLocation::S3 { bucket, .. } => format!("s3://{bucket}/"),
-                            StateLocation::Http { url } => url.clone(),
-                        };
-                        // A location that cannot be listed keeps what it
-                        // had (a network blip is not a deletion).
-                        self.remote_listed.extend(
-                            previous
-                                .iter()
-                                .filter(|(id, _)| id.starts_with(&prefix))
-                                .cloned(),
-                        );
-                        unreachable.push(prefix);
-                    }
+                    Ok(objects) => *last = objects.into_iter().map(|o| (o.id, o.stamp)).collect(),
+                    // A location that cannot be listed keeps what it had
+                    // (a network blip is not a deletion).
+                    Err(e) => errors.push(e),
                 }
             }
         }
-        (listed, errors, unreachable)
+        listed.extend(
+            self.remote_listed
+                .iter()
+                .flatten()
+                .map(|(id, stamp)| Listed {
+                    id: id.clone(),
+                    stamp: *stamp,
+                    path: None,
+                }),
+        );
+        (listed, errors)
     }
 
     fn load(&self, item: &Listed) -> Result<Loaded, SourceError> {
@@ -283,17 +264,13 @@ impl WatchCollector {
     /// One pass: re-reads changed files and publishes what changed.
     pub fn poll_once(&mut self, out: &dyn RecordSink) -> CollectReport {
         let mut report = CollectReport::default();
-        let (listed, list_errors, unreachable) = self.list();
+        let (listed, list_errors) = self.list();
         report.errors.extend(list_errors);
         let mut dirty = false;
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|l| l.id.as_str()).collect();
         let before = self.files.len();
-        // A remote location that failed to list keeps its records (a
-        // network blip is not a deletion).
-        self.files.retain(|p, _| {
-            present.contains(p.as_str()) || unreachable.iter().any(|u| p.starts_with(u))
-        });
+        self.files.retain(|p, _| present.contains(p.as_str()));
         self.failed.retain(|p, _| present.contains(p.as_str()));
         dirty |= self.files.len() != before;
         let files_read = &metrics().files_read;
