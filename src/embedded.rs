@@ -12,7 +12,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_collectors::aws_config::{self, AwsConfigFileCollector, AwsConfigFileConfig};
 use driftline_collectors::terraform::{self, Salt, TerraformCollector, TerraformConfig};
 use driftline_collectors::{CollectReport, Collector, SourceError, expand_inputs};
-use driftline_detectors::{DriftDetector, DriftIgnore, DriftReport, Mappings, register_snapshots};
+use driftline_detectors::{
+    DriftDetector, DriftIgnore, DriftReport, Mappings, SourceStatuses, register_snapshots,
+};
 use driftline_pipeline::{Collected, Record, Topic, TypeTable, format_epoch_ms};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -73,6 +75,8 @@ pub struct ScanInputs {
 
 pub struct ScanOutcome {
     pub report: DriftReport,
+    /// What each source could read.
+    pub statuses: Arc<SourceStatuses>,
     pub errors: Vec<SourceError>,
     pub notes: Vec<String>,
 }
@@ -193,22 +197,23 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
         notes.extend(r.notes);
     }
 
-    let declared: Vec<_> = bus
+    // What each source could read: nothing in a scope it could not is drift.
+    let mut statuses = Vec::new();
+    let mut declared = Vec::new();
+    let mut observed = Vec::new();
+    for r in bus
         .drain(Topic::Declared)
         .into_iter()
-        .filter_map(|r| match r {
-            Record::Declared(d) => Some(*d),
-            _ => None,
-        })
-        .collect();
-    let observed: Vec<_> = bus
-        .drain(Topic::Config)
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Observed(o) => Some(*o),
-            _ => None,
-        })
-        .collect();
+        .chain(bus.drain(Topic::Config))
+    {
+        match r {
+            Record::Declared(d) => declared.push(*d),
+            Record::Observed(o) => observed.push(*o),
+            Record::Status(s) => statuses.push(*s),
+            Record::DeadLetter(_) | Record::Deleted { .. } => {}
+        }
+    }
+    let statuses = Arc::new(SourceStatuses::from_statuses(statuses));
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -220,9 +225,10 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let report = rt.block_on(async {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-        let summary = register_snapshots(&ctx, &mappings, &declared, &observed)?;
+        let summary = register_snapshots(&ctx, &mappings, &declared, &observed, &statuses)?;
         drop((declared, observed));
         DriftDetector::new(mappings.clone(), ignore)
+            .with_statuses(statuses.clone())
             .run(&ctx, summary)
             .await
     })?;
@@ -233,6 +239,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     );
     Ok(ScanOutcome {
         report,
+        statuses,
         errors,
         notes,
     })

@@ -218,8 +218,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .transpose()?;
             let mut outcome = embedded::scan(&inputs)?;
             if let Some(key) = key {
+                // One page per outage, beside one per finding.
+                let mut findings = outcome.report.findings.clone();
+                findings.extend(outcome.statuses.unavailable_findings().into_values());
                 let (sent, errors) = driftline_alerts::page_once(
-                    &outcome.report.findings,
+                    &findings,
                     key,
                     &args.pagerduty_url,
                     "http://127.0.0.1:9464",
@@ -272,7 +275,10 @@ fn finish(outcome: ScanOutcome, output: Output, drift_fails: bool) -> anyhow::Re
         Output::Json => report::json(&mut stdout, &outcome)?,
         Output::Sarif => report::sarif(&mut stdout, &outcome)?,
     }
-    Ok(if !outcome.errors.is_empty() {
+    // A source that could not be read is an error even when no collector
+    // said so: what it hides was not checked.
+    let unread = outcome.report.unobserved.iter().any(|u| !u.source_up);
+    Ok(if !outcome.errors.is_empty() || unread {
         ExitCode::from(2)
     } else if outcome.report.findings.is_empty() || !drift_fails {
         ExitCode::SUCCESS

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use driftline_pipeline::{Finding, FindingClass};
+use driftline_pipeline::{Finding, FindingClass, SourceSide};
 use serde_json::{Value, json};
 
 use crate::embedded::ScanOutcome;
@@ -60,8 +60,10 @@ fn name(f: &Finding) -> String {
 
 pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
     let r = &o.report;
-    if r.findings.is_empty() {
+    if r.findings.is_empty() && r.unobserved.is_empty() {
         writeln!(out, "No drift.")?;
+    } else if r.findings.is_empty() {
+        writeln!(out, "No drift in what could be read.")?;
     } else {
         let mut rows = Vec::new();
         for f in &r.findings {
@@ -94,11 +96,45 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
                     name(f),
                     format!("adopt as {}", f.tf_type.as_deref().unwrap_or("?")),
                 ]),
+                FindingClass::SourceUnavailable => rows.push(vec![
+                    "source_unavailable".into(),
+                    f.resource_id.clone(),
+                    f.reason.clone().unwrap_or_default(),
+                ]),
             }
         }
         write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
     }
     writeln!(out)?;
+    if !r.unobserved.is_empty() {
+        writeln!(
+            out,
+            "Not observed (unknown is not drift: nothing here is reported missing, changed or unmanaged)"
+        )?;
+        let rows: Vec<Vec<String>> = r
+            .unobserved
+            .iter()
+            .map(|u| {
+                vec![
+                    u.scope.side.as_str().into(),
+                    u.scope.source.clone(),
+                    u.scope.account.clone(),
+                    u.scope.region.clone(),
+                    u.scope.resource_type.clone().unwrap_or_else(|| "*".into()),
+                    u.affected.to_string(),
+                    u.scope.reason.clone(),
+                ]
+            })
+            .collect();
+        write_table(
+            out,
+            &[
+                "SIDE", "SOURCE", "ACCOUNT", "REGION", "TYPE", "AFFECTED", "REASON",
+            ],
+            &rows,
+        )?;
+        writeln!(out)?;
+    }
     let cov: Vec<Vec<String>> = r
         .coverage
         .iter()
@@ -141,6 +177,20 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
         s.declared_instances,
         s.observed_items
     )?;
+    if s.unobserved > 0 || s.unmanaged_withheld > 0 {
+        writeln!(
+            out,
+            "{} declared instances not compared and {} observed items not called unmanaged: their scope could not be read",
+            s.unobserved, s.unmanaged_withheld
+        )?;
+    }
+    if s.coverage_excluded > 0 {
+        writeln!(
+            out,
+            "IaC coverage leaves out {} account/region/type rows whose scope could not be read",
+            s.coverage_excluded
+        )?;
+    }
     let not_comparable: usize = s.not_comparable.values().sum();
     if not_comparable > 0 {
         writeln!(
@@ -177,6 +227,7 @@ pub fn json(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
         "findings": o.report.findings,
         "coverage": o.report.coverage,
         "summary": o.report.summary,
+        "unobserved": o.report.unobserved,
         "errors": o.errors,
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -201,6 +252,11 @@ fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
             "warning",
             "A resource exists that no Terraform state manages",
         ),
+        FindingClass::SourceUnavailable => (
+            "source/unobserved",
+            "warning",
+            "A scope could not be read, so nothing in it was compared",
+        ),
     }
 }
 
@@ -211,6 +267,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
         FindingClass::Changed,
         FindingClass::Missing,
         FindingClass::Unmanaged,
+        FindingClass::SourceUnavailable,
     ];
     let rules: Vec<Value> = classes
         .iter()
@@ -244,6 +301,39 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
                 "properties": {"diffs": f.diffs, "remediation": f.remediation, "resourceType": f.resource_type}
             })
         })
+        .chain(o.report.unobserved.iter().map(|u| {
+            let class = FindingClass::SourceUnavailable;
+            let (id, level, _) = rule(class);
+            let idx = classes.iter().position(|c| *c == class).unwrap_or(0);
+            let what = match u.scope.side {
+                SourceSide::Observed => "declared resources not compared",
+                SourceSide::Declared => "observed resources not called unmanaged",
+            };
+            let scope = [
+                u.scope.account.as_str(),
+                u.scope.region.as_str(),
+                u.scope.resource_type.as_deref().unwrap_or("*"),
+            ]
+            .join("/");
+            json!({
+                "ruleId": id,
+                "ruleIndex": idx,
+                "level": level,
+                "message": {"text": format!("{}: {}; {} {what}", u.scope.source, u.scope.reason, u.affected)},
+                "locations": [{
+                    "physicalLocation": {"artifactLocation": {"uri": u.scope.source}},
+                    "logicalLocations": [{"name": scope, "kind": "scope"}]
+                }],
+                "properties": {"side": u.scope.side, "account": u.scope.account, "region": u.scope.region,
+                               "resourceType": u.scope.resource_type, "affected": u.affected,
+                               "reason": u.scope.reason, "status": u.status}
+            })
+        }))
+        .collect();
+    let notifications: Vec<Value> = o
+        .errors
+        .iter()
+        .map(|e| json!({"level": "error", "message": {"text": e.to_string()}}))
         .collect();
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -255,7 +345,11 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
                 "informationUri": "https://example.invalid/driftline",
                 "rules": rules
             }},
-            "results": results
+            "results": results,
+            "invocations": [{
+                "executionSuccessful": o.errors.is_empty(),
+                "toolExecutionNotifications": notifications
+            }]
         }]
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;

@@ -18,20 +18,6 @@ use aws::*;
 use common::*;
 use serde_json::{Value, json};
 
-fn findings_of(stdout: &[u8]) -> Vec<Value> {
-    let v: Value = serde_json::from_slice(stdout).expect("scan prints JSON");
-    v["findings"].as_array().cloned().unwrap_or_default()
-}
-
-fn has(findings: &[Value], class: &str, resource_id: &str) -> bool {
-    findings.iter().any(|f| {
-        f["class"] == class
-            && f["resource_key"]
-                .as_str()
-                .is_some_and(|k| k.ends_with(&format!("/{resource_id}")))
-    })
-}
-
 #[test]
 fn scan_reads_state_from_s3_and_the_live_config_api() {
     let Some(moto) = Moto::get() else { return };
@@ -127,65 +113,6 @@ fn scan_reads_state_from_s3_and_the_live_config_api() {
     let sources: Vec<&str> = rows.iter().filter_map(|r| r["source"].as_str()).collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(sources.contains(&"s3://dl-scan-state/env:/staging/prod/terraform.tfstate"));
-}
-
-/// `driftline run --config CFG` with the AWS environment (plus `extra`).
-fn start_run(
-    moto: &Moto,
-    region: &str,
-    cfg: &std::path::Path,
-    dir: &std::path::Path,
-    extra: &[(&'static str, String)],
-) -> Service {
-    let mut env = moto.env(region);
-    env.extend(extra.iter().cloned());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Service::start_env(
-        &["--config", cfg.to_str().unwrap()],
-        &dir.join("findings.jsonl"),
-        &dir.join("run.log"),
-        &env,
-    )
-}
-
-/// `driftline run` with only a config file: state in S3, AWS Config polled.
-fn run_config(dir: &std::path::Path, region: &str, state: &str, extra: &str) -> std::path::PathBuf {
-    let p = dir.join("driftline.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"data_dir = "data"
-[watch]
-state = ["{state}"]
-observed = ["aws-config:{region}"]
-interval_ms = 300
-remote_interval_ms = 500
-account = "{ACCOUNT}"
-
-[aws_config]
-resource_types = ["AWS::S3::Bucket"]
-requests_per_second = 50
-burst = 20
-poll_interval_secs = 1
-{extra}
-"#
-        ),
-    )
-    .unwrap();
-    p
-}
-
-fn events_for<'a>(events: &'a [Value], event: &str, class: &str, id: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| {
-            e["event"] == event
-                && e["class"] == class
-                && e["resource_key"]
-                    .as_str()
-                    .is_some_and(|k| k.ends_with(&format!("/{id}")))
-        })
-        .collect()
 }
 
 #[test]

@@ -432,6 +432,7 @@ fn a_malformed_record_goes_to_the_dead_letters_and_the_rest_flows() {
             key: key.into(),
             shard: "AWS::S3::Bucket/stray".into(),
             payload: Some(b"{\"v\":1,\"resource_key\":".to_vec()),
+            broadcast: false,
         }])
         .unwrap();
     publish_estate(&bus, &estate());

@@ -9,10 +9,16 @@ use serde_json::json;
 use crate::engine::AlertInput;
 use crate::labels::Labels;
 
-/// `drift` + `changed` → `DriftChanged`.
+/// `drift` + `changed` → `DriftChanged`; a class that already names its
+/// detector stands alone (`source` + `source_unavailable` →
+/// `SourceUnavailable`).
 pub fn alert_name(detector: &str, class: &str) -> String {
     let mut s = String::new();
-    for part in [detector, class] {
+    let named = class
+        .strip_prefix(detector)
+        .is_some_and(|rest| rest.starts_with('_'));
+    let parts: &[&str] = if named { &[class] } else { &[detector, class] };
+    for part in parts {
         for word in part.split(['_', '-']) {
             let mut cs = word.chars();
             if let Some(c) = cs.next() {
@@ -28,7 +34,7 @@ pub fn alert_name(detector: &str, class: &str) -> String {
 /// error; an edited or unmanaged one a warning.
 fn default_severity(class: FindingClass) -> &'static str {
     match class {
-        FindingClass::Missing => "error",
+        FindingClass::Missing | FindingClass::SourceUnavailable => "error",
         FindingClass::Changed | FindingClass::Unmanaged => "warning",
     }
 }
@@ -56,6 +62,10 @@ pub fn labels_of(f: &Finding, tag_labels: &[String]) -> Labels {
     }
     if let Some(t) = &f.tf_type {
         put("tf_type", t);
+    }
+    if f.class == FindingClass::SourceUnavailable {
+        put("source", f.source.as_deref().unwrap_or_default());
+        put("reason", f.reason.as_deref().unwrap_or_default());
     }
     for want in tag_labels {
         if let Some((_, v)) = f.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(want)) {
@@ -101,5 +111,9 @@ mod tests {
     fn names() {
         assert_eq!(alert_name("drift", "changed"), "DriftChanged");
         assert_eq!(alert_name("slo_burn", "page"), "SloBurnPage");
+        assert_eq!(
+            alert_name("source", "source_unavailable"),
+            "SourceUnavailable"
+        );
     }
 }

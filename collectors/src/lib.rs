@@ -8,6 +8,7 @@
 
 pub mod aws_config;
 mod inputs;
+pub mod status;
 pub mod terraform;
 pub mod watch;
 
@@ -103,6 +104,38 @@ pub(crate) fn publish_dead_letters(out: &dyn RecordSink, errors: &[SourceError])
         .collect();
     if let Err(e) = out.publish(driftline_pipeline::Topic::DeadLetters, records) {
         tracing::error!(error = %e, "cannot publish dead letters");
+    }
+}
+
+/// A one-shot read's statuses: each file read is up, each that failed is
+/// down with its reason. Published after the file's snapshots.
+pub(crate) fn publish_file_statuses(
+    out: &dyn RecordSink,
+    topic: driftline_pipeline::Topic,
+    side: driftline_pipeline::SourceSide,
+    files: &[std::path::PathBuf],
+    errors: &[SourceError],
+) {
+    let now = driftline_pipeline::now_ms();
+    let statuses = files
+        .iter()
+        .map(|f| {
+            let source = f.display().to_string();
+            match errors.iter().find(|e| e.source == source) {
+                Some(e) => driftline_pipeline::SourceStatus::down(
+                    side,
+                    source,
+                    format!("unreadable: {}", e.reason),
+                    None,
+                    now,
+                ),
+                None => driftline_pipeline::SourceStatus::up(side, source, now),
+            }
+        })
+        .map(|s| driftline_pipeline::Record::Status(Box::new(s)))
+        .collect();
+    if let Err(e) = out.publish(topic, statuses) {
+        tracing::error!(error = %e, "cannot publish source statuses");
     }
 }
 

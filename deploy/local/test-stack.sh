@@ -77,12 +77,15 @@ start() {
   # moto, through the launcher that gives its Config answers AWS's shapes.
   local moto_port
   moto_port="$(free_port)"
-  "$CACHE/venv/bin/python" "$(dirname "$0")/../../tests/support/moto_server.py" \
+  # Tests write refusals here (see moto_server.py), one region each.
+  echo '[]' >"$dir/moto-faults.json"
+  DRIFTLINE_MOTO_FAULTS="$dir/moto-faults.json" "$CACHE/venv/bin/python" "$(dirname "$0")/../../tests/support/moto_server.py" \
     -H 127.0.0.1 -p "$moto_port" >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
   wait_port "$moto_port" moto "$dir/moto.log"
   log "moto on 127.0.0.1:$moto_port (pid $(cat "$dir/moto.pid"), log $dir/moto.log)"
   echo "export DRIFTLINE_TEST_MOTO=http://127.0.0.1:$moto_port"
+  echo "export DRIFTLINE_TEST_MOTO_FAULTS=$dir/moto-faults.json"
 }
 
 wait_port() {

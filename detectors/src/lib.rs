@@ -10,7 +10,10 @@ use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;
 
 pub use drift::stream::{Side, Skip, StreamingDrift};
-pub use drift::{DriftDetector, DriftIgnore, DriftReport, DriftSummary, register_snapshots};
+pub use drift::{
+    DriftDetector, DriftIgnore, DriftReport, DriftSummary, SourceStatuses, Unobserved,
+    UnobservedScope, register_snapshots,
+};
 pub use mappings::{Mapping, MappingError, Mappings};
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ use crate::model::{
     DeclaredResource, FindingEvent, ObservedResource, SCHEMA_VERSION, type_id_of_key,
 };
 use crate::schema::{declared_batch, observed_batch};
+use crate::source_status::{SourceStatus, is_status_key};
 
 /// Bytes of a rejected payload kept in its dead letter.
 const DEAD_PAYLOAD_MAX: usize = 64 * 1024;
@@ -43,6 +44,7 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
                     key,
                     shard,
                     payload: Some(payload),
+                    broadcast: false,
                 });
             }
         }
@@ -54,6 +56,7 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
                     key: o.resource_key.clone(),
                     shard: o.type_id.clone(),
                     payload: Some(payload),
+                    broadcast: false,
                 });
             }
         }
@@ -70,6 +73,7 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
                     key: d.source.clone(),
                     shard: d.source.clone(),
                     payload: Some(encode_json(d)?),
+                    broadcast: false,
                 });
             }
             Record::Deleted { key } => {
@@ -79,6 +83,18 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
                     key: key.clone(),
                     shard: type_id_of_key(key).unwrap_or(key).to_string(),
                     payload: None,
+                    broadcast: is_status_key(key),
+                });
+            }
+            Record::Status(s) => {
+                flush(&mut out, &mut declared, &mut observed)?;
+                let key = s.key();
+                out.push(OutMessage {
+                    topic,
+                    shard: key.clone(),
+                    key,
+                    payload: Some(encode_json(s)?),
+                    broadcast: true,
                 });
             }
         }
@@ -240,6 +256,25 @@ pub fn decode_table(schema: &SchemaRef, payloads: &[&[u8]]) -> Decoded {
     }
 }
 
+/// Decodes a source status message.
+pub fn decode_status(payload: &[u8]) -> Result<SourceStatus, String> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        v: u32,
+        #[serde(flatten)]
+        status: SourceStatus,
+    }
+    let s: Versioned =
+        serde_json::from_slice(payload).map_err(|e| format!("not a source status: {e}"))?;
+    if s.v != SCHEMA_VERSION {
+        return Err(format!(
+            "unsupported schema version {} (this driftline reads {SCHEMA_VERSION})",
+            s.v
+        ));
+    }
+    Ok(s.status)
+}
+
 /// Decodes one finding event.
 pub fn decode_finding_event(payload: &[u8]) -> Result<FindingEvent, String> {
     let ev: FindingEvent =
@@ -260,6 +295,7 @@ pub fn encode_finding_event(ev: &FindingEvent) -> Result<OutMessage, BusError> {
         key: ev.finding.fingerprint.clone(),
         shard: ev.finding.fingerprint.clone(),
         payload: Some(serde_json::to_vec(ev).map_err(enc)?),
+        broadcast: false,
     })
 }
 
@@ -289,6 +325,7 @@ pub fn dead_letter_for(
         key: key.clone(),
         shard: key,
         payload: Some(encode_json(&dl)?),
+        broadcast: false,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod metrics;
 pub mod model;
 pub mod schema;
+pub mod source_status;
 pub mod store;
 
 pub use bus::{
@@ -36,4 +37,5 @@ pub use model::{
     FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
     fingerprint, format_epoch_ms, now_ms, parse_rfc3339_ms, resource_key, type_id, type_id_of_key,
 };
+pub use source_status::{SourceSide, SourceStatus, is_status_key, status_key};
 pub use store::{ParquetStore, Store, StoreError};

@@ -43,6 +43,12 @@ pub struct Metrics {
     /// State sources read (S3 objects, HTTP backends), by backend and outcome
     /// (read, unchanged, error).
     pub state_reads: IntCounterVec,
+    /// 1 while a source reads its scope, 0 while it cannot (by source,
+    /// account, region; `-` is any).
+    pub source_up: IntGaugeVec,
+    /// Seconds since a source's last successful read, set while it is down
+    /// and has one (its data is kept, stale).
+    pub source_stale_seconds: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -153,6 +159,16 @@ impl Metrics {
                 "driftline_state_reads_total",
                 "Remote Terraform state reads, by backend and outcome.",
                 &["backend", "outcome"],
+            ),
+            source_up: gauge(
+                "driftline_source_up",
+                "1 while a source reads its scope completely, 0 while it cannot.",
+                &["source", "account", "region"],
+            ),
+            source_stale_seconds: gauge(
+                "driftline_source_stale_seconds",
+                "Age of a down source's last good reading, which is kept meanwhile.",
+                &["source", "account", "region"],
             ),
             registry: r,
         }

@@ -195,6 +195,10 @@ pub enum FindingClass {
     Changed,
     Missing,
     Unmanaged,
+    /// A source cannot read its scope (no recorder, access denied, an
+    /// unreadable file): one finding per source, not one per resource.
+    #[serde(rename = "source_unavailable")]
+    SourceUnavailable,
 }
 
 impl FindingClass {
@@ -203,6 +207,7 @@ impl FindingClass {
             FindingClass::Changed => "changed",
             FindingClass::Missing => "missing",
             FindingClass::Unmanaged => "unmanaged",
+            FindingClass::SourceUnavailable => "source_unavailable",
         }
     }
 }
@@ -254,6 +259,9 @@ pub struct Finding {
     /// alerts take owner/team/service/env labels from them.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Why a source is unavailable (`source_unavailable` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
 }
 
 /// What happened to a finding in a streaming run.

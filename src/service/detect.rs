@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use driftline_detectors::{Side, Skip, StreamingDrift};
 
 use super::stage::{self, Offsets};
-use driftline_pipeline::codec::{decode_table, encode_finding_event};
+use driftline_pipeline::codec::{decode_status, decode_table, encode_finding_event};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::{
-    Bus, ConsumerSpec, Event, FindingClass, Message, OutMessage, Topic, metrics, now_ms,
+    Bus, ConsumerSpec, Event, FindingClass, Message, OutMessage, Topic, is_status_key, metrics,
+    now_ms,
 };
 
 /// Most messages applied before an evaluation is forced.
@@ -161,10 +162,16 @@ impl DetectStage {
             FindingClass::Changed,
             FindingClass::Missing,
             FindingClass::Unmanaged,
+            FindingClass::SourceUnavailable,
         ] {
+            let detector = if class == FindingClass::SourceUnavailable {
+                "source"
+            } else {
+                "drift"
+            };
             metrics()
                 .findings_open
-                .with_label_values(&["drift", class.as_str()])
+                .with_label_values(&[detector, class.as_str()])
                 .set(counts.get(&class).copied().unwrap_or(0) as i64);
         }
     }
@@ -184,8 +191,9 @@ impl DetectStage {
             if of_topic.is_empty() {
                 continue;
             }
+            let is_status = |m: &Message| m.key.as_deref().is_some_and(is_status_key);
             let with_payload: Vec<usize> = (0..of_topic.len())
-                .filter(|i| of_topic[*i].payload.is_some())
+                .filter(|i| of_topic[*i].payload.is_some() && !is_status(of_topic[*i]))
                 .collect();
             let payloads: Vec<&[u8]> = with_payload
                 .iter()
@@ -203,6 +211,27 @@ impl DetectStage {
             }
             for (i, m) in of_topic.iter().enumerate() {
                 let key = m.key.as_deref().unwrap_or_default();
+                if is_status(m) {
+                    // A source status, in order with the snapshots: it may
+                    // thaw groups that waited for their scope to be read.
+                    let status = m.payload.as_deref().map(decode_status).transpose();
+                    match status
+                        .map_err(Skip::Invalid)
+                        .and_then(|s| self.drift.apply_status(m.partition, key, s))
+                    {
+                        Ok(groups) => touched.extend(groups),
+                        Err(Skip::Invalid(reason)) if !m.replay => {
+                            match stage::reject(m, &reason) {
+                                Ok(d) => dead.push(d),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot encode a dead letter")
+                                }
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                    continue;
+                }
                 let result = if let Some(reason) = rejected.remove(&i) {
                     Err(Skip::Invalid(reason))
                 } else if m.key.is_none() {

@@ -1,5 +1,7 @@
 //! The AWS API peer (moto, started by `deploy/local/test-stack.sh` through
 //! tests/support/moto_server.py) and a helper that drives it with boto3.
+// Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use serde_json::{Value, json};
 
@@ -11,7 +13,12 @@ pub const ACCOUNT: &str = "123456789012";
 pub struct Moto {
     pub endpoint: String,
     python: String,
+    /// The file the peer reads its refusals from (see moto_server.py).
+    faults: Option<String>,
 }
+
+/// Tests run as threads of one process and share the faults file.
+static FAULTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Moto {
     /// The running peer, or `None` outside CI when none was started.
@@ -20,7 +27,11 @@ impl Moto {
             std::env::var("DRIFTLINE_TEST_MOTO"),
             std::env::var("DRIFTLINE_TEST_PYTHON"),
         ) {
-            (Ok(endpoint), Ok(python)) => Some(Moto { endpoint, python }),
+            (Ok(endpoint), Ok(python)) => Some(Moto {
+                endpoint,
+                python,
+                faults: std::env::var("DRIFTLINE_TEST_MOTO_FAULTS").ok(),
+            }),
             _ => {
                 assert!(
                     std::env::var("CI").is_err(),
@@ -82,9 +93,72 @@ impl Moto {
 
     /// A Config recorder in `region`, so driftline reads it.
     pub fn recorder(&self, region: &str) {
-        self.call(json!([[ "config", region, "put_configuration_recorder", {
-            "ConfigurationRecorder": {"name": "default", "roleARN": format!("arn:aws:iam::{ACCOUNT}:role/config")}
-        }]]));
+        self.recorder_with(
+            region,
+            json!({"name": "default", "roleARN": format!("arn:aws:iam::{ACCOUNT}:role/config")}),
+        );
+    }
+
+    /// Puts `recorder` in `region` and starts it (a recorder that is not
+    /// recording leaves AWS Config's data out of date, and driftline says so).
+    fn recorder_with(&self, region: &str, recorder: Value) {
+        self.call(json!([
+            ["config", region, "put_configuration_recorder", {"ConfigurationRecorder": recorder}],
+            ["config", region, "put_delivery_channel", {
+                "DeliveryChannel": {"name": "default", "s3BucketName": "dl-config-delivery"}
+            }],
+            ["config", region, "start_configuration_recorder", {"ConfigurationRecorderName": "default"}]
+        ]));
+    }
+
+    /// From now on every AWS Config call `operation` (`*`: any) in
+    /// `region` is refused with `code`, as AWS refuses a role that lost a
+    /// permission.
+    pub fn refuse(&self, region: &str, operation: &str, code: &str, message: &str) {
+        self.edit_faults(|faults| {
+            faults.push(
+                json!({"region": region, "operation": operation, "code": code, "message": message}),
+            );
+        });
+    }
+
+    /// Ends every refusal in `region`.
+    pub fn allow(&self, region: &str) {
+        self.edit_faults(|faults| faults.retain(|f| f["region"] != region));
+    }
+
+    fn edit_faults(&self, edit: impl FnOnce(&mut Vec<Value>)) {
+        let path = self
+            .faults
+            .as_deref()
+            .expect("DRIFTLINE_TEST_MOTO_FAULTS is set by test-stack.sh start");
+        let _one_at_a_time = FAULTS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut faults: Vec<Value> = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        edit(&mut faults);
+        // Whole or not at all: the peer reads it on every call.
+        let tmp = format!("{path}.{}", std::process::id());
+        std::fs::write(&tmp, serde_json::to_vec(&faults).unwrap()).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    /// A recorder in `region` that records every supported type but these.
+    pub fn recorder_excluding(&self, region: &str, types: &[&str]) {
+        self.recorder_with(
+            region,
+            json!({
+                "name": "default",
+                "roleARN": format!("arn:aws:iam::{ACCOUNT}:role/config"),
+                "recordingGroup": {
+                    "allSupported": false,
+                    "includeGlobalResourceTypes": false,
+                    "exclusionByResourceTypes": {"resourceTypes": types},
+                    "recordingStrategy": {"useOnly": "EXCLUSION_BY_RESOURCE_TYPES"}
+                }
+            }),
+        );
     }
 
     pub fn bucket(&self, region: &str, name: &str, tags: &[(&str, &str)]) {
@@ -145,4 +219,82 @@ pub fn bucket_state(serial: u64, buckets: &[Bucket<'_>]) -> String {
     json!({"version": 4, "terraform_version": "1.9.8", "serial": serial,
            "lineage": "3f1c0c9e-driftline-test", "outputs": {}, "resources": resources})
     .to_string()
+}
+
+pub fn findings_of(stdout: &[u8]) -> Vec<Value> {
+    let v: Value = serde_json::from_slice(stdout).expect("scan prints JSON");
+    v["findings"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn has(findings: &[Value], class: &str, resource_id: &str) -> bool {
+    findings.iter().any(|f| {
+        f["class"] == class
+            && f["resource_key"]
+                .as_str()
+                .is_some_and(|k| k.ends_with(&format!("/{resource_id}")))
+    })
+}
+
+/// `driftline run --config CFG` with the AWS environment (plus `extra`).
+pub fn start_run(
+    moto: &Moto,
+    region: &str,
+    cfg: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> crate::common::Service {
+    let mut env = moto.env(region);
+    env.extend(extra.iter().cloned());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::common::Service::start_env(
+        &["--config", cfg.to_str().unwrap()],
+        &dir.join("findings.jsonl"),
+        &dir.join("run.log"),
+        &env,
+    )
+}
+
+/// `driftline run` with only a config file: state in S3, AWS Config polled.
+pub fn run_config(
+    dir: &std::path::Path,
+    region: &str,
+    state: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let p = dir.join("driftline.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"data_dir = "data"
+[watch]
+state = ["{state}"]
+observed = ["aws-config:{region}"]
+interval_ms = 300
+remote_interval_ms = 500
+account = "{ACCOUNT}"
+
+[aws_config]
+resource_types = ["AWS::S3::Bucket"]
+requests_per_second = 50
+burst = 20
+poll_interval_secs = 1
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    p
+}
+
+pub fn events_for<'a>(events: &'a [Value], event: &str, class: &str, id: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| {
+            e["event"] == event
+                && e["class"] == class
+                && e["resource_key"]
+                    .as_str()
+                    .is_some_and(|k| k.ends_with(&format!("/{id}")))
+        })
+        .collect()
 }

@@ -6,9 +6,16 @@ supplementary values as JSON objects, tags as lists. Real AWS sends epoch
 seconds, JSON text and maps, and the Rust SDK rejects anything else. This
 launcher rewrites moto's Config responses to AWS's shapes, then runs
 `moto.server` with the given arguments (`-H 127.0.0.1 -p PORT`).
+
+It also refuses Config calls on demand, as AWS does when a role loses a
+permission or a quota is exhausted (moto enforces neither): while the JSON
+file named by DRIFTLINE_MOTO_FAULTS holds
+`[{"region": R, "operation": OP or "*", "code": C, "message": M}, …]`,
+a matching call answers 400 with AWS's error shape.
 """
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 
@@ -65,6 +72,33 @@ def patch(name, *lists):
     setattr(ConfigResponse, name, patched)
 
 
+def faults():
+    path = os.environ.get("DRIFTLINE_MOTO_FAULTS")
+    if not path:
+        return []
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return []
+
+
+def refuse_on_demand():
+    original = ConfigResponse.call_action
+
+    def call_action(self):
+        action = self._get_action()
+        for f in faults():
+            if f.get("region") == self.region and f.get("operation", "*") in ("*", action):
+                code = f.get("code", "AccessDeniedException")
+                body = json.dumps({"__type": code, "message": f.get("message", "denied")})
+                return 400, {"x-amzn-ErrorType": code, "Content-Type": "application/x-amz-json-1.1"}, body
+        return original(self)
+
+    ConfigResponse.call_action = call_action
+
+
+refuse_on_demand()
 patch("get_resource_config_history", "configurationItems")
 patch("batch_get_resource_config", "baseConfigurationItems")
 patch("batch_get_aggregate_resource_config", "BaseConfigurationItems")

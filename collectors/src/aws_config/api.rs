@@ -231,6 +231,10 @@ pub enum ApiError {
         "{region}: AWS Config has no configuration recorder here, so there is nothing to read. Set one up (aws configservice put-configuration-recorder) or remove {region} from aws_config.regions"
     )]
     NoRecorder { region: String },
+    #[error(
+        "{region}: the configuration recorder {name} is not recording, so what AWS Config holds here is out of date. Start it (aws configservice start-configuration-recorder --configuration-recorder-name {name})"
+    )]
+    NotRecording { region: String, name: String },
     #[error("{call} in {region}: {reason}")]
     Call {
         call: &'static str,
@@ -286,6 +290,22 @@ impl ApiError {
                 region,
                 reason: format!("{code}: {message}"),
             },
+        }
+    }
+
+    /// The reason in a source status, short enough for an alert label:
+    /// `AccessDeniedException on ListDiscoveredResources`.
+    pub fn status_reason(&self) -> String {
+        match self {
+            ApiError::AccessDenied { call, code, .. } => format!("{code} on {call}"),
+            ApiError::Throttled { call, code, .. } => {
+                format!("{code} on {call} (still throttled after the retries)")
+            }
+            ApiError::NoRecorder { .. } => "no configuration recorder".into(),
+            ApiError::NotRecording { name, .. } => {
+                format!("configuration recorder {name} is not recording")
+            }
+            ApiError::Call { call, reason, .. } => format!("{call} failed: {reason}"),
         }
     }
 

@@ -26,11 +26,14 @@ use aws_sdk_config::types::{
     AggregateResourceIdentifier, BaseConfigurationItem, ConfigurationItem, ResourceKey,
     ResourceType,
 };
-use driftline_pipeline::{ConfigStatus, ObservedResource, Record, RecordSink, Topic, TypeTable};
+use driftline_pipeline::{
+    ConfigStatus, ObservedResource, Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable,
+};
 use serde_json::{Map, Value, json};
 
 use super::api::{self, ApiError, AwsConfigSettings, Budget};
 use super::shapes::Found;
+use crate::status::StatusBoard;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 
 /// Items per BatchGet call (the API's maximum).
@@ -67,6 +70,76 @@ struct Seen {
 struct State {
     targets: Option<Vec<Arc<Target>>>,
     seen: HashMap<String, Seen>,
+    status: StatusBoard,
+}
+
+/// What one target's pass read.
+struct Pass {
+    records: Vec<Record>,
+    errors: Vec<SourceError>,
+    recording: Recording,
+}
+
+/// Which resource types a region's recorder records (its recording group):
+/// all supported (`only_types` unset) less `excluded_types`, or only
+/// `only_types`.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Recording {
+    only_types: Option<Vec<String>>,
+    excluded_types: Vec<String>,
+}
+
+/// Types AWS Config records only with `includeGlobalResourceTypes`.
+const GLOBAL_TYPES: [&str; 4] = [
+    "AWS::IAM::User",
+    "AWS::IAM::Group",
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+];
+
+impl Recording {
+    fn of_group(g: Option<&aws_sdk_config::types::RecordingGroup>) -> Recording {
+        use aws_sdk_config::types::RecordingStrategyType as Use;
+        let Some(g) = g else {
+            return Recording::default();
+        };
+        let names = |types: &[ResourceType]| -> Vec<String> {
+            types.iter().map(|t| t.as_str().to_string()).collect()
+        };
+        let strategy = g.recording_strategy().and_then(|s| s.use_only());
+        match strategy {
+            Some(Use::ExclusionByResourceTypes) => Recording {
+                only_types: None,
+                excluded_types: g
+                    .exclusion_by_resource_types()
+                    .map(|e| names(e.resource_types()))
+                    .unwrap_or_default(),
+            },
+            Some(Use::InclusionByResourceTypes) => Recording {
+                only_types: Some(names(g.resource_types())),
+                excluded_types: Vec::new(),
+            },
+            _ if !g.all_supported() && !g.resource_types().is_empty() => Recording {
+                only_types: Some(names(g.resource_types())),
+                excluded_types: Vec::new(),
+            },
+            _ => Recording {
+                only_types: None,
+                excluded_types: if g.include_global_resource_types() {
+                    Vec::new()
+                } else {
+                    GLOBAL_TYPES.iter().map(|t| t.to_string()).collect()
+                },
+            },
+        }
+    }
+
+    fn records_type(&self, ty: &str) -> bool {
+        self.only_types
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|t| t == ty))
+            && !self.excluded_types.iter().any(|t| t == ty)
+    }
 }
 
 /// Reads AWS Config through its API; `poll_once` is one pass.
@@ -93,6 +166,7 @@ impl AwsConfigApiCollector {
             state: Mutex::new(State {
                 targets: None,
                 seen: HashMap::new(),
+                status: StatusBoard::new(SourceSide::Observed),
             }),
             by_region: Mutex::new(HashMap::new()),
         })
@@ -221,17 +295,36 @@ impl AwsConfigApiCollector {
             match self.rt.block_on(self.build_targets()) {
                 Ok(t) => state.targets = Some(t),
                 Err(e) => {
+                    let down = state.status.down(
+                        &e.source,
+                        e.reason.clone(),
+                        driftline_pipeline::now_ms(),
+                    );
+                    let records = state.status.update(vec![down], true);
+                    if out.publish(Topic::Config, records).is_err() {
+                        state.status.forget();
+                    }
                     report.errors.push(e);
                     return report;
                 }
             }
         }
         let types = self.resource_types();
-        let State { targets, seen } = &mut *state;
+        let State {
+            targets,
+            seen,
+            status,
+        } = &mut *state;
+        let mut statuses = Vec::new();
         for target in targets.as_deref().unwrap_or_default() {
             let started = std::time::Instant::now();
+            let now = driftline_pipeline::now_ms();
             match self.rt.block_on(self.pass(target, &types, seen)) {
-                Ok((records, errors)) => {
+                Ok(Pass {
+                    records,
+                    errors,
+                    recording,
+                }) => {
                     let n = records.len();
                     tracing::info!(
                         collector = "aws_config",
@@ -242,6 +335,11 @@ impl AwsConfigApiCollector {
                         "AWS Config pass"
                     );
                     report.errors.extend(errors);
+                    let mut up = SourceStatus::up(SourceSide::Observed, source_name(target), now)
+                        .in_scope("", status_region(target));
+                    up.only_types = recording.only_types;
+                    up.excluded_types = recording.excluded_types;
+                    statuses.push(up);
                     if n > 0 {
                         match out.publish(Topic::Config, records) {
                             Ok(()) => report.published += n,
@@ -259,12 +357,34 @@ impl AwsConfigApiCollector {
                 }
                 Err(e) => {
                     tracing::warn!(collector = "aws_config", scope = %target.label, error = %e, "AWS Config pass failed; other regions go on");
+                    let source = source_name(target);
+                    let reason = match &target.scope {
+                        Scope::Region => format!("region {}: {}", target.region, e.status_reason()),
+                        Scope::Aggregator(n) => format!("aggregator {n}: {}", e.status_reason()),
+                    };
+                    statuses.push(
+                        status
+                            .down(&source, reason, now)
+                            .in_scope("", status_region(target)),
+                    );
                     report.errors.push(SourceError {
-                        source: source_name(target),
+                        source,
                         reason: e.to_string(),
                     });
                 }
             }
+        }
+        // After the items: a detector learns a region is read again only
+        // once what was read is ahead of it on every partition.
+        let changed = status.update(statuses, true);
+        if !changed.is_empty()
+            && let Err(e) = out.publish(Topic::Config, changed)
+        {
+            status.forget();
+            report.errors.push(SourceError {
+                source: "aws-config".into(),
+                reason: format!("cannot publish source statuses: {e}"),
+            });
         }
         crate::publish_dead_letters(out, &report.errors);
         report
@@ -296,22 +416,26 @@ impl AwsConfigApiCollector {
         t: &Target,
         types: &[String],
         seen: &mut HashMap<String, Seen>,
-    ) -> Result<(Vec<Record>, Vec<SourceError>), ApiError> {
-        let items = match &t.scope {
+    ) -> Result<Pass, ApiError> {
+        let (items, recording) = match &t.scope {
             Scope::Region => {
-                self.check_recorder(t).await?;
+                let recording = self.recording(t).await?;
                 let mut keys = Vec::new();
-                for ty in types {
+                // A type the recorder leaves out has nothing to list.
+                for ty in types.iter().filter(|ty| recording.records_type(ty)) {
                     keys.extend(self.list(t, ty).await?);
                 }
-                self.batch_get(t, keys).await?
+                (self.batch_get(t, keys).await?, recording)
             }
             Scope::Aggregator(name) => {
                 let mut ids = Vec::new();
                 for ty in types {
                     ids.extend(self.list_aggregate(t, name, ty).await?);
                 }
-                self.batch_get_aggregate(t, name, ids).await?
+                (
+                    self.batch_get_aggregate(t, name, ids).await?,
+                    Recording::default(),
+                )
             }
         };
         let source = source_name(t);
@@ -391,11 +515,17 @@ impl AwsConfigApiCollector {
                 records.push(Record::Observed(Box::new(d)));
             }
         }
-        Ok((records, errors))
+        Ok(Pass {
+            records,
+            errors,
+            recording,
+        })
     }
 
-    async fn check_recorder(&self, t: &Target) -> Result<(), ApiError> {
-        let out = api::call(
+    /// What the region's recorder records: it must exist and be recording,
+    /// and its recording group says which types (DescribeConfigurationRecorders).
+    async fn recording(&self, t: &Target) -> Result<Recording, ApiError> {
+        let status = api::call(
             &t.budget,
             "config",
             "DescribeConfigurationRecorderStatus",
@@ -403,12 +533,61 @@ impl AwsConfigApiCollector {
             t.client.describe_configuration_recorder_status().send(),
         )
         .await?;
-        if out.configuration_recorders_status().is_empty() {
+        let Some(first) = status.configuration_recorders_status().first() else {
             return Err(ApiError::NoRecorder {
                 region: t.region.clone(),
             });
+        };
+        if !status
+            .configuration_recorders_status()
+            .iter()
+            .any(|r| r.recording())
+        {
+            return Err(ApiError::NotRecording {
+                region: t.region.clone(),
+                name: first.name().unwrap_or("default").to_string(),
+            });
         }
-        Ok(())
+        let recorders = api::call(
+            &t.budget,
+            "config",
+            "DescribeConfigurationRecorders",
+            &t.label,
+            t.client.describe_configuration_recorders().send(),
+        )
+        .await?;
+        if recorders.configuration_recorders().is_empty() {
+            // A status without a recorder description: take it as all types.
+            return Ok(Recording::default());
+        }
+        // Several recorders (a customer one and service-linked ones) record
+        // the union of their groups.
+        let groups: Vec<Recording> = recorders
+            .configuration_recorders()
+            .iter()
+            .map(|r| Recording::of_group(r.recording_group()))
+            .collect();
+        let included: Vec<String> = groups
+            .iter()
+            .filter_map(|g| g.only_types.clone())
+            .flatten()
+            .collect();
+        let mut broad = groups.iter().filter(|g| g.only_types.is_none());
+        let Some(first) = broad.next() else {
+            return Ok(Recording {
+                only_types: Some(included),
+                excluded_types: Vec::new(),
+            });
+        };
+        let mut excluded = first.excluded_types.clone();
+        for g in broad {
+            excluded.retain(|t| g.excluded_types.contains(t));
+        }
+        excluded.retain(|t| !included.contains(t));
+        Ok(Recording {
+            only_types: None,
+            excluded_types: excluded,
+        })
     }
 
     async fn list(&self, t: &Target, ty: &str) -> Result<Vec<ResourceKey>, ApiError> {
@@ -657,6 +836,14 @@ fn source_name(t: &Target) -> String {
     match &t.scope {
         Scope::Region => format!("aws-config://{}", t.region),
         Scope::Aggregator(n) => format!("aws-config-aggregator://{n}"),
+    }
+}
+
+/// The region a target's status covers (`-`: an aggregator's, any).
+fn status_region(t: &Target) -> &str {
+    match &t.scope {
+        Scope::Region => &t.region,
+        Scope::Aggregator(_) => driftline_pipeline::model::UNKNOWN,
     }
 }
 

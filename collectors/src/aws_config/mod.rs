@@ -369,6 +369,7 @@ impl Collector for AwsConfigFileCollector {
 
     fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
+        let mut unreadable = Vec::new();
         let results = crate::parallel_map(&self.cfg.files, |path| {
             let r = load_file(path, &self.cfg.types);
             progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
@@ -408,9 +409,21 @@ impl Collector for AwsConfigFileCollector {
                             reason,
                         }));
                 }
-                Err(e) => report.errors.push(e.into()),
+                Err(e) => {
+                    let e: SourceError = e.into();
+                    unreadable.push(e.clone());
+                    report.errors.push(e)
+                }
             }
         }
+        // A file with one bad item is still read; only unreadable ones are down.
+        crate::publish_file_statuses(
+            out,
+            Topic::Config,
+            driftline_pipeline::SourceSide::Observed,
+            &self.cfg.files,
+            &unreadable,
+        );
         crate::publish_dead_letters(out, &report.errors);
         report
     }

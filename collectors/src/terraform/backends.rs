@@ -47,6 +47,14 @@ impl StateLocation {
         }
         None
     }
+
+    /// As written: `s3://BUCKET/KEY` or the HTTP backend's address.
+    pub fn name(&self) -> String {
+        match self {
+            StateLocation::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+            StateLocation::Http { url } => url.clone(),
+        }
+    }
 }
 
 fn redact(u: &reqwest::Url) -> String {

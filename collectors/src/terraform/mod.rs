@@ -296,6 +296,13 @@ impl Collector for TerraformCollector {
                 Err(e) => report.errors.push(e.into()),
             }
         }
+        crate::publish_file_statuses(
+            out,
+            Topic::Declared,
+            driftline_pipeline::SourceSide::Declared,
+            &self.cfg.files,
+            &report.errors,
+        );
         crate::publish_dead_letters(out, &report.errors);
         report
     }

@@ -3,7 +3,11 @@
 //! or modification time changed, and publishes only what changed: a new or
 //! different snapshot per resource key, and a tombstone for a resource that
 //! no file holds any more. A file that fails to parse (half-written, say)
-//! keeps its previous records and is reported once per version.
+//! keeps its previous records and is reported once per version. So does a
+//! watched folder or remote location that cannot be listed: an unmounted
+//! volume or a denied listing is an outage, not a deletion. Each pass also
+//! says which sources it could read (`StatusBoard`): one status per watched
+//! input, and one per file that currently fails.
 //!
 //! Folders are polled rather than watched with inotify: it works the same
 //! on every filesystem (NFS, bind mounts, Kubernetes volumes) and a pass
@@ -19,8 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use driftline_pipeline::{Record, RecordSink, Topic, TypeTable, metrics};
+use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable, metrics};
 
+use crate::status::StatusBoard;
 use crate::terraform::backends::{Backends, Lineage, StateLocation, peek_lineage};
 use crate::terraform::{self, TerraformConfig};
 use crate::{CollectReport, SourceError, aws_config, expand_inputs};
@@ -56,6 +61,8 @@ struct FileState {
     records: FileRecords,
     /// The state's serial and lineage, when it is a Terraform state.
     lineage: Option<Lineage>,
+    /// When this version was read (ms).
+    read_ms: i64,
 }
 
 /// A source to read: a local file, or a listed remote object.
@@ -69,8 +76,13 @@ struct Listed {
 pub struct WatchCollector {
     cfg: WatchConfig,
     files: BTreeMap<String, FileState>,
-    /// Files whose latest version failed to load, with that version's stamp.
-    failed: HashMap<String, u64>,
+    /// Files whose latest version failed to load, with that version's
+    /// stamp and why.
+    failed: HashMap<String, (u64, String)>,
+    /// Inputs (folders, files, remote locations) that could not be listed
+    /// in the last pass, with why.
+    unlisted: BTreeMap<String, String>,
+    status: StatusBoard,
     /// Clients for remote state, built on first use.
     backends: Option<Backends>,
     /// The last listing of each remote location (id, stamp), and when
@@ -106,14 +118,19 @@ fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
 impl WatchCollector {
     pub fn new(cfg: WatchConfig) -> Self {
         Self {
-            cfg,
             files: BTreeMap::new(),
             failed: HashMap::new(),
+            unlisted: BTreeMap::new(),
+            status: StatusBoard::new(match cfg.source {
+                WatchSource::State(_) => SourceSide::Declared,
+                WatchSource::Observed(_) => SourceSide::Observed,
+            }),
             backends: None,
             remote_listed: Vec::new(),
             remote_listed_at: None,
             published: HashMap::new(),
             retry: false,
+            cfg,
         }
     }
 
@@ -144,6 +161,11 @@ impl WatchCollector {
             WatchSource::Observed(_) => expand_inputs(&inputs, aws_config::is_item_file),
         };
         let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
+        self.unlisted
+            .retain(|k, _| StateLocation::parse(k).is_some());
+        for e in &errors {
+            self.unlisted.insert(e.source.clone(), e.reason.clone());
+        }
         let mut listed: Vec<Listed> = files
             .into_iter()
             .filter_map(|p| {
@@ -173,10 +195,16 @@ impl WatchCollector {
             self.remote_listed_at = Some(std::time::Instant::now());
             for (loc, last) in self.cfg.remote.iter().zip(&mut self.remote_listed) {
                 match b.list(loc) {
-                    Ok(objects) => *last = objects.into_iter().map(|o| (o.id, o.stamp)).collect(),
+                    Ok(objects) => {
+                        self.unlisted.remove(&loc.name());
+                        *last = objects.into_iter().map(|o| (o.id, o.stamp)).collect()
+                    }
                     // A location that cannot be listed keeps what it had
                     // (a network blip is not a deletion).
-                    Err(e) => errors.push(e),
+                    Err(e) => {
+                        self.unlisted.insert(loc.name(), e.reason.clone());
+                        errors.push(e)
+                    }
                 }
             }
         }
@@ -270,8 +298,11 @@ impl WatchCollector {
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|l| l.id.as_str()).collect();
         let before = self.files.len();
-        self.files.retain(|p, _| present.contains(p.as_str()));
-        self.failed.retain(|p, _| present.contains(p.as_str()));
+        // Files under an input that could not be listed keep their records.
+        let unlisted: Vec<&str> = self.unlisted.keys().map(String::as_str).collect();
+        let kept = |p: &str| present.contains(p) || unlisted.iter().any(|u| p.starts_with(u));
+        self.files.retain(|p, _| kept(p));
+        self.failed.retain(|p, _| kept(p));
         dirty |= self.files.len() != before;
         let files_read = &metrics().files_read;
         for item in &listed {
@@ -279,7 +310,7 @@ impl WatchCollector {
                 .files
                 .get(&item.id)
                 .is_some_and(|f| f.stamp == item.stamp)
-                || self.failed.get(&item.id) == Some(&item.stamp)
+                || self.failed.get(&item.id).map(|(s, _)| s) == Some(&item.stamp)
             {
                 continue;
             }
@@ -302,6 +333,7 @@ impl WatchCollector {
                             stamp: item.stamp,
                             records,
                             lineage,
+                            read_ms: driftline_pipeline::now_ms(),
                         },
                     );
                     dirty = true;
@@ -309,7 +341,8 @@ impl WatchCollector {
                 Err(e) => {
                     files_read.with_label_values(&[self.name(), "error"]).inc();
                     tracing::warn!(collector = self.name(), error = %e, "cannot read; keeping its previous records");
-                    self.failed.insert(item.id.clone(), item.stamp);
+                    self.failed
+                        .insert(item.id.clone(), (item.stamp, e.reason.clone()));
                     report.errors.push(e);
                 }
             }
@@ -317,8 +350,54 @@ impl WatchCollector {
         if dirty || self.retry {
             self.publish_changes(out, &mut report);
         }
+        self.publish_statuses(out, &mut report);
         crate::publish_dead_letters(out, &report.errors);
         report
+    }
+
+    /// After the snapshots: each watched input is up unless it could not be
+    /// listed; each file that fails is down, stale when its last good
+    /// version is kept.
+    fn publish_statuses(&mut self, out: &dyn RecordSink, report: &mut CollectReport) {
+        let now = driftline_pipeline::now_ms();
+        let mut by_source: BTreeMap<String, SourceStatus> = BTreeMap::new();
+        let inputs = self
+            .cfg
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .chain(self.cfg.remote.iter().map(StateLocation::name));
+        for input in inputs {
+            let s = match self.unlisted.get(&input) {
+                Some(reason) => self
+                    .status
+                    .down(&input, format!("cannot list: {reason}"), now),
+                None => SourceStatus::up(self.status.side(), &input, now),
+            };
+            by_source.insert(input, s);
+        }
+        for (source, reason) in &self.unlisted {
+            by_source.entry(source.clone()).or_insert_with(|| {
+                self.status
+                    .down(source, format!("cannot list: {reason}"), now)
+            });
+        }
+        for (file, (_, reason)) in &self.failed {
+            let mut s = self.status.down(file, format!("unreadable: {reason}"), now);
+            s.last_ok_ms = self.files.get(file).map(|f| f.read_ms);
+            by_source.insert(file.clone(), s);
+        }
+        let records = self.status.update(by_source.into_values().collect(), true);
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = out.publish(self.topic(), records) {
+            self.status.forget();
+            report.errors.push(SourceError {
+                source: self.topic().name().to_string(),
+                reason: format!("cannot publish source statuses: {e}"),
+            });
+        }
     }
 
     fn publish_changes(&mut self, out: &dyn RecordSink, report: &mut CollectReport) {

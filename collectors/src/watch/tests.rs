@@ -29,10 +29,24 @@ fn keys(records: &[Record]) -> Vec<String> {
             Record::Observed(o) => o.resource_key.clone(),
             Record::Deleted { key } => format!("deleted:{key}"),
             Record::DeadLetter(d) => format!("dead:{}", d.source),
+            Record::Status(s) => format!("status:{}:{}", s.source, s.up),
         })
         .collect();
     k.sort();
     k
+}
+
+/// What was published on `topic`: (snapshots and tombstones, statuses).
+fn drain(out: &Collected, topic: Topic) -> (Vec<Record>, Vec<SourceStatus>) {
+    let mut snapshots = Vec::new();
+    let mut statuses = Vec::new();
+    for r in out.drain(topic) {
+        match r {
+            Record::Status(s) => statuses.push(*s),
+            other => snapshots.push(other),
+        }
+    }
+    (snapshots, statuses)
 }
 
 /// Rewrites a file with a new modification time even within one clock tick.
@@ -56,11 +70,14 @@ fn publishes_changes_only_and_tombstones_what_vanished() {
 
     let r = w.poll_once(&out);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let first = out.drain(Topic::Declared);
+    let (first, statuses) = drain(&out, Topic::Declared);
     assert!(first.len() > 10);
     assert_eq!(r.published, first.len());
+    // The folder is read: one up status for it, after the snapshots.
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert!(statuses[0].up && statuses[0].source == dir.path().display().to_string());
 
-    // Nothing changed: nothing published.
+    // Nothing changed: nothing published, not even the status again.
     assert_eq!(w.poll_once(&out).published, 0);
     assert!(out.drain(Topic::Declared).is_empty());
 
@@ -79,15 +96,50 @@ fn publishes_changes_only_and_tombstones_what_vanished() {
     let deleted = second.iter().filter(|k| k.starts_with("deleted:")).count();
     assert_eq!(deleted, removed_n, "{second:?}");
 
-    // A half-written file keeps the previous records and is reported once.
+    // A half-written file keeps the previous records and is reported once;
+    // its status says it is down and stale (its last version is kept).
     write_later(&file, "{\"version\": 4, \"resources\": [");
     let r = w.poll_once(&out);
     assert_eq!(r.errors.len(), 1);
     assert!(r.errors[0].source.ends_with("terraform.tfstate"));
     let dead = out.drain(Topic::DeadLetters);
     assert_eq!(dead.len(), 1);
-    assert!(out.drain(Topic::Declared).is_empty());
+    let (snapshots, statuses) = drain(&out, Topic::Declared);
+    assert!(snapshots.is_empty());
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert!(!statuses[0].up && statuses[0].is_stale(), "{statuses:?}");
+    assert!(statuses[0].source.ends_with("terraform.tfstate"));
     assert!(w.poll_once(&out).errors.is_empty());
+    assert!(out.drain(Topic::Declared).is_empty(), "reported once");
+
+    // Fixed: the file's status is removed (its folder's says up).
+    write_later(&file, &serde_json::to_string_pretty(&doc).unwrap());
+    w.poll_once(&out);
+    let (snapshots, statuses) = drain(&out, Topic::Declared);
+    assert!(statuses.is_empty());
+    assert_eq!(
+        keys(&snapshots),
+        vec![format!("deleted:source-status/{}", file.display())]
+    );
+
+    // The folder cannot be listed (unmounted, say): its records stay, and
+    // it is down.
+    let moved = dir.path().with_extension("moved");
+    std::fs::rename(dir.path(), &moved).unwrap();
+    let r = w.poll_once(&out);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    let (snapshots, statuses) = drain(&out, Topic::Declared);
+    assert!(
+        snapshots.is_empty(),
+        "nothing tombstoned: {:?}",
+        keys(&snapshots)
+    );
+    assert!(statuses.len() == 1 && !statuses[0].up && statuses[0].is_stale());
+    std::fs::rename(&moved, dir.path()).unwrap();
+    w.poll_once(&out);
+    let (snapshots, statuses) = drain(&out, Topic::Declared);
+    assert!(snapshots.is_empty());
+    assert!(statuses.len() == 1 && statuses[0].up, "{statuses:?}");
 
     // The file goes away: every resource it held is tombstoned.
     std::fs::remove_file(&file).unwrap();

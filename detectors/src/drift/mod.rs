@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod driftignore;
 pub mod remediation;
+pub mod scopes;
 pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +34,7 @@ use serde::Serialize;
 use crate::mappings::Mappings;
 use crate::{Detector, DetectorError};
 pub use driftignore::DriftIgnore;
+pub use scopes::{SourceStatuses, Unobserved};
 
 /// Rows per Arrow batch when registering snapshot tables.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -43,6 +45,22 @@ pub struct DriftReport {
     pub findings: Vec<Finding>,
     pub coverage: Vec<Coverage>,
     pub summary: DriftSummary,
+    /// Scopes a source could not read: nothing in them is called drift.
+    pub unobserved: Vec<UnobservedScope>,
+}
+
+/// A scope that could not be read, with what it withheld.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnobservedScope {
+    #[serde(flatten)]
+    pub scope: Unobserved,
+    /// Declared resources not compared (observed side), or observed
+    /// resources not called unmanaged (declared side).
+    pub affected: usize,
+    /// Whether the source itself is up (a type it does not record, say).
+    pub source_up: bool,
+    /// `up`, or why not and how stale.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -60,16 +78,28 @@ pub struct DriftSummary {
     pub not_comparable: BTreeMap<String, usize>,
     /// Observed Config types no mapping covers: not reported as unmanaged.
     pub unmapped_observed: BTreeMap<String, usize>,
+    /// Declared resources not compared because their scope is not observed.
+    pub unobserved: usize,
+    /// Observed resources not called unmanaged because a state could not be read.
+    pub unmanaged_withheld: usize,
+    /// Coverage rows left out because their scope is not fully read.
+    pub coverage_excluded: usize,
+    /// What was withheld, by scope (reported as `DriftReport::unobserved`).
+    #[serde(skip)]
+    pub withheld: BTreeMap<Unobserved, usize>,
 }
 
 /// Registers `declared` and `observed` tables (only comparable rows) in
 /// `ctx`, keeping the latest observed item per resource. Returns the counts
 /// of what was and was not comparable, for `DriftDetector::run`.
+/// Declared resources whose scope `statuses` says is not observed are
+/// counted by scope (and their findings withheld by `DriftDetector::run`).
 pub fn register_snapshots(
     ctx: &SessionContext,
     mappings: &Mappings,
     declared: &[DeclaredResource],
     observed: &[ObservedResource],
+    statuses: &SourceStatuses,
 ) -> Result<DriftSummary, DetectorError> {
     let mut summary = DriftSummary::default();
     let mut comparable_d: Vec<&DeclaredResource> = Vec::with_capacity(declared.len());
@@ -79,10 +109,15 @@ pub fn register_snapshots(
             continue;
         }
         summary.declared_instances += 1;
-        if d.type_id.is_empty() || mappings.by_tf_type(&d.tf_type).is_none() {
-            *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1;
-        } else {
-            comparable_d.push(d);
+        match mappings.by_tf_type(&d.tf_type) {
+            Some(m) if !d.type_id.is_empty() => {
+                if let Err(u) = statuses.observed(&d.account, &d.region, &m.config_type) {
+                    summary.unobserved += 1;
+                    *summary.withheld.entry(u).or_default() += 1;
+                }
+                comparable_d.push(d)
+            }
+            _ => *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1,
         }
     }
     // Latest capture per resource: history files hold many items of one resource.
@@ -233,6 +268,8 @@ impl ScalarUDFImpl for DriftDiffUdf {
 }
 
 const DELETED: &str = "('ResourceDeleted', 'ResourceDeletedNotRecorded')";
+/// Items that say the resource exists and what it looks like.
+const PRESENT: &str = "('OK', 'ResourceDiscovered')";
 
 /// The join: one row per declared instance and/or observed item. Declared
 /// rows often lack an account (S3 ARNs name none): they match on type and
@@ -241,9 +278,10 @@ fn pairs_sql() -> String {
     format!(
         "SELECT *,
             CASE
-              WHEN d_address IS NULL THEN CASE WHEN status IN {DELETED} THEN NULL ELSE 'unmanaged' END
+              WHEN d_address IS NULL THEN CASE WHEN status IN {PRESENT} THEN 'unmanaged' END
               WHEN d_deposed THEN NULL
               WHEN o_key IS NULL OR status IN {DELETED} THEN 'missing'
+              WHEN status = 'ResourceNotRecorded' THEN 'unobserved'
               WHEN diffs IS NOT NULL AND diffs <> '[]' THEN 'changed'
             END AS class
          FROM (
@@ -273,7 +311,7 @@ fn coverage_sql() -> String {
                 CAST(COUNT(DISTINCT CASE WHEN d_address IS NOT NULL THEN o_key END) AS BIGINT) AS managed,
                 CAST(COUNT(DISTINCT CASE WHEN d_address IS NULL THEN o_key END) AS BIGINT) AS unmanaged
          FROM drift_pairs
-         WHERE o_key IS NOT NULL AND status NOT IN {DELETED}
+         WHERE o_key IS NOT NULL AND status IN {PRESENT}
          GROUP BY o_account, o_region, resource_type
          ORDER BY account, region, resource_type"
     )
@@ -284,11 +322,24 @@ fn coverage_sql() -> String {
 pub struct DriftDetector {
     mappings: Arc<Mappings>,
     ignore: DriftIgnore,
+    /// What the sources could read; findings in scopes they could not are
+    /// withheld. `None`: the caller has already set those aside (the
+    /// streaming detector freezes them).
+    statuses: Option<Arc<SourceStatuses>>,
 }
 
 impl DriftDetector {
     pub fn new(mappings: Arc<Mappings>, ignore: DriftIgnore) -> Self {
-        Self { mappings, ignore }
+        Self {
+            mappings,
+            ignore,
+            statuses: None,
+        }
+    }
+
+    pub fn with_statuses(mut self, statuses: Arc<SourceStatuses>) -> Self {
+        self.statuses = Some(statuses);
+        self
     }
 
     fn udf(&self) -> ScalarUDF {
@@ -345,11 +396,24 @@ impl DriftDetector {
             (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
         });
         let coverage = ctx.sql(&coverage_sql()).await?.collect().await?;
-        let coverage = coverage_rows(&coverage);
+        let mut coverage = coverage_rows(&coverage);
+        let mut unobserved = Vec::new();
+        if let Some(st) = &self.statuses {
+            // Coverage counts only what every source could read.
+            let before = coverage.len();
+            if st.declared_complete().is_err() {
+                coverage.clear();
+            } else {
+                coverage.retain(|c| st.observed(&c.account, &c.region, &c.resource_type).is_ok());
+            }
+            summary.coverage_excluded = before - coverage.len();
+            unobserved = unobserved_scopes(st, &summary.withheld);
+        }
         Ok(DriftReport {
             findings,
             coverage,
             summary,
+            unobserved,
         })
     }
 
@@ -393,6 +457,29 @@ impl DriftDetector {
             let class = match class.as_str() {
                 "changed" => FindingClass::Changed,
                 "missing" => FindingClass::Missing,
+                "unobserved" => {
+                    // AWS Config says it does not record this resource.
+                    if let Some(st) = &self.statuses {
+                        let (acc, reg, typ) = (
+                            get(o_account, i).unwrap_or_default(),
+                            get(o_region, i).unwrap_or_default(),
+                            get(rtype, i).unwrap_or_default(),
+                        );
+                        if st.observed(&acc, &reg, &typ).is_ok() {
+                            summary.unobserved += 1;
+                            let u = Unobserved {
+                                side: driftline_pipeline::SourceSide::Observed,
+                                source: get(o_source, i).unwrap_or_default(),
+                                account: acc,
+                                region: reg,
+                                reason: format!("type {typ} not recorded (ResourceNotRecorded)"),
+                                resource_type: Some(typ),
+                            };
+                            *summary.withheld.entry(u).or_default() += 1;
+                        }
+                    }
+                    continue;
+                }
                 _ => FindingClass::Unmanaged,
             };
             let address = get(address, i);
@@ -454,6 +541,29 @@ impl DriftDetector {
             let region = get(o_region, i)
                 .or_else(|| get(d_region, i))
                 .unwrap_or_default();
+            if let Some(st) = &self.statuses {
+                let withheld = match class {
+                    // Counted by `register_snapshots`, scope by scope.
+                    FindingClass::Changed | FindingClass::Missing => st
+                        .observed(
+                            &get(d_account, i).unwrap_or_default(),
+                            &get(d_region, i).unwrap_or_default(),
+                            &mapping.config_type,
+                        )
+                        .is_err(),
+                    _ => match st.declared_complete() {
+                        Ok(()) => false,
+                        Err(u) => {
+                            summary.unmanaged_withheld += 1;
+                            *summary.withheld.entry(u).or_default() += 1;
+                            true
+                        }
+                    },
+                };
+                if withheld {
+                    continue;
+                }
+            }
             let (summary_text, remediation) = match class {
                 FindingClass::Changed => {
                     let a = address.clone().unwrap_or_default();
@@ -473,7 +583,7 @@ impl DriftDetector {
                         remediation::for_missing(&a),
                     )
                 }
-                FindingClass::Unmanaged => (
+                FindingClass::Unmanaged | FindingClass::SourceUnavailable => (
                     format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
                     remediation::for_unmanaged(&tf_type, &tf_id),
                 ),
@@ -481,7 +591,7 @@ impl DriftDetector {
             match class {
                 FindingClass::Changed => summary.changed += 1,
                 FindingClass::Missing => summary.missing += 1,
-                FindingClass::Unmanaged => summary.unmanaged += 1,
+                FindingClass::Unmanaged | FindingClass::SourceUnavailable => summary.unmanaged += 1,
             }
             out.push(Finding {
                 fingerprint: fingerprint("drift", &resource_key, class, ""),
@@ -499,10 +609,50 @@ impl DriftDetector {
                 summary: summary_text,
                 remediation,
                 tags: tags_of(get(o_tags, i), get(d_gone, i)),
+                reason: None,
             });
         }
         Ok(())
     }
+}
+
+/// Every source that is down, and every other scope something was withheld
+/// in, with how many resources.
+fn unobserved_scopes(
+    st: &SourceStatuses,
+    withheld: &BTreeMap<Unobserved, usize>,
+) -> Vec<UnobservedScope> {
+    let now = driftline_pipeline::now_ms();
+    let mut out: Vec<UnobservedScope> = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for s in st.down() {
+        let scope = Unobserved {
+            side: s.side,
+            source: s.source.clone(),
+            account: s.account.clone(),
+            region: s.region.clone(),
+            resource_type: None,
+            reason: s.reason.clone().unwrap_or_else(|| "unreadable".into()),
+        };
+        listed.insert(scope.clone());
+        out.push(UnobservedScope {
+            affected: withheld.get(&scope).copied().unwrap_or(0),
+            source_up: false,
+            status: s.describe(now),
+            scope,
+        });
+    }
+    for (scope, n) in withheld {
+        if !listed.contains(scope) {
+            out.push(UnobservedScope {
+                scope: scope.clone(),
+                affected: *n,
+                source_up: true,
+                status: "up".into(),
+            });
+        }
+    }
+    out
 }
 
 /// Tags as a flat map: the observed ones, else (resource gone) the declared

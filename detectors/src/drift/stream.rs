@@ -8,6 +8,15 @@
 //! Resources are grouped by `{ResourceType}/{resourceId}` (the join key of
 //! the drift SQL, and the shard both snapshot topics are partitioned by), so
 //! one group is always owned by one instance.
+//!
+//! Unknown is not drift: source statuses arrive on every partition, in
+//! order with its snapshots. A group whose scope a source cannot read right
+//! now (or whose observed item says `ResourceNotRecorded`, or that has no
+//! declared side while a state was never read) is frozen: it is not
+//! evaluated, so its findings neither open nor resolve, and it is evaluated
+//! again when that partition learns the scope is read. The owner of
+//! partition 0 raises one `source_unavailable` finding per source that is
+//! down.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +26,12 @@ use arrow::compute::interleave_record_batch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
-use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, type_id_of_key};
+use driftline_pipeline::source_status::STATUS_KEY_PREFIX;
+use driftline_pipeline::{
+    Finding, FindingClass, FindingEvent, FindingEventKind, SourceStatus, type_id_of_key,
+};
 
+use super::scopes::SourceStatuses;
 use super::{DriftDetector, DriftIgnore, DriftSummary};
 use crate::DetectorError;
 use crate::mappings::Mappings;
@@ -63,6 +76,14 @@ pub struct StreamingDrift {
     /// Open findings by class, kept as groups change (read every batch for
     /// the gauges; counting all groups each time would be O(estate)).
     open_by_class: BTreeMap<FindingClass, usize>,
+    /// The source statuses each owned partition has seen so far.
+    statuses: HashMap<i32, SourceStatuses>,
+    /// Frozen groups, by partition: evaluated when a status there changes.
+    deferred: HashMap<i32, HashSet<String>>,
+    /// Open `source_unavailable` findings (partition 0's owner), by source.
+    source_open: BTreeMap<String, Finding>,
+    /// Partition 0's statuses changed since the last evaluation.
+    sources_changed: bool,
 }
 
 fn tally(counts: &mut BTreeMap<FindingClass, usize>, open: &BTreeMap<String, Finding>, add: bool) {
@@ -84,7 +105,100 @@ impl StreamingDrift {
             mappings,
             groups: HashMap::new(),
             open_by_class: BTreeMap::new(),
+            statuses: HashMap::new(),
+            deferred: HashMap::new(),
+            source_open: BTreeMap::new(),
+            sources_changed: false,
         }
+    }
+
+    /// Takes a source status read on `partition` (`None`: the source is
+    /// gone). Returns the groups there to evaluate again.
+    pub fn apply_status(
+        &mut self,
+        partition: i32,
+        key: &str,
+        status: Option<SourceStatus>,
+    ) -> Result<Vec<String>, Skip> {
+        let Some(source) = key.strip_prefix(STATUS_KEY_PREFIX) else {
+            return Err(Skip::Invalid(format!("{key} is not a status key")));
+        };
+        if let Some(s) = &status
+            && s.source != source
+        {
+            return Err(Skip::Invalid(format!(
+                "message key {key} does not match the status's source {}",
+                s.source
+            )));
+        }
+        let changed = self
+            .statuses
+            .entry(partition)
+            .or_default()
+            .set(source, status);
+        if !changed {
+            return Ok(Vec::new());
+        }
+        if partition == 0 {
+            self.sources_changed = true;
+        }
+        Ok(self
+            .deferred
+            .remove(&partition)
+            .map(|d| d.into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    /// Why a group cannot be evaluated now, if it cannot.
+    fn frozen(&self, g: &Group) -> bool {
+        let Some(st) = self.statuses.get(&g.partition) else {
+            return false;
+        };
+        let text = |r: &Row, name: &str| col(&r.batch, name).map(|c| c.value(r.index).to_string());
+        for r in g.declared.values() {
+            let tid = text(r, "type_id").unwrap_or_default();
+            let ty = tid.split_once('/').map(|(t, _)| t).unwrap_or(&tid);
+            let (acc, reg) = (text(r, "account"), text(r, "region"));
+            if st
+                .observed(
+                    acc.as_deref().unwrap_or("-"),
+                    reg.as_deref().unwrap_or("-"),
+                    ty,
+                )
+                .is_err()
+            {
+                return true;
+            }
+        }
+        for r in g.observed.values() {
+            if text(r, "status").as_deref() == Some("ResourceNotRecorded") {
+                return true;
+            }
+            let (acc, reg, ty) = (
+                text(r, "account"),
+                text(r, "region"),
+                text(r, "resource_type").unwrap_or_default(),
+            );
+            if st
+                .observed(
+                    acc.as_deref().unwrap_or("-"),
+                    reg.as_deref().unwrap_or("-"),
+                    &ty,
+                )
+                .is_err()
+            {
+                return true;
+            }
+        }
+        g.declared.is_empty() && st.declared_complete().is_err()
+    }
+
+    /// One finding per source that partition 0 says is down.
+    fn source_findings(&self) -> BTreeMap<String, Finding> {
+        self.statuses
+            .get(&0)
+            .map(SourceStatuses::unavailable_findings)
+            .unwrap_or_default()
     }
 
     /// Takes the latest snapshot of `key` (row `index` of a batch decoded
@@ -155,6 +269,13 @@ impl StreamingDrift {
 
     /// Forgets the groups on these partitions (handed to another instance).
     pub fn revoke(&mut self, partitions: &HashSet<i32>) {
+        self.statuses.retain(|p, _| !partitions.contains(p));
+        self.deferred.retain(|p, _| !partitions.contains(p));
+        if partitions.contains(&0) {
+            tally(&mut self.open_by_class, &self.source_open, false);
+            self.source_open.clear();
+            self.sources_changed = false;
+        }
         let counts = &mut self.open_by_class;
         self.groups.retain(|_, g| {
             let keep = !partitions.contains(&g.partition);
@@ -176,6 +297,7 @@ impl StreamingDrift {
             .groups
             .values()
             .flat_map(|g| g.open.values().cloned())
+            .chain(self.source_open.values().cloned())
             .collect();
         all.sort_by(|a, b| {
             (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
@@ -194,12 +316,24 @@ impl StreamingDrift {
     ) -> Result<Vec<FindingEvent>, DetectorError> {
         let mut declared: Vec<&Row> = Vec::new();
         let mut observed: Vec<&Row> = Vec::new();
+        let mut frozen: Vec<(i32, &String)> = Vec::new();
         for tid in groups {
             if let Some(g) = self.groups.get(tid) {
+                if self.frozen(g) {
+                    frozen.push((g.partition, tid));
+                    continue;
+                }
                 declared.extend(g.declared.values());
                 observed.extend(g.observed.values());
             }
         }
+        let frozen: HashSet<String> = frozen
+            .into_iter()
+            .map(|(p, tid)| {
+                self.deferred.entry(p).or_default().insert(tid.clone());
+                tid.clone()
+            })
+            .collect();
         let found = if declared.is_empty() && observed.is_empty() {
             Vec::new()
         } else {
@@ -231,34 +365,26 @@ impl StreamingDrift {
             }
         }
         let mut events = Vec::new();
+        if self.sources_changed {
+            self.sources_changed = false;
+            let now_open = self.source_findings();
+            if emit {
+                diff_open(&self.source_open, &now_open, now_ms, &mut events);
+            }
+            tally(&mut self.open_by_class, &self.source_open, false);
+            tally(&mut self.open_by_class, &now_open, true);
+            self.source_open = now_open;
+        }
         for tid in groups {
+            if frozen.contains(tid) {
+                continue;
+            }
             let now_open = by_group.remove(tid.as_str()).unwrap_or_default();
             let Some(g) = self.groups.get_mut(tid) else {
                 continue;
             };
             if emit {
-                for (fp, before) in &g.open {
-                    if !now_open.contains_key(fp) {
-                        events.push(FindingEvent::new(
-                            FindingEventKind::Resolved,
-                            now_ms,
-                            before.clone(),
-                        ));
-                    }
-                }
-                for (fp, f) in &now_open {
-                    match g.open.get(fp) {
-                        None => {
-                            events.push(FindingEvent::new(FindingEventKind::New, now_ms, f.clone()))
-                        }
-                        Some(before) if before != f => events.push(FindingEvent::new(
-                            FindingEventKind::Changed,
-                            now_ms,
-                            f.clone(),
-                        )),
-                        Some(_) => {}
-                    }
-                }
+                diff_open(&g.open, &now_open, now_ms, &mut events);
             }
             tally(&mut self.open_by_class, &g.open, false);
             tally(&mut self.open_by_class, &now_open, true);
@@ -268,6 +394,35 @@ impl StreamingDrift {
             }
         }
         Ok(events)
+    }
+}
+
+/// The events that turn the findings open `before` into those open `now`.
+fn diff_open(
+    before: &BTreeMap<String, Finding>,
+    now: &BTreeMap<String, Finding>,
+    now_ms: i64,
+    events: &mut Vec<FindingEvent>,
+) {
+    for (fp, was) in before {
+        if !now.contains_key(fp) {
+            events.push(FindingEvent::new(
+                FindingEventKind::Resolved,
+                now_ms,
+                was.clone(),
+            ));
+        }
+    }
+    for (fp, f) in now {
+        match before.get(fp) {
+            None => events.push(FindingEvent::new(FindingEventKind::New, now_ms, f.clone())),
+            Some(was) if was != f => events.push(FindingEvent::new(
+                FindingEventKind::Changed,
+                now_ms,
+                f.clone(),
+            )),
+            Some(_) => {}
+        }
     }
 }
 

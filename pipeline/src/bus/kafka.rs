@@ -23,8 +23,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::{
-    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic,
-    TopicLayout, partition_for,
+    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic, TopicLayout,
 };
 use crate::metrics::metrics;
 
@@ -291,15 +290,21 @@ impl Producer for KafkaProducer {
         if messages.is_empty() {
             return Ok(());
         }
+        let routed: Vec<(&OutMessage, i32)> = messages
+            .iter()
+            .flat_map(|m| {
+                let n = self.partitions.get(&m.topic).copied().unwrap_or(1);
+                m.partitions(n).map(move |p| (m, p))
+            })
+            .collect();
         let ack = Arc::new(Ack {
-            remaining: AtomicUsize::new(messages.len()),
+            remaining: AtomicUsize::new(routed.len()),
             error: Mutex::new(None),
         });
-        for m in &messages {
-            let n = self.partitions.get(&m.topic).copied().unwrap_or(1);
+        for (m, partition) in routed {
             let mut record = BaseRecord::with_opaque_to(m.topic.name(), ack.clone())
                 .key(m.key.as_str())
-                .partition(partition_for(&m.shard, n));
+                .partition(partition);
             if let Some(p) = &m.payload {
                 record = record.payload(p.as_slice());
             }

@@ -8,8 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic,
-    TopicLayout, partition_for,
+    Bus, BusError, Consumer, ConsumerSpec, Event, Message, OutMessage, Producer, Topic, TopicLayout,
 };
 use crate::metrics::metrics;
 
@@ -128,19 +127,20 @@ impl Producer for MemoryProducer {
         let mut st = self.shared.lock();
         let out = &metrics().records_out;
         for m in messages {
-            out.with_label_values(&[m.topic.name()]).inc();
-            let n = self.shared.partitions;
-            let p = partition_for(&m.shard, n) as usize;
-            let part = &mut st.logs.get_mut(&m.topic).ok_or(BusError::Closed)?[p];
-            let offset = part.end();
-            if m.topic.is_table()
-                && let Some(old) = part.latest.insert(m.key.clone(), offset)
-                && let Some(slot) = part.entries.get_mut((old - part.base) as usize)
-            {
-                *slot = None;
+            let partitions = m.partitions(self.shared.partitions);
+            let payload = m.payload.map(Arc::<[u8]>::from);
+            for p in partitions {
+                out.with_label_values(&[m.topic.name()]).inc();
+                let part = &mut st.logs.get_mut(&m.topic).ok_or(BusError::Closed)?[p as usize];
+                let offset = part.end();
+                if m.topic.is_table()
+                    && let Some(old) = part.latest.insert(m.key.clone(), offset)
+                    && let Some(slot) = part.entries.get_mut((old - part.base) as usize)
+                {
+                    *slot = None;
+                }
+                part.entries.push(Some((m.key.clone(), payload.clone())));
             }
-            part.entries
-                .push(Some((m.key, m.payload.map(Arc::<[u8]>::from))));
         }
         drop(st);
         self.shared.appended.notify_all();
@@ -298,12 +298,14 @@ fn keys_behind(st: &State, positions: &HashMap<(Topic, i32), i64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::partition_for;
 
     fn msg(topic: Topic, key: &str, body: &str) -> OutMessage {
         OutMessage {
             topic,
             key: key.into(),
             shard: key.into(),
+            broadcast: false,
             payload: Some(body.as_bytes().to_vec()),
         }
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::model::{DeclaredResource, ObservedResource};
+use crate::source_status::SourceStatus;
 
 pub use memory::InProcessBus;
 pub use sink::{BusSink, Collected, RecordSink};
@@ -98,10 +99,14 @@ pub enum Record {
     Observed(Box<ObservedResource>),
     DeadLetter(DeadLetter),
     /// The resource with this key is gone from its source: a tombstone on a
-    /// compacted topic.
+    /// compacted topic. A status key (`source-status/…`) removes a source's
+    /// status from every partition.
     Deleted {
         key: String,
     },
+    /// Whether a source read its scope (see `source_status`), on the
+    /// snapshot topic of its side, written to every partition.
+    Status(Box<SourceStatus>),
 }
 
 /// A message to publish. `shard` picks the partition; on the snapshot
@@ -115,6 +120,21 @@ pub struct OutMessage {
     pub shard: String,
     /// `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// Written to every partition of the topic (source statuses), not to
+    /// the shard's one.
+    pub broadcast: bool,
+}
+
+impl OutMessage {
+    /// The partitions this message goes to, of `partitions`.
+    pub fn partitions(&self, partitions: i32) -> std::ops::Range<i32> {
+        if self.broadcast {
+            0..partitions.max(1)
+        } else {
+            let p = partition_for(&self.shard, partitions);
+            p..p + 1
+        }
+    }
 }
 
 /// A consumed message.
