@@ -15,7 +15,9 @@ use driftline_collectors::{CollectReport, Collector, SourceError, expand_inputs}
 use driftline_detectors::{
     DriftDetector, DriftIgnore, DriftReport, Mappings, SourceStatuses, register_snapshots,
 };
-use driftline_pipeline::{Collected, Record, Topic, TypeTable, format_epoch_ms};
+use driftline_pipeline::{
+    Collected, Record, SourceSide, SourceStatus, Topic, TypeTable, format_epoch_ms, now_ms,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -127,7 +129,22 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
+    let state_unreadable = errors.len();
     errors.extend(observed_errs.into_iter().map(SourceError::from));
+    // An input that names nothing readable is a source that could not be read.
+    let mut statuses: Vec<SourceStatus> = errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let side = if i < state_unreadable {
+                SourceSide::Declared
+            } else {
+                SourceSide::Observed
+            };
+            let reason = format!("unreadable: {}", e.reason);
+            SourceStatus::down(side, e.source.clone(), reason, None, now_ms())
+        })
+        .collect();
 
     // One salt for every state this run reads, so hashed secrets compare.
     let salt = Salt::from_env_or_random();
@@ -198,7 +215,6 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     }
 
     // What each source could read: nothing in a scope it could not is drift.
-    let mut statuses = Vec::new();
     let mut declared = Vec::new();
     let mut observed = Vec::new();
     for r in bus
@@ -225,7 +241,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let report = rt.block_on(async {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-        let summary = register_snapshots(&ctx, &mappings, &declared, &observed, &statuses)?;
+        let summary = register_snapshots(&ctx, &mappings, &declared, &observed)?;
         drop((declared, observed));
         DriftDetector::new(mappings.clone(), ignore)
             .with_statuses(statuses.clone())

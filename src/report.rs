@@ -180,7 +180,7 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
     if s.unobserved > 0 || s.unmanaged_withheld > 0 {
         writeln!(
             out,
-            "{} declared instances not compared and {} observed items not called unmanaged: their scope could not be read",
+            "{} declared instances not found but not called missing, and {} observed items not called unmanaged: their scope could not be read",
             s.unobserved, s.unmanaged_withheld
         )?;
     }
@@ -306,7 +306,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
             let (id, level, _) = rule(class);
             let idx = classes.iter().position(|c| *c == class).unwrap_or(0);
             let what = match u.scope.side {
-                SourceSide::Observed => "declared resources not compared",
+                SourceSide::Observed => "declared resources not called missing",
                 SourceSide::Declared => "observed resources not called unmanaged",
             };
             let scope = [

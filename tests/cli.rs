@@ -190,6 +190,33 @@ fn an_unreadable_file_is_named_and_the_scan_goes_on() {
         findings(&v).contains(&("changed".into(), "aws_security_group.web".into())),
         "the rest still scanned"
     );
+    // What the broken file held is unknown: a resource no item was read for
+    // is not called missing (one recorded as deleted still is), and the
+    // file is named as a scope that could not be read.
+    let f = findings(&v);
+    assert!(
+        !f.contains(&("missing".into(), "aws_sqs_queue.orders_dlq".into())),
+        "{v:#}"
+    );
+    assert!(
+        f.contains(&("missing".into(), "aws_ebs_volume.data[1]".into())),
+        "{v:#}"
+    );
+    let unobserved = v["unobserved"].as_array().unwrap();
+    assert!(
+        unobserved
+            .iter()
+            .any(|u| u["source"] == broken.display().to_string() && u["affected"] == 1),
+        "{v:#}"
+    );
+    // Neither is a state that could not be read: nothing is called unmanaged.
+    assert!(!f.iter().any(|(class, _)| class == "unmanaged"), "{v:#}");
+    assert!(
+        unobserved
+            .iter()
+            .any(|u| u["side"] == "declared" && u["source"] == "/nonexistent/terraform.tfstate"),
+        "{v:#}"
+    );
     assert_eq!(v["errors"].as_array().unwrap().len(), 3);
 }
 

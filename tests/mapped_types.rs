@@ -39,7 +39,7 @@ fn run(m: &Arc<Mappings>, d: &[DeclaredResource], o: &[ObservedResource]) -> Dri
         .unwrap();
     rt.block_on(async {
         let ctx = SessionContext::new();
-        let summary = register_snapshots(&ctx, m, d, o, &Default::default()).unwrap();
+        let summary = register_snapshots(&ctx, m, d, o).unwrap();
         DriftDetector::new(m.clone(), DriftIgnore::default())
             .run(&ctx, summary)
             .await

@@ -174,7 +174,7 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
         unobserved.iter().any(|r| r["message"]["text"]
             .as_str()
             .unwrap()
-            .contains("no configuration recorder; 2 declared resources not compared")),
+            .contains("no configuration recorder; 2 declared resources not called missing")),
         "{sarif:#}"
     );
     assert_eq!(
@@ -316,7 +316,7 @@ fn run_freezes_a_failing_region_pages_the_outage_once_then_finds_the_true_drift(
     let (_, m) = http_get(&svc.listen, "/metrics").unwrap();
     assert!(
         m.contains(&format!(
-            "driftline_source_up{{account=\"-\",region=\"{works}\",source=\"{src_works}\"}} 0"
+            "driftline_source_up{{account=\"{ACCOUNT}\",region=\"{works}\",source=\"{src_works}\"}} 0"
         )),
         "{m}"
     );
@@ -373,6 +373,7 @@ fn run_freezes_a_failing_region_pages_the_outage_once_then_finds_the_true_drift(
         assert_eq!(labels["alertname"], "SourceUnavailable", "{outage:#}");
         assert_eq!(labels["source"], src_works.as_str(), "{outage:#}");
         assert_eq!(labels["region"], works, "{outage:#}");
+        assert_eq!(labels["account"], ACCOUNT, "{outage:#}");
         assert!(
             labels["reason"]
                 .as_str()
@@ -385,7 +386,7 @@ fn run_freezes_a_failing_region_pages_the_outage_once_then_finds_the_true_drift(
     let (_, m) = http_get(&svc.listen, "/metrics").unwrap();
     assert!(
         m.contains(&format!(
-            "driftline_source_up{{account=\"-\",region=\"{works}\",source=\"{src_works}\"}} 1"
+            "driftline_source_up{{account=\"{ACCOUNT}\",region=\"{works}\",source=\"{src_works}\"}} 1"
         )),
         "{m}"
     );

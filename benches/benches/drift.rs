@@ -56,8 +56,7 @@ fn bench(c: &mut Criterion) {
             rt.block_on(async {
                 let ctx = SessionContext::new();
                 let summary =
-                    register_snapshots(&ctx, &mappings, &declared, &observed, &Default::default())
-                        .expect("register");
+                    register_snapshots(&ctx, &mappings, &declared, &observed).expect("register");
                 DriftDetector::new(mappings.clone(), DriftIgnore::default())
                     .run(&ctx, summary)
                     .await

@@ -43,11 +43,15 @@ impl StatusBoard {
         let mut named = std::collections::HashSet::new();
         for s in statuses {
             named.insert(s.source.clone());
+            let old = self.published.get(&s.source);
+            if let Some(old) = old
+                && (old.account != s.account || old.region != s.region)
+            {
+                // Its scope is better known now: one series per source.
+                clear_gauges(old);
+            }
             set_gauges(&s);
-            let changed = self
-                .published
-                .get(&s.source)
-                .is_none_or(|old| !old.same_as(&s));
+            let changed = old.is_none_or(|old| !old.same_as(&s));
             if changed {
                 if s.up {
                     tracing::info!(source = %s.source, side = s.side.as_str(), "source read");
@@ -67,9 +71,7 @@ impl StatusBoard {
                 .collect();
             for source in gone {
                 if let Some(s) = self.published.remove(&source) {
-                    let labels = [s.source.as_str(), s.account.as_str(), s.region.as_str()];
-                    let _ = metrics().source_up.remove_label_values(&labels);
-                    let _ = metrics().source_stale_seconds.remove_label_values(&labels);
+                    clear_gauges(&s);
                 }
                 out.push(Record::Deleted {
                     key: status_key(&source),
@@ -84,6 +86,12 @@ impl StatusBoard {
     pub fn forget(&mut self) {
         self.published.clear();
     }
+}
+
+fn clear_gauges(s: &SourceStatus) {
+    let labels = [s.source.as_str(), s.account.as_str(), s.region.as_str()];
+    let _ = metrics().source_up.remove_label_values(&labels);
+    let _ = metrics().source_stale_seconds.remove_label_values(&labels);
 }
 
 fn set_gauges(s: &SourceStatus) {

@@ -71,6 +71,9 @@ struct State {
     targets: Option<Vec<Arc<Target>>>,
     seen: HashMap<String, Seen>,
     status: StatusBoard,
+    /// The account each target's items belong to, once an item said so:
+    /// a status names the account it covers (an outage's alert label).
+    accounts: HashMap<String, String>,
 }
 
 /// What one target's pass read.
@@ -167,6 +170,7 @@ impl AwsConfigApiCollector {
                 targets: None,
                 seen: HashMap::new(),
                 status: StatusBoard::new(SourceSide::Observed),
+                accounts: HashMap::new(),
             }),
             by_region: Mutex::new(HashMap::new()),
         })
@@ -314,6 +318,7 @@ impl AwsConfigApiCollector {
             targets,
             seen,
             status,
+            accounts,
         } = &mut *state;
         let mut statuses = Vec::new();
         for target in targets.as_deref().unwrap_or_default() {
@@ -335,8 +340,17 @@ impl AwsConfigApiCollector {
                         "AWS Config pass"
                     );
                     report.errors.extend(errors);
+                    if let Some(account) = records.iter().find_map(|r| match r {
+                        Record::Observed(o) if o.account != driftline_pipeline::model::UNKNOWN => {
+                            Some(&o.account)
+                        }
+                        _ => None,
+                    }) {
+                        accounts.insert(target.label.clone(), account.clone());
+                    }
+                    let account = accounts.get(&target.label).map_or("", String::as_str);
                     let mut up = SourceStatus::up(SourceSide::Observed, source_name(target), now)
-                        .in_scope("", status_region(target));
+                        .in_scope(account, status_region(target));
                     up.only_types = recording.only_types;
                     up.excluded_types = recording.excluded_types;
                     statuses.push(up);
@@ -362,10 +376,11 @@ impl AwsConfigApiCollector {
                         Scope::Region => format!("region {}: {}", target.region, e.status_reason()),
                         Scope::Aggregator(n) => format!("aggregator {n}: {}", e.status_reason()),
                     };
+                    let account = accounts.get(&target.label).map_or("", String::as_str);
                     statuses.push(
                         status
                             .down(&source, reason, now)
-                            .in_scope("", status_region(target)),
+                            .in_scope(account, status_region(target)),
                     );
                     report.errors.push(SourceError {
                         source,

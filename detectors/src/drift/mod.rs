@@ -54,7 +54,7 @@ pub struct DriftReport {
 pub struct UnobservedScope {
     #[serde(flatten)]
     pub scope: Unobserved,
-    /// Declared resources not compared (observed side), or observed
+    /// Declared resources not called missing (observed side), or observed
     /// resources not called unmanaged (declared side).
     pub affected: usize,
     /// Whether the source itself is up (a type it does not record, say).
@@ -78,7 +78,8 @@ pub struct DriftSummary {
     pub not_comparable: BTreeMap<String, usize>,
     /// Observed Config types no mapping covers: not reported as unmanaged.
     pub unmapped_observed: BTreeMap<String, usize>,
-    /// Declared resources not compared because their scope is not observed.
+    /// Declared resources without an observed item whose scope is not
+    /// observed: not called missing.
     pub unobserved: usize,
     /// Observed resources not called unmanaged because a state could not be read.
     pub unmanaged_withheld: usize,
@@ -92,14 +93,11 @@ pub struct DriftSummary {
 /// Registers `declared` and `observed` tables (only comparable rows) in
 /// `ctx`, keeping the latest observed item per resource. Returns the counts
 /// of what was and was not comparable, for `DriftDetector::run`.
-/// Declared resources whose scope `statuses` says is not observed are
-/// counted by scope (and their findings withheld by `DriftDetector::run`).
 pub fn register_snapshots(
     ctx: &SessionContext,
     mappings: &Mappings,
     declared: &[DeclaredResource],
     observed: &[ObservedResource],
-    statuses: &SourceStatuses,
 ) -> Result<DriftSummary, DetectorError> {
     let mut summary = DriftSummary::default();
     let mut comparable_d: Vec<&DeclaredResource> = Vec::with_capacity(declared.len());
@@ -109,15 +107,10 @@ pub fn register_snapshots(
             continue;
         }
         summary.declared_instances += 1;
-        match mappings.by_tf_type(&d.tf_type) {
-            Some(m) if !d.type_id.is_empty() => {
-                if let Err(u) = statuses.observed(&d.account, &d.region, &m.config_type) {
-                    summary.unobserved += 1;
-                    *summary.withheld.entry(u).or_default() += 1;
-                }
-                comparable_d.push(d)
-            }
-            _ => *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1,
+        if d.type_id.is_empty() || mappings.by_tf_type(&d.tf_type).is_none() {
+            *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1;
+        } else {
+            comparable_d.push(d);
         }
     }
     // Latest capture per resource: history files hold many items of one resource.
@@ -541,26 +534,28 @@ impl DriftDetector {
             let region = get(o_region, i)
                 .or_else(|| get(d_region, i))
                 .unwrap_or_default();
+            // Unknown is not drift. An item that was read is evidence (of a
+            // change, or of a deletion); the absence of one is evidence only
+            // where the scope was read completely, and an item no state
+            // declares is unmanaged only once every state was read.
             if let Some(st) = &self.statuses {
-                let withheld = match class {
-                    // Counted by `register_snapshots`, scope by scope.
-                    FindingClass::Changed | FindingClass::Missing => st
+                let unknown = match class {
+                    FindingClass::Missing if get(o_key, i).is_none() => st
                         .observed(
                             &get(d_account, i).unwrap_or_default(),
                             &get(d_region, i).unwrap_or_default(),
                             &mapping.config_type,
                         )
-                        .is_err(),
-                    _ => match st.declared_complete() {
-                        Ok(()) => false,
-                        Err(u) => {
-                            summary.unmanaged_withheld += 1;
-                            *summary.withheld.entry(u).or_default() += 1;
-                            true
-                        }
-                    },
+                        .err()
+                        .inspect(|_| summary.unobserved += 1),
+                    FindingClass::Unmanaged => st
+                        .declared_complete()
+                        .err()
+                        .inspect(|_| summary.unmanaged_withheld += 1),
+                    _ => None,
                 };
-                if withheld {
+                if let Some(u) = unknown {
+                    *summary.withheld.entry(u).or_default() += 1;
                     continue;
                 }
             }

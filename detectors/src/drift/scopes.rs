@@ -68,6 +68,9 @@ struct Index {
     up_by_region: HashMap<String, Vec<SourceStatus>>,
     any_observed: bool,
     declared_never_read: Vec<SourceStatus>,
+    /// Something is down, unread or left out somewhere (the default, no
+    /// status at all, has none).
+    blind_spots: bool,
 }
 
 impl SourceStatuses {
@@ -125,7 +128,22 @@ impl SourceStatuses {
                 }
             }
         }
+        let unrestricted = |s: &SourceStatus| {
+            s.account == UNKNOWN && s.only_types.is_none() && s.excluded_types.is_empty()
+        };
+        ix.blind_spots = !(ix.declared_never_read.is_empty()
+            && (!ix.any_observed
+                || (ix.observed_down.is_empty()
+                    && ix.up_by_region.is_empty()
+                    && ix.up_anywhere.iter().all(unrestricted))));
         self.index = ix;
+    }
+
+    /// Whether every scope is observed, whatever its account, region or
+    /// type: no source is down, each observed source covers any region and
+    /// records every type, and every state has been read once.
+    pub fn sees_everything(&self) -> bool {
+        !self.index.blind_spots
     }
 
     /// Ok when `(account, region, resource_type)` is observed, else why not.
@@ -295,10 +313,12 @@ mod tests {
     fn no_statuses_means_complete_and_declared_needs_one_read() {
         let s = SourceStatuses::default();
         assert!(s.observed("1", "x", "T").is_ok() && s.declared_complete().is_ok());
+        assert!(s.sees_everything());
         let mut s = SourceStatuses::default();
         let never = SourceStatus::down(SourceSide::Declared, "a.tfstate", "bad", None, 5);
         assert!(s.set("a.tfstate", Some(never)));
         assert_eq!(s.declared_complete().unwrap_err().source, "a.tfstate");
+        assert!(!s.sees_everything());
         let stale = SourceStatus::down(SourceSide::Declared, "a.tfstate", "bad", Some(1), 5);
         s.set("a.tfstate", Some(stale));
         assert!(s.declared_complete().is_ok(), "its last good state stands");

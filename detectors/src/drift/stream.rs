@@ -25,6 +25,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::source_status::STATUS_KEY_PREFIX;
 use driftline_pipeline::{
@@ -151,46 +152,42 @@ impl StreamingDrift {
 
     /// Why a group cannot be evaluated now, if it cannot.
     fn frozen(&self, g: &Group) -> bool {
+        let text = |r: &Row, name: &str| col(&r.batch, name).map(|c| c.value(r.index).to_string());
+        // AWS Config says it does not record this resource: unknown.
+        if g.observed
+            .values()
+            .any(|r| text(r, "status").as_deref() == Some("ResourceNotRecorded"))
+        {
+            return true;
+        }
         let Some(st) = self.statuses.get(&g.partition) else {
             return false;
         };
-        let text = |r: &Row, name: &str| col(&r.batch, name).map(|c| c.value(r.index).to_string());
-        for r in g.declared.values() {
-            let tid = text(r, "type_id").unwrap_or_default();
-            let ty = tid.split_once('/').map(|(t, _)| t).unwrap_or(&tid);
+        // The common case, decided once per partition, not per row.
+        if st.sees_everything() {
+            return false;
+        }
+        let unobserved = |r: &Row, ty: &str| {
             let (acc, reg) = (text(r, "account"), text(r, "region"));
-            if st
-                .observed(
-                    acc.as_deref().unwrap_or("-"),
-                    reg.as_deref().unwrap_or("-"),
-                    ty,
-                )
-                .is_err()
-            {
-                return true;
-            }
-        }
-        for r in g.observed.values() {
-            if text(r, "status").as_deref() == Some("ResourceNotRecorded") {
-                return true;
-            }
-            let (acc, reg, ty) = (
-                text(r, "account"),
-                text(r, "region"),
-                text(r, "resource_type").unwrap_or_default(),
-            );
-            if st
-                .observed(
-                    acc.as_deref().unwrap_or("-"),
-                    reg.as_deref().unwrap_or("-"),
-                    &ty,
-                )
-                .is_err()
-            {
-                return true;
-            }
-        }
-        g.declared.is_empty() && st.declared_complete().is_err()
+            st.observed(
+                acc.as_deref().unwrap_or(UNKNOWN),
+                reg.as_deref().unwrap_or(UNKNOWN),
+                ty,
+            )
+            .is_err()
+        };
+        let declared_type = |r: &Row| {
+            let tid = text(r, "type_id").unwrap_or_default();
+            tid.split_once('/')
+                .map_or(tid.clone(), |(t, _)| t.to_string())
+        };
+        g.declared
+            .values()
+            .any(|r| unobserved(r, &declared_type(r)))
+            || g.observed
+                .values()
+                .any(|r| unobserved(r, &text(r, "resource_type").unwrap_or_default()))
+            || (g.declared.is_empty() && st.declared_complete().is_err())
     }
 
     /// One finding per source that partition 0 says is down.
