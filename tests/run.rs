@@ -13,20 +13,7 @@ fn run_keeps_findings_current_and_serves_probes() {
     copy_dir(&common::estate(), &estate);
     let findings = tmp.path().join("findings.jsonl");
     let data = tmp.path().join("data");
-    let svc = Service::start(
-        &[
-            "--watch-state",
-            estate.join("terraform").to_str().unwrap(),
-            "--watch-observed",
-            estate.join("aws-config").to_str().unwrap(),
-            "--driftignore",
-            estate.join(".driftignore").to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &findings,
-        &tmp.path().join("run.log"),
-    );
+    let svc = run_on_estate(&estate, tmp.path());
     // The demo estate's seven findings, each announced once as new.
     wait_for(60, "the seven findings of the example estate", || {
         finding_events(&findings).len() >= 7

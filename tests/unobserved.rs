@@ -430,20 +430,7 @@ fn an_unreadable_state_file_floods_nothing() {
 
     // run, with the state unreadable from the start: no unmanaged flood.
     let findings = tmp.path().join("findings.jsonl");
-    let svc = Service::start(
-        &[
-            "--watch-state",
-            estate.join("terraform").to_str().unwrap(),
-            "--watch-observed",
-            estate.join("aws-config").to_str().unwrap(),
-            "--driftignore",
-            estate.join(".driftignore").to_str().unwrap(),
-            "--data-dir",
-            tmp.path().join("data").to_str().unwrap(),
-        ],
-        &findings,
-        &tmp.path().join("run.log"),
-    );
+    let svc = run_on_estate(&estate, tmp.path());
     wait_for(60, "the state file's outage", || {
         events_of(&finding_events(&findings), "source_unavailable", &source) == ["new"]
     });

@@ -205,6 +205,26 @@ impl Drop for Service {
     }
 }
 
+/// `driftline run` watching a copy of the example estate (`estate`), with
+/// its data, findings (`findings.jsonl`) and log under `dir`.
+pub fn run_on_estate(estate: &std::path::Path, dir: &std::path::Path) -> Service {
+    let arg = |p: PathBuf| p.display().to_string();
+    Service::start(
+        &[
+            "--watch-state",
+            &arg(estate.join("terraform")),
+            "--watch-observed",
+            &arg(estate.join("aws-config")),
+            "--driftignore",
+            &arg(estate.join(".driftignore")),
+            "--data-dir",
+            &arg(dir.join("data")),
+        ],
+        &dir.join("findings.jsonl"),
+        &dir.join("run.log"),
+    )
+}
+
 /// The finding events in a JSON-lines file, one JSON value each.
 pub fn finding_events(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)

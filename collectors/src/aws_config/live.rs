@@ -15,23 +15,21 @@
 //! retries, no recorder) is reported and skipped; the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_config::Client;
 use aws_sdk_config::primitives::DateTime;
-use aws_sdk_config::types::{
-    AggregateResourceIdentifier, BaseConfigurationItem, ConfigurationItem, ResourceKey,
-    ResourceType,
-};
+use aws_sdk_config::types::{AggregateResourceIdentifier, ResourceKey, ResourceType};
 use driftline_pipeline::{
     ConfigStatus, ObservedResource, Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::api::{self, ApiError, AwsConfigSettings, Budget};
+use super::items::{base_item_json, content_hash, history_item_json, item_name};
+use super::recording::{self, Recording};
 use super::shapes::Found;
 use crate::status::StatusBoard;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
@@ -81,68 +79,6 @@ struct Pass {
     records: Vec<Record>,
     errors: Vec<SourceError>,
     recording: Recording,
-}
-
-/// Which resource types a region's recorder records (its recording group):
-/// all supported (`only_types` unset) less `excluded_types`, or only
-/// `only_types`.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Recording {
-    only_types: Option<Vec<String>>,
-    excluded_types: Vec<String>,
-}
-
-/// Types AWS Config records only with `includeGlobalResourceTypes`.
-const GLOBAL_TYPES: [&str; 4] = [
-    "AWS::IAM::User",
-    "AWS::IAM::Group",
-    "AWS::IAM::Role",
-    "AWS::IAM::Policy",
-];
-
-impl Recording {
-    fn of_group(g: Option<&aws_sdk_config::types::RecordingGroup>) -> Recording {
-        use aws_sdk_config::types::RecordingStrategyType as Use;
-        let Some(g) = g else {
-            return Recording::default();
-        };
-        let names = |types: &[ResourceType]| -> Vec<String> {
-            types.iter().map(|t| t.as_str().to_string()).collect()
-        };
-        let strategy = g.recording_strategy().and_then(|s| s.use_only());
-        match strategy {
-            Some(Use::ExclusionByResourceTypes) => Recording {
-                only_types: None,
-                excluded_types: g
-                    .exclusion_by_resource_types()
-                    .map(|e| names(e.resource_types()))
-                    .unwrap_or_default(),
-            },
-            Some(Use::InclusionByResourceTypes) => Recording {
-                only_types: Some(names(g.resource_types())),
-                excluded_types: Vec::new(),
-            },
-            _ if !g.all_supported() && !g.resource_types().is_empty() => Recording {
-                only_types: Some(names(g.resource_types())),
-                excluded_types: Vec::new(),
-            },
-            _ => Recording {
-                only_types: None,
-                excluded_types: if g.include_global_resource_types() {
-                    Vec::new()
-                } else {
-                    GLOBAL_TYPES.iter().map(|t| t.to_string()).collect()
-                },
-            },
-        }
-    }
-
-    fn records_type(&self, ty: &str) -> bool {
-        self.only_types
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|t| t == ty))
-            && !self.excluded_types.iter().any(|t| t == ty)
-    }
 }
 
 /// Reads AWS Config through its API; `poll_once` is one pass.
@@ -434,7 +370,7 @@ impl AwsConfigApiCollector {
     ) -> Result<Pass, ApiError> {
         let (items, recording) = match &t.scope {
             Scope::Region => {
-                let recording = self.recording(t).await?;
+                let recording = recording::read(&t.client, &t.budget, &t.label, &t.region).await?;
                 let mut keys = Vec::new();
                 // A type the recorder leaves out has nothing to list.
                 for ty in types.iter().filter(|ty| recording.records_type(ty)) {
@@ -534,74 +470,6 @@ impl AwsConfigApiCollector {
             records,
             errors,
             recording,
-        })
-    }
-
-    /// What the region's recorder records: it must exist and be recording,
-    /// and its recording group says which types (DescribeConfigurationRecorders).
-    async fn recording(&self, t: &Target) -> Result<Recording, ApiError> {
-        let status = api::call(
-            &t.budget,
-            "config",
-            "DescribeConfigurationRecorderStatus",
-            &t.label,
-            t.client.describe_configuration_recorder_status().send(),
-        )
-        .await?;
-        let Some(first) = status.configuration_recorders_status().first() else {
-            return Err(ApiError::NoRecorder {
-                region: t.region.clone(),
-            });
-        };
-        if !status
-            .configuration_recorders_status()
-            .iter()
-            .any(|r| r.recording())
-        {
-            return Err(ApiError::NotRecording {
-                region: t.region.clone(),
-                name: first.name().unwrap_or("default").to_string(),
-            });
-        }
-        let recorders = api::call(
-            &t.budget,
-            "config",
-            "DescribeConfigurationRecorders",
-            &t.label,
-            t.client.describe_configuration_recorders().send(),
-        )
-        .await?;
-        if recorders.configuration_recorders().is_empty() {
-            // A status without a recorder description: take it as all types.
-            return Ok(Recording::default());
-        }
-        // Several recorders (a customer one and service-linked ones) record
-        // the union of their groups.
-        let groups: Vec<Recording> = recorders
-            .configuration_recorders()
-            .iter()
-            .map(|r| Recording::of_group(r.recording_group()))
-            .collect();
-        let included: Vec<String> = groups
-            .iter()
-            .filter_map(|g| g.only_types.clone())
-            .flatten()
-            .collect();
-        let mut broad = groups.iter().filter(|g| g.only_types.is_none());
-        let Some(first) = broad.next() else {
-            return Ok(Recording {
-                only_types: Some(included),
-                excluded_types: Vec::new(),
-            });
-        };
-        let mut excluded = first.excluded_types.clone();
-        for g in broad {
-            excluded.retain(|t| g.excluded_types.contains(t));
-        }
-        excluded.retain(|t| !included.contains(t));
-        Ok(Recording {
-            only_types: None,
-            excluded_types: excluded,
         })
     }
 
@@ -862,11 +730,6 @@ fn status_region(t: &Target) -> &str {
     }
 }
 
-fn item_name(m: &Map<String, Value>) -> String {
-    let g = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-    format!("{}/{}", g("resourceType"), g("resourceId"))
-}
-
 /// Calls `get` on batches of 100 keys, retrying the keys AWS hands back as
 /// unprocessed for a few rounds with backoff; returns the items and how
 /// many keys were still unprocessed at the end.
@@ -903,103 +766,4 @@ async fn backoff(round: usize) {
     // Exponential with full jitter: 200 ms, 400 ms, … at most 5 s.
     let cap = (200u64 << round.min(5)).min(5000);
     tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
-}
-
-/// What decides "changed": everything but the bookkeeping fields that
-/// change on every read (state id, MD5) in some implementations.
-fn content_hash(m: &Map<String, Value>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for k in [
-        "configuration",
-        "supplementaryConfiguration",
-        "configurationItemStatus",
-        "tags",
-        "relationships",
-        "arn",
-        "resourceName",
-    ] {
-        k.hash(&mut h);
-        serde_json::to_string(m.get(k).unwrap_or(&Value::Null))
-            .unwrap_or_default()
-            .hash(&mut h);
-    }
-    h.finish()
-}
-
-fn epoch(t: Option<&DateTime>) -> Value {
-    t.and_then(|d| d.to_millis().ok())
-        .map(|ms| json!(ms as f64 / 1000.0))
-        .unwrap_or(Value::Null)
-}
-
-/// The fields BatchGet and history items share, in the JSON shape AWS
-/// Config writes, so the one loader (`normalise`) reads both. (The SDK's two
-/// item types have the same accessors but no common trait.)
-macro_rules! common_item_json {
-    ($i:expr) => {{
-        let i = $i;
-        let mut m = Map::new();
-        for (k, v) in [
-            ("version", i.version()),
-            ("accountId", i.account_id()),
-            ("configurationStateId", i.configuration_state_id()),
-            ("arn", i.arn()),
-            ("resourceType", i.resource_type().map(|t| t.as_str())),
-            ("resourceId", i.resource_id()),
-            ("resourceName", i.resource_name()),
-            ("awsRegion", i.aws_region()),
-            ("availabilityZone", i.availability_zone()),
-            ("configuration", i.configuration()),
-            (
-                "configurationItemStatus",
-                i.configuration_item_status().map(|s| s.as_str()),
-            ),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.to_string(), Value::String(v.to_string()));
-            }
-        }
-        m.insert(
-            "configurationItemCaptureTime".into(),
-            epoch(i.configuration_item_capture_time()),
-        );
-        m.insert(
-            "resourceCreationTime".into(),
-            epoch(i.resource_creation_time()),
-        );
-        if let Some(s) = i.supplementary_configuration() {
-            m.insert("supplementaryConfiguration".into(), sorted_map(s));
-        }
-        m
-    }};
-}
-
-fn sorted_map(m: &HashMap<String, String>) -> Value {
-    json!(m.iter().collect::<std::collections::BTreeMap<_, _>>())
-}
-
-fn base_item_json(i: &BaseConfigurationItem) -> Map<String, Value> {
-    common_item_json!(i)
-}
-
-/// A history item: the full one, with tags and relationships too.
-fn history_item_json(i: &ConfigurationItem) -> Map<String, Value> {
-    let mut m = common_item_json!(i);
-    if let Some(tags) = i.tags() {
-        m.insert("tags".into(), sorted_map(tags));
-    }
-    let rels: Vec<Value> = i
-        .relationships()
-        .iter()
-        .map(|r| {
-            json!({
-                "resourceType": r.resource_type().map(|t| t.as_str()),
-                "resourceId": r.resource_id(),
-                "resourceName": r.resource_name(),
-                "name": r.relationship_name(),
-            })
-        })
-        .collect();
-    m.insert("relationships".into(), Value::Array(rels));
-    m
 }

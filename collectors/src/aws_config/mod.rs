@@ -5,8 +5,10 @@
 //! (`notifications`). Every path ends in the one loader, `normalise`.
 
 pub mod api;
+mod items;
 pub mod live;
 pub mod notifications;
+mod recording;
 mod shapes;
 mod time;
 

@@ -7,20 +7,15 @@ pub mod driftignore;
 pub mod remediation;
 pub mod scopes;
 pub mod stream;
+mod udf;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
-};
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::schema::{
     DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch,
@@ -34,7 +29,7 @@ use serde::Serialize;
 use crate::mappings::Mappings;
 use crate::{Detector, DetectorError};
 pub use driftignore::DriftIgnore;
-pub use scopes::{SourceStatuses, Unobserved};
+pub use scopes::{SourceStatuses, Unobserved, UnobservedScope};
 
 /// Rows per Arrow batch when registering snapshot tables.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -47,20 +42,6 @@ pub struct DriftReport {
     pub summary: DriftSummary,
     /// Scopes a source could not read: nothing in them is called drift.
     pub unobserved: Vec<UnobservedScope>,
-}
-
-/// A scope that could not be read, with what it withheld.
-#[derive(Debug, Clone, Serialize)]
-pub struct UnobservedScope {
-    #[serde(flatten)]
-    pub scope: Unobserved,
-    /// Declared resources not called missing (observed side), or observed
-    /// resources not called unmanaged (declared side).
-    pub affected: usize,
-    /// Whether the source itself is up (a type it does not record, say).
-    pub source_up: bool,
-    /// `up`, or why not and how stale.
-    pub status: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -187,79 +168,6 @@ fn register<T: Sync>(
     Ok(())
 }
 
-/// `drift_diff(tf_type, attributes, resource_id, configuration,
-/// supplementary_configuration, tags, resource_name, arn)` → JSON array of
-/// differing paths (`[]` when none).
-#[derive(Debug)]
-struct DriftDiffUdf {
-    mappings: Arc<Mappings>,
-    signature: Signature,
-}
-
-impl PartialEq for DriftDiffUdf {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.mappings, &other.mappings)
-    }
-}
-impl Eq for DriftDiffUdf {}
-impl Hash for DriftDiffUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        "drift_diff".hash(state);
-    }
-}
-
-impl ScalarUDFImpl for DriftDiffUdf {
-    fn name(&self) -> &str {
-        "drift_diff"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let s: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-        let (tf_type, attrs, rid, conf, supp, tags, name, arn) =
-            (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
-        let mut out = StringBuilder::with_capacity(args.number_rows, args.number_rows * 2);
-        let external = |e: serde_json::Error| DataFusionError::External(Box::new(e));
-        fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
-            (!a.is_null(i)).then(|| a.value(i))
-        }
-        for i in 0..args.number_rows {
-            if tf_type.is_null(i) || attrs.is_null(i) || conf.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            let Some(mapping) = self.mappings.by_tf_type(tf_type.value(i)) else {
-                out.append_null();
-                continue;
-            };
-            let declared = compare::Doc::parse(attrs.value(i)).map_err(external)?;
-            let side = compare::ObservedSide {
-                configuration: compare::Doc::parse(conf.value(i)).map_err(external)?,
-                supplementary: compare::Doc::parse(opt(supp, i).unwrap_or("{}"))
-                    .map_err(external)?,
-                tags: serde_json::from_str(opt(tags, i).unwrap_or("{}")).map_err(external)?,
-                resource_name: opt(name, i),
-                arn: opt(arn, i),
-            };
-            let diffs = compare::diff(mapping, &declared, &side, rid.value(i));
-            if diffs.is_empty() {
-                out.append_value("[]");
-            } else {
-                out.append_value(serde_json::to_string(&diffs).map_err(external)?);
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
 const DELETED: &str = "('ResourceDeleted', 'ResourceDeletedNotRecorded')";
 /// Items that say the resource exists and what it looks like.
 const PRESENT: &str = "('OK', 'ResourceDiscovered')";
@@ -336,13 +244,7 @@ impl DriftDetector {
     }
 
     fn udf(&self) -> ScalarUDF {
-        ScalarUDF::new_from_impl(DriftDiffUdf {
-            mappings: self.mappings.clone(),
-            signature: Signature::new(
-                TypeSignature::Exact(vec![DataType::Utf8; 8]),
-                Volatility::Immutable,
-            ),
-        })
+        udf::drift_diff(self.mappings.clone())
     }
 
     /// Runs the join, classifies, computes coverage, applies `.driftignore`.
@@ -394,13 +296,16 @@ impl DriftDetector {
         if let Some(st) = &self.statuses {
             // Coverage counts only what every source could read.
             let before = coverage.len();
-            if st.declared_complete().is_err() {
+            if st.declared_unread().is_some() {
                 coverage.clear();
             } else {
-                coverage.retain(|c| st.observed(&c.account, &c.region, &c.resource_type).is_ok());
+                coverage.retain(|c| {
+                    st.unobserved(&c.account, &c.region, &c.resource_type)
+                        .is_none()
+                });
             }
             summary.coverage_excluded = before - coverage.len();
-            unobserved = unobserved_scopes(st, &summary.withheld);
+            unobserved = st.report(&summary.withheld);
         }
         Ok(DriftReport {
             findings,
@@ -458,7 +363,7 @@ impl DriftDetector {
                             get(o_region, i).unwrap_or_default(),
                             get(rtype, i).unwrap_or_default(),
                         );
-                        if st.observed(&acc, &reg, &typ).is_ok() {
+                        if st.unobserved(&acc, &reg, &typ).is_none() {
                             summary.unobserved += 1;
                             let u = Unobserved {
                                 side: driftline_pipeline::SourceSide::Observed,
@@ -541,16 +446,14 @@ impl DriftDetector {
             if let Some(st) = &self.statuses {
                 let unknown = match class {
                     FindingClass::Missing if get(o_key, i).is_none() => st
-                        .observed(
+                        .unobserved(
                             &get(d_account, i).unwrap_or_default(),
                             &get(d_region, i).unwrap_or_default(),
                             &mapping.config_type,
                         )
-                        .err()
                         .inspect(|_| summary.unobserved += 1),
                     FindingClass::Unmanaged => st
-                        .declared_complete()
-                        .err()
+                        .declared_unread()
                         .inspect(|_| summary.unmanaged_withheld += 1),
                     _ => None,
                 };
@@ -609,45 +512,6 @@ impl DriftDetector {
         }
         Ok(())
     }
-}
-
-/// Every source that is down, and every other scope something was withheld
-/// in, with how many resources.
-fn unobserved_scopes(
-    st: &SourceStatuses,
-    withheld: &BTreeMap<Unobserved, usize>,
-) -> Vec<UnobservedScope> {
-    let now = driftline_pipeline::now_ms();
-    let mut out: Vec<UnobservedScope> = Vec::new();
-    let mut listed = std::collections::HashSet::new();
-    for s in st.down() {
-        let scope = Unobserved {
-            side: s.side,
-            source: s.source.clone(),
-            account: s.account.clone(),
-            region: s.region.clone(),
-            resource_type: None,
-            reason: s.reason.clone().unwrap_or_else(|| "unreadable".into()),
-        };
-        listed.insert(scope.clone());
-        out.push(UnobservedScope {
-            affected: withheld.get(&scope).copied().unwrap_or(0),
-            source_up: false,
-            status: s.describe(now),
-            scope,
-        });
-    }
-    for (scope, n) in withheld {
-        if !listed.contains(scope) {
-            out.push(UnobservedScope {
-                scope: scope.clone(),
-                affected: *n,
-                source_up: true,
-                status: "up".into(),
-            });
-        }
-    }
-    out
 }
 
 /// Tags as a flat map: the observed ones, else (resource gone) the declared

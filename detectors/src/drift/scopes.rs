@@ -146,19 +146,19 @@ impl SourceStatuses {
         !self.index.blind_spots
     }
 
-    /// Ok when `(account, region, resource_type)` is observed, else why not.
-    pub fn observed(
+    /// Why `(account, region, resource_type)` is not observed, if it is not.
+    pub fn unobserved(
         &self,
         account: &str,
         region: &str,
         resource_type: &str,
-    ) -> Result<(), Unobserved> {
+    ) -> Option<Unobserved> {
         let ix = &self.index;
         if !ix.any_observed {
-            return Ok(());
+            return None;
         }
         if let Some(down) = ix.observed_down.iter().find(|s| s.covers(account, region)) {
-            return Err(Unobserved::down(down));
+            return Some(Unobserved::down(down));
         }
         let by_region: &[SourceStatus] = if region == UNKNOWN || region.is_empty() {
             &[]
@@ -179,7 +179,7 @@ impl SourceStatuses {
             .filter(|s| s.covers(account, region))
             .peekable();
         let Some(first) = candidates.peek().copied() else {
-            return Err(Unobserved {
+            return Some(Unobserved {
                 side: SourceSide::Observed,
                 source: UNKNOWN.into(),
                 account: if account.is_empty() { UNKNOWN } else { account }.into(),
@@ -189,27 +189,53 @@ impl SourceStatuses {
             });
         };
         if candidates.any(|s| s.records_type(resource_type)) {
-            return Ok(());
+            return None;
         }
-        Err(Unobserved::from_status(
+        Some(Unobserved::from_status(
             first,
             Some(resource_type),
             format!("type {resource_type} not recorded"),
         ))
     }
 
-    /// Ok when every declared source has been read at least once, else the
-    /// first that never was.
-    pub fn declared_complete(&self) -> Result<(), Unobserved> {
-        match self.index.declared_never_read.first() {
-            Some(s) => Err(Unobserved::down(s)),
-            None => Ok(()),
-        }
+    /// The first declared source never read, if one was not: until every
+    /// state was read once, nothing observed is known to be unmanaged.
+    pub fn declared_unread(&self) -> Option<Unobserved> {
+        self.index.declared_never_read.first().map(Unobserved::down)
     }
 
     /// Every source that is down, by source.
     pub fn down(&self) -> impl Iterator<Item = &SourceStatus> {
         self.by_source.values().filter(|s| !s.up)
+    }
+
+    /// Every source that is down, and every other scope something was
+    /// withheld in, with how many resources (`withheld`).
+    pub fn report(&self, withheld: &BTreeMap<Unobserved, usize>) -> Vec<UnobservedScope> {
+        let now = driftline_pipeline::now_ms();
+        let mut out: Vec<UnobservedScope> = Vec::new();
+        let mut listed = std::collections::HashSet::new();
+        for s in self.down() {
+            let scope = Unobserved::down(s);
+            listed.insert(scope.clone());
+            out.push(UnobservedScope {
+                affected: withheld.get(&scope).copied().unwrap_or(0),
+                source_up: false,
+                status: s.describe(now),
+                scope,
+            });
+        }
+        for (scope, n) in withheld {
+            if !listed.contains(scope) {
+                out.push(UnobservedScope {
+                    scope: scope.clone(),
+                    affected: *n,
+                    source_up: true,
+                    status: "up".into(),
+                });
+            }
+        }
+        out
     }
 
     /// One `source_unavailable` finding per source that is down, by source.
@@ -226,7 +252,7 @@ pub fn source_unavailable(s: &SourceStatus) -> Finding {
     let reason = s.reason.clone().unwrap_or_else(|| "unreadable".into());
     let effect = match s.side {
         SourceSide::Observed => {
-            "nothing it covers is reported missing or changed, and open findings there stay as they are, until it is read again"
+            "nothing it covers is reported missing, and findings there neither open nor resolve, until it is read again"
         }
         SourceSide::Declared => {
             "observed resources are not reported unmanaged on its account until it is read again"
@@ -262,6 +288,20 @@ pub fn source_unavailable(s: &SourceStatus) -> Finding {
     }
 }
 
+/// A scope that could not be read, with what it withheld.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnobservedScope {
+    #[serde(flatten)]
+    pub scope: Unobserved,
+    /// Declared resources not called missing (observed side), or observed
+    /// resources not called unmanaged (declared side).
+    pub affected: usize,
+    /// Whether the source itself is up (a type it does not record, say).
+    pub source_up: bool,
+    /// `up`, or why not and how stale.
+    pub status: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,16 +326,14 @@ mod tests {
     fn a_down_region_is_unobserved_and_the_others_are_not() {
         let s =
             SourceStatuses::from_statuses([region("us-east-1", false), region("eu-west-1", true)]);
-        let e = s.observed("1", "us-east-1", "AWS::S3::Bucket").unwrap_err();
+        let e = s.unobserved("1", "us-east-1", "AWS::S3::Bucket").unwrap();
         assert_eq!(e.reason, "region us-east-1: no configuration recorder");
         assert_eq!(e.source, "aws-config://us-east-1");
-        assert_eq!(s.observed("1", "eu-west-1", "AWS::S3::Bucket"), Ok(()));
-        let e = s
-            .observed("1", "ap-south-1", "AWS::S3::Bucket")
-            .unwrap_err();
+        assert_eq!(s.unobserved("1", "eu-west-1", "AWS::S3::Bucket"), None);
+        let e = s.unobserved("1", "ap-south-1", "AWS::S3::Bucket").unwrap();
         assert_eq!(e.source, "-", "{e:?}");
         // Region unknown: covered by any up region, but a down one may hold it.
-        assert!(s.observed("1", "-", "AWS::S3::Bucket").is_err());
+        assert!(s.unobserved("1", "-", "AWS::S3::Bucket").is_some());
     }
 
     #[test]
@@ -303,27 +341,27 @@ mod tests {
         let mut up = region("eu-west-1", true);
         up.excluded_types = vec!["AWS::SQS::Queue".into()];
         let s = SourceStatuses::from_statuses([up]);
-        let e = s.observed("1", "eu-west-1", "AWS::SQS::Queue").unwrap_err();
+        let e = s.unobserved("1", "eu-west-1", "AWS::SQS::Queue").unwrap();
         assert_eq!(e.reason, "type AWS::SQS::Queue not recorded");
         assert_eq!(e.resource_type.as_deref(), Some("AWS::SQS::Queue"));
-        assert!(s.observed("1", "eu-west-1", "AWS::S3::Bucket").is_ok());
+        assert!(s.unobserved("1", "eu-west-1", "AWS::S3::Bucket").is_none());
     }
 
     #[test]
     fn no_statuses_means_complete_and_declared_needs_one_read() {
         let s = SourceStatuses::default();
-        assert!(s.observed("1", "x", "T").is_ok() && s.declared_complete().is_ok());
+        assert!(s.unobserved("1", "x", "T").is_none() && s.declared_unread().is_none());
         assert!(s.sees_everything());
         let mut s = SourceStatuses::default();
         let never = SourceStatus::down(SourceSide::Declared, "a.tfstate", "bad", None, 5);
         assert!(s.set("a.tfstate", Some(never)));
-        assert_eq!(s.declared_complete().unwrap_err().source, "a.tfstate");
+        assert_eq!(s.declared_unread().unwrap().source, "a.tfstate");
         assert!(!s.sees_everything());
         let stale = SourceStatus::down(SourceSide::Declared, "a.tfstate", "bad", Some(1), 5);
         s.set("a.tfstate", Some(stale));
-        assert!(s.declared_complete().is_ok(), "its last good state stands");
+        assert!(s.declared_unread().is_none(), "its last good state stands");
         assert!(
-            s.observed("1", "x", "T").is_ok(),
+            s.unobserved("1", "x", "T").is_none(),
             "no observed source reports"
         );
     }

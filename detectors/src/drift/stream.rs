@@ -169,12 +169,12 @@ impl StreamingDrift {
         }
         let unobserved = |r: &Row, ty: &str| {
             let (acc, reg) = (text(r, "account"), text(r, "region"));
-            st.observed(
+            st.unobserved(
                 acc.as_deref().unwrap_or(UNKNOWN),
                 reg.as_deref().unwrap_or(UNKNOWN),
                 ty,
             )
-            .is_err()
+            .is_some()
         };
         let declared_type = |r: &Row| {
             let tid = text(r, "type_id").unwrap_or_default();
@@ -187,7 +187,7 @@ impl StreamingDrift {
             || g.observed
                 .values()
                 .any(|r| unobserved(r, &text(r, "resource_type").unwrap_or_default()))
-            || (g.declared.is_empty() && st.declared_complete().is_err())
+            || (g.declared.is_empty() && st.declared_unread().is_some())
     }
 
     /// One finding per source that partition 0 says is down.
