@@ -214,15 +214,25 @@ fn snapshots_are_keyed_co_partitioned_and_readable() {
     };
     let bus = broker.bus();
     let n = publish_estate(&bus, &estate());
-    let msgs = read_all(&bus, &[Topic::Declared, Topic::Config], n);
-    assert_eq!(msgs.len(), n);
+    // Beside the snapshots, one status per file read (one state, two item
+    // files), each written to all six partitions of its side's topic.
+    let statuses = 3;
+    let msgs = read_all(&bus, &[Topic::Declared, Topic::Config], n + statuses * 6);
+    assert_eq!(msgs.len(), n + statuses * 6);
     let mut partition_of: HashMap<String, (i32, Topic)> = HashMap::new();
+    let mut status_partitions: HashMap<(String, Topic), Vec<i32>> = HashMap::new();
     let mut shared = 0;
     for m in &msgs {
         let v: serde_json::Value = serde_json::from_slice(m.payload.as_ref().unwrap()).unwrap();
         assert_eq!(v["v"], 1, "every record carries its schema version");
         let key = m.key.as_deref().unwrap();
-        if key.starts_with("aws/") {
+        if key.starts_with("source-status/") {
+            assert_eq!(v["up"], true, "{v}");
+            status_partitions
+                .entry((key.to_string(), m.topic))
+                .or_default()
+                .push(m.partition);
+        } else if key.starts_with("aws/") {
             assert_eq!(v["resource_key"], key, "keyed by resource key");
             let tid = v["type_id"].as_str().unwrap().to_string();
             assert_eq!(m.partition, partition_for(&tid, 6));
@@ -238,6 +248,11 @@ fn snapshots_are_keyed_co_partitioned_and_readable() {
         shared > 20,
         "declared and observed share {shared} resources"
     );
+    assert_eq!(status_partitions.len(), statuses, "{status_partitions:?}");
+    for (key, mut parts) in status_partitions {
+        parts.sort();
+        assert_eq!(parts, (0..6).collect::<Vec<i32>>(), "{key:?}");
+    }
 }
 
 #[test]

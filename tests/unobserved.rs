@@ -475,3 +475,62 @@ fn an_unreadable_state_file_floods_nothing() {
     assert_eq!(after.len(), events.len(), "{after:#?}");
     assert!(svc.stop().success());
 }
+
+#[test]
+fn an_item_aws_config_did_not_record_is_unobserved_not_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let snapshot = estate.join("aws-config/snapshot.json");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap()).unwrap();
+    // A drifted, declared bucket and the unmanaged one, both as AWS Config
+    // writes a resource it stopped recording.
+    for item in doc["configurationItems"].as_array_mut().unwrap() {
+        if ["acme-prod-assets", UNMANAGED_BUCKET].contains(&item["resourceId"].as_str().unwrap()) {
+            item["configurationItemStatus"] = json!("ResourceNotRecorded");
+        }
+    }
+    let scan = |estate: &Path| {
+        driftline()
+            .args(["scan", "--output", "json", "--state"])
+            .arg(estate.join("terraform"))
+            .arg("--observed")
+            .arg(estate.join("aws-config"))
+            .arg("--driftignore")
+            .arg(estate.join(".driftignore"))
+            .output()
+            .unwrap()
+    };
+    let s3_unmanaged = |report: &Value| {
+        report["coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["resource_type"] == "AWS::S3::Bucket")
+            .map(|c| c["unmanaged"].as_u64().unwrap())
+    };
+    let before: Value = serde_json::from_slice(&scan(&common::estate()).stdout).unwrap();
+    std::fs::write(&snapshot, doc.to_string()).unwrap();
+    let out = scan(&estate);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The rest of the estate's drift stands; the source itself was read.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = report["findings"].as_array().unwrap();
+    assert!(classes_for(f, "acme-prod-assets").is_empty(), "{stdout}");
+    assert!(classes_for(f, UNMANAGED_BUCKET).is_empty(), "{stdout}");
+    assert_eq!(f.len(), 5, "{stdout}");
+    let u = &report["unobserved"][0];
+    assert_eq!(
+        u["reason"], "type AWS::S3::Bucket not recorded (ResourceNotRecorded)",
+        "{stdout}"
+    );
+    assert_eq!(u["affected"], 1, "{stdout}");
+    // Coverage counts only what AWS Config says exists.
+    assert_eq!(
+        s3_unmanaged(&report),
+        s3_unmanaged(&before).map(|n| n - 1),
+        "{stdout}"
+    );
+}
