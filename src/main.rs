@@ -192,7 +192,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Scan(args) => {
             let aws = match &args.config {
-                Some(p) => service::config::ServiceConfig::load(p)?.aws_config,
+                Some(p) => {
+                    let aws = service::config::ServiceConfig::read(p)?.aws_config;
+                    aws.validate("aws_config")
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    aws
+                }
                 None => Default::default(),
             };
             let inputs = ScanInputs {

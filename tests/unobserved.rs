@@ -91,10 +91,18 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
         .unwrap()
         .push(topic_resource("dl-unobs-topic", excluding));
     std::fs::write(&state, doc.to_string()).unwrap();
+    // The two types in play, read at the peer's pace rather than AWS's.
+    let cfg = tmp.path().join("driftline.toml");
+    std::fs::write(
+        &cfg,
+        "[aws_config]\nresource_types = [\"AWS::S3::Bucket\", \"AWS::SNS::Topic\"]\nrequests_per_second = 100\nburst = 50\n",
+    )
+    .unwrap();
     let scan = |output: &str| {
         driftline()
             .envs(moto.env(ok))
-            .args(["scan", "--state", state.to_str().unwrap()])
+            .args(["scan", "--config", cfg.to_str().unwrap()])
+            .args(["--state", state.to_str().unwrap()])
             .args([
                 "--observed",
                 &format!("aws-config:{ok},{no_recorder},{denied},{excluding}"),
@@ -181,6 +189,45 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
         sarif["runs"][0]["invocations"][0]["executionSuccessful"],
         false
     );
+
+    // Paging from scan: one trigger per finding and one per outage, none
+    // for what the outages hide.
+    let pd = pagerduty::Receiver::start();
+    let out = driftline()
+        .envs(moto.env(ok))
+        .env("PD_KEY", pagerduty::KEY)
+        .args(["scan", "--config", cfg.to_str().unwrap()])
+        .args(["--state", state.to_str().unwrap()])
+        .args([
+            "--observed",
+            &format!("aws-config:{ok},{no_recorder},{denied},{excluding}"),
+        ])
+        .args(["--account", ACCOUNT, "--output", "json"])
+        .args([
+            "--pagerduty-routing-key-env",
+            "PD_KEY",
+            "--pagerduty-url",
+            &pd.url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let seen = pd.seen.lock().unwrap();
+    let classes: Vec<&str> = seen
+        .accepted
+        .iter()
+        .map(|e| e["payload"]["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen.accepted.len(), 5, "{classes:?}");
+    assert_eq!(
+        classes
+            .iter()
+            .filter(|c| **c == "SourceUnavailable")
+            .count(),
+        2,
+        "{classes:?}"
+    );
+    drop(seen);
     moto.allow(denied);
 }
 

@@ -184,7 +184,17 @@ pub struct FindingsSection {
 
 impl ServiceConfig {
     /// Reads a config file; relative paths in it are relative to the file.
+    /// Reads and validates a service configuration.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let cfg = Self::read(path)?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Reads a configuration without asking it to describe a whole service
+    /// (`scan --config` takes only its `[aws_config]`).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
         let mut cfg: ServiceConfig =
@@ -204,8 +214,6 @@ impl ServiceConfig {
         if let Some(p) = cfg.drift.mappings.as_mut() {
             rebase(p);
         }
-        cfg.validate()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 

@@ -180,3 +180,77 @@ fn contradicting_and_incomparable_records_are_refused() {
         Err(Skip::NotComparable)
     );
 }
+
+fn region_status(up: bool) -> SourceStatus {
+    let s = if up {
+        SourceStatus::up(
+            driftline_pipeline::SourceSide::Observed,
+            "aws-config://eu-west-1",
+            5,
+        )
+    } else {
+        SourceStatus::down(
+            driftline_pipeline::SourceSide::Observed,
+            "aws-config://eu-west-1",
+            "region eu-west-1: AccessDeniedException on ListDiscoveredResources",
+            Some(1),
+            5,
+        )
+    };
+    s.in_scope("1", "eu-west-1")
+}
+
+#[tokio::test]
+async fn a_scope_nobody_reads_is_frozen_then_thawed_by_its_status() {
+    let mut sd = sd();
+    let key = "source-status/aws-config://eu-west-1";
+    let g: HashSet<String> = [apply(&mut sd, Record::Declared(Box::new(declared(30))))].into();
+    apply(&mut sd, Record::Observed(Box::new(observed(30))));
+    assert!(
+        sd.apply_status(0, key, Some(region_status(true)))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(sd.evaluate(&g, true, 1).await.unwrap().is_empty());
+
+    // The region goes dark: one source_unavailable, and the queue's group
+    // is not evaluated, whatever arrives meanwhile.
+    sd.apply_status(0, key, Some(region_status(false))).unwrap();
+    apply(&mut sd, Record::Deleted { key: KEY_O.into() });
+    let ev = sd.evaluate(&g, true, 2).await.unwrap();
+    assert_eq!(
+        events(&ev),
+        vec![(FindingEventKind::New, FindingClass::SourceUnavailable)]
+    );
+    assert_eq!(ev[0].finding.region, "eu-west-1");
+    assert!(
+        ev[0]
+            .finding
+            .summary
+            .contains("its last good reading is kept")
+    );
+
+    // Read again: the frozen group comes back to be evaluated, and only
+    // then is the queue missing.
+    apply(&mut sd, Record::Observed(Box::new(observed(30))));
+    apply(&mut sd, Record::Deleted { key: KEY_O.into() });
+    let thawed = sd.apply_status(0, key, Some(region_status(true))).unwrap();
+    assert_eq!(thawed.len(), 1);
+    let ev = sd
+        .evaluate(&thawed.into_iter().collect(), true, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        events(&ev),
+        vec![
+            (FindingEventKind::New, FindingClass::Missing),
+            (FindingEventKind::Resolved, FindingClass::SourceUnavailable),
+        ]
+    );
+
+    // A status under another source's key is refused.
+    assert!(matches!(
+        sd.apply_status(0, "source-status/other", Some(region_status(true))),
+        Err(Skip::Invalid(_))
+    ));
+}
