@@ -254,6 +254,8 @@ fn full_inventory_costs_n_over_100_batch_calls_plus_list_pages() {
     assert_eq!(calls("ListDiscoveredResources"), pages, "{m}");
     assert_eq!(calls("BatchGetResourceConfig"), pages, "{m}");
     assert_eq!(calls("DescribeConfigurationRecorderStatus"), 1.0, "{m}");
+    // Which types the recorder records (its recording group), once a pass.
+    assert_eq!(calls("DescribeConfigurationRecorders"), 1.0, "{m}");
     assert_eq!(calls("GetResourceConfigHistory"), 0.0, "{m}");
     eprintln!(
         "full inventory of {n} resources: {} list pages + {} batch calls",
