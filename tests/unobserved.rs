@@ -231,25 +231,8 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
     moto.allow(denied);
 }
 
-/// `driftline run` config: local states, AWS Config in `regions`, paging.
-fn outage_config(dir: &Path, states: &Path, regions: &str) -> std::path::PathBuf {
-    let p = dir.join("driftline.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"data_dir = "data"
-[watch]
-state = ["{states}"]
-observed = ["aws-config:{regions}"]
-interval_ms = 200
-account = "{ACCOUNT}"
-
-[aws_config]
-resource_types = ["AWS::S3::Bucket"]
-requests_per_second = 50
-burst = 20
-poll_interval_secs = 1
-
+/// Alerting settings for the outage test: quick groups, quick retries.
+const PAGING: &str = r#"
 [alerts.route]
 receiver = "oncall"
 group_by = ["alertname", "source"]
@@ -259,13 +242,7 @@ repeat_interval = "1h"
 [alerts_delivery]
 initial_backoff = "200ms"
 max_backoff = "1s"
-"#,
-            states = states.display()
-        ),
-    )
-    .unwrap();
-    p
-}
+"#;
 
 /// Finding events of `class` whose resource id is `id`, as `event` names.
 fn events_of(events: &[Value], class: &str, id: &str) -> Vec<String> {
@@ -326,7 +303,12 @@ fn run_freezes_a_failing_region_pages_the_outage_once_then_finds_the_true_drift(
         ),
     )
     .unwrap();
-    let cfg = outage_config(tmp.path(), &states, &format!("{works},{no_recorder}"));
+    let cfg = run_config(
+        tmp.path(),
+        &format!("{works},{no_recorder}"),
+        states.to_str().unwrap(),
+        PAGING,
+    );
     let pd = pagerduty::Receiver::start();
     let findings = tmp.path().join("findings.jsonl");
     let mut env = moto.env(works);
