@@ -300,7 +300,12 @@ impl WatchCollector {
         let before = self.files.len();
         // Files under an input that could not be listed keep their records.
         let unlisted: Vec<&str> = self.unlisted.keys().map(String::as_str).collect();
-        let kept = |p: &str| present.contains(p) || unlisted.iter().any(|u| p.starts_with(u));
+        let kept = |p: &str| {
+            present.contains(p)
+                || unlisted
+                    .iter()
+                    .any(|u| std::path::Path::new(p).starts_with(u))
+        };
         self.files.retain(|p, _| kept(p));
         self.failed.retain(|p, _| kept(p));
         dirty |= self.files.len() != before;
