@@ -17,6 +17,33 @@ pub fn fixtures() -> PathBuf {
     p
 }
 
+/// This test's peer (`what`, e.g. "no Kafka broker") is not here. Under CI
+/// that fails the test (`provided_by` says what should have provided it);
+/// elsewhere the test says SKIPPED and is written to `DRIFTLINE_SKIP_LOG`,
+/// which the test command's summary counts, so nothing passes silently.
+pub fn no_peer(what: &str, provided_by: &str) {
+    assert!(
+        std::env::var("CI").is_err(),
+        "{what}: {provided_by} provides it"
+    );
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    eprintln!("SKIPPED: {test}: {what} ({provided_by} provides it)");
+    if let Ok(log) = std::env::var("DRIFTLINE_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{}: {test}: {what}\n", env!("CARGO_CRATE_NAME"));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 pub fn estate() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/estate")
 }
