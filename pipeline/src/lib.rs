@@ -12,6 +12,7 @@ pub mod model;
 pub mod schema;
 pub mod source_status;
 pub mod store;
+pub mod time;
 
 pub use bus::{
     Bus, BusError, BusSink, Collected, Consumer, ConsumerSpec, DeadLetter, Event, InProcessBus,
@@ -35,7 +36,8 @@ pub fn http_client() -> reqwest::blocking::Client {
 pub use model::{
     AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
     FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
-    fingerprint, format_epoch_ms, now_ms, parse_rfc3339_ms, resource_key, type_id, type_id_of_key,
+    fingerprint, resource_key, type_id, type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, is_status_key, status_key};
 pub use store::{ParquetStore, Store, StoreError};
+pub use time::{format_epoch_ms, now_ms, parse_iso8601_ms};

@@ -306,18 +306,10 @@ impl FindingEvent {
         Self {
             v: SCHEMA_VERSION,
             event,
-            timestamp: format_epoch_ms(at_ms),
+            timestamp: crate::time::format_epoch_ms(at_ms),
             finding,
         }
     }
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The `{ResourceType}/{resourceId}` part of a resource key (after
@@ -357,95 +349,9 @@ pub fn fingerprint(detector: &str, resource_key: &str, class: FindingClass, path
         .collect()
 }
 
-/// Milliseconds since the epoch → `2024-05-01T12:00:00.000Z`.
-pub fn format_epoch_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-/// `2024-05-01T12:00:00.000Z` (or without fraction, or with an offset)
-/// → milliseconds since the epoch. The inverse of `format_epoch_ms`.
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &t[19..];
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
-        let f = &frac[..digits];
-        let padded: String = f.chars().chain("000".chars()).take(3).collect();
-        ms = padded.parse::<i64>().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_min = match rest {
-        "Z" | "z" | "" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
-        }
-        _ => return None,
-    };
-    // Howard Hinnant's days-from-civil.
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset_min * 60) * 1000 + ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_times() {
-        for ms in [0, 1_549_956_556_288, 1_700_000_000_123] {
-            assert_eq!(parse_rfc3339_ms(&format_epoch_ms(ms)), Some(ms));
-        }
-        assert_eq!(
-            parse_rfc3339_ms("2019-02-12T08:29:16+01:00"),
-            Some(1_549_956_556_000)
-        );
-        assert_eq!(parse_rfc3339_ms("yesterday"), None);
-    }
-
-    #[test]
-    fn formats_times() {
-        assert_eq!(
-            format_epoch_ms(1_549_956_556_288),
-            "2019-02-12T07:29:16.288Z"
-        );
-        assert_eq!(format_epoch_ms(0), "1970-01-01T00:00:00.000Z");
-    }
 
     #[test]
     fn fingerprints_are_stable_and_distinct() {

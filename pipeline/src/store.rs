@@ -78,7 +78,7 @@ impl Store for ParquetStore {
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let name = format!(
             "part-{:013}-{}-{:06}",
-            crate::model::now_ms(),
+            crate::time::now_ms(),
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use driftline_alerts::Alerting;
 use driftline_pipeline::codec::decode_finding_event;
-use driftline_pipeline::{Bus, ConsumerSpec, Event, Topic, metrics, now_ms, parse_rfc3339_ms};
+use driftline_pipeline::{Bus, ConsumerSpec, Event, Topic, metrics, now_ms, parse_iso8601_ms};
 
 use super::stage::{self, Offsets};
 
@@ -45,7 +45,7 @@ impl AlertStage {
                     None => Err("finding event without a payload".to_string()),
                 };
                 match decoded {
-                    Ok(e) => match parse_rfc3339_ms(&e.timestamp) {
+                    Ok(e) => match parse_iso8601_ms(&e.timestamp) {
                         Some(at) => good.push((e, at)),
                         None => dead.push(stage::reject(
                             &m,

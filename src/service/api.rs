@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use driftline_alerts::labels::{Labels, parse_matchers};
 use driftline_alerts::{AlertError, AlertInput, Alerting, Silence};
-use driftline_pipeline::{format_epoch_ms, now_ms, parse_rfc3339_ms};
+use driftline_pipeline::{format_epoch_ms, now_ms, parse_iso8601_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -166,7 +166,7 @@ async fn add_silence(
     let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, String> {
         v.as_deref()
             .map(|t| {
-                parse_rfc3339_ms(t).ok_or_else(|| format!("{field}: {t:?} is not an RFC 3339 time"))
+                parse_iso8601_ms(t).ok_or_else(|| format!("{field}: {t:?} is not an RFC 3339 time"))
             })
             .transpose()
     };
@@ -268,11 +268,11 @@ async fn post_alerts(
                 format!("[{i}].labels: an alert needs labels"),
             );
         }
-        let ends = a.ends_at.as_deref().and_then(parse_rfc3339_ms);
+        let ends = a.ends_at.as_deref().and_then(parse_iso8601_ms);
         let starts = a
             .starts_at
             .as_deref()
-            .and_then(parse_rfc3339_ms)
+            .and_then(parse_iso8601_ms)
             .unwrap_or(now);
         let labels: Labels = a.labels;
         inputs.push(AlertInput {

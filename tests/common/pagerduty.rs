@@ -91,14 +91,14 @@ pub fn validate(body: &[u8]) -> Result<Value, Vec<String>> {
             let ok = t
                 .as_str()
                 .and_then(|t| {
-                    driftline_pipeline::parse_rfc3339_ms(t).or_else(|| {
+                    driftline_pipeline::parse_iso8601_ms(t).or_else(|| {
                         // ISO 8601 with a +0000 offset, as in PagerDuty's example.
                         let fixed = format!(
                             "{}:{}",
                             &t[..t.len().saturating_sub(2)],
                             &t[t.len().saturating_sub(2)..]
                         );
-                        driftline_pipeline::parse_rfc3339_ms(&fixed)
+                        driftline_pipeline::parse_iso8601_ms(&fixed)
                     })
                 })
                 .is_some();
