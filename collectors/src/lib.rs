@@ -139,6 +139,15 @@ pub(crate) fn publish_file_statuses(
     }
 }
 
+/// What a collector compares to tell a changed record from one it already
+/// published: a hash of its JSON form.
+pub(crate) fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(v).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
 /// Bytes in these files (unreadable ones count as empty), for progress.
 pub(crate) fn total_size(files: &[std::path::PathBuf]) -> u64 {
     files

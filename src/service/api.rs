@@ -43,11 +43,7 @@ impl Api {
     /// `Some(refusal)` when the request lacks the token.
     fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
         let want = self.token.as_ref()?;
-        let got = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        (got != Some(want.as_str())).then(|| {
+        (!super::http::has_token(headers, None, want)).then(|| {
             error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the API token (Authorization: Bearer …)",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use driftline_collectors::aws_config::notifications::{
@@ -34,12 +34,8 @@ async fn receive(
     body: Bytes,
 ) -> impl IntoResponse {
     if let Some(token) = inbox.receiver.token() {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let given = bearer.or(query.get("token").map(String::as_str));
-        if given != Some(token.as_str()) {
+        let in_query = query.get("token").map(String::as_str);
+        if !super::http::has_token(&headers, in_query, &token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 "a valid token is required\n".to_string(),

@@ -3,7 +3,6 @@
 //! what decides that an item changed.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 use aws_sdk_config::primitives::DateTime;
 use aws_sdk_config::types::{BaseConfigurationItem, ConfigurationItem};
@@ -17,8 +16,7 @@ pub(super) fn item_name(m: &Map<String, Value>) -> String {
 /// What decides "changed": everything but the bookkeeping fields that
 /// change on every read (state id, MD5) in some implementations.
 pub(super) fn content_hash(m: &Map<String, Value>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for k in [
+    let content: Vec<Option<&Value>> = [
         "configuration",
         "supplementaryConfiguration",
         "configurationItemStatus",
@@ -26,13 +24,11 @@ pub(super) fn content_hash(m: &Map<String, Value>) -> u64 {
         "relationships",
         "arn",
         "resourceName",
-    ] {
-        k.hash(&mut h);
-        serde_json::to_string(m.get(k).unwrap_or(&Value::Null))
-            .unwrap_or_default()
-            .hash(&mut h);
-    }
-    h.finish()
+    ]
+    .iter()
+    .map(|k| m.get(*k))
+    .collect();
+    crate::content_hash(&content)
 }
 
 fn epoch(t: Option<&DateTime>) -> Value {

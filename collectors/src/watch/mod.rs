@@ -109,12 +109,6 @@ enum Loaded {
     Unchanged,
 }
 
-fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(v).unwrap_or_default().hash(&mut h);
-    h.finish()
-}
-
 impl WatchCollector {
     pub fn new(cfg: WatchConfig) -> Self {
         Self {
@@ -255,7 +249,7 @@ impl WatchCollector {
                     let (key, _) = driftline_pipeline::codec::declared_key(&d);
                     // `observed_at` is when we read the file, not content.
                     let at = std::mem::take(&mut d.observed_at);
-                    let hash = content_hash(&d);
+                    let hash = crate::content_hash(&d);
                     d.observed_at = at;
                     out.insert(key, (d.serial as i64, hash, Record::Declared(Box::new(d))));
                 }
@@ -274,7 +268,7 @@ impl WatchCollector {
                 }
                 for o in loaded.items {
                     let rank = o.captured_at.unwrap_or(i64::MIN);
-                    let hash = content_hash(&o);
+                    let hash = crate::content_hash(&o);
                     let key = o.resource_key.clone();
                     // History files hold many items of one resource: keep the latest.
                     match out.get(&key) {
