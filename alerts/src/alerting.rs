@@ -16,7 +16,7 @@ use crate::notify::{Links, Notifier, PagerDuty, Slack, Webhook};
 use crate::outbox::{Backoff, Outbox};
 use crate::remediation::{Proposal, Remediator, hook_for};
 use crate::silence::Silence;
-use crate::state::{Journal, Record};
+use crate::state::{Journal, JournalEntry};
 use crate::{AlertError, finding};
 
 pub struct Alerting {
@@ -31,13 +31,13 @@ pub struct Alerting {
 }
 
 /// What the delivery thread runs.
-pub struct Delivery {
+pub struct DeliveryWorker {
     outbox: Arc<Outbox>,
     notifiers: Arc<HashMap<String, Box<dyn Notifier>>>,
     backoff: Backoff,
 }
 
-impl Delivery {
+impl DeliveryWorker {
     pub fn run(&self, dead: &dyn Fn(DeadLetter), stop: &AtomicBool) -> Result<(), AlertError> {
         self.outbox.run(&self.notifiers, self.backoff, dead, stop)
     }
@@ -109,7 +109,7 @@ impl Alerting {
         backoff: Backoff,
         store: Option<Arc<dyn Store>>,
         now: i64,
-    ) -> Result<(Self, Delivery), AlertError> {
+    ) -> Result<(Self, DeliveryWorker), AlertError> {
         cfg.validate()?;
         let notifiers = Arc::new(build_notifiers(cfg, env)?);
         let (journal, records) = Journal::open(dir)?;
@@ -126,8 +126,8 @@ impl Alerting {
         let mut changes = Vec::new();
         for r in records {
             match r {
-                Record::Engine(c) => changes.push(c),
-                Record::Proposal(p) => remediator.restore(*p),
+                JournalEntry::Engine(c) => changes.push(c),
+                JournalEntry::Proposal(p) => remediator.restore(*p),
                 _ => {}
             }
         }
@@ -139,7 +139,7 @@ impl Alerting {
             outbox = outbox.pending(),
             "alert state restored"
         );
-        let delivery = Delivery {
+        let delivery = DeliveryWorker {
             outbox: outbox.clone(),
             notifiers: notifiers.clone(),
             backoff,
@@ -225,18 +225,20 @@ impl Alerting {
             })
             .collect();
         let prepared = self.outbox.prepare(messages);
-        let mut records: Vec<Record> = changes.into_iter().map(Record::Engine).collect();
-        records.extend(prepared.iter().cloned().map(Record::Enqueued));
+        let mut records: Vec<JournalEntry> =
+            changes.into_iter().map(JournalEntry::Engine).collect();
+        records.extend(prepared.iter().cloned().map(JournalEntry::Enqueued));
         self.journal.append(&records)?;
         self.outbox.push(prepared);
         if self.journal.lines() > 10_000 + 4 * (e.len() + self.outbox.pending()) {
-            let mut snap: Vec<Record> = e.snapshot().into_iter().map(Record::Engine).collect();
+            let mut snap: Vec<JournalEntry> =
+                e.snapshot().into_iter().map(JournalEntry::Engine).collect();
             snap.extend(self.outbox.snapshot());
             snap.extend(
                 self.remediator()
                     .proposals()
                     .cloned()
-                    .map(|p| Record::Proposal(Box::new(p))),
+                    .map(|p| JournalEntry::Proposal(Box::new(p))),
             );
             self.journal.compact(&snap)?;
         }
@@ -253,7 +255,7 @@ impl Alerting {
         for n in &notifications {
             for a in n.alerts.iter().filter(|a| a.state == AlertState::Firing) {
                 for p in rem.on_firing(a)? {
-                    recs.push(Record::Proposal(Box::new(p)));
+                    recs.push(JournalEntry::Proposal(Box::new(p)));
                 }
             }
         }
@@ -263,14 +265,22 @@ impl Alerting {
     pub fn add_silence(&self, s: Silence) -> Result<(), AlertError> {
         let mut e = self.engine();
         e.add_silence(s);
-        let recs: Vec<Record> = e.drain_changes().into_iter().map(Record::Engine).collect();
+        let recs: Vec<JournalEntry> = e
+            .drain_changes()
+            .into_iter()
+            .map(JournalEntry::Engine)
+            .collect();
         self.journal.append(&recs)
     }
 
     pub fn expire_silence(&self, id: &str, now: i64) -> Result<bool, AlertError> {
         let mut e = self.engine();
         let found = e.expire_silence(id, now);
-        let recs: Vec<Record> = e.drain_changes().into_iter().map(Record::Engine).collect();
+        let recs: Vec<JournalEntry> = e
+            .drain_changes()
+            .into_iter()
+            .map(JournalEntry::Engine)
+            .collect();
         self.journal.append(&recs)?;
         Ok(found)
     }
@@ -285,7 +295,7 @@ impl Alerting {
     pub fn approve(&self, id: &str, actor: &str) -> Result<Proposal, AlertError> {
         let p = self.remediator().approve(id, actor)?;
         self.journal
-            .append(&[Record::Proposal(Box::new(p.clone()))])?;
+            .append(&[JournalEntry::Proposal(Box::new(p.clone()))])?;
         Ok(p)
     }
 

@@ -21,7 +21,7 @@ pub mod state;
 
 use thiserror::Error;
 
-pub use alerting::{Alerting, Delivery as DeliveryWorker, page_once};
+pub use alerting::{Alerting, DeliveryWorker, page_once};
 pub use config::AlertsConfig;
 pub use engine::{Alert, AlertEngine, AlertInput, AlertState, Notification};
 pub use notify::Notifier;

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::AlertError;
 use crate::notify::{Delivery, Notifier};
-use crate::state::{Journal, Record};
+use crate::state::{Journal, JournalEntry};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxMessage {
@@ -82,16 +82,16 @@ pub struct Outbox {
 
 impl Outbox {
     /// An outbox holding what the state log says is still unsent.
-    pub fn restore(journal: Arc<Journal>, records: &[Record]) -> Self {
+    pub fn restore(journal: Arc<Journal>, records: &[JournalEntry]) -> Self {
         let mut pending: BTreeMap<u64, OutboxMessage> = BTreeMap::new();
         let mut next_id = 0;
         for r in records {
             match r {
-                Record::Enqueued(m) => {
+                JournalEntry::Enqueued(m) => {
                     next_id = next_id.max(m.id + 1);
                     pending.insert(m.id, m.clone());
                 }
-                Record::Sent { id } | Record::Dead { id, .. } => {
+                JournalEntry::Sent { id } | JournalEntry::Dead { id, .. } => {
                     pending.remove(id);
                 }
                 _ => {}
@@ -169,13 +169,13 @@ impl Outbox {
     }
 
     /// Unsent messages, for a compacted state log.
-    pub fn snapshot(&self) -> Vec<Record> {
+    pub fn snapshot(&self) -> Vec<JournalEntry> {
         self.lock()
             .queues
             .values()
             .flatten()
             .cloned()
-            .map(Record::Enqueued)
+            .map(JournalEntry::Enqueued)
             .collect()
     }
 
@@ -243,10 +243,10 @@ impl Outbox {
                     .with_label_values(&[m.integration.as_str(), label])
                     .inc();
                 match &outcome {
-                    Delivery::Delivered => records.push(Record::Sent { id: m.id }),
+                    Delivery::Delivered => records.push(JournalEntry::Sent { id: m.id }),
                     Delivery::Reject { reason } => {
                         tracing::warn!(integration = %m.integration, id = m.id, %reason, "notification refused; dead-lettered");
-                        records.push(Record::Dead {
+                        records.push(JournalEntry::Dead {
                             id: m.id,
                             reason: reason.clone(),
                         });

@@ -18,7 +18,7 @@ use crate::remediation::Proposal;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Record {
+pub enum JournalEntry {
     Engine(StateChange),
     Enqueued(OutboxMessage),
     Sent { id: u64 },
@@ -47,7 +47,7 @@ impl Journal {
     /// Opens (or creates) `{dir}/alert-state.jsonl` and returns what it holds.
     /// A torn last line (a crash mid-write) is dropped; a bad line elsewhere
     /// is an error naming the line.
-    pub fn open(dir: &Path) -> Result<(Self, Vec<Record>), AlertError> {
+    pub fn open(dir: &Path) -> Result<(Self, Vec<JournalEntry>), AlertError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join("alert-state.jsonl");
         let mut records = Vec::new();
@@ -62,7 +62,7 @@ impl Journal {
                 if line.trim().is_empty() {
                     continue;
                 }
-                match serde_json::from_str::<Record>(line) {
+                match serde_json::from_str::<JournalEntry>(line) {
                     Ok(r) => records.push(r),
                     Err(_) if i + 1 == n => {
                         tracing::warn!(path = %path.display(), line = i + 1, "dropping a torn last line of the alert state log");
@@ -92,7 +92,7 @@ impl Journal {
     }
 
     /// Appends records and syncs them to disk.
-    pub fn append(&self, records: &[Record]) -> Result<(), AlertError> {
+    pub fn append(&self, records: &[JournalEntry]) -> Result<(), AlertError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -116,7 +116,7 @@ impl Journal {
     }
 
     /// Replaces the log with `snapshot` (written aside, synced, renamed).
-    pub fn compact(&self, snapshot: &[Record]) -> Result<(), AlertError> {
+    pub fn compact(&self, snapshot: &[JournalEntry]) -> Result<(), AlertError> {
         let tmp = self.path.with_extension("jsonl.tmp");
         {
             let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;

@@ -35,7 +35,7 @@ pub struct Health {
 pub fn router(
     health: Arc<Health>,
     api: Option<super::api::Api>,
-    inbox: Option<super::notify_in::Inbox>,
+    inbox: Option<super::aws_config_inbox::Inbox>,
 ) -> Router {
     let live = health.clone();
     let mut base = match api {
@@ -43,7 +43,7 @@ pub fn router(
         None => Router::new(),
     };
     if let Some(inbox) = inbox {
-        base = base.merge(super::notify_in::router(inbox));
+        base = base.merge(super::aws_config_inbox::router(inbox));
     }
     base.route(
         "/metrics",

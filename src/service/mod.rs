@@ -6,10 +6,10 @@
 
 mod alert;
 mod api;
+mod aws_config_inbox;
 pub mod config;
 mod detect;
 mod http;
-mod notify_in;
 mod sink;
 mod stage;
 
@@ -343,7 +343,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
     }
     let inbox = if cfg.aws_config.notifications.enabled {
-        Some(notify_in::Inbox {
+        Some(aws_config_inbox::Inbox {
             receiver: Arc::new(NotificationReceiver::new(
                 cfg.aws_config.notifications.clone(),
                 types.clone(),
