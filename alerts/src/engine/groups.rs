@@ -1,0 +1,411 @@
+//! Aggregation groups and their notifications, step for step as
+//! Alertmanager's dispatcher: group_wait, group_interval, repeat_interval,
+//! and the notification log's `needsUpdate` per receiver integration.
+
+use std::collections::BTreeSet;
+
+use super::{Alert, AlertEngine, AlertState, NflogEntry, Notification, ms};
+use crate::labels::{self, Labels};
+
+pub(super) struct Group {
+    pub(super) route: usize,
+    pub(super) labels: Labels,
+    pub(super) alerts: BTreeSet<String>,
+    pub(super) next_flush_ms: i64,
+    pub(super) has_flushed: bool,
+}
+
+impl AlertEngine {
+    pub(super) fn join_groups(&mut self, fp: &str, labels: &Labels, now: i64) {
+        let starts_at = self.alerts.get(fp).map(|a| a.starts_at_ms).unwrap_or(now);
+        for r in self.matching_routes(labels) {
+            let route = &self.routes[r];
+            let group_labels: Labels = match &route.group_by {
+                None => labels.clone(),
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                    .collect(),
+            };
+            let key = format!("{}:{}", route.key, labels::render(&group_labels));
+            let wait = route.group_wait;
+            let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
+                route: r,
+                labels: group_labels,
+                alerts: BTreeSet::new(),
+                next_flush_ms: now + wait,
+                has_flushed: false,
+            });
+            // As Alertmanager: an alert older than group_wait flushes a
+            // group that never flushed at once.
+            if !g.has_flushed && starts_at + wait < now {
+                g.next_flush_ms = now;
+            }
+            if g.alerts.insert(fp.to_string()) {
+                self.membership.entry(fp.to_string()).or_default().push(key);
+            }
+        }
+    }
+
+    /// Advances time: pending alerts whose `for` passed fire, held resolves
+    /// of flapping alerts complete, due groups are flushed.
+    pub fn tick(&mut self, now: i64) -> Vec<Notification> {
+        while let Some((due, fp)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, fp.clone()));
+            let Some(a) = self.alerts.get_mut(&fp) else {
+                continue;
+            };
+            match a.state {
+                AlertState::Pending => {
+                    self.dirty_alerts.insert(fp.clone());
+                    self.fire(&fp, now);
+                }
+                AlertState::Firing
+                    if a.clear_since_ms.map(|c| c + ms(self.flap.window)) == Some(due) =>
+                {
+                    a.flapping = false;
+                    a.flips.clear();
+                    self.resolve(&fp, now);
+                }
+                _ => {}
+            }
+        }
+        let mut due: Vec<(i64, String)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.next_flush_ms <= now)
+            .map(|(k, g)| (g.next_flush_ms, k.clone()))
+            .collect();
+        due.sort();
+        let mut out = Vec::new();
+        for (_, key) in due {
+            self.flush(&key, now, &mut out);
+        }
+        if now >= self.next_gc_ms {
+            self.gc(now);
+            self.next_gc_ms = now + 60_000;
+        }
+        out
+    }
+
+    pub(super) fn flush(&mut self, key: &str, now: i64, out: &mut Vec<Notification>) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        g.next_flush_ms = now + self.routes[g.route].group_interval;
+        g.has_flushed = true;
+        let route = &self.routes[g.route];
+        let (receiver, repeat) = (route.receiver.clone(), route.repeat_interval);
+        let group_labels = g.labels.clone();
+        let members: Vec<String> = g.alerts.iter().cloned().collect();
+        let mut shown: Vec<&Alert> = Vec::with_capacity(members.len());
+        let mut resolved_all = Vec::new();
+        let mut muted_paged: Vec<&Alert> = Vec::new();
+        for fp in &members {
+            let Some(a) = self.alerts.get(fp) else {
+                continue;
+            };
+            if a.state == AlertState::Resolved {
+                resolved_all.push(fp.clone());
+            }
+            if !self.muted(fp, &a.labels, now) {
+                shown.push(a);
+            } else if !a.paged.is_empty() {
+                muted_paged.push(a);
+            }
+        }
+        // A muted alert that already paged: acknowledged (once) when someone
+        // silenced it, and still resolved when it recovers — an incident
+        // PagerDuty holds open is never forgotten.
+        let mut acked_changes: Vec<(String, String)> = Vec::new();
+        let mut muted_resolves: Vec<(String, String, bool)> = Vec::new();
+        for integ in self.receivers.get(&receiver).into_iter().flatten() {
+            if !integ.per_alert() {
+                continue;
+            }
+            let (mut ack, mut res) = (Vec::new(), Vec::new());
+            for a in muted_paged.iter().filter(|a| a.paged.contains(&integ.id)) {
+                if a.state == AlertState::Resolved {
+                    if integ.send_resolved {
+                        res.push(*a);
+                    }
+                } else if !a.acked.contains(&integ.id) && self.silenced_by(&a.labels, now).is_some()
+                {
+                    ack.push(*a);
+                }
+            }
+            if ack.is_empty() && res.is_empty() {
+                continue;
+            }
+            acked_changes.extend(
+                ack.iter()
+                    .map(|a| (a.fingerprint.clone(), integ.id.clone())),
+            );
+            muted_resolves.extend(
+                res.iter()
+                    .map(|a| (a.fingerprint.clone(), integ.id.clone(), false)),
+            );
+            out.push(Notification {
+                receiver: receiver.clone(),
+                integration: integ.clone(),
+                group_key: key.to_string(),
+                group_labels: group_labels.clone(),
+                alerts: std::sync::Arc::new(
+                    ack.iter().chain(res.iter()).map(|a| (*a).clone()).collect(),
+                ),
+                trigger: Vec::new(),
+                resolve: res.iter().map(|a| a.fingerprint.clone()).collect(),
+                acknowledge: ack.iter().map(|a| a.fingerprint.clone()).collect(),
+                at_ms: now,
+            });
+        }
+        shown.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let firing: BTreeSet<String> = shown
+            .iter()
+            .filter(|a| a.state != AlertState::Resolved)
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        let resolved: BTreeSet<String> = shown
+            .iter()
+            .filter(|a| a.state == AlertState::Resolved)
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        let mut paged_changes: Vec<(String, String, bool)> = muted_resolves;
+        let mut all: Option<std::sync::Arc<Vec<Alert>>> = None;
+        if !shown.is_empty() {
+            for integ in self.receivers.get(&receiver).into_iter().flatten() {
+                let log_key = format!("{key}|{}", integ.id);
+                let entry = self.nflog.get(&log_key);
+                if !needs_update(entry, &firing, &resolved, repeat, integ.send_resolved, now) {
+                    continue;
+                }
+                let alerts = if integ.send_resolved || resolved.is_empty() {
+                    all.get_or_insert_with(|| {
+                        std::sync::Arc::new(shown.iter().map(|a| (*a).clone()).collect())
+                    })
+                    .clone()
+                } else {
+                    std::sync::Arc::new(
+                        shown
+                            .iter()
+                            .filter(|a| a.state != AlertState::Resolved)
+                            .map(|a| (*a).clone())
+                            .collect(),
+                    )
+                };
+                let (mut trigger, mut resolve) = (Vec::new(), Vec::new());
+                if integ.per_alert() {
+                    for a in alerts.iter() {
+                        let open = a.paged.contains(&integ.id);
+                        if a.state == AlertState::Resolved && open {
+                            resolve.push(a.fingerprint.clone());
+                            paged_changes.push((a.fingerprint.clone(), integ.id.clone(), false));
+                        } else if a.state != AlertState::Resolved && !open {
+                            trigger.push(a.fingerprint.clone());
+                            paged_changes.push((a.fingerprint.clone(), integ.id.clone(), true));
+                        }
+                    }
+                }
+                let worth_sending = if integ.per_alert() {
+                    !trigger.is_empty() || !resolve.is_empty()
+                } else {
+                    !alerts.is_empty()
+                };
+                if worth_sending {
+                    out.push(Notification {
+                        receiver: receiver.clone(),
+                        integration: integ.clone(),
+                        group_key: key.to_string(),
+                        group_labels: group_labels.clone(),
+                        alerts,
+                        trigger,
+                        resolve,
+                        acknowledge: Vec::new(),
+                        at_ms: now,
+                    });
+                }
+                self.nflog.insert(
+                    log_key.clone(),
+                    NflogEntry {
+                        firing: firing.clone(),
+                        resolved: resolved.clone(),
+                        at_ms: now,
+                    },
+                );
+                self.dirty_nflog.insert(log_key);
+            }
+        }
+        for (fp, integ) in acked_changes {
+            if let Some(a) = self.alerts.get_mut(&fp) {
+                a.acked.insert(integ);
+                self.dirty_alerts.insert(fp);
+            }
+        }
+        for (fp, integ, open) in paged_changes {
+            if let Some(a) = self.alerts.get_mut(&fp) {
+                if open {
+                    a.paged.insert(integ);
+                } else {
+                    a.paged.remove(&integ);
+                    a.acked.remove(&integ);
+                }
+                self.dirty_alerts.insert(fp);
+            }
+        }
+        // Resolved alerts have been told (or muted): they leave the group.
+        let g = self.groups.get_mut(key).expect("group exists");
+        for fp in &resolved_all {
+            g.alerts.remove(fp);
+            if let Some(keys) = self.membership.get_mut(fp) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.membership.remove(fp);
+                    if let Some(a) = self.alerts.get_mut(fp) {
+                        a.done = true;
+                        self.dirty_alerts.insert(fp.clone());
+                    }
+                }
+            }
+        }
+        if g.alerts.is_empty() {
+            self.groups.remove(key);
+        }
+    }
+
+    /// Forgets resolved alerts older than the retention.
+    pub(super) fn gc(&mut self, now: i64) {
+        let horizon = now - self.retention_ms;
+        let old: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|a| a.done && a.ends_at_ms.unwrap_or(now) < horizon)
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        for fp in old {
+            self.alerts.remove(&fp);
+            self.dirty_alerts.remove(&fp);
+            self.forgotten.push(fp);
+        }
+    }
+}
+
+impl Alert {
+    pub(super) fn clear_since_due(&self, window: i64) -> i64 {
+        self.clear_since_ms.unwrap_or(0) + window
+    }
+}
+
+/// Alertmanager's DedupStage.needsUpdate.
+fn needs_update(
+    entry: Option<&NflogEntry>,
+    firing: &BTreeSet<String>,
+    resolved: &BTreeSet<String>,
+    repeat_ms: i64,
+    send_resolved: bool,
+    now: i64,
+) -> bool {
+    let Some(e) = entry else {
+        return !firing.is_empty();
+    };
+    if !firing.is_subset(&e.firing) {
+        return true;
+    }
+    if firing.is_empty() {
+        return !e.firing.is_empty();
+    }
+    if send_resolved && !resolved.is_subset(&e.resolved) {
+        return true;
+    }
+    e.at_ms < now - repeat_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(fps: &[&str]) -> BTreeSet<String> {
+        fps.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_receiver_hears_only_what_is_new_to_it() {
+        let sent = NflogEntry {
+            firing: set(&["a", "b"]),
+            resolved: set(&[]),
+            at_ms: 1_000,
+        };
+        let hour = 3_600_000;
+        let e = Some(&sent);
+        // Never told: told when something fires.
+        assert!(needs_update(
+            None,
+            &set(&["a"]),
+            &set(&[]),
+            hour,
+            true,
+            2_000
+        ));
+        assert!(!needs_update(
+            None,
+            &set(&[]),
+            &set(&["a"]),
+            hour,
+            true,
+            2_000
+        ));
+        // The same or fewer firing: quiet until repeat_interval passes…
+        assert!(!needs_update(
+            e,
+            &set(&["a", "b"]),
+            &set(&[]),
+            hour,
+            true,
+            2_000
+        ));
+        assert!(needs_update(
+            e,
+            &set(&["a", "b"]),
+            &set(&[]),
+            hour,
+            true,
+            1_000 + hour + 1
+        ));
+        // …unless one grew, or one it was told about resolved.
+        assert!(needs_update(
+            e,
+            &set(&["a", "c"]),
+            &set(&[]),
+            hour,
+            true,
+            2_000
+        ));
+        assert!(needs_update(
+            e,
+            &set(&["a"]),
+            &set(&["b"]),
+            hour,
+            true,
+            2_000
+        ));
+        assert!(!needs_update(
+            e,
+            &set(&["a"]),
+            &set(&["b"]),
+            hour,
+            false,
+            2_000
+        ));
+        // Everything resolved: one last word.
+        assert!(needs_update(
+            e,
+            &set(&[]),
+            &set(&["a", "b"]),
+            hour,
+            false,
+            2_000
+        ));
+    }
+}

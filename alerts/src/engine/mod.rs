@@ -1,0 +1,358 @@
+//! The alert engine: findings (or alerts posted in Alertmanager's shape)
+//! in, notifications out. Everything here is driven by the caller's clock
+//! (`now_ms` arguments), so the same code runs the service in real time,
+//! the tests in virtual time and the benchmark as fast as it can.
+//!
+//! The semantics are Alertmanager's, deliberately:
+//! - an alert joins one aggregation group per matching route (`continue`),
+//!   keyed by the route and the values of its `group_by` labels;
+//! - a new group waits `group_wait` before its first notification, then is
+//!   looked at every `group_interval`;
+//! - at each look, silenced and inhibited alerts are left out, and a
+//!   receiver is notified only when the firing set grew, something it was
+//!   told about resolved (with `send_resolved`), everything resolved, or
+//!   `repeat_interval` passed (the notification log, per receiver);
+//! - resolved alerts leave the group once they have been notified.
+//!
+//! What Alertmanager leaves to Prometheus is here too: `for` (pending →
+//! firing) and flap damping.
+
+mod groups;
+mod persistence;
+mod routing;
+mod types;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use crate::config::{AlertRule, AlertsConfig, FlapConfig};
+use crate::labels::{Labels, all_match};
+use crate::silence::Silence;
+use groups::Group;
+use routing::{Inhibitor, Route, compile_route};
+pub use types::{
+    Alert, AlertInput, AlertState, Integration, IntegrationKind, NflogEntry, Notification,
+    StateChange, integration_id,
+};
+
+pub struct AlertEngine {
+    routes: Vec<Route>,
+    receivers: HashMap<String, Vec<Integration>>,
+    rules: Vec<AlertRule>,
+    flap: FlapConfig,
+    retention_ms: i64,
+    alerts: HashMap<String, Alert>,
+    groups: HashMap<String, Group>,
+    /// fingerprint → keys of the groups it is in.
+    membership: HashMap<String, Vec<String>>,
+    nflog: HashMap<String, NflogEntry>,
+    silences: Vec<Silence>,
+    inhibitors: Vec<Inhibitor>,
+    /// (due ms, fingerprint) of pending alerts and of flapping alerts' held resolves.
+    timers: BTreeSet<(i64, String)>,
+    dirty_alerts: HashSet<String>,
+    forgotten: Vec<String>,
+    dirty_nflog: HashSet<String>,
+    dirty_silences: HashSet<String>,
+    next_gc_ms: i64,
+}
+
+pub(super) const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+
+pub(super) fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl AlertEngine {
+    pub fn new(cfg: &AlertsConfig) -> Self {
+        let mut routes = Vec::new();
+        compile_route(&cfg.route, None, &mut routes);
+        let mut receivers: HashMap<String, Vec<Integration>> = HashMap::new();
+        receivers.entry("default".into()).or_default();
+        for r in &cfg.receivers {
+            let mut list = Vec::new();
+            let mut push = |kind, name: &str, index, send_resolved| {
+                list.push(Integration {
+                    id: integration_id(&r.name, name, index),
+                    kind,
+                    index,
+                    send_resolved,
+                })
+            };
+            for (i, p) in r.pagerduty_configs.iter().enumerate() {
+                push(IntegrationKind::PagerDuty, "pagerduty", i, p.send_resolved);
+            }
+            for (i, w) in r.webhook_configs.iter().enumerate() {
+                push(IntegrationKind::Webhook, "webhook", i, w.send_resolved);
+            }
+            for (i, s) in r.slack_configs.iter().enumerate() {
+                push(IntegrationKind::Slack, "slack", i, s.send_resolved);
+            }
+            receivers.insert(r.name.clone(), list);
+        }
+        Self {
+            routes,
+            receivers,
+            rules: cfg.rules.clone(),
+            flap: cfg.flap.clone(),
+            retention_ms: ms(cfg.resolved_retention),
+            alerts: HashMap::new(),
+            groups: HashMap::new(),
+            membership: HashMap::new(),
+            nflog: HashMap::new(),
+            silences: Vec::new(),
+            inhibitors: cfg
+                .inhibit_rules
+                .iter()
+                .map(|r| Inhibitor {
+                    rule: r.clone(),
+                    sources: HashMap::new(),
+                })
+                .collect(),
+            timers: BTreeSet::new(),
+            dirty_alerts: HashSet::new(),
+            forgotten: Vec::new(),
+            dirty_nflog: HashSet::new(),
+            dirty_silences: HashSet::new(),
+            next_gc_ms: 0,
+        }
+    }
+
+    /// The receivers' integrations, by receiver name.
+    pub fn integrations(&self, receiver: &str) -> &[Integration] {
+        self.receivers
+            .get(receiver)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn rule_for(&self, labels: &Labels) -> Option<&AlertRule> {
+        self.rules.iter().find(|r| all_match(&r.matchers, labels))
+    }
+
+    /// Applies one observation. Returns false when it was a replay (older
+    /// than what this fingerprint already saw) and changed nothing.
+    pub fn ingest(&mut self, mut input: AlertInput, now_ms: i64) -> bool {
+        let (for_ms, severity) = match self.rule_for(&input.labels) {
+            Some(r) => (ms(r.for_), r.severity.clone()),
+            None => (0, None),
+        };
+        if let Some(s) = severity {
+            input.labels.insert("severity".into(), s);
+        }
+        let fp = input.fingerprint.clone();
+        if let Some(a) = self.alerts.get(&fp) {
+            let live = matches!(a.state, AlertState::Pending | AlertState::Firing)
+                && a.clear_since_ms.is_none();
+            if input.at_ms < a.last_event_ms
+                || (input.at_ms == a.last_event_ms && live == input.firing)
+            {
+                return false;
+            }
+        } else if !input.firing {
+            // Never seen open (or forgotten after the retention): nothing to resolve.
+            return false;
+        }
+        if input.firing {
+            self.open(input, for_ms, now_ms);
+        } else {
+            self.close(&fp, input.at_ms, now_ms);
+        }
+        true
+    }
+
+    fn open(&mut self, input: AlertInput, for_ms: i64, now: i64) {
+        let fp = input.fingerprint.clone();
+        let window = ms(self.flap.window);
+        let max = self.flap.max_transitions;
+        match self.alerts.get_mut(&fp) {
+            Some(a) if matches!(a.state, AlertState::Pending | AlertState::Firing) => {
+                a.labels = input.labels;
+                a.annotations = input.annotations;
+                a.details = input.details;
+                a.last_event_ms = input.at_ms;
+                if a.clear_since_ms.is_some() {
+                    // A flapping alert came back inside its hold: it never left.
+                    let due = a.clear_since_due(window);
+                    a.clear_since_ms = None;
+                    self.timers.remove(&(due, fp.clone()));
+                }
+                self.dirty_alerts.insert(fp);
+            }
+            existing => {
+                let mut flips = existing
+                    .map(|a| std::mem::take(&mut a.flips))
+                    .unwrap_or_default();
+                let was_known = !flips.is_empty() || self.alerts.contains_key(&fp);
+                if was_known {
+                    flips.push(now);
+                }
+                flips.retain(|t| *t > now - window);
+                let flapping = max > 0 && flips.len() > max;
+                let paged = self
+                    .alerts
+                    .get(&fp)
+                    .map(|a| a.paged.clone())
+                    .unwrap_or_default();
+                let a = Alert {
+                    fingerprint: fp.clone(),
+                    labels: input.labels,
+                    annotations: input.annotations,
+                    details: input.details,
+                    state: AlertState::Pending,
+                    active_since_ms: now,
+                    starts_at_ms: now,
+                    ends_at_ms: None,
+                    last_event_ms: input.at_ms,
+                    for_ms,
+                    flips,
+                    flapping,
+                    clear_since_ms: None,
+                    done: false,
+                    paged,
+                    acked: BTreeSet::new(),
+                };
+                self.alerts.insert(fp.clone(), a);
+                self.dirty_alerts.insert(fp.clone());
+                if for_ms > 0 {
+                    self.timers.insert((now + for_ms, fp));
+                } else {
+                    self.fire(&fp, now);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, fp: &str, at_ms: i64, now: i64) {
+        let window = ms(self.flap.window);
+        let Some(a) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        a.last_event_ms = at_ms;
+        self.dirty_alerts.insert(fp.to_string());
+        match a.state {
+            AlertState::Pending => {
+                // Never fired: nobody was told, nobody needs telling.
+                self.timers
+                    .remove(&(a.active_since_ms + a.for_ms, fp.to_string()));
+                a.state = AlertState::Resolved;
+                a.ends_at_ms = Some(now);
+                a.done = true;
+            }
+            AlertState::Firing if a.flapping => {
+                if a.clear_since_ms.is_none() {
+                    a.clear_since_ms = Some(now);
+                    self.timers.insert((now + window, fp.to_string()));
+                }
+            }
+            AlertState::Firing => self.resolve(fp, now),
+            AlertState::Resolved => {}
+        }
+    }
+
+    fn fire(&mut self, fp: &str, now: i64) {
+        let Some(a) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        a.state = AlertState::Firing;
+        a.starts_at_ms = now;
+        a.ends_at_ms = None;
+        let labels = a.labels.clone();
+        for inh in &mut self.inhibitors {
+            if all_match(&inh.rule.source_matchers, &labels) {
+                let both = all_match(&inh.rule.target_matchers, &labels);
+                let key = inh.equal_key(&labels);
+                inh.sources
+                    .entry(key)
+                    .or_default()
+                    .insert(fp.to_string(), both);
+            }
+        }
+        self.join_groups(fp, &labels, now);
+    }
+
+    fn resolve(&mut self, fp: &str, now: i64) {
+        let Some(a) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        a.state = AlertState::Resolved;
+        a.ends_at_ms = Some(now);
+        a.clear_since_ms = None;
+        a.flips.push(now);
+        let labels = a.labels.clone();
+        self.dirty_alerts.insert(fp.to_string());
+        for inh in &mut self.inhibitors {
+            let key = inh.equal_key(&labels);
+            if let Some(set) = inh.sources.get_mut(&key) {
+                set.remove(fp);
+                if set.is_empty() {
+                    inh.sources.remove(&key);
+                }
+            }
+        }
+        if !self.membership.contains_key(fp) {
+            // In no group (no route took it): nothing left to notify.
+            if let Some(a) = self.alerts.get_mut(fp) {
+                a.done = true;
+            }
+        }
+    }
+
+    pub fn add_silence(&mut self, s: Silence) {
+        self.dirty_silences.insert(s.id.clone());
+        self.silences.retain(|o| o.id != s.id);
+        self.silences.push(s);
+    }
+
+    /// Ends a silence now. Returns false when no such silence exists.
+    pub fn expire_silence(&mut self, id: &str, now: i64) -> bool {
+        match self.silences.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                if s.ends_at_ms > now {
+                    s.ends_at_ms = now;
+                    s.updated_at_ms = now;
+                }
+                self.dirty_silences.insert(id.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    pub fn alert(&self, fp: &str) -> Option<&Alert> {
+        self.alerts.get(fp)
+    }
+
+    /// Alerts that are pending or firing (or resolved, not yet notified).
+    pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values().filter(|a| !a.done)
+    }
+
+    /// Alerts held, resolved ones kept as replay guards included.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let (mut p, mut f, mut r) = (0, 0, 0);
+        for a in self.alerts.values() {
+            match a.state {
+                AlertState::Pending => p += 1,
+                AlertState::Firing => f += 1,
+                AlertState::Resolved if !a.done => r += 1,
+                AlertState::Resolved => {}
+            }
+        }
+        (p, f, r)
+    }
+}
