@@ -11,7 +11,7 @@ use driftline_pipeline::{TypeIdentity, TypeTable};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::drift::compare::Normaliser;
+use crate::drift::normalise::Normaliser;
 
 /// The mapping files shipped with driftline, compiled in.
 const BUILTIN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_mappings.rs"));

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod driftignore;
+pub mod normalise;
 pub mod remediation;
 pub mod scopes;
 pub mod stream;
