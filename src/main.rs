@@ -1,9 +1,12 @@
 //! The driftline binary: the only place that knows the whole graph
 //! (collectors → bus → detectors → report). `anyhow` lives here only.
 
-mod embedded;
+mod demo;
+mod inputs;
+mod list;
 mod oncall;
 mod report;
+mod scan;
 mod service;
 
 use std::io::IsTerminal;
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::embedded::{ScanInputs, ScanOutcome};
+use crate::scan::{ScanInputs, ScanOutcome};
 
 // JSON trees are millions of small allocations; glibc's allocator spent
 // most of a large scan in page faults (measured: 17 s of 21 s in the
@@ -181,7 +184,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     output,
                     identity,
                 },
-        } => embedded::state_list(&inputs, &identity, matches!(output, ListOutput::Json)),
+        } => list::state_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Observed {
             command:
                 ListCommand::List {
@@ -189,7 +192,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     output,
                     identity,
                 },
-        } => embedded::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
+        } => list::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Scan(args) => {
             let aws = match &args.config {
                 Some(p) => {
@@ -221,7 +224,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     })
                     .transpose()?;
-            let mut outcome = embedded::scan(&inputs)?;
+            let mut outcome = scan::scan(&inputs)?;
             if let Some(key) = key {
                 // One page per outage, beside one per finding.
                 let mut findings = outcome.report.findings.clone();
@@ -248,7 +251,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => service::run(args),
         Command::Check { config } => service::check(&config),
         Command::Demo { output } => {
-            let estate = embedded::demo_estate()?;
+            let estate = demo::demo_estate()?;
             let inputs = ScanInputs {
                 state: vec![estate.join("terraform").display().to_string()],
                 observed: vec![estate.join("aws-config").display().to_string()],
@@ -258,7 +261,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 mappings: None,
                 aws: Default::default(),
             };
-            let outcome = embedded::scan(&inputs)?;
+            let outcome = scan::scan(&inputs)?;
             // The demo always has drift; its exit code says only whether it ran.
             finish(outcome, output, false)
         }

@@ -6,7 +6,7 @@ use std::io::Write;
 use driftline_pipeline::{Finding, FindingClass, SourceSide};
 use serde_json::{Value, json};
 
-use crate::embedded::ScanOutcome;
+use crate::scan::ScanOutcome;
 
 pub fn write_table(
     out: &mut impl Write,

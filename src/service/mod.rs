@@ -166,8 +166,8 @@ fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
 /// `driftline check`: everything `run` would refuse, without running.
 pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let cfg = ServiceConfig::load(path)?;
-    crate::embedded::load_mappings(cfg.drift.mappings.as_deref())?;
-    crate::embedded::load_driftignore(cfg.drift.driftignore.as_deref())?;
+    crate::inputs::load_mappings(cfg.drift.mappings.as_deref())?;
+    crate::inputs::load_driftignore(cfg.drift.driftignore.as_deref())?;
     cfg.alerts
         .validate()
         .map_err(|e| anyhow::anyhow!("{}: alerts.{e}", path.display()))?;
@@ -186,11 +186,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bus = make_bus(&cfg)?;
     bus.ensure_topics()
         .context("cannot prepare the bus topics")?;
-    let mappings = Arc::new(crate::embedded::load_mappings(
-        cfg.drift.mappings.as_deref(),
-    )?);
+    let mappings = Arc::new(crate::inputs::load_mappings(cfg.drift.mappings.as_deref())?);
     let types = Arc::new(mappings.type_table());
-    let ignore = crate::embedded::load_driftignore(cfg.drift.driftignore.as_deref())?;
+    let ignore = crate::inputs::load_driftignore(cfg.drift.driftignore.as_deref())?;
     let findings_out = cfg
         .findings
         .out
@@ -247,7 +245,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let strings = |v: &[PathBuf]| -> Vec<String> {
             v.iter().map(|p| p.to_string_lossy().into_owned()).collect()
         };
-        let (local_state, remote_state) = crate::embedded::split_state(&strings(&cfg.watch.state))?;
+        let (local_state, remote_state) = crate::inputs::split_state(&strings(&cfg.watch.state))?;
         if !local_state.is_empty() || !remote_state.is_empty() {
             let mut tf = TerraformConfig::new(types.clone(), salt);
             tf.default_account = cfg.watch.account.clone();
@@ -261,7 +259,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }));
         }
         let (local_observed, live) =
-            crate::embedded::split_observed(&strings(&cfg.watch.observed), &cfg.aws_config);
+            crate::inputs::split_observed(&strings(&cfg.watch.observed), &cfg.aws_config);
         if !local_observed.is_empty() {
             watchers.push(WatchCollector::new(WatchConfig {
                 paths: local_observed.into_iter().map(PathBuf::from).collect(),
