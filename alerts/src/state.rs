@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AlertError;
 use crate::engine::StateChange;
-use crate::outbox::OutboxMessage;
+use crate::outbox::message::OutboxMessage;
 use crate::remediation::Proposal;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ impl Api {
     /// `Some(refusal)` when the request lacks the token.
     fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
         let want = self.token.as_ref()?;
-        (!super::http::has_token(headers, None, want)).then(|| {
+        (!super::auth::has_token(headers, None, want)).then(|| {
             error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the API token (Authorization: Bearer …)",

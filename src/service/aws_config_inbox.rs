@@ -35,7 +35,7 @@ async fn receive(
 ) -> impl IntoResponse {
     if let Some(token) = inbox.receiver.token() {
         let in_query = query.get("token").map(String::as_str);
-        if !super::http::has_token(&headers, in_query, &token) {
+        if !super::auth::has_token(&headers, in_query, &token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 "a valid token is required\n".to_string(),

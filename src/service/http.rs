@@ -8,21 +8,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-/// Whether a request carries `want`: as `Authorization: Bearer …` or, for
-/// senders that cannot set headers (SNS subscriptions), as `also` (a
-/// `?token=` query value). Compared in constant time.
-pub fn has_token(headers: &axum::http::HeaderMap, also: Option<&str>, want: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    [bearer, also]
-        .into_iter()
-        .flatten()
-        .any(|given| bool::from(given.as_bytes().ct_eq(want.as_bytes())))
-}
-
 /// What the probes look at.
 #[derive(Default)]
 pub struct Health {

@@ -6,6 +6,7 @@
 
 mod alert;
 mod api;
+mod auth;
 mod aws_config_inbox;
 pub mod config;
 mod detect;

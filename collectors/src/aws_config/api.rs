@@ -41,7 +41,7 @@ pub struct AwsConfigSettings {
     /// Seconds between incremental passes in `driftline run`.
     pub poll_interval_secs: u64,
     /// The push endpoint for change notifications (`driftline run`).
-    pub notifications: super::notifications::NotificationSettings,
+    pub notifications: NotificationSettings,
 }
 
 impl Default for AwsConfigSettings {
@@ -57,6 +57,36 @@ impl Default for AwsConfigSettings {
             max_attempts: 5,
             poll_interval_secs: 300,
             notifications: Default::default(),
+        }
+    }
+}
+
+/// `[aws_config.notifications]` in driftline.toml.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    /// Serve `POST /aws-config/notifications` on the service's listener.
+    pub enabled: bool,
+    /// Environment variable holding a shared token the sender must present
+    /// (`?token=…` in the subscription URL, or `Authorization: Bearer …`).
+    pub token_env: Option<String>,
+    /// SNS topics accepted (`*` matches any run of characters, e.g.
+    /// `arn:aws:sns:*:123456789012:*`); empty accepts any.
+    pub topic_arns: Vec<String>,
+    /// Hosts a SubscribeURL may point at (`*` matches one DNS label).
+    pub subscribe_url_hosts: Vec<String>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            token_env: None,
+            topic_arns: Vec::new(),
+            subscribe_url_hosts: vec![
+                "sns.*.amazonaws.com".into(),
+                "sns.*.amazonaws.com.cn".into(),
+            ],
         }
     }
 }

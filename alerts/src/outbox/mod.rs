@@ -8,31 +8,20 @@
 //! backoff and jitter, honouring `Retry-After`; a refusal (400) becomes a
 //! dead letter carrying the receiver's own error text.
 
+pub mod message;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use driftline_pipeline::{DeadLetter, metrics, now_ms};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AlertError;
 use crate::notify::{Delivery, Notifier};
 use crate::state::{Journal, JournalEntry};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutboxMessage {
-    pub id: u64,
-    /// `{receiver}/{kind}/{index}`.
-    pub integration: String,
-    pub body: Value,
-    pub created_ms: i64,
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub next_at_ms: i64,
-}
+pub use message::OutboxMessage;
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy)]
