@@ -19,41 +19,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_config::Client;
-use aws_sdk_config::primitives::DateTime;
-use aws_sdk_config::types::{AggregateResourceIdentifier, ResourceKey, ResourceType};
+use aws_sdk_config::types::{ResourceKey, ResourceType};
 use driftline_pipeline::{
     ConfigStatus, ObservedResource, Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable,
 };
 use serde_json::{Map, Value};
 
-use super::api::{self, ApiError, AwsConfigSettings, Budget};
-use super::items::{base_item_json, content_hash, history_item_json, item_name};
+mod calls;
+mod targets;
+
+use super::api::{ApiError, AwsConfigSettings};
+use super::items::{content_hash, item_name};
 use super::recording::{self, Recording};
 use super::shapes::Found;
 use crate::status::StatusBoard;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
-
-/// Items per BatchGet call (the API's maximum).
-const BATCH: usize = 100;
-/// Rounds of retrying unprocessed keys before giving up on them.
-const UNPROCESSED_ROUNDS: usize = 5;
-
-/// Where one scope's items come from.
-enum Scope {
-    Region,
-    Aggregator(String),
-}
-
-/// One region's (or one aggregator's) client and its request budget.
-struct Target {
-    /// `us-east-1`, or `aggregator:NAME`.
-    label: String,
-    region: String,
-    scope: Scope,
-    client: Client,
-    budget: Arc<Budget>,
-}
+use targets::{Scope, Target, source_name, status_region};
 
 /// What the last pass saw of one resource.
 struct Seen {
@@ -145,86 +126,6 @@ impl AwsConfigApiCollector {
         } else {
             self.settings.resource_types.clone()
         }
-    }
-
-    /// A client and budget for `scope` in `region`.
-    async fn new_target(&self, region: String, scope: Scope) -> Target {
-        let s = &self.settings;
-        let sdk = api::load_sdk_config(
-            s.profile.as_deref(),
-            Some(&region),
-            s.endpoint_url.as_deref(),
-            s.max_attempts,
-        )
-        .await;
-        let label = match &scope {
-            Scope::Region => region.clone(),
-            Scope::Aggregator(n) => format!("aggregator:{n}"),
-        };
-        Target {
-            budget: Arc::new(Budget::new(
-                s.requests_per_second,
-                s.burst,
-                "config",
-                &label,
-            )),
-            client: Client::new(&sdk),
-            label,
-            region,
-            scope,
-        }
-    }
-
-    /// The one client (and budget) per region, shared by passes and by
-    /// completing notifications.
-    async fn region_target(&self, region: &str) -> Arc<Target> {
-        let known = self
-            .by_region
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(region)
-            .cloned();
-        if let Some(t) = known {
-            return t;
-        }
-        let t = Arc::new(self.new_target(region.to_string(), Scope::Region).await);
-        self.by_region
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(region.to_string())
-            .or_insert(t)
-            .clone()
-    }
-
-    async fn build_targets(&self) -> Result<Vec<Arc<Target>>, SourceError> {
-        let s = &self.settings;
-        let home = || async {
-            api::load_sdk_config(s.profile.as_deref(), None, s.endpoint_url.as_deref(), 1)
-                .await
-                .region()
-                .map(|r| r.to_string())
-                .ok_or_else(no_region)
-        };
-        if let Some(name) = &s.aggregator {
-            let region = match s.regions.first() {
-                Some(r) => r.clone(),
-                None => home().await?,
-            };
-            let t = self
-                .new_target(region, Scope::Aggregator(name.clone()))
-                .await;
-            return Ok(vec![Arc::new(t)]);
-        }
-        let regions = if s.regions.is_empty() {
-            vec![home().await?]
-        } else {
-            s.regions.clone()
-        };
-        let mut out = Vec::with_capacity(regions.len());
-        for region in regions {
-            out.push(self.region_target(&region).await);
-        }
-        Ok(out)
     }
 
     /// One pass over every region: publishes what is new, changed or gone.
@@ -374,17 +275,17 @@ impl AwsConfigApiCollector {
                 let mut keys = Vec::new();
                 // A type the recorder leaves out has nothing to list.
                 for ty in types.iter().filter(|ty| recording.records_type(ty)) {
-                    keys.extend(self.list(t, ty).await?);
+                    keys.extend(calls::list(t, ty).await?);
                 }
-                (self.batch_get(t, keys).await?, recording)
+                (calls::batch_get(t, keys).await?, recording)
             }
             Scope::Aggregator(name) => {
                 let mut ids = Vec::new();
                 for ty in types {
-                    ids.extend(self.list_aggregate(t, name, ty).await?);
+                    ids.extend(calls::list_aggregate(t, name, ty, &self.settings.regions).await?);
                 }
                 (
-                    self.batch_get_aggregate(t, name, ids).await?,
+                    calls::batch_get_aggregate(t, name, ids).await?,
                     Recording::default(),
                 )
             }
@@ -417,7 +318,7 @@ impl AwsConfigApiCollector {
             // A known resource changed: the history since its last capture
             // has the full item (tags, relationships) the batch view lacks.
             if let (Some(p), Scope::Region) = (previous, &t.scope) {
-                match self.history_since(t, &item, p.captured_at).await {
+                match calls::history_since(t, &item, p.captured_at).await {
                     Ok(Some(full)) => {
                         match super::normalise(Found::Item(full), &source, &self.types) {
                             Ok(o) => item = o,
@@ -473,190 +374,6 @@ impl AwsConfigApiCollector {
         })
     }
 
-    async fn list(&self, t: &Target, ty: &str) -> Result<Vec<ResourceKey>, ApiError> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = api::call(
-                &t.budget,
-                "config",
-                "ListDiscoveredResources",
-                &t.label,
-                t.client
-                    .list_discovered_resources()
-                    .resource_type(ResourceType::from(ty))
-                    .limit(100)
-                    .set_next_token(token.clone())
-                    .send(),
-            )
-            .await?;
-            for r in page.resource_identifiers() {
-                let (Some(id), Some(rt)) = (r.resource_id(), r.resource_type()) else {
-                    continue;
-                };
-                if let Ok(k) = ResourceKey::builder()
-                    .resource_type(rt.clone())
-                    .resource_id(id)
-                    .build()
-                {
-                    keys.push(k);
-                }
-            }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(String::from);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(keys)
-    }
-
-    async fn batch_get(
-        &self,
-        t: &Target,
-        keys: Vec<ResourceKey>,
-    ) -> Result<Vec<Map<String, Value>>, ApiError> {
-        let (items, left) = in_batches(keys, |pending| async {
-            let out = api::call(
-                &t.budget,
-                "config",
-                "BatchGetResourceConfig",
-                &t.label,
-                t.client
-                    .batch_get_resource_config()
-                    .set_resource_keys(Some(pending))
-                    .send(),
-            )
-            .await?;
-            Ok((
-                out.base_configuration_items()
-                    .iter()
-                    .map(base_item_json)
-                    .collect(),
-                out.unprocessed_resource_keys().to_vec(),
-            ))
-        })
-        .await?;
-        if left > 0 {
-            return Err(ApiError::Call {
-                call: "BatchGetResourceConfig",
-                region: t.label.clone(),
-                reason: format!(
-                    "{left} resource(s) still unprocessed after {UNPROCESSED_ROUNDS} rounds"
-                ),
-            });
-        }
-        Ok(items)
-    }
-
-    async fn list_aggregate(
-        &self,
-        t: &Target,
-        name: &str,
-        ty: &str,
-    ) -> Result<Vec<AggregateResourceIdentifier>, ApiError> {
-        let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = api::call(
-                &t.budget,
-                "config",
-                "ListAggregateDiscoveredResources",
-                &t.label,
-                t.client
-                    .list_aggregate_discovered_resources()
-                    .configuration_aggregator_name(name)
-                    .resource_type(ResourceType::from(ty))
-                    .limit(100)
-                    .set_next_token(token.clone())
-                    .send(),
-            )
-            .await?;
-            ids.extend(page.resource_identifiers().iter().cloned());
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(String::from);
-            if token.is_none() {
-                break;
-            }
-        }
-        // An aggregator limited to some regions by configuration.
-        if !self.settings.regions.is_empty() && self.settings.aggregator.is_some() {
-            ids.retain(|i| self.settings.regions.iter().any(|r| r == i.source_region()));
-        }
-        Ok(ids)
-    }
-
-    async fn batch_get_aggregate(
-        &self,
-        t: &Target,
-        name: &str,
-        ids: Vec<AggregateResourceIdentifier>,
-    ) -> Result<Vec<Map<String, Value>>, ApiError> {
-        let (items, left) = in_batches(ids, |pending| async {
-            let out = api::call(
-                &t.budget,
-                "config",
-                "BatchGetAggregateResourceConfig",
-                &t.label,
-                t.client
-                    .batch_get_aggregate_resource_config()
-                    .configuration_aggregator_name(name)
-                    .set_resource_identifiers(Some(pending))
-                    .send(),
-            )
-            .await?;
-            Ok((
-                out.base_configuration_items()
-                    .iter()
-                    .map(base_item_json)
-                    .collect(),
-                out.unprocessed_resource_identifiers().to_vec(),
-            ))
-        })
-        .await?;
-        if left > 0 {
-            // Not yet aggregated, or deleted since the listing: the next
-            // pass tries again.
-            tracing::warn!(
-                scope = %t.label,
-                unprocessed = left,
-                "resources the aggregator could not return"
-            );
-        }
-        Ok(items)
-    }
-
-    /// The newest item recorded since `since` (ms), if any.
-    async fn history_since(
-        &self,
-        t: &Target,
-        item: &ObservedResource,
-        since: Option<i64>,
-    ) -> Result<Option<Map<String, Value>>, ApiError> {
-        let mut req = t
-            .client
-            .get_resource_config_history()
-            .resource_type(ResourceType::from(item.resource_type.as_str()))
-            .resource_id(&item.resource_id)
-            .limit(1);
-        if let Some(ms) = since {
-            req = req.earlier_time(DateTime::from_millis(ms));
-        }
-        let out = api::call(
-            &t.budget,
-            "config",
-            "GetResourceConfigHistory",
-            &t.label,
-            req.send(),
-        )
-        .await?;
-        Ok(out.configuration_items().first().map(history_item_json))
-    }
-
     /// Completes a summary (an oversized notification) with the full item.
     pub fn complete(
         &self,
@@ -676,7 +393,7 @@ impl AwsConfigApiCollector {
                     region: region.to_string(),
                     reason: e.to_string(),
                 })?;
-            self.batch_get(&target, vec![key]).await
+            calls::batch_get(&target, vec![key]).await
         });
         let items = r.map_err(|e| SourceError {
             source: source.clone(),
@@ -705,65 +422,4 @@ impl Collector for AwsConfigApiCollector {
     fn collect(&self, out: &dyn RecordSink, _progress: ProgressFn<'_>) -> CollectReport {
         self.poll_once(out)
     }
-}
-
-fn no_region() -> SourceError {
-    SourceError {
-        source: "aws-config".into(),
-        reason: "no AWS region: set aws_config.regions, AWS_REGION, or a region in the profile"
-            .into(),
-    }
-}
-
-fn source_name(t: &Target) -> String {
-    match &t.scope {
-        Scope::Region => format!("aws-config://{}", t.region),
-        Scope::Aggregator(n) => format!("aws-config-aggregator://{n}"),
-    }
-}
-
-/// The region a target's status covers (`-`: an aggregator's, any).
-fn status_region(t: &Target) -> &str {
-    match &t.scope {
-        Scope::Region => &t.region,
-        Scope::Aggregator(_) => driftline_pipeline::model::UNKNOWN,
-    }
-}
-
-/// Calls `get` on batches of 100 keys, retrying the keys AWS hands back as
-/// unprocessed for a few rounds with backoff; returns the items and how
-/// many keys were still unprocessed at the end.
-async fn in_batches<K, F, Fut>(
-    keys: Vec<K>,
-    get: F,
-) -> Result<(Vec<Map<String, Value>>, usize), ApiError>
-where
-    K: Clone,
-    F: Fn(Vec<K>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<Map<String, Value>>, Vec<K>), ApiError>>,
-{
-    let mut items = Vec::with_capacity(keys.len());
-    let mut left = 0;
-    for chunk in keys.chunks(BATCH) {
-        let mut pending = chunk.to_vec();
-        for round in 0..UNPROCESSED_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            if round > 0 {
-                backoff(round).await;
-            }
-            let (got, unprocessed) = get(pending).await?;
-            items.extend(got);
-            pending = unprocessed;
-        }
-        left += pending.len();
-    }
-    Ok((items, left))
-}
-
-async fn backoff(round: usize) {
-    // Exponential with full jitter: 200 ms, 400 ms, … at most 5 s.
-    let cap = (200u64 << round.min(5)).min(5000);
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
 }
