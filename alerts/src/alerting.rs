@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use driftline_pipeline::{DeadLetter, FindingEvent, Store, metrics};
+use driftline_pipeline::{DeadLetter, FindingEvent, Store};
 
 use crate::config::AlertsConfig;
 use crate::engine::{AlertEngine, AlertInput, AlertState, StateChange, integration_id};
@@ -213,7 +213,10 @@ impl Alerting {
         }
         let (p, f, r) = e.counts();
         for (state, n) in [("pending", p), ("firing", f), ("resolved", r)] {
-            metrics().alerts.with_label_values(&[state]).set(n as i64);
+            crate::metrics::metrics()
+                .alerts
+                .with_label_values(&[state])
+                .set(n as i64);
         }
         let resolved: Vec<String> = changes
             .iter()

@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod finding;
 pub mod labels;
+pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod remediation;

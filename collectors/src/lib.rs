@@ -8,6 +8,7 @@
 
 pub mod aws_config;
 mod inputs;
+pub mod metrics;
 pub mod status;
 pub mod terraform;
 pub mod watch;

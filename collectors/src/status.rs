@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use driftline_pipeline::{Record, SourceSide, SourceStatus, metrics, status_key};
+use driftline_pipeline::{Record, SourceSide, SourceStatus, status_key};
+
+use crate::metrics::metrics;
 
 /// The statuses one collector has published, by source.
 pub struct StatusBoard {

@@ -5,6 +5,7 @@
 
 pub mod drift;
 pub mod mappings;
+pub mod metrics;
 
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;

@@ -134,7 +134,7 @@ impl DetectStage {
             let mut out: Vec<OutMessage> = Vec::with_capacity(found.len() + dead.len());
             for ev in &found {
                 out.push(encode_finding_event(ev)?);
-                metrics()
+                driftline_detectors::metrics::metrics()
                     .finding_events
                     .with_label_values(&[ev.finding.class.as_str(), ev.event.as_str()])
                     .inc();
@@ -169,7 +169,7 @@ impl DetectStage {
             } else {
                 "drift"
             };
-            metrics()
+            driftline_detectors::metrics::metrics()
                 .findings_open
                 .with_label_values(&[detector, class.as_str()])
                 .set(counts.get(&class).copied().unwrap_or(0) as i64);

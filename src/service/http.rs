@@ -38,7 +38,7 @@ pub fn router(
                     header::CONTENT_TYPE,
                     "text/plain; version=0.0.4; charset=utf-8",
                 )],
-                driftline_pipeline::metrics().render(),
+                driftline_pipeline::metrics::render(),
             )
         }),
     )

@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use driftline_pipeline::{DeadLetter, metrics, now_ms};
+use driftline_pipeline::{DeadLetter, now_ms};
 use serde_json::Value;
 
 use crate::AlertError;
+use crate::metrics::metrics;
 use crate::notify::{Delivery, Notifier};
 use crate::state::{Journal, JournalEntry};
 pub use message::OutboxMessage;

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int32Builder, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use driftline_pipeline::{Store, metrics, now_ms};
+use driftline_pipeline::{Store, now_ms};
 use serde::{Deserialize, Serialize};
 
 use crate::AlertError;
 use crate::config::{HookConfig, HookKind};
 use crate::engine::Alert;
 use crate::labels::all_match;
+use crate::metrics::metrics;
 
 pub use hooks::{CommandHook, TerraformHook, WebhookHook, hook_for};
 

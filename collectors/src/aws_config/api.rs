@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metrics::metrics;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_config::error::{DisplayErrorContext, ProvideErrorMetadata};
-use driftline_pipeline::metrics;
 use serde::Deserialize;
 
 /// `[aws_config]` in driftline.toml: where and how to read AWS Config.

@@ -115,7 +115,7 @@ fn err(source: &str, reason: impl std::fmt::Display) -> SourceError {
 }
 
 fn count(backend: &str, outcome: &str) {
-    driftline_pipeline::metrics()
+    crate::metrics::metrics()
         .state_reads
         .with_label_values(&[backend, outcome])
         .inc();

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable, metrics};
+use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable};
 
 use crate::status::StatusBoard;
 use crate::terraform::backends::{Backends, Lineage, StateLocation, peek_lineage};
@@ -303,7 +303,7 @@ impl WatchCollector {
         self.files.retain(|p, _| kept(p));
         self.failed.retain(|p, _| kept(p));
         dirty |= self.files.len() != before;
-        let files_read = &metrics().files_read;
+        let files_read = &crate::metrics::metrics().files_read;
         for item in &listed {
             if self
                 .files
