@@ -18,6 +18,7 @@ pub mod notify;
 pub mod outbox;
 pub mod remediation;
 pub mod silence;
+pub mod stage;
 pub mod state;
 
 use thiserror::Error;

@@ -10,6 +10,7 @@ pub mod metrics;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;
 
+pub use drift::stage::DriftStage;
 pub use drift::stream::{Side, Skip, StreamingDrift};
 pub use drift::{
     DriftDetector, DriftIgnore, DriftReport, DriftSummary, SourceStatuses, Unobserved,

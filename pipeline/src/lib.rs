@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod schema;
 pub mod source_status;
+pub mod stage;
 pub mod store;
 pub mod time;
 
@@ -39,5 +40,5 @@ pub use model::{
     fingerprint, resource_key, type_id, type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, is_status_key, status_key};
-pub use store::{ParquetStore, Store, StoreError};
+pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};
 pub use time::{format_epoch_ms, now_ms, parse_iso8601_ms};

@@ -4,15 +4,11 @@
 //! probes and metrics, and shuts down cleanly on SIGTERM/SIGINT: stages
 //! finish the batch in hand, commit, and leave their consumer groups.
 
-mod alert;
 mod api;
 mod auth;
 mod aws_config_inbox;
 pub mod config;
-mod detect;
 mod http;
-mod sink;
-mod stage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,18 +19,19 @@ use std::time::Duration;
 use anyhow::Context;
 use driftline_alerts::Alerting;
 use driftline_alerts::outbox::Backoff;
+use driftline_alerts::stage::AlertStage;
 use driftline_collectors::aws_config::live::AwsConfigApiCollector;
 use driftline_collectors::aws_config::notifications::NotificationReceiver;
 use driftline_collectors::terraform::{Salt, TerraformConfig};
 use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
-use driftline_detectors::StreamingDrift;
-use driftline_pipeline::{Bus, BusSink, InProcessBus, ParquetStore, RecordSink, TopicLayout};
+use driftline_detectors::{DriftStage, StreamingDrift};
+use driftline_pipeline::stage;
+use driftline_pipeline::{
+    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, TopicLayout,
+};
 
-use self::alert::AlertStage;
 use self::config::{BusKind, Role, ServiceConfig};
-use self::detect::DetectStage;
 use self::http::Health;
-use self::sink::{FindingsOut, SinkStage};
 
 /// Quick-start flags; they override the config file.
 #[derive(Debug, Default, clap::Args)]
@@ -320,26 +317,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if cfg.roles.contains(&Role::Detect) {
         let ready = Arc::new(AtomicBool::new(false));
         health.ready.push(ready.clone());
-        let stage = DetectStage {
-            drift: StreamingDrift::new(mappings.clone(), ignore),
-            group: format!("{}-drift", cfg.bus.group),
-            batch_max: cfg.bus.batch_max,
-        };
-        let (bus, stop) = (bus.clone(), stop.clone());
+        let mut stage = DriftStage::new(
+            StreamingDrift::new(mappings.clone(), ignore),
+            format!("{}-drift", cfg.bus.group),
+        )?;
+        let (bus, stop, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
         spawn(
             "detect".into(),
-            Box::new(move || stage.run(&*bus, &stop, &ready)),
+            Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
         );
     }
     if cfg.roles.contains(&Role::Sink) {
-        let stage = SinkStage {
-            store: store.clone(),
-            out: findings_out,
-            group: format!("{}-sink", cfg.bus.group),
-            batch_max: cfg.bus.batch_max,
-        };
-        let (bus, stop) = (bus.clone(), stop.clone());
-        spawn("sink".into(), Box::new(move || stage.run(&*bus, &stop)));
+        let mut stage = FindingsWriter::new(
+            store.clone(),
+            findings_out,
+            format!("{}-sink", cfg.bus.group),
+        );
+        let (bus, stop, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
+        let ready = AtomicBool::new(false);
+        spawn(
+            "sink".into(),
+            Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
+        );
     }
     let inbox = if cfg.aws_config.notifications.enabled {
         Some(aws_config_inbox::Inbox {
@@ -357,19 +356,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some((alerting, delivery)) = alerting {
         let ready = Arc::new(AtomicBool::new(false));
         health.ready.push(ready.clone());
-        let stage = AlertStage {
-            alerting: alerting.clone(),
-            group: cfg
-                .bus
+        let mut stage = AlertStage::new(
+            alerting.clone(),
+            cfg.bus
                 .alert_group
                 .clone()
                 .unwrap_or_else(|| format!("{}-alerts", cfg.bus.group)),
-            batch_max: cfg.bus.batch_max,
-        };
-        let (b, st) = (bus.clone(), stop.clone());
+        );
+        let (b, st, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
         spawn(
             "alert".into(),
-            Box::new(move || stage.run(&*b, &st, &ready)),
+            Box::new(move || Ok(stage::run(&mut stage, &*b, batch_max, &st, &ready)?)),
         );
         let dlq = BusSink::new(bus.producer()?);
         let st = stop.clone();

@@ -7,6 +7,7 @@ pub mod driftignore;
 pub mod normalise;
 pub mod remediation;
 pub mod scopes;
+pub mod stage;
 pub mod stream;
 mod udf;
 

@@ -1,8 +1,6 @@
-//! The `Store` door: tables that outlive the process. The embedded default
-//! keeps each table as Parquet files under a data directory (one file per
-//! appended batch, written to a temporary name, synced, then renamed, so a
-//! crash never leaves half a file under a table). ClickHouse implements the
-//! same door later.
+//! The embedded store: each table as Parquet files under a data directory
+//! (one file per appended batch, written to a temporary name, synced, then
+//! renamed, so a crash never leaves half a file under a table).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,21 +10,8 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use thiserror::Error;
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("{path}: {reason}")]
-    Io { path: String, reason: String },
-    #[error("table {table}: {reason}")]
-    Write { table: String, reason: String },
-}
-
-/// Where tables live.
-pub trait Store: Send + Sync {
-    /// Appends rows to `table`; returns once they are durable.
-    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError>;
-}
+use super::{Store, StoreError};
 
 /// Parquet files under `{data_dir}/{table}/`.
 pub struct ParquetStore {

@@ -1,0 +1,231 @@
+//! The drift stage: both snapshot topics in, finding events out, on the
+//! pipeline's stage runner. It keeps the tables of the partitions this
+//! instance owns (`StreamingDrift`) and re-evaluates what changed.
+//!
+//! After an assignment the runner replays the compacted topics up to the
+//! committed offsets; the findings that state implies are taken as already
+//! published, so a restart re-emits nothing published and committed before.
+//! Live changes are evaluated once the backlog is drained (or large, or
+//! old): a resource whose two sides sit in different batches of a backlog
+//! must not flap missing → resolved on the way.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use driftline_pipeline::codec::{decode_status, decode_table, encode_finding_event};
+use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
+use driftline_pipeline::stage::{Stage, StageError};
+use driftline_pipeline::{
+    ConsumerSpec, FindingClass, Message, OutMessage, Topic, is_status_key, now_ms,
+};
+
+use super::stream::{Side, Skip, StreamingDrift};
+use crate::metrics::metrics;
+
+/// Most messages taken before an evaluation is forced.
+const MAX_PENDING: usize = 100_000;
+/// Oldest an unevaluated change may get.
+const MAX_PENDING_AGE: Duration = Duration::from_millis(700);
+
+pub struct DriftStage {
+    drift: StreamingDrift,
+    group: String,
+    rt: tokio::runtime::Runtime,
+    /// Groups touched by the replay: evaluated (quietly) once caught up.
+    baseline: HashSet<String>,
+    /// Groups touched by live messages and not yet evaluated.
+    pending: HashSet<String>,
+    pending_messages: usize,
+    pending_since: Option<Instant>,
+}
+
+impl DriftStage {
+    pub fn new(drift: StreamingDrift, group: String) -> std::io::Result<Self> {
+        Ok(Self {
+            drift,
+            group,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            baseline: HashSet::new(),
+            pending: HashSet::new(),
+            pending_messages: 0,
+            pending_since: None,
+        })
+    }
+
+    /// Decodes each topic's messages in bulk, then applies them in order:
+    /// snapshot rows to the tables, source statuses to the scopes. Returns
+    /// the messages it could not use, with why.
+    fn apply(&mut self, msgs: Vec<Message>, touched: Touched) -> Vec<(Message, String)> {
+        let mut rejected_out = Vec::new();
+        for (topic, side, schema) in [
+            (Topic::Declared, Side::Declared, &*DECLARED_SCHEMA),
+            (Topic::Config, Side::Observed, &*OBSERVED_SCHEMA),
+        ] {
+            let of_topic: Vec<&Message> = msgs.iter().filter(|m| m.topic == topic).collect();
+            if of_topic.is_empty() {
+                continue;
+            }
+            let is_status = |m: &Message| m.key.as_deref().is_some_and(is_status_key);
+            let with_payload: Vec<usize> = (0..of_topic.len())
+                .filter(|i| of_topic[*i].payload.is_some() && !is_status(of_topic[*i]))
+                .collect();
+            let payloads: Vec<&[u8]> = with_payload
+                .iter()
+                .map(|i| of_topic[*i].payload.as_deref().unwrap_or_default())
+                .collect();
+            let decoded = decode_table(schema, &payloads);
+            // message index → (row in decoded batch | rejection)
+            let mut row_of: HashMap<usize, usize> = HashMap::new();
+            for (row, input) in decoded.rows.iter().enumerate() {
+                row_of.insert(with_payload[*input], row);
+            }
+            let mut rejected: HashMap<usize, String> = HashMap::new();
+            for (input, reason) in decoded.rejected {
+                rejected.insert(with_payload[input], reason);
+            }
+            for (i, m) in of_topic.iter().enumerate() {
+                let key = m.key.as_deref().unwrap_or_default();
+                let result = if is_status(m) {
+                    // A source status, in order with the snapshots: it may
+                    // thaw groups that waited for their scope to be read.
+                    m.payload
+                        .as_deref()
+                        .map(decode_status)
+                        .transpose()
+                        .map_err(Skip::Invalid)
+                        .and_then(|s| self.drift.apply_status(m.partition, key, s))
+                } else if let Some(reason) = rejected.remove(&i) {
+                    Err(Skip::Invalid(reason))
+                } else if m.key.is_none() {
+                    Err(Skip::Invalid("message has no key".into()))
+                } else if m.payload.is_none() {
+                    self.drift
+                        .apply(side, m.partition, key, None)
+                        .map(|g| vec![g])
+                } else {
+                    let row = row_of.get(&i).copied().unwrap_or(0);
+                    self.drift
+                        .apply(side, m.partition, key, Some((&decoded.batch, row)))
+                        .map(|g| vec![g])
+                };
+                match result {
+                    Ok(groups) => match touched {
+                        Touched::Baseline => self.baseline.extend(groups),
+                        Touched::Pending => self.pending.extend(groups),
+                    },
+                    Err(Skip::NotComparable) => {}
+                    Err(Skip::Invalid(reason)) => rejected_out.push(((*m).clone(), reason)),
+                }
+            }
+        }
+        rejected_out
+    }
+
+    fn update_gauges(&self) {
+        let counts = self.drift.open_counts();
+        for class in [
+            FindingClass::Changed,
+            FindingClass::Missing,
+            FindingClass::Unmanaged,
+            FindingClass::SourceUnavailable,
+        ] {
+            let detector = if class == FindingClass::SourceUnavailable {
+                "source"
+            } else {
+                "drift"
+            };
+            metrics()
+                .findings_open
+                .with_label_values(&[detector, class.as_str()])
+                .set(counts.get(&class).copied().unwrap_or(0) as i64);
+        }
+    }
+}
+
+/// Which set a message's groups join.
+#[derive(Clone, Copy)]
+enum Touched {
+    Baseline,
+    Pending,
+}
+
+impl Stage for DriftStage {
+    fn name(&self) -> &'static str {
+        "detect"
+    }
+
+    fn consumes(&self) -> ConsumerSpec {
+        ConsumerSpec {
+            group: self.group.clone(),
+            topics: vec![Topic::Declared, Topic::Config],
+            rewind: vec![Topic::Declared, Topic::Config],
+        }
+    }
+
+    fn replay(&mut self, messages: Vec<Message>) {
+        // A replayed message that cannot be used was dead-lettered when it
+        // was first read.
+        self.apply(messages, Touched::Baseline);
+    }
+
+    fn caught_up(&mut self) -> Result<(), StageError> {
+        let n = self.baseline.len();
+        self.rt
+            .block_on(self.drift.evaluate(&self.baseline, false, now_ms()))
+            .map_err(|e| StageError::of("detect", e))?;
+        self.baseline.clear();
+        tracing::info!(
+            resources = n,
+            open = self.drift.open_counts().values().sum::<usize>(),
+            "tables rebuilt"
+        );
+        Ok(())
+    }
+
+    fn revoked(&mut self, partitions: &HashSet<i32>) {
+        self.drift.revoke(partitions);
+    }
+
+    fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+        self.pending_messages += messages.len();
+        self.pending_since.get_or_insert_with(Instant::now);
+        self.apply(messages, Touched::Pending)
+    }
+
+    fn flush(&mut self, drained: bool) -> Result<Option<Vec<OutMessage>>, StageError> {
+        let Some(first) = self.pending_since else {
+            return Ok(None);
+        };
+        let due =
+            drained || self.pending_messages >= MAX_PENDING || first.elapsed() >= MAX_PENDING_AGE;
+        if !due {
+            return Ok(None);
+        }
+        let found = self
+            .rt
+            .block_on(self.drift.evaluate(&self.pending, true, now_ms()))
+            .map_err(|e| StageError::of("detect", e))?;
+        self.pending.clear();
+        self.pending_messages = 0;
+        self.pending_since = None;
+        let mut out = Vec::with_capacity(found.len());
+        for ev in &found {
+            out.push(encode_finding_event(ev)?);
+            metrics()
+                .finding_events
+                .with_label_values(&[ev.finding.class.as_str(), ev.event.as_str()])
+                .inc();
+        }
+        self.update_gauges();
+        if !found.is_empty() {
+            tracing::info!(
+                events = found.len(),
+                elapsed_ms = first.elapsed().as_millis() as u64,
+                "findings published"
+            );
+        }
+        Ok(Some(out))
+    }
+}

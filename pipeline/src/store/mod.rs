@@ -1,0 +1,27 @@
+//! The `Store` door: tables that outlive the process. One implementation
+//! per file — Parquet (`parquet_store.rs`, the embedded default) now, ClickHouse
+//! next — and the findings writer that fills the `finding_events` table
+//! (`findings.rs`).
+
+mod findings;
+mod parquet_store;
+
+use arrow::record_batch::RecordBatch;
+use thiserror::Error;
+
+pub use findings::{FindingsOut, FindingsWriter};
+pub use parquet_store::ParquetStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("table {table}: {reason}")]
+    Write { table: String, reason: String },
+}
+
+/// Where tables live.
+pub trait Store: Send + Sync {
+    /// Appends rows to `table`; returns once they are durable.
+    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError>;
+}
