@@ -149,6 +149,34 @@ pub(crate) fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
     h.finish()
 }
 
+/// Calls `pass` every `interval` until `stop` is set, sleeping in short
+/// steps so a stop is seen within 50 ms. The first call comes one interval
+/// in: the caller made the first pass itself, before the pipeline started.
+/// Every polling collector runs on this one loop.
+pub(crate) fn poll_every(
+    interval: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    mut pass: impl FnMut(),
+) {
+    use std::sync::atomic::Ordering;
+    let step = std::time::Duration::from_millis(50);
+    loop {
+        let mut slept = std::time::Duration::ZERO;
+        while slept < interval {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let nap = step.min(interval - slept);
+            std::thread::sleep(nap);
+            slept += nap;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        pass();
+    }
+}
+
 /// Bytes in these files (unreadable ones count as empty), for progress.
 pub(crate) fn total_size(files: &[std::path::PathBuf]) -> u64 {
     files

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable};
@@ -454,19 +454,15 @@ impl WatchCollector {
     }
 
     /// Passes until `stop` is set.
+    /// A pass every `interval` until `stop` (after the caller's first).
     pub fn run(&mut self, out: &dyn RecordSink, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
+        let interval = self.cfg.interval;
+        crate::poll_every(interval, stop, || {
             let r = self.poll_once(out);
             for n in r.notes {
                 tracing::info!(collector = self.name(), "{n}");
             }
-            let mut slept = Duration::ZERO;
-            while slept < self.cfg.interval && !stop.load(Ordering::Relaxed) {
-                let step = Duration::from_millis(50).min(self.cfg.interval - slept);
-                std::thread::sleep(step);
-                slept += step;
-            }
-        }
+        });
     }
 }
 

@@ -15,7 +15,7 @@
 //! retries, no recorder) is reported and skipped; the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -245,21 +245,12 @@ impl AwsConfigApiCollector {
     /// Passes every `poll_interval_secs` until `stop` is set.
     pub fn run(&self, out: &dyn RecordSink, stop: &AtomicBool) {
         let interval = Duration::from_secs(self.settings.poll_interval_secs.max(1));
-        while !stop.load(Ordering::Relaxed) {
-            let mut slept = Duration::ZERO;
-            while slept < interval && !stop.load(Ordering::Relaxed) {
-                let step = Duration::from_millis(100).min(interval - slept);
-                std::thread::sleep(step);
-                slept += step;
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
+        crate::poll_every(interval, stop, || {
             let r = self.poll_once(out);
             for e in &r.errors {
                 tracing::warn!(collector = "aws_config", error = %e, "AWS Config");
             }
-        }
+        });
     }
 
     /// One target's pass: (records to publish, per-item errors).
