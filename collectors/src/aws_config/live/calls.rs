@@ -15,9 +15,7 @@ use super::super::items::{base_item_json, history_item_json};
 use super::targets::Target;
 
 pub(super) async fn list(t: &Target, ty: &str) -> Result<Vec<ResourceKey>, ApiError> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    all_pages(|token| async move {
         let page = api::call(
             &t.budget,
             "config",
@@ -27,31 +25,24 @@ pub(super) async fn list(t: &Target, ty: &str) -> Result<Vec<ResourceKey>, ApiEr
                 .list_discovered_resources()
                 .resource_type(ResourceType::from(ty))
                 .limit(100)
-                .set_next_token(token.clone())
+                .set_next_token(token)
                 .send(),
         )
         .await?;
-        for r in page.resource_identifiers() {
-            let (Some(id), Some(rt)) = (r.resource_id(), r.resource_type()) else {
-                continue;
-            };
-            if let Ok(k) = ResourceKey::builder()
-                .resource_type(rt.clone())
-                .resource_id(id)
-                .build()
-            {
-                keys.push(k);
-            }
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            break;
-        }
-    }
-    Ok(keys)
+        let keys = page
+            .resource_identifiers()
+            .iter()
+            .filter_map(|r| {
+                ResourceKey::builder()
+                    .resource_type(r.resource_type()?.clone())
+                    .resource_id(r.resource_id()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        Ok((keys, page.next_token().map(String::from)))
+    })
+    .await
 }
 
 pub(super) async fn batch_get(
@@ -97,9 +88,7 @@ pub(super) async fn list_aggregate(
     ty: &str,
     regions: &[String],
 ) -> Result<Vec<AggregateResourceIdentifier>, ApiError> {
-    let mut ids = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    let mut ids = all_pages(|token| async move {
         let page = api::call(
             &t.budget,
             "config",
@@ -110,19 +99,16 @@ pub(super) async fn list_aggregate(
                 .configuration_aggregator_name(name)
                 .resource_type(ResourceType::from(ty))
                 .limit(100)
-                .set_next_token(token.clone())
+                .set_next_token(token)
                 .send(),
         )
         .await?;
-        ids.extend(page.resource_identifiers().iter().cloned());
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            break;
-        }
-    }
+        Ok((
+            page.resource_identifiers().to_vec(),
+            page.next_token().map(String::from),
+        ))
+    })
+    .await?;
     // An aggregator limited to some regions by configuration.
     if !regions.is_empty() {
         ids.retain(|i| regions.iter().any(|r| r == i.source_region()));
@@ -193,6 +179,25 @@ pub(super) async fn history_since(
     )
     .await?;
     Ok(out.configuration_items().first().map(history_item_json))
+}
+
+/// Every page of a listing: `page(token)` fetches one page and says the
+/// next page's token (none, or empty, on the last).
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ApiError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token).await?;
+        out.extend(items);
+        token = next.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
 }
 
 /// Items per BatchGet call (the API's maximum).
