@@ -1,5 +1,5 @@
-//! What the one-shot commands and the service share about inputs: which
-//! named input is remote state or the live AWS Config API, the mappings and
+//! What the one-shot commands and the service share about inputs: grouping
+//! them by connector (the collectors' registry decides), the mappings and
 //! `.driftignore` to use, and reading remote sources once onto a sink.
 
 use std::path::{Path, PathBuf};
@@ -9,46 +9,21 @@ use anyhow::Context;
 use driftline_collectors::CollectReport;
 use driftline_collectors::aws_config::api::AwsConfigSettings;
 use driftline_collectors::aws_config::live::AwsConfigApiCollector;
+use driftline_collectors::registry::{self, Inputs};
 use driftline_collectors::terraform::backends::StateLocation;
 use driftline_collectors::terraform::{Salt, TerraformConfig};
 use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
 use driftline_detectors::{DriftIgnore, Mappings};
-use driftline_pipeline::{Collected, TypeTable};
+use driftline_pipeline::{Collected, SourceSide, TypeTable};
 
-/// True for inputs that are not local paths: remote Terraform state
-/// (`s3://…`, `http(s)://…`) or the live AWS Config API (`aws-config…`).
-pub fn is_remote(s: &str) -> bool {
-    StateLocation::parse(s).is_some()
-        || AwsConfigApiCollector::settings_from_spec(s, &AwsConfigSettings::default()).is_some()
-}
-
-/// Local state paths and remote state locations.
-pub fn split_state(inputs: &[String]) -> anyhow::Result<(Vec<String>, Vec<StateLocation>)> {
-    let mut local = Vec::new();
-    let mut remote = Vec::new();
-    for i in inputs {
-        match StateLocation::parse(i) {
-            Some(loc) => remote.push(loc.map_err(|e| anyhow::anyhow!(e))?),
-            None => local.push(i.clone()),
-        }
-    }
-    Ok((local, remote))
-}
-
-/// Local observed paths, and one API collector's settings per `aws-config…`.
-pub fn split_observed(
-    inputs: &[String],
-    base: &AwsConfigSettings,
-) -> (Vec<String>, Vec<AwsConfigSettings>) {
-    let mut local = Vec::new();
-    let mut live = Vec::new();
-    for i in inputs {
-        match AwsConfigApiCollector::settings_from_spec(i, base) {
-            Some(s) => live.push(s),
-            None => local.push(i.clone()),
-        }
-    }
-    (local, live)
+/// A side's inputs, grouped by the connector that reads them (the
+/// collectors' registry decides).
+pub fn grouped(
+    specs: &[String],
+    side: SourceSide,
+    aws: &AwsConfigSettings,
+) -> anyhow::Result<Inputs> {
+    registry::inputs(specs, side, aws).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// The `.driftignore` rules at `path`, or none.

@@ -8,19 +8,17 @@ use std::sync::Arc;
 use driftline_collectors::aws_config::api::AwsConfigSettings;
 use driftline_collectors::terraform::{self, Salt};
 use driftline_collectors::{SourceError, aws_config, expand_inputs};
-use driftline_pipeline::{Collected, Record, Topic, format_epoch_ms};
+use driftline_pipeline::{Collected, Record, SourceSide, Topic, format_epoch_ms};
 use serde_json::json;
 
 use crate::IdentityArgs;
-use crate::inputs::{
-    collect_live, collect_remote_state, load_mappings, split_observed, split_state,
-    terraform_config,
-};
+use crate::inputs::{collect_live, collect_remote_state, grouped, load_mappings, terraform_config};
 
 /// `driftline state list`.
 pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
-    let (local, remote) = split_state(inputs)?;
+    let state = grouped(inputs, SourceSide::Declared, &AwsConfigSettings::default())?;
+    let (local, remote) = (state.local, state.remote_state);
     let (files, errs) = expand_inputs(&local, terraform::is_state_file);
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let types = Arc::new(mappings.type_table());
@@ -128,7 +126,8 @@ pub fn observed_list(
 ) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(id.mappings.as_deref())?;
     let types = Arc::new(mappings.type_table());
-    let (local, live) = split_observed(inputs, &AwsConfigSettings::default());
+    let observed = grouped(inputs, SourceSide::Observed, &AwsConfigSettings::default())?;
+    let (local, live) = (observed.local, observed.aws_config_api);
     let (files, errs) = expand_inputs(&local, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
     let mut rows = Vec::new();

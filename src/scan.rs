@@ -15,8 +15,7 @@ use driftline_pipeline::{Collected, Record, SourceSide, SourceStatus, Topic, now
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::inputs::{
-    collect_live, collect_remote_state, load_driftignore, load_mappings, split_observed,
-    split_state, terraform_config,
+    collect_live, collect_remote_state, grouped, load_driftignore, load_mappings, terraform_config,
 };
 
 pub struct ScanInputs {
@@ -45,8 +44,10 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
     let types = Arc::new(mappings.type_table());
     let ignore = load_driftignore(inputs.driftignore.as_deref())?;
-    let (local_state, remote_state) = split_state(&inputs.state)?;
-    let (local_observed, live) = split_observed(&inputs.observed, &inputs.aws);
+    let state = grouped(&inputs.state, SourceSide::Declared, &inputs.aws)?;
+    let observed = grouped(&inputs.observed, SourceSide::Observed, &inputs.aws)?;
+    let (local_state, remote_state) = (state.local, state.remote_state);
+    let (local_observed, live) = (observed.local, observed.aws_config_api);
     let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
     let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();

@@ -9,6 +9,7 @@
 pub mod aws_config;
 mod inputs;
 pub mod metrics;
+pub mod registry;
 pub mod status;
 pub mod terraform;
 pub mod watch;

@@ -201,7 +201,7 @@ impl ServiceConfig {
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
-            if p.is_relative() && !crate::inputs::is_remote(&p.to_string_lossy()) {
+            if p.is_relative() && !driftline_collectors::registry::is_remote(&p.to_string_lossy()) {
                 *p = base.join(&*p);
             }
         };

@@ -27,7 +27,8 @@ use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
 use driftline_pipeline::{
-    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, TopicLayout,
+    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, SourceSide,
+    TopicLayout,
 };
 
 use self::config::{BusKind, Role, ServiceConfig};
@@ -243,7 +244,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let strings = |v: &[PathBuf]| -> Vec<String> {
             v.iter().map(|p| p.to_string_lossy().into_owned()).collect()
         };
-        let (local_state, remote_state) = crate::inputs::split_state(&strings(&cfg.watch.state))?;
+        let state = crate::inputs::grouped(
+            &strings(&cfg.watch.state),
+            SourceSide::Declared,
+            &cfg.aws_config,
+        )?;
+        let (local_state, remote_state) = (state.local, state.remote_state);
         if !local_state.is_empty() || !remote_state.is_empty() {
             let mut tf = TerraformConfig::new(types.clone(), salt);
             tf.default_account = cfg.watch.account.clone();
@@ -256,8 +262,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 interval,
             }));
         }
-        let (local_observed, live) =
-            crate::inputs::split_observed(&strings(&cfg.watch.observed), &cfg.aws_config);
+        let observed = crate::inputs::grouped(
+            &strings(&cfg.watch.observed),
+            SourceSide::Observed,
+            &cfg.aws_config,
+        )?;
+        let (local_observed, live) = (observed.local, observed.aws_config_api);
         if !local_observed.is_empty() {
             watchers.push(WatchCollector::new(WatchConfig {
                 paths: local_observed.into_iter().map(PathBuf::from).collect(),
