@@ -140,12 +140,12 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WatchSection {
     /// Terraform state: folders, files, `s3://BUCKET/KEY` (S3 backend, all
-    /// workspaces) or `https://…` (HTTP backend).
-    pub state: Vec<PathBuf>,
+    /// workspaces) or `https://…` (HTTP backend): input specs, not paths.
+    pub state: Vec<String>,
     /// AWS Config: folders or files of items and notifications, or
     /// `aws-config` / `aws-config:REGION,…` / `aws-config-aggregator:NAME`
-    /// (the live API, set up in `[aws_config]`).
-    pub observed: Vec<PathBuf>,
+    /// (the live API, set up in `[aws_config]`): input specs, not paths.
+    pub observed: Vec<String>,
     pub interval_ms: u64,
     /// Time between listings of remote state (S3 LIST / HTTP GET).
     pub remote_interval_ms: u64,
@@ -201,13 +201,21 @@ impl ServiceConfig {
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
-            if p.is_relative() && !driftline_collectors::registry::is_remote(&p.to_string_lossy()) {
+            if p.is_relative() {
                 *p = base.join(&*p);
             }
         };
+        // A local input relative to the config file; a remote one as written.
+        let rebase_input = |spec: &mut String| {
+            if Path::new(spec.as_str()).is_relative()
+                && !driftline_collectors::registry::is_remote(spec)
+            {
+                *spec = base.join(spec.as_str()).display().to_string();
+            }
+        };
         rebase(&mut cfg.data_dir);
-        cfg.watch.state.iter_mut().for_each(rebase);
-        cfg.watch.observed.iter_mut().for_each(rebase);
+        cfg.watch.state.iter_mut().for_each(rebase_input);
+        cfg.watch.observed.iter_mut().for_each(rebase_input);
         if let Some(p) = cfg.drift.driftignore.as_mut() {
             rebase(p);
         }
@@ -236,12 +244,15 @@ impl ServiceConfig {
         self.aws_config
             .validate("aws_config")
             .map_err(|e| e.to_string())?;
-        for (i, p) in self.watch.state.iter().enumerate() {
-            let s = p.to_string_lossy();
-            if let Some(Err(e)) =
-                driftline_collectors::terraform::backends::StateLocation::parse(&s)
-            {
-                return Err(format!("watch.state[{i}]: {e}"));
+        use driftline_collectors::registry;
+        use driftline_pipeline::SourceSide;
+        for (key, specs, side) in [
+            ("watch.state", &self.watch.state, SourceSide::Declared),
+            ("watch.observed", &self.watch.observed, SourceSide::Observed),
+        ] {
+            for (i, spec) in specs.iter().enumerate() {
+                registry::input(spec, side, &self.aws_config)
+                    .map_err(|e| format!("{key}[{i}]: {e}"))?;
             }
         }
         // [alerts] is checked once the quick-start flags are in (`run`
@@ -259,7 +270,7 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/driftline.toml");
         let cfg = ServiceConfig::load(&p).unwrap();
         assert!(cfg.watch.state[0].ends_with("examples/estate/terraform"));
-        assert!(cfg.watch.state[0].is_dir());
+        assert!(Path::new(&cfg.watch.state[0]).is_dir());
         assert_eq!(cfg.bus.kind, BusKind::Memory);
     }
 

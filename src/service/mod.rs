@@ -83,14 +83,11 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
         Some(p) => ServiceConfig::load(p)?,
         None => ServiceConfig::default(),
     };
-    cfg.watch.state.extend(args.watch_state);
-    cfg.watch.observed.extend(args.watch_observed);
-    cfg.watch
-        .state
-        .extend(args.state.into_iter().map(PathBuf::from));
-    cfg.watch
-        .observed
-        .extend(args.observed.into_iter().map(PathBuf::from));
+    let folders = |v: Vec<PathBuf>| v.into_iter().map(|p| p.display().to_string());
+    cfg.watch.state.extend(folders(args.watch_state));
+    cfg.watch.observed.extend(folders(args.watch_observed));
+    cfg.watch.state.extend(args.state);
+    cfg.watch.observed.extend(args.observed);
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
     }
@@ -241,14 +238,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let salt = Salt::from_env_or_random();
         let interval = Duration::from_millis(cfg.watch.interval_ms.max(10));
         let mut watchers = Vec::new();
-        let strings = |v: &[PathBuf]| -> Vec<String> {
-            v.iter().map(|p| p.to_string_lossy().into_owned()).collect()
-        };
-        let state = crate::inputs::grouped(
-            &strings(&cfg.watch.state),
-            SourceSide::Declared,
-            &cfg.aws_config,
-        )?;
+        let state =
+            crate::inputs::grouped(&cfg.watch.state, SourceSide::Declared, &cfg.aws_config)?;
         let (local_state, remote_state) = (state.local, state.remote_state);
         if !local_state.is_empty() || !remote_state.is_empty() {
             let mut tf = TerraformConfig::new(types.clone(), salt);
@@ -262,11 +253,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 interval,
             }));
         }
-        let observed = crate::inputs::grouped(
-            &strings(&cfg.watch.observed),
-            SourceSide::Observed,
-            &cfg.aws_config,
-        )?;
+        let observed =
+            crate::inputs::grouped(&cfg.watch.observed, SourceSide::Observed, &cfg.aws_config)?;
         let (local_observed, live) = (observed.local, observed.aws_config_api);
         if !local_observed.is_empty() {
             watchers.push(WatchCollector::new(WatchConfig {
