@@ -9,6 +9,7 @@
 //! the binary feeds it finding events and drives its clock.
 
 mod alerting;
+pub mod api;
 pub mod config;
 pub mod engine;
 pub mod finding;

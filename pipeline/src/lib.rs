@@ -4,6 +4,7 @@
 //! Data flows one way: collectors → bus → detectors → alerts → notifiers.
 //! Nothing in here knows about a particular source or detector.
 
+pub mod auth;
 pub mod bus;
 pub mod codec;
 pub mod identity;

@@ -19,16 +19,16 @@ pub struct Health {
 
 pub fn router(
     health: Arc<Health>,
-    api: Option<super::api::Api>,
-    inbox: Option<super::aws_config_inbox::Inbox>,
+    api: Option<driftline_alerts::api::Api>,
+    inbox: Option<driftline_collectors::aws_config::inbox::Inbox>,
 ) -> Router {
     let live = health.clone();
     let mut base = match api {
-        Some(api) => super::api::router(api),
+        Some(api) => driftline_alerts::api::router(api),
         None => Router::new(),
     };
     if let Some(inbox) = inbox {
-        base = base.merge(super::aws_config_inbox::router(inbox));
+        base = base.merge(driftline_collectors::aws_config::inbox::router(inbox));
     }
     base.route(
         "/metrics",

@@ -4,9 +4,6 @@
 //! probes and metrics, and shuts down cleanly on SIGTERM/SIGINT: stages
 //! finish the batch in hand, commit, and leave their consumer groups.
 
-mod api;
-mod auth;
-mod aws_config_inbox;
 pub mod config;
 mod http;
 
@@ -339,7 +336,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let inbox = if cfg.aws_config.notifications.enabled {
-        Some(aws_config_inbox::Inbox {
+        Some(driftline_collectors::aws_config::inbox::Inbox {
             receiver: Arc::new(NotificationReceiver::new(
                 cfg.aws_config.notifications.clone(),
                 types.clone(),
@@ -382,7 +379,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 delivery.run(&dead, &st).map_err(anyhow::Error::from)
             }),
         );
-        api = Some(api::Api {
+        api = Some(driftline_alerts::api::Api {
             alerting,
             token: std::env::var(&cfg.http.api_token_env)
                 .ok()

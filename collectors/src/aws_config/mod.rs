@@ -5,6 +5,7 @@
 //! (`notifications`). Every path ends in the one loader, `normalise`.
 
 pub mod api;
+pub mod inbox;
 mod items;
 pub mod live;
 pub mod notifications;

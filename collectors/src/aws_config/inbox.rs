@@ -1,5 +1,7 @@
-//! `POST /aws-config/notifications`: AWS Config change notifications pushed
-//! by SNS or EventBridge, straight onto the bus.
+//! The AWS Config inbox, `POST /aws-config/notifications`: change
+//! notifications pushed by SNS or EventBridge, read by `notifications.rs`
+//! and put straight onto the bus. The service mounts this router on its
+//! listener.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,10 +12,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use driftline_collectors::aws_config::notifications::{
-    Handled, NotificationError, NotificationReceiver,
-};
 use driftline_pipeline::BusSink;
+use driftline_pipeline::auth::has_token;
+
+use super::notifications::{Handled, NotificationError, NotificationReceiver};
 
 #[derive(Clone)]
 pub struct Inbox {
@@ -35,7 +37,10 @@ async fn receive(
 ) -> impl IntoResponse {
     if let Some(token) = inbox.receiver.token() {
         let in_query = query.get("token").map(String::as_str);
-        if !super::auth::has_token(&headers, in_query, &token) {
+        let authorization = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !has_token(authorization, in_query, &token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 "a valid token is required\n".to_string(),

@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::labels::{Labels, parse_matchers};
+use crate::{AlertError, AlertInput, Alerting, Silence};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use driftline_alerts::labels::{Labels, parse_matchers};
-use driftline_alerts::{AlertError, AlertInput, Alerting, Silence};
+use driftline_pipeline::auth::has_token;
 use driftline_pipeline::{format_epoch_ms, now_ms, parse_iso8601_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,7 +44,10 @@ impl Api {
     /// `Some(refusal)` when the request lacks the token.
     fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
         let want = self.token.as_ref()?;
-        (!super::auth::has_token(headers, None, want)).then(|| {
+        let authorization = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        (!has_token(authorization, None, want)).then(|| {
             error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the API token (Authorization: Bearer …)",
@@ -64,7 +68,7 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-fn alert_json(a: &driftline_alerts::Alert, muted: bool) -> Value {
+fn alert_json(a: &crate::Alert, muted: bool) -> Value {
     json!({
         "fingerprint": a.fingerprint,
         "state": a.state,
@@ -173,7 +177,7 @@ async fn add_silence(
     let ends = match (time("endsAt", &body.ends_at), &body.duration) {
         (Err(r), _) => return error(StatusCode::BAD_REQUEST, r),
         (Ok(Some(t)), _) => t,
-        (Ok(None), Some(d)) => match driftline_alerts::labels::duration::parse(d) {
+        (Ok(None), Some(d)) => match crate::labels::duration::parse(d) {
             Ok(d) => starts + d.as_millis() as i64,
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("duration: {e}")),
         },
@@ -272,7 +276,7 @@ async fn post_alerts(
             .unwrap_or(now);
         let labels: Labels = a.labels;
         inputs.push(AlertInput {
-            fingerprint: driftline_alerts::labels::fingerprint(&labels),
+            fingerprint: crate::labels::fingerprint(&labels),
             labels,
             annotations: a.annotations,
             details: Value::Null,
