@@ -458,6 +458,9 @@ fn an_unreadable_state_file_floods_nothing() {
     assert!(u["affected"].as_u64().unwrap() > 30, "{u}");
 
     // run, with the state unreadable from the start: no unmanaged flood.
+    // The service reports per watched input (the folder, naming the file),
+    // so a restart's first pass overwrites what the last process said.
+    let source = estate.join("terraform").display().to_string();
     let findings = tmp.path().join("findings.jsonl");
     let svc = run_on_estate(&estate, tmp.path());
     wait_for(60, "the state file's outage", || {
@@ -466,6 +469,13 @@ fn an_unreadable_state_file_floods_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     let events = finding_events(&findings);
     assert_eq!(events.len(), 1, "no unmanaged flood: {events:#?}");
+    assert!(
+        events[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("unreadable: {}: ", state.display())),
+        "{events:#?}"
+    );
     let (_, m) = http_get(&svc.listen, "/metrics").unwrap();
     assert!(
         m.contains(&format!(

@@ -52,6 +52,19 @@ pub struct WatchConfig {
     pub interval: Duration,
 }
 
+/// A file whose latest version cannot be read.
+struct Failing {
+    stamp: u64,
+    reason: String,
+    passes: u32,
+}
+
+/// Passes a file that was read before may fail before its input is
+/// reported down: a file caught half-written is rewritten by then, and an
+/// outage is not a blip (its last good version is kept meanwhile). A file
+/// never read is reported at once: nothing stands in for it.
+const FAILING_PASSES: u32 = 3;
+
 /// What one file holds: key → (rank, content hash, record). Higher rank
 /// wins across files.
 type FileRecords = HashMap<String, (i64, u64, Record)>;
@@ -76,9 +89,9 @@ struct Listed {
 pub struct WatchCollector {
     cfg: WatchConfig,
     files: BTreeMap<String, FileState>,
-    /// Files whose latest version failed to load, with that version's
-    /// stamp and why.
-    failed: HashMap<String, (u64, String)>,
+    /// Files whose latest version failed to load: that version's stamp, why,
+    /// and for how many passes it has been failing.
+    failed: HashMap<String, Failing>,
     /// Inputs (folders, files, remote locations) that could not be listed
     /// in the last pass, with why.
     unlisted: BTreeMap<String, String>,
@@ -309,7 +322,7 @@ impl WatchCollector {
                 .files
                 .get(&item.id)
                 .is_some_and(|f| f.stamp == item.stamp)
-                || self.failed.get(&item.id).map(|(s, _)| s) == Some(&item.stamp)
+                || self.failed.get(&item.id).map(|f| f.stamp) == Some(item.stamp)
             {
                 continue;
             }
@@ -340,8 +353,14 @@ impl WatchCollector {
                 Err(e) => {
                     files_read.with_label_values(&[self.name(), "error"]).inc();
                     tracing::warn!(collector = self.name(), error = %e, "cannot read; keeping its previous records");
-                    self.failed
-                        .insert(item.id.clone(), (item.stamp, e.reason.clone()));
+                    self.failed.insert(
+                        item.id.clone(),
+                        Failing {
+                            stamp: item.stamp,
+                            reason: e.reason.clone(),
+                            passes: 0,
+                        },
+                    );
                     report.errors.push(e);
                 }
             }
@@ -354,39 +373,59 @@ impl WatchCollector {
         report
     }
 
-    /// After the snapshots: each watched input is up unless it could not be
-    /// listed; each file that fails is down, stale when its last good
-    /// version is kept.
+    /// After the snapshots: one status per configured input (a folder, a
+    /// file, a remote location), so a restarted collector's first pass
+    /// overwrites whatever the last process said. An input is down when it
+    /// cannot be listed, or when a file under it cannot be read (named in the
+    /// reason); it is stale when every failing file's last good version is
+    /// kept, and never read when one was never read at all.
     fn publish_statuses(&mut self, out: &dyn RecordSink, report: &mut CollectReport) {
         let now = driftline_pipeline::now_ms();
-        let mut by_source: BTreeMap<String, SourceStatus> = BTreeMap::new();
-        let inputs = self
-            .cfg
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .chain(self.cfg.remote.iter().map(StateLocation::name));
-        for input in inputs {
-            let s = match self.unlisted.get(&input) {
-                Some(reason) => self
-                    .status
-                    .down(&input, format!("cannot list: {reason}"), now),
-                None => SourceStatus::up(self.status.side(), &input, now),
-            };
-            by_source.insert(input, s);
+        for f in self.failed.values_mut() {
+            f.passes += 1;
         }
-        for (source, reason) in &self.unlisted {
-            by_source.entry(source.clone()).or_insert_with(|| {
+        let local = self.cfg.paths.iter().map(|p| p.display().to_string());
+        let remote = self.cfg.remote.iter().map(StateLocation::name);
+        let mut statuses = Vec::new();
+        for (n, input) in local.chain(remote).enumerate() {
+            let status = if let Some(reason) = self.unlisted.get(&input) {
                 self.status
-                    .down(source, format!("cannot list: {reason}"), now)
-            });
+                    .down(&input, format!("cannot list: {reason}"), now)
+            } else {
+                let failing: Vec<(&String, &String)> = self
+                    .failed
+                    .iter()
+                    .filter(|(file, f)| {
+                        self.input_of(file) == Some(n)
+                            && (f.passes >= FAILING_PASSES || !self.files.contains_key(*file))
+                    })
+                    .map(|(file, f)| (file, &f.reason))
+                    .collect();
+                match failing.first() {
+                    None => SourceStatus::up(self.status.side(), &input, now),
+                    Some((file, reason)) => {
+                        let more = match failing.len() {
+                            1 => String::new(),
+                            k => format!(" (and {} more)", k - 1),
+                        };
+                        let mut s = self.status.down(
+                            &input,
+                            format!("unreadable: {file}: {reason}{more}"),
+                            now,
+                        );
+                        // Stale only if every failing file has a kept version.
+                        s.last_ok_ms = failing
+                            .iter()
+                            .map(|(f, _)| self.files.get(*f).map(|kept| kept.read_ms))
+                            .collect::<Option<Vec<i64>>>()
+                            .and_then(|kept| kept.into_iter().min());
+                        s
+                    }
+                }
+            };
+            statuses.push(status);
         }
-        for (file, (_, reason)) in &self.failed {
-            let mut s = self.status.down(file, format!("unreadable: {reason}"), now);
-            s.last_ok_ms = self.files.get(file).map(|f| f.read_ms);
-            by_source.insert(file.clone(), s);
-        }
-        let records = self.status.update(by_source.into_values().collect(), true);
+        let records = self.status.update(statuses, true);
         if records.is_empty() {
             return;
         }
@@ -397,6 +436,23 @@ impl WatchCollector {
                 reason: format!("cannot publish source statuses: {e}"),
             });
         }
+    }
+
+    /// Which configured input (index: local paths, then remote locations)
+    /// a file or object belongs to.
+    fn input_of(&self, file: &str) -> Option<usize> {
+        let local = self.cfg.paths.len();
+        let under = |p: &std::path::PathBuf| {
+            std::path::Path::new(file).starts_with(p)
+                || glob::Pattern::new(&p.to_string_lossy()).is_ok_and(|g| g.matches(file))
+        };
+        if let Some(i) = self.cfg.paths.iter().position(under) {
+            return Some(i);
+        }
+        self.remote_listed
+            .iter()
+            .position(|listed| listed.iter().any(|(id, _)| id == file))
+            .map(|i| local + i)
     }
 
     fn publish_changes(&mut self, out: &dyn RecordSink, report: &mut CollectReport) {

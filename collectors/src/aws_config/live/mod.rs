@@ -134,7 +134,20 @@ impl AwsConfigApiCollector {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.targets.is_none() {
             match self.rt.block_on(self.build_targets()) {
-                Ok(t) => state.targets = Some(t),
+                Ok(t) => {
+                    state.targets = Some(t);
+                    // A setup failure an earlier process reported is over;
+                    // its status is not one this process would replace.
+                    let cleared = Record::Deleted {
+                        key: driftline_pipeline::status_key(targets::SETUP_SOURCE),
+                    };
+                    if let Err(e) = out.publish(Topic::Config, vec![cleared]) {
+                        report.errors.push(SourceError {
+                            source: targets::SETUP_SOURCE.into(),
+                            reason: format!("cannot publish source statuses: {e}"),
+                        });
+                    }
+                }
                 Err(e) => {
                     let down = state.status.down(
                         &e.source,

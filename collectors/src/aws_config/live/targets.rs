@@ -26,9 +26,13 @@ pub(super) struct Target {
     pub(super) budget: Arc<Budget>,
 }
 
+/// The status key of a collector that could not even set up its clients
+/// (no region known): it covers every scope.
+pub(super) const SETUP_SOURCE: &str = "aws-config";
+
 pub(super) fn no_region() -> SourceError {
     SourceError {
-        source: "aws-config".into(),
+        source: SETUP_SOURCE.into(),
         reason: "no AWS region: set aws_config.regions, AWS_REGION, or a region in the profile"
             .into(),
     }
