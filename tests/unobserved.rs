@@ -573,3 +573,47 @@ fn an_item_aws_config_did_not_record_is_unobserved_not_deleted() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_type_the_recorder_stops_recording_is_not_deleted() {
+    let Some(moto) = Moto::get() else { return };
+    let region = "eu-south-1";
+    moto.drop_buckets(&[], Some("dl-stoprec-"));
+    moto.recorder(region);
+    moto.bucket(region, "dl-stoprec-kept", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let states = tmp.path().join("states");
+    std::fs::create_dir(&states).unwrap();
+    std::fs::write(
+        states.join("s.tfstate"),
+        bucket_state(1, &[("dl-stoprec-kept", region, &[])]),
+    )
+    .unwrap();
+    let cfg = run_config(tmp.path(), region, states.to_str().unwrap(), "");
+    let findings = tmp.path().join("findings.jsonl");
+    let mut env = moto.env(region);
+    let env: Vec<(&str, &str)> = env.iter_mut().map(|(k, v)| (*k, v.as_str())).collect();
+    let svc = Service::start_env(
+        &["--config", cfg.to_str().unwrap()],
+        &findings,
+        &tmp.path().join("run.log"),
+        &env,
+    );
+    wait_for(30, "/readyz", || {
+        http_get(&svc.listen, "/readyz").is_ok_and(|(c, _)| c == 200)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(finding_events(&findings).is_empty());
+    // Someone narrows the recorder: buckets are no longer listed, but none
+    // was deleted.
+    moto.recorder_excluding(region, &["AWS::S3::Bucket"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let events = finding_events(&findings);
+    assert!(events.is_empty(), "not missing: {events:#?}");
+    let log = std::fs::read_to_string(&svc.log).unwrap();
+    assert!(svc.stop().success());
+    assert!(
+        log.contains("AWS Config pass"),
+        "the region was read after the change: {log}"
+    );
+}

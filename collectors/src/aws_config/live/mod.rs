@@ -363,7 +363,13 @@ impl AwsConfigApiCollector {
         for k in gone {
             if let Some(s) = seen.remove(&k) {
                 let mut d = s.slim;
-                d.status = ConfigStatus::ResourceDeleted;
+                // A type the recorder stopped recording is not listed any
+                // more, but nothing was deleted: it is not observed.
+                d.status = if recording.records_type(&d.resource_type) {
+                    ConfigStatus::ResourceDeleted
+                } else {
+                    ConfigStatus::ResourceNotRecorded
+                };
                 d.captured_at = Some(now);
                 d.configuration_state_id = None;
                 d.tags = Value::Object(Map::new());
