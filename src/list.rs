@@ -51,71 +51,77 @@ pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow
             Err(e) => errors.push(e.into()),
         }
     }
+    print(
+        &rows,
+        as_json,
+        &errors,
+        &[
+            "ADDRESS",
+            "MODE",
+            "TYPE",
+            "ID",
+            "INDEX_KEY",
+            "STATUS",
+            "DEPOSED",
+            "PROVIDER",
+        ],
+        |d| {
+            json!({
+                "address": d.address, "mode": d.mode, "type": d.tf_type, "provider": d.provider,
+                "id": d.id, "index_key": d.index_key, "status": d.status, "deposed": d.deposed.is_some(),
+                "deposed_key": d.deposed, "resource_key": (!d.resource_key.is_empty()).then_some(&d.resource_key),
+                "sensitive_paths": d.sensitive_paths, "source": d.source, "serial": d.serial, "lineage": d.lineage,
+            })
+        },
+        |d| {
+            vec![
+                d.address.clone(),
+                d.mode.as_str().into(),
+                d.tf_type.clone(),
+                d.id.clone().unwrap_or_default(),
+                d.index_key
+                    .as_ref()
+                    .map(|k| k.to_string())
+                    .unwrap_or_default(),
+                d.status.as_str().into(),
+                if d.deposed.is_some() {
+                    "deposed".into()
+                } else {
+                    String::new()
+                },
+                d.provider.clone(),
+            ]
+        },
+    )
+}
+
+/// Prints one entry per row (pretty JSON, or a table with `header`),
+/// names each error on stderr, and exits 2 when there was one.
+fn print<T>(
+    rows: &[T],
+    as_json: bool,
+    errors: &[SourceError],
+    header: &[&str],
+    entry: impl Fn(&T) -> serde_json::Value,
+    cells: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if as_json {
-        let entries: Vec<_> = rows
-            .iter()
-            .map(|d| {
-                json!({
-                    "address": d.address, "mode": d.mode, "type": d.tf_type, "provider": d.provider,
-                    "id": d.id, "index_key": d.index_key, "status": d.status, "deposed": d.deposed.is_some(),
-                    "deposed_key": d.deposed, "resource_key": (!d.resource_key.is_empty()).then_some(&d.resource_key),
-                    "sensitive_paths": d.sensitive_paths, "source": d.source, "serial": d.serial, "lineage": d.lineage,
-                })
-            })
-            .collect();
+        let entries: Vec<_> = rows.iter().map(entry).collect();
         serde_json::to_writer_pretty(&mut out, &entries)?;
         writeln!(out)?;
     } else {
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|d| {
-                vec![
-                    d.address.clone(),
-                    d.mode.as_str().into(),
-                    d.tf_type.clone(),
-                    d.id.clone().unwrap_or_default(),
-                    d.index_key
-                        .as_ref()
-                        .map(|k| k.to_string())
-                        .unwrap_or_default(),
-                    d.status.as_str().into(),
-                    if d.deposed.is_some() {
-                        "deposed".into()
-                    } else {
-                        String::new()
-                    },
-                    d.provider.clone(),
-                ]
-            })
-            .collect();
-        crate::report::write_table(
-            &mut out,
-            &[
-                "ADDRESS",
-                "MODE",
-                "TYPE",
-                "ID",
-                "INDEX_KEY",
-                "STATUS",
-                "DEPOSED",
-                "PROVIDER",
-            ],
-            &table,
-        )?;
+        let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+        crate::report::write_table(&mut out, header, &table)?;
     }
-    Ok(list_exit(&errors))
-}
-
-fn list_exit(errors: &[SourceError]) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}");
     }
-    if errors.is_empty() {
+    Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
-    }
+    })
 }
 
 /// `driftline observed list`.
@@ -156,51 +162,39 @@ pub fn observed_list(
             Err(e) => errors.push(e.into()),
         }
     }
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        let entries: Vec<_> = rows
-            .iter()
-            .map(|o| {
-                json!({
-                    "resource_key": o.resource_key, "resource_type": o.resource_type, "resource_id": o.resource_id,
-                    "resource_name": o.resource_name, "arn": o.arn, "account": o.account, "region": o.region,
-                    "status": o.status, "captured_at": o.captured_at.map(format_epoch_ms),
-                    "configuration_state_id": o.configuration_state_id, "summary_only": o.summary_only, "source": o.source,
-                })
+    print(
+        &rows,
+        as_json,
+        &errors,
+        &[
+            "RESOURCE_KEY",
+            "RESOURCE_TYPE",
+            "RESOURCE_ID",
+            "ARN",
+            "ACCOUNT",
+            "REGION",
+            "STATUS",
+            "CAPTURED_AT",
+        ],
+        |o| {
+            json!({
+                "resource_key": o.resource_key, "resource_type": o.resource_type, "resource_id": o.resource_id,
+                "resource_name": o.resource_name, "arn": o.arn, "account": o.account, "region": o.region,
+                "status": o.status, "captured_at": o.captured_at.map(format_epoch_ms),
+                "configuration_state_id": o.configuration_state_id, "summary_only": o.summary_only, "source": o.source,
             })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &entries)?;
-        writeln!(out)?;
-    } else {
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|o| {
-                vec![
-                    o.resource_key.clone(),
-                    o.resource_type.clone(),
-                    o.resource_id.clone(),
-                    o.arn.clone().unwrap_or_default(),
-                    o.account.clone(),
-                    o.region.clone(),
-                    o.status.as_str().into(),
-                    o.captured_at.map(format_epoch_ms).unwrap_or_default(),
-                ]
-            })
-            .collect();
-        crate::report::write_table(
-            &mut out,
-            &[
-                "RESOURCE_KEY",
-                "RESOURCE_TYPE",
-                "RESOURCE_ID",
-                "ARN",
-                "ACCOUNT",
-                "REGION",
-                "STATUS",
-                "CAPTURED_AT",
-            ],
-            &table,
-        )?;
-    }
-    Ok(list_exit(&errors))
+        },
+        |o| {
+            vec![
+                o.resource_key.clone(),
+                o.resource_type.clone(),
+                o.resource_id.clone(),
+                o.arn.clone().unwrap_or_default(),
+                o.account.clone(),
+                o.region.clone(),
+                o.status.as_str().into(),
+                o.captured_at.map(format_epoch_ms).unwrap_or_default(),
+            ]
+        },
+    )
 }
