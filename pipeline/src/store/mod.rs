@@ -18,10 +18,21 @@ pub enum StoreError {
     Io { path: String, reason: String },
     #[error("table {table}: {reason}")]
     Write { table: String, reason: String },
+    #[error("table {table}: cannot read {path}: {reason}")]
+    Read {
+        table: String,
+        path: String,
+        reason: String,
+    },
 }
 
-/// Where tables live.
+/// Where tables live: rows appended durably, and read back whole (the
+/// SQL side queries what `read` returns).
 pub trait Store: Send + Sync {
     /// Appends rows to `table`; returns once they are durable.
     fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError>;
+
+    /// Every row of `table`, in the order appended (none for a table never
+    /// written).
+    fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError>;
 }
