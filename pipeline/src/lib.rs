@@ -40,6 +40,6 @@ pub use model::{
     FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
     fingerprint, resource_key, type_id, type_id_of_key,
 };
-pub use source_status::{SourceSide, SourceStatus, is_status_key, status_key};
+pub use source_status::{SourceSide, SourceStatus, TypeSet, is_status_key, status_key};
 pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};
 pub use time::{format_epoch_ms, now_ms, parse_iso8601_ms};

@@ -45,6 +45,56 @@ impl SourceSide {
     }
 }
 
+/// Which resource types a source observes: every type (`only_types`
+/// unset) less `excluded_types`, or only `only_types` — an AWS Config
+/// recorder's recording group, for one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeSet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_types: Vec<String>,
+}
+
+impl TypeSet {
+    pub fn records_type(&self, resource_type: &str) -> bool {
+        self.only_types
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|t| t == resource_type))
+            && !self.excluded_types.iter().any(|t| t == resource_type)
+    }
+
+    /// Every type.
+    pub fn is_all(&self) -> bool {
+        self.only_types.is_none() && self.excluded_types.is_empty()
+    }
+
+    /// What several sets observe together: every type one of them does.
+    pub fn union(sets: Vec<TypeSet>) -> TypeSet {
+        let included: Vec<String> = sets
+            .iter()
+            .filter_map(|g| g.only_types.clone())
+            .flatten()
+            .collect();
+        let mut broad = sets.iter().filter(|g| g.only_types.is_none());
+        let Some(first) = broad.next() else {
+            return TypeSet {
+                only_types: Some(included),
+                excluded_types: Vec::new(),
+            };
+        };
+        let mut excluded = first.excluded_types.clone();
+        for g in broad {
+            excluded.retain(|t| g.excluded_types.contains(t));
+        }
+        excluded.retain(|t| !included.contains(t));
+        TypeSet {
+            only_types: None,
+            excluded_types: excluded,
+        }
+    }
+}
+
 /// What one source could read of its scope, as of `checked_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
@@ -59,13 +109,9 @@ pub struct SourceStatus {
     /// Why it is not up: `region us-east-1: no configuration recorder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// When set, only these resource types are observed (a recorder's
-    /// `INCLUSION_BY_RESOURCE_TYPES` group).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub only_types: Option<Vec<String>>,
-    /// Resource types not observed even while up (excluded from recording).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub excluded_types: Vec<String>,
+    /// The resource types observed while up.
+    #[serde(flatten)]
+    pub types: TypeSet,
     /// The last successful read (ms). A source that is down but was read
     /// before is stale: its last reading is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,8 +129,7 @@ impl SourceStatus {
             region: UNKNOWN.into(),
             up: true,
             reason: None,
-            only_types: None,
-            excluded_types: Vec::new(),
+            types: TypeSet::default(),
             last_ok_ms: Some(now_ms),
             checked_ms: now_ms,
         }
@@ -121,14 +166,6 @@ impl SourceStatus {
     pub fn covers(&self, account: &str, region: &str) -> bool {
         let m = |a: &str, b: &str| a == UNKNOWN || b == UNKNOWN || a.is_empty() || a == b;
         m(&self.account, account) && m(&self.region, region)
-    }
-
-    /// Whether resources of `resource_type` are observed here while up.
-    pub fn records_type(&self, resource_type: &str) -> bool {
-        self.only_types
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|t| t == resource_type))
-            && !self.excluded_types.iter().any(|t| t == resource_type)
     }
 
     /// Down, with an earlier reading kept.
@@ -184,10 +221,11 @@ mod tests {
         assert!(s.covers("123", "us-east-1") && s.covers("-", "-"));
         assert!(!s.covers("123", "eu-west-1"));
         let mut s = s;
-        s.excluded_types = vec!["AWS::SQS::Queue".into()];
-        assert!(!s.records_type("AWS::SQS::Queue") && s.records_type("AWS::S3::Bucket"));
-        s.only_types = Some(vec!["AWS::IAM::Role".into()]);
-        assert!(!s.records_type("AWS::S3::Bucket"));
+        s.types.excluded_types = vec!["AWS::SQS::Queue".into()];
+        let t = &s.types;
+        assert!(!t.records_type("AWS::SQS::Queue") && t.records_type("AWS::S3::Bucket"));
+        s.types.only_types = Some(vec!["AWS::IAM::Role".into()]);
+        assert!(!s.types.records_type("AWS::S3::Bucket"));
         assert!(is_status_key(&s.key()) && !is_status_key("aws/1/r/T/x"));
     }
 

@@ -128,9 +128,7 @@ impl SourceStatuses {
                 }
             }
         }
-        let unrestricted = |s: &SourceStatus| {
-            s.account == UNKNOWN && s.only_types.is_none() && s.excluded_types.is_empty()
-        };
+        let unrestricted = |s: &SourceStatus| s.account == UNKNOWN && s.types.is_all();
         ix.blind_spots = !(ix.declared_never_read.is_empty()
             && (!ix.any_observed
                 || (ix.observed_down.is_empty()
@@ -188,7 +186,7 @@ impl SourceStatuses {
                 reason: format!("region {region}: no source observes it"),
             });
         };
-        if candidates.any(|s| s.records_type(resource_type)) {
+        if candidates.any(|s| s.types.records_type(resource_type)) {
             return None;
         }
         Some(Unobserved::from_status(
@@ -339,7 +337,7 @@ mod tests {
     #[test]
     fn excluded_types_are_not_recorded() {
         let mut up = region("eu-west-1", true);
-        up.excluded_types = vec!["AWS::SQS::Queue".into()];
+        up.types.excluded_types = vec!["AWS::SQS::Queue".into()];
         let s = SourceStatuses::from_statuses([up]);
         let e = s.unobserved("1", "eu-west-1", "AWS::SQS::Queue").unwrap();
         assert_eq!(e.reason, "type AWS::SQS::Queue not recorded");

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use aws_sdk_config::types::{ResourceKey, ResourceType};
 use driftline_pipeline::{
-    ConfigStatus, ObservedResource, Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable,
+    ConfigStatus, ObservedResource, Record, RecordSink, SourceSide, SourceStatus, Topic, TypeSet,
+    TypeTable,
 };
 use serde_json::{Map, Value};
 
@@ -30,7 +31,7 @@ mod targets;
 
 use super::api::{ApiError, AwsConfigSettings};
 use super::items::{content_hash, item_name};
-use super::recording::{self, Recording};
+use super::recording;
 use super::shapes::Found;
 use crate::status::StatusBoard;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
@@ -59,7 +60,7 @@ struct State {
 struct Pass {
     records: Vec<Record>,
     errors: Vec<SourceError>,
-    recording: Recording,
+    recording: TypeSet,
 }
 
 /// Reads AWS Config through its API; `poll_once` is one pass.
@@ -201,8 +202,7 @@ impl AwsConfigApiCollector {
                     let account = accounts.get(&target.label).map_or("", String::as_str);
                     let mut up = SourceStatus::up(SourceSide::Observed, source_name(target), now)
                         .in_scope(account, status_region(target));
-                    up.only_types = recording.only_types;
-                    up.excluded_types = recording.excluded_types;
+                    up.types = recording;
                     statuses.push(up);
                     if n > 0 {
                         match out.publish(Topic::Config, records) {
@@ -290,7 +290,7 @@ impl AwsConfigApiCollector {
                 }
                 (
                     calls::batch_get_aggregate(t, name, ids).await?,
-                    Recording::default(),
+                    TypeSet::default(),
                 )
             }
         };
