@@ -50,23 +50,22 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let (local_observed, live) = (observed.local, observed.aws_config_api);
     let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
     let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
-    let mut errors: Vec<SourceError> = state_errs.into_iter().map(Into::into).collect();
-    let state_unreadable = errors.len();
-    errors.extend(observed_errs.into_iter().map(SourceError::from));
     // An input that names nothing readable is a source that could not be read.
-    let mut statuses: Vec<SourceStatus> = errors
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let side = if i < state_unreadable {
-                SourceSide::Declared
-            } else {
-                SourceSide::Observed
-            };
-            let reason = format!("unreadable: {}", e.reason);
-            SourceStatus::down(side, e.source.clone(), reason, None, now_ms())
-        })
-        .collect();
+    let unreadable = |side, errs: Vec<driftline_collectors::InputError>| {
+        errs.into_iter()
+            .map(SourceError::from)
+            .map(|e| {
+                let reason = format!("unreadable: {}", e.reason);
+                let status = SourceStatus::down(side, e.source.clone(), reason, None, now_ms());
+                (e, status)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (mut errors, mut statuses): (Vec<SourceError>, Vec<SourceStatus>) =
+        unreadable(SourceSide::Declared, state_errs)
+            .into_iter()
+            .chain(unreadable(SourceSide::Observed, observed_errs))
+            .unzip();
 
     // One salt for every state this run reads, so hashed secrets compare.
     let salt = Salt::from_env_or_random();

@@ -37,10 +37,10 @@ impl StatusBoard {
         SourceStatus::down(self.side, source, reason, self.last_ok(source), now_ms)
     }
 
-    /// Takes this pass's statuses for every source the collector has
-    /// (`complete`: the sources not named are gone) or for some of them,
-    /// and returns the records to publish: changed statuses, and removals.
-    pub fn update(&mut self, statuses: Vec<SourceStatus>, complete: bool) -> Vec<Record> {
+    /// Takes this pass's statuses, one for every source the collector has
+    /// (a source not named is gone), and returns the records to publish:
+    /// changed statuses, and removals.
+    pub fn update(&mut self, statuses: Vec<SourceStatus>) -> Vec<Record> {
         let mut out = Vec::new();
         let mut named = std::collections::HashSet::new();
         for s in statuses {
@@ -64,21 +64,19 @@ impl StatusBoard {
             }
             self.published.insert(s.source.clone(), s);
         }
-        if complete {
-            let gone: Vec<String> = self
-                .published
-                .keys()
-                .filter(|k| !named.contains(*k))
-                .cloned()
-                .collect();
-            for source in gone {
-                if let Some(s) = self.published.remove(&source) {
-                    clear_gauges(&s);
-                }
-                out.push(Record::Deleted {
-                    key: status_key(&source),
-                });
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|k| !named.contains(*k))
+            .cloned()
+            .collect();
+        for source in gone {
+            if let Some(s) = self.published.remove(&source) {
+                clear_gauges(&s);
             }
+            out.push(Record::Deleted {
+                key: status_key(&source),
+            });
         }
         out
     }
@@ -121,12 +119,12 @@ mod tests {
     fn publishes_changes_and_removals_only() {
         let mut b = StatusBoard::new(SourceSide::Observed);
         let up = |t| SourceStatus::up(SourceSide::Observed, "aws-config://eu-west-1", t);
-        assert_eq!(b.update(vec![up(1)], true).len(), 1);
-        assert!(b.update(vec![up(2)], true).is_empty(), "same status, later");
+        assert_eq!(b.update(vec![up(1)]).len(), 1);
+        assert!(b.update(vec![up(2)]).is_empty(), "same status, later");
         let down = b.down("aws-config://eu-west-1", "AccessDenied", 5);
         assert_eq!(down.last_ok_ms, Some(2), "keeps the last good read");
-        assert_eq!(b.update(vec![down], true).len(), 1);
-        let gone = b.update(Vec::new(), true);
+        assert_eq!(b.update(vec![down]).len(), 1);
+        let gone = b.update(Vec::new());
         assert!(
             matches!(&gone[..], [Record::Deleted { key }] if key == "source-status/aws-config://eu-west-1")
         );

@@ -425,7 +425,7 @@ impl WatchCollector {
             };
             statuses.push(status);
         }
-        let records = self.status.update(statuses, true);
+        let records = self.status.update(statuses);
         if records.is_empty() {
             return;
         }

@@ -289,6 +289,12 @@ impl DriftDetector {
         for batch in &rows {
             self.findings_from(batch, &mut findings, &mut summary)?;
         }
+        for (scope, n) in &summary.withheld {
+            match scope.side {
+                driftline_pipeline::SourceSide::Observed => summary.unobserved += n,
+                driftline_pipeline::SourceSide::Declared => summary.unmanaged_withheld += n,
+            }
+        }
         findings.sort_by(|a, b| {
             (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
         });
@@ -358,25 +364,25 @@ impl DriftDetector {
                 "changed" => FindingClass::Changed,
                 "missing" => FindingClass::Missing,
                 "unobserved" => {
-                    // AWS Config says it does not record this resource.
+                    // AWS Config says it does not record this resource:
+                    // withheld, in its scope's outage if there is one.
                     if let Some(st) = &self.statuses {
                         let (acc, reg, typ) = (
                             get(o_account, i).unwrap_or_default(),
                             get(o_region, i).unwrap_or_default(),
                             get(rtype, i).unwrap_or_default(),
                         );
-                        if st.unobserved(&acc, &reg, &typ).is_none() {
-                            summary.unobserved += 1;
-                            let u = Unobserved {
+                        let u = st
+                            .unobserved(&acc, &reg, &typ)
+                            .unwrap_or_else(|| Unobserved {
                                 side: driftline_pipeline::SourceSide::Observed,
                                 source: get(o_source, i).unwrap_or_default(),
                                 account: acc,
                                 region: reg,
                                 reason: format!("type {typ} not recorded (ResourceNotRecorded)"),
                                 resource_type: Some(typ),
-                            };
-                            *summary.withheld.entry(u).or_default() += 1;
-                        }
+                            });
+                        *summary.withheld.entry(u).or_default() += 1;
                     }
                     continue;
                 }
@@ -447,16 +453,12 @@ impl DriftDetector {
             // declares is unmanaged only once every state was read.
             if let Some(st) = &self.statuses {
                 let unknown = match class {
-                    FindingClass::Missing if get(o_key, i).is_none() => st
-                        .unobserved(
-                            &get(d_account, i).unwrap_or_default(),
-                            &get(d_region, i).unwrap_or_default(),
-                            &mapping.config_type,
-                        )
-                        .inspect(|_| summary.unobserved += 1),
-                    FindingClass::Unmanaged => st
-                        .declared_unread()
-                        .inspect(|_| summary.unmanaged_withheld += 1),
+                    FindingClass::Missing if get(o_key, i).is_none() => st.unobserved(
+                        &get(d_account, i).unwrap_or_default(),
+                        &get(d_region, i).unwrap_or_default(),
+                        &mapping.config_type,
+                    ),
+                    FindingClass::Unmanaged => st.declared_unread(),
                     _ => None,
                 };
                 if let Some(u) = unknown {
@@ -466,6 +468,7 @@ impl DriftDetector {
             }
             let (summary_text, remediation) = match class {
                 FindingClass::Changed => {
+                    summary.changed += 1;
                     let a = address.clone().unwrap_or_default();
                     let paths: Vec<String> = diff_list.iter().map(|d| d.path.clone()).collect();
                     (
@@ -477,22 +480,22 @@ impl DriftDetector {
                     )
                 }
                 FindingClass::Missing => {
+                    summary.missing += 1;
                     let a = address.clone().unwrap_or_default();
                     (
                         format!("{a} ({resource_id}) is declared but does not exist"),
                         remediation::for_missing(&a),
                     )
                 }
-                FindingClass::Unmanaged | FindingClass::SourceUnavailable => (
-                    format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
-                    remediation::for_unmanaged(&tf_type, &tf_id),
-                ),
+                // The join classifies nothing as a source outage.
+                FindingClass::Unmanaged | FindingClass::SourceUnavailable => {
+                    summary.unmanaged += 1;
+                    (
+                        format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
+                        remediation::for_unmanaged(&tf_type, &tf_id),
+                    )
+                }
             };
-            match class {
-                FindingClass::Changed => summary.changed += 1,
-                FindingClass::Missing => summary.missing += 1,
-                FindingClass::Unmanaged | FindingClass::SourceUnavailable => summary.unmanaged += 1,
-            }
             out.push(Finding {
                 fingerprint: fingerprint("drift", &resource_key, class, ""),
                 detector: "drift".into(),

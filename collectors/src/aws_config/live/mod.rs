@@ -155,7 +155,7 @@ impl AwsConfigApiCollector {
                         e.reason.clone(),
                         driftline_pipeline::now_ms(),
                     );
-                    let records = state.status.update(vec![down], true);
+                    let records = state.status.update(vec![down]);
                     if out.publish(Topic::Config, records).is_err() {
                         state.status.forget();
                     }
@@ -241,7 +241,7 @@ impl AwsConfigApiCollector {
         }
         // After the items: a detector learns a region is read again only
         // once what was read is ahead of it on every partition.
-        let changed = status.update(statuses, true);
+        let changed = status.update(statuses);
         if !changed.is_empty()
             && let Err(e) = out.publish(Topic::Config, changed)
         {
