@@ -285,12 +285,7 @@ fn scan_sends_one_trigger_per_finding() {
         .arg(estate.join("aws-config"))
         .arg("--driftignore")
         .arg(estate.join(".driftignore"))
-        .args([
-            "--pagerduty-routing-key-env",
-            "PD_KEY",
-            "--pagerduty-url",
-            &pd.url,
-        ])
+        .args(pagerduty::paging_args(&pd.url))
         .output()
         .unwrap();
     assert_eq!(

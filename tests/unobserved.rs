@@ -98,9 +98,10 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
         "[aws_config]\nresource_types = [\"AWS::S3::Bucket\", \"AWS::SNS::Topic\"]\nrequests_per_second = 100\nburst = 50\n",
     )
     .unwrap();
-    let scan = |output: &str| {
+    let scan_with = |output: &str, extra: &[&str]| {
         driftline()
             .envs(moto.env(ok))
+            .env("PD_KEY", pagerduty::KEY)
             .args(["scan", "--config", cfg.to_str().unwrap()])
             .args(["--state", state.to_str().unwrap()])
             .args([
@@ -108,9 +109,11 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
                 &format!("aws-config:{ok},{no_recorder},{denied},{excluding}"),
             ])
             .args(["--account", ACCOUNT, "--output", output])
+            .args(extra)
             .output()
             .unwrap()
     };
+    let scan = |output: &str| scan_with(output, &[]);
 
     let out = scan("json");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -193,24 +196,7 @@ fn scan_names_unreadable_scopes_and_finds_drift_where_it_can_read() {
     // Paging from scan: one trigger per finding and one per outage, none
     // for what the outages hide.
     let pd = pagerduty::Receiver::start();
-    let out = driftline()
-        .envs(moto.env(ok))
-        .env("PD_KEY", pagerduty::KEY)
-        .args(["scan", "--config", cfg.to_str().unwrap()])
-        .args(["--state", state.to_str().unwrap()])
-        .args([
-            "--observed",
-            &format!("aws-config:{ok},{no_recorder},{denied},{excluding}"),
-        ])
-        .args(["--account", ACCOUNT, "--output", "json"])
-        .args([
-            "--pagerduty-routing-key-env",
-            "PD_KEY",
-            "--pagerduty-url",
-            &pd.url,
-        ])
-        .output()
-        .unwrap();
+    let out = scan_with("json", &pagerduty::paging_args(&pd.url));
     assert_eq!(out.status.code(), Some(2));
     let seen = pd.seen.lock().unwrap();
     let classes: Vec<&str> = seen

@@ -35,16 +35,20 @@ pub struct Receiver {
 /// A well-formed (32-character) routing key the tests page with.
 pub const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
 
-/// `driftline run` flags: this config, paging this receiver with `PD_KEY`.
-pub fn run_args<'a>(config: &'a str, url: &'a str) -> [&'a str; 6] {
+/// Flags that page this receiver (at `url`) with the key in `PD_KEY`.
+pub fn paging_args(url: &str) -> [&str; 4] {
     [
-        "--config",
-        config,
         "--pagerduty-routing-key-env",
         "PD_KEY",
         "--pagerduty-url",
         url,
     ]
+}
+
+/// `driftline run` flags: this config, paging this receiver with `PD_KEY`.
+pub fn run_args<'a>(config: &'a str, url: &'a str) -> [&'a str; 6] {
+    let [a, b, c, d] = paging_args(url);
+    ["--config", config, a, b, c, d]
 }
 
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
