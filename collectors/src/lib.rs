@@ -113,7 +113,6 @@ pub(crate) fn publish_dead_letters(out: &dyn RecordSink, errors: &[SourceError])
 /// down with its reason. Published after the file's snapshots.
 pub(crate) fn publish_file_statuses(
     out: &dyn RecordSink,
-    topic: driftline_pipeline::Topic,
     side: driftline_pipeline::SourceSide,
     files: &[std::path::PathBuf],
     errors: &[SourceError],
@@ -136,7 +135,7 @@ pub(crate) fn publish_file_statuses(
         })
         .map(|s| driftline_pipeline::Record::Status(Box::new(s)))
         .collect();
-    if let Err(e) = out.publish(topic, statuses) {
+    if let Err(e) = out.publish(side.topic(), statuses) {
         tracing::error!(error = %e, "cannot publish source statuses");
     }
 }

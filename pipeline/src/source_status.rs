@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bus::Topic;
 use crate::model::UNKNOWN;
 
 /// Key prefix of status messages on the snapshot topics.
@@ -41,6 +42,14 @@ impl SourceSide {
         match self {
             SourceSide::Declared => "declared",
             SourceSide::Observed => "observed",
+        }
+    }
+
+    /// The snapshot topic this side's records (and statuses) travel on.
+    pub fn topic(self) -> Topic {
+        match self {
+            SourceSide::Declared => Topic::Declared,
+            SourceSide::Observed => Topic::Config,
         }
     }
 }

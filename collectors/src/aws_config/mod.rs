@@ -422,7 +422,6 @@ impl Collector for AwsConfigFileCollector {
         // A file with one bad item is still read; only unreadable ones are down.
         crate::publish_file_statuses(
             out,
-            Topic::Config,
             driftline_pipeline::SourceSide::Observed,
             &self.cfg.files,
             &unreadable,

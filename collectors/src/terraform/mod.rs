@@ -298,7 +298,6 @@ impl Collector for TerraformCollector {
         }
         crate::publish_file_statuses(
             out,
-            Topic::Declared,
             driftline_pipeline::SourceSide::Declared,
             &self.cfg.files,
             &report.errors,

@@ -149,10 +149,7 @@ impl WatchCollector {
     }
 
     fn topic(&self) -> Topic {
-        match self.cfg.source {
-            WatchSource::State(_) => Topic::Declared,
-            WatchSource::Observed(_) => Topic::Config,
-        }
+        self.status.side().topic()
     }
 
     /// What to read, and what could not be listed.
