@@ -1,56 +1,49 @@
 //! `driftline state list` and `driftline observed list`: what driftline
-//! read, one entry per resource instance or configuration item.
+//! read, one entry per resource instance or configuration item, through
+//! the same collectors `scan` and `run` use.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use driftline_collectors::aws_config::api::AwsConfigSettings;
-use driftline_collectors::terraform::{self, Salt};
-use driftline_collectors::{SourceError, aws_config, expand_inputs};
-use driftline_pipeline::{Collected, Record, SourceSide, Topic, format_epoch_ms};
+use driftline_collectors::{Reading, SourceError, Sources, SourcesConfig};
+use driftline_pipeline::{SnapshotSet, SourceSide, format_epoch_ms};
 use serde_json::json;
 
 use crate::IdentityArgs;
-use crate::inputs::{collect_live, collect_remote_state, grouped, load_mappings, terraform_config};
+use crate::inputs::load_mappings;
+
+/// Reads one side's inputs once; notes go to stderr as they would in scan.
+fn read(
+    inputs: &[String],
+    side: SourceSide,
+    id: &IdentityArgs,
+) -> anyhow::Result<(SnapshotSet, Vec<SourceError>)> {
+    let mappings = load_mappings(id.mappings.as_deref())?;
+    let mut cfg = SourcesConfig::new(Arc::new(mappings.type_table()));
+    match side {
+        SourceSide::Declared => cfg.state = inputs.to_vec(),
+        SourceSide::Observed => cfg.observed = inputs.to_vec(),
+    }
+    cfg.account = id.account.clone();
+    cfg.region = id.region.clone();
+    let out = driftline_pipeline::Snapshots::new();
+    let report = Sources::new(&cfg, Reading::Once)?.poll_once(&out, &|_, _| {});
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    let mut set = out.into_set();
+    // Files are read in parallel: list them in a stable order, each
+    // file's entries as the file holds them.
+    set.declared.sort_by(|a, b| a.source.cmp(&b.source));
+    set.observed.sort_by(|a, b| a.source.cmp(&b.source));
+    Ok((set, report.errors))
+}
 
 /// `driftline state list`.
 pub fn state_list(inputs: &[String], id: &IdentityArgs, as_json: bool) -> anyhow::Result<ExitCode> {
-    let mappings = load_mappings(id.mappings.as_deref())?;
-    let state = grouped(inputs, SourceSide::Declared, &AwsConfigSettings::default())?;
-    let (local, remote) = (state.local, state.remote_state);
-    let (files, errs) = expand_inputs(&local, terraform::is_state_file);
-    let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
-    let types = Arc::new(mappings.type_table());
-    let cfg = terraform_config(
-        Vec::new(),
-        id.account.clone(),
-        id.region.clone(),
-        types.clone(),
-        Salt::from_env_or_random(),
-    );
-    let mut rows = Vec::new();
-    let bus = Collected::new();
-    errors.extend(collect_remote_state(&bus, remote, cfg.clone()).errors);
-    rows.extend(
-        bus.drain(Topic::Declared)
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Declared(d) => Some(*d),
-                _ => None,
-            }),
-    );
-    for f in &files {
-        match terraform::load_state(f, &cfg) {
-            Ok(state) => {
-                for w in &state.warnings {
-                    eprintln!("warning: {}: {w}", f.display());
-                }
-                rows.extend(state.resources);
-            }
-            Err(e) => errors.push(e.into()),
-        }
-    }
+    let (set, errors) = read(inputs, SourceSide::Declared, id)?;
+    let rows = set.declared;
     print(
         &rows,
         as_json,
@@ -130,38 +123,8 @@ pub fn observed_list(
     id: &IdentityArgs,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mappings = load_mappings(id.mappings.as_deref())?;
-    let types = Arc::new(mappings.type_table());
-    let observed = grouped(inputs, SourceSide::Observed, &AwsConfigSettings::default())?;
-    let (local, live) = (observed.local, observed.aws_config_api);
-    let (files, errs) = expand_inputs(&local, aws_config::is_item_file);
-    let mut errors: Vec<SourceError> = errs.into_iter().map(Into::into).collect();
-    let mut rows = Vec::new();
-    let bus = Collected::new();
-    errors.extend(collect_live(&bus, live, &types)?.errors);
-    rows.extend(
-        bus.drain(Topic::Config)
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Observed(o) => Some(*o),
-                _ => None,
-            }),
-    );
-    for f in &files {
-        match aws_config::load_file(f, &types) {
-            Ok(loaded) => {
-                if let Some(why) = loaded.skipped {
-                    eprintln!("note: {}: skipped: {why}", f.display());
-                }
-                errors.extend(loaded.item_errors.into_iter().map(|reason| SourceError {
-                    source: f.display().to_string(),
-                    reason,
-                }));
-                rows.extend(loaded.items);
-            }
-            Err(e) => errors.push(e.into()),
-        }
-    }
+    let (set, errors) = read(inputs, SourceSide::Observed, id)?;
+    let rows = set.observed;
     print(
         &rows,
         as_json,

@@ -1,5 +1,6 @@
-//! `driftline scan`: every collector once onto an in-process sink, then the
-//! drift detector over what they read, with what each source could see.
+//! `driftline scan`: every source read once (the same collectors `run`
+//! keeps running), then the drift detector over what they read, with what
+//! each source could see.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -7,16 +8,12 @@ use std::sync::Arc;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_collectors::aws_config::api::AwsConfigSettings;
-use driftline_collectors::aws_config::{self, AwsConfigFileCollector, AwsConfigFileConfig};
-use driftline_collectors::terraform::{self, Salt, TerraformCollector};
-use driftline_collectors::{CollectReport, Collector, SourceError, expand_inputs};
+use driftline_collectors::{Reading, SourceError, Sources, SourcesConfig};
 use driftline_detectors::{DriftDetector, DriftReport, SourceStatuses, register_snapshots};
-use driftline_pipeline::{Collected, Record, SourceSide, SourceStatus, Topic, now_ms};
+use driftline_pipeline::Snapshots;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::inputs::{
-    collect_live, collect_remote_state, grouped, load_driftignore, load_mappings, terraform_config,
-};
+use crate::inputs::{load_driftignore, load_mappings};
 
 pub struct ScanInputs {
     pub state: Vec<String>,
@@ -40,117 +37,40 @@ pub struct ScanOutcome {
 /// Inputs larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A progress bar over `total` bytes on a terminal, hidden otherwise.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !(std::io::stderr().is_terminal() && total >= PROGRESS_BYTES) {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(total);
+    b.set_style(
+        ProgressStyle::with_template(
+            "{spinner} reading inputs [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
 pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
-    let types = Arc::new(mappings.type_table());
     let ignore = load_driftignore(inputs.driftignore.as_deref())?;
-    let state = grouped(&inputs.state, SourceSide::Declared, &inputs.aws)?;
-    let observed = grouped(&inputs.observed, SourceSide::Observed, &inputs.aws)?;
-    let (local_state, remote_state) = (state.local, state.remote_state);
-    let (local_observed, live) = (observed.local, observed.aws_config_api);
-    let (state_files, state_errs) = expand_inputs(&local_state, terraform::is_state_file);
-    let (observed_files, observed_errs) = expand_inputs(&local_observed, aws_config::is_item_file);
-    // An input that names nothing readable is a source that could not be read.
-    let unreadable = |side, errs: Vec<driftline_collectors::InputError>| {
-        errs.into_iter()
-            .map(SourceError::from)
-            .map(|e| {
-                let reason = format!("unreadable: {}", e.reason);
-                let status = SourceStatus::down(side, e.source.clone(), reason, None, now_ms());
-                (e, status)
-            })
-            .collect::<Vec<_>>()
-    };
-    let (mut errors, mut statuses): (Vec<SourceError>, Vec<SourceStatus>) =
-        unreadable(SourceSide::Declared, state_errs)
-            .into_iter()
-            .chain(unreadable(SourceSide::Observed, observed_errs))
-            .unzip();
+    let mut cfg = SourcesConfig::new(Arc::new(mappings.type_table()));
+    cfg.state = inputs.state.clone();
+    cfg.observed = inputs.observed.clone();
+    cfg.aws = inputs.aws.clone();
+    cfg.account = inputs.account.clone();
+    cfg.region = inputs.region.clone();
+    let mut sources = Sources::new(&cfg, Reading::Once)?;
 
-    // One salt for every state this run reads, so hashed secrets compare.
-    let salt = Salt::from_env_or_random();
-    let tf = TerraformCollector::new(terraform_config(
-        state_files,
-        inputs.account.clone(),
-        inputs.region.clone(),
-        types.clone(),
-        salt.clone(),
-    ));
-    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
-        files: observed_files,
-        types: types.clone(),
-    });
-    let collectors: [&dyn Collector; 2] = [&tf, &observed];
-
-    let bus = Collected::new();
-    let total: u64 = collectors.iter().filter_map(|c| c.size_hint()).sum();
-    let bar = if std::io::stderr().is_terminal() && total >= PROGRESS_BYTES {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} reading inputs [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    let progress = |_: &Path, bytes: u64| bar.inc(bytes);
+    let bar = progress_bar(sources.size_hint());
     let started = std::time::Instant::now();
-    let reports: Vec<CollectReport> = std::thread::scope(|s| {
-        let handles: Vec<_> = collectors
-            .iter()
-            .map(|c| s.spawn(|| c.collect(&bus, &progress)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let read = Snapshots::new();
+    let collected = sources.poll_once(&read, &|_: &Path, bytes: u64| bar.inc(bytes));
     bar.finish_and_clear();
-    let mut notes = Vec::new();
-    // Remote sources: state backends and the AWS Config API, read once.
-    let tf = terraform_config(
-        Vec::new(),
-        inputs.account.clone(),
-        inputs.region.clone(),
-        types.clone(),
-        salt,
-    );
-    for r in [
-        collect_remote_state(&bus, remote_state, tf),
-        collect_live(&bus, live, &types)?,
-    ] {
-        errors.extend(r.errors);
-        notes.extend(r.notes);
-    }
-    for (c, r) in collectors.iter().zip(reports) {
-        tracing::info!(
-            collector = c.name(),
-            published = r.published,
-            errors = r.errors.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "collected"
-        );
-        errors.extend(r.errors);
-        notes.extend(r.notes);
-    }
-
+    let read = read.into_set();
     // What each source could read: nothing in a scope it could not is drift.
-    let mut declared = Vec::new();
-    let mut observed = Vec::new();
-    for r in bus
-        .drain(Topic::Declared)
-        .into_iter()
-        .chain(bus.drain(Topic::Config))
-    {
-        match r {
-            Record::Declared(d) => declared.push(*d),
-            Record::Observed(o) => observed.push(*o),
-            Record::Status(s) => statuses.push(*s),
-            Record::DeadLetter(_) | Record::Deleted { .. } => {}
-        }
-    }
-    let statuses = Arc::new(SourceStatuses::from_statuses(statuses));
+    let statuses = Arc::new(SourceStatuses::from_statuses(read.statuses));
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -162,8 +82,8 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let report = rt.block_on(async {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-        let summary = register_snapshots(&ctx, &mappings, &declared, &observed)?;
-        drop((declared, observed));
+        let summary = register_snapshots(&ctx, &mappings, &read.declared, &read.observed)?;
+        drop((read.declared, read.observed));
         DriftDetector::new(mappings.clone(), ignore)
             .with_statuses(statuses.clone())
             .run(&ctx, summary)
@@ -177,7 +97,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     Ok(ScanOutcome {
         report,
         statuses,
-        errors,
-        notes,
+        errors: collected.errors,
+        notes: collected.notes,
     })
 }

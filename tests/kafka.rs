@@ -121,8 +121,8 @@ fn publish_estate(bus: &KafkaBus, estate: &Path) -> usize {
     let types = Arc::new(mappings.type_table());
     let mut tf = TerraformConfig::new(types.clone(), Salt::from_env_or_random());
     tf.files = vec![estate.join("terraform/terraform.tfstate")];
-    let state = TerraformCollector::new(tf);
-    let observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
+    let mut state = TerraformCollector::new(tf);
+    let mut observed = AwsConfigFileCollector::new(AwsConfigFileConfig {
         files: vec![
             estate.join("aws-config/snapshot.json"),
             estate.join("aws-config/notification.json"),
@@ -131,8 +131,8 @@ fn publish_estate(bus: &KafkaBus, estate: &Path) -> usize {
     });
     let sink = BusSink::new(bus.producer().unwrap());
     let none = |_: &Path, _: u64| {};
-    let a = state.collect(&sink, &none);
-    let b = observed.collect(&sink, &none);
+    let a = state.poll_once(&sink, &none);
+    let b = observed.poll_once(&sink, &none);
     assert!(a.errors.is_empty() && b.errors.is_empty());
     a.published + b.published
 }

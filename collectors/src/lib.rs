@@ -1,5 +1,10 @@
 //! Collectors read a source and publish what they find onto the bus.
 //!
+//! The door is `Sources` (`sources.rs`): built from the input specs a user
+//! names, it holds one `Collector` per connector that reads them, and the
+//! one-shot commands and the service drive the same set — once, or on
+//! `run`'s one polling loop.
+//!
 //! One folder per source, each shaped alike: a config struct, a loader that
 //! turns the source's bytes into records, and the `Collector` impl.
 //! - `terraform/`: declared state (Terraform state files, formats 1–4)
@@ -10,6 +15,7 @@ pub mod aws_config;
 mod inputs;
 pub mod metrics;
 pub mod registry;
+mod sources;
 pub mod status;
 pub mod terraform;
 pub mod watch;
@@ -19,6 +25,7 @@ use std::path::Path;
 use driftline_pipeline::RecordSink;
 
 pub use inputs::{InputError, expand_inputs};
+pub use sources::{Reading, Sources, SourcesConfig, SourcesError};
 
 /// A source that could not be read, and why. The path (or URL) always
 /// comes first so a person can find it.
@@ -51,15 +58,41 @@ pub struct CollectReport {
 /// can draw progress.
 pub type ProgressFn<'a> = &'a (dyn Fn(&Path, u64) + Sync);
 
-/// The door of this crate: read the source once, publish onto the bus.
-pub trait Collector: Send + Sync {
+/// One connector reading its inputs. `Sources` builds them; a one-shot
+/// command calls `poll_once` once, the service keeps calling it (`run`).
+pub trait Collector: Send {
     /// A short name for logs (`terraform`, `aws_config`).
     fn name(&self) -> &'static str;
-    /// Total bytes this pass will read, when known up front (for progress).
+    /// Total bytes a pass will read, when known up front (for progress).
     fn size_hint(&self) -> Option<u64> {
         None
     }
-    fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport;
+    /// One pass: read the inputs (a watching collector: what changed since
+    /// its last pass) and publish the snapshots, then the statuses.
+    fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport;
+    /// Time between passes when the collector keeps running.
+    fn interval(&self) -> std::time::Duration;
+}
+
+/// Keeps `collector` reading, one pass per interval, until `stop` is set.
+/// The caller made the first pass (before the pipeline started). Every
+/// running collector goes through this one loop.
+pub fn run(
+    collector: &mut dyn Collector,
+    out: &dyn RecordSink,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let interval = collector.interval();
+    poll_every(interval, stop, || {
+        let r = collector.poll_once(out, &|_, _| {});
+        let name = collector.name();
+        for e in &r.errors {
+            tracing::warn!(collector = name, error = %e, "cannot read");
+        }
+        for n in &r.notes {
+            tracing::info!(collector = name, "{n}");
+        }
+    });
 }
 
 /// Runs `f` over `items` on all cores, keeping results in input order.
@@ -151,9 +184,8 @@ pub(crate) fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
 
 /// Calls `pass` every `interval` until `stop` is set, sleeping in short
 /// steps so a stop is seen within 50 ms. The first call comes one interval
-/// in: the caller made the first pass itself, before the pipeline started.
-/// Every polling collector runs on this one loop.
-pub(crate) fn poll_every(
+/// in.
+fn poll_every(
     interval: std::time::Duration,
     stop: &std::sync::atomic::AtomicBool,
     mut pass: impl FnMut(),

@@ -18,7 +18,8 @@ pub mod time;
 
 pub use bus::{
     Bus, BusError, BusSink, Collected, Consumer, ConsumerSpec, DeadLetter, Event, InProcessBus,
-    Message, OutMessage, Producer, Record, RecordSink, Topic, TopicLayout, partition_for,
+    Message, OutMessage, Producer, Record, RecordSink, SnapshotSet, Snapshots, Topic, TopicLayout,
+    partition_for,
 };
 pub use identity::{Arn, TypeIdentity, TypeTable};
 pub use metrics::metrics;

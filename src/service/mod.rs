@@ -17,15 +17,13 @@ use anyhow::Context;
 use driftline_alerts::Alerting;
 use driftline_alerts::outbox::Backoff;
 use driftline_alerts::stage::AlertStage;
-use driftline_collectors::aws_config::live::AwsConfigApiCollector;
 use driftline_collectors::aws_config::notifications::NotificationReceiver;
-use driftline_collectors::terraform::{Salt, TerraformConfig};
-use driftline_collectors::watch::{WatchCollector, WatchConfig, WatchSource};
+use driftline_collectors::{Reading, Sources, SourcesConfig};
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
 use driftline_pipeline::{
-    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, SourceSide,
-    TopicLayout,
+    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, TopicLayout,
+    TypeTable,
 };
 
 use self::config::{BusKind, Role, ServiceConfig};
@@ -156,6 +154,19 @@ fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
     }
 }
 
+/// What the service reads: `[watch]` and `[aws_config]`.
+fn sources_config(cfg: &ServiceConfig, types: Arc<TypeTable>) -> SourcesConfig {
+    let mut sources = SourcesConfig::new(types);
+    sources.state = cfg.watch.state.clone();
+    sources.observed = cfg.watch.observed.clone();
+    sources.aws = cfg.aws_config.clone();
+    sources.account = cfg.watch.account.clone();
+    sources.region = cfg.watch.region.clone();
+    sources.interval = Duration::from_millis(cfg.watch.interval_ms.max(10));
+    sources.remote_interval = Duration::from_millis(cfg.watch.remote_interval_ms.max(10));
+    sources
+}
+
 /// `driftline check`: everything `run` would refuse, without running.
 pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let cfg = ServiceConfig::load(path)?;
@@ -230,80 +241,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     // The first live AWS Config collector also completes oversized
     // notifications.
-    let mut completer: Option<Arc<AwsConfigApiCollector>> = None;
+    let mut completer = None;
     if cfg.roles.contains(&Role::Collect) {
-        let salt = Salt::from_env_or_random();
-        let interval = Duration::from_millis(cfg.watch.interval_ms.max(10));
-        let mut watchers = Vec::new();
-        let state =
-            crate::inputs::grouped(&cfg.watch.state, SourceSide::Declared, &cfg.aws_config)?;
-        let (local_state, remote_state) = (state.local, state.remote_state);
-        if !local_state.is_empty() || !remote_state.is_empty() {
-            let mut tf = TerraformConfig::new(types.clone(), salt);
-            tf.default_account = cfg.watch.account.clone();
-            tf.default_region = cfg.watch.region.clone();
-            watchers.push(WatchCollector::new(WatchConfig {
-                paths: local_state.into_iter().map(PathBuf::from).collect(),
-                remote: remote_state,
-                remote_interval: Duration::from_millis(cfg.watch.remote_interval_ms.max(10)),
-                source: WatchSource::State(Box::new(tf)),
-                interval,
-            }));
+        let mut sources = Sources::new(&sources_config(&cfg, types.clone()), Reading::Watching)?;
+        completer = sources.api_collector();
+        // A first pass over every source before any detection starts, so
+        // the detector does not see one side of the estate without the
+        // other (which would flap `missing` → resolved at start-up).
+        let first = sources.poll_once(&BusSink::new(bus.producer()?), &|_, _| {});
+        for e in &first.errors {
+            tracing::warn!(error = %e, "cannot read");
         }
-        let observed =
-            crate::inputs::grouped(&cfg.watch.observed, SourceSide::Observed, &cfg.aws_config)?;
-        let (local_observed, live) = (observed.local, observed.aws_config_api);
-        if !local_observed.is_empty() {
-            watchers.push(WatchCollector::new(WatchConfig {
-                paths: local_observed.into_iter().map(PathBuf::from).collect(),
-                remote: Vec::new(),
-                remote_interval: interval,
-                source: WatchSource::Observed(types.clone()),
-                interval,
-            }));
-        }
-        for settings in live {
-            let api = Arc::new(AwsConfigApiCollector::new(settings, types.clone())?);
+        tracing::info!(published = first.published, "first pass published");
+        for mut c in sources.into_collectors() {
             let sink = BusSink::new(bus.producer()?);
-            // The full inventory before detection starts, as for folders.
-            let first = api.poll_once(&sink);
-            for e in &first.errors {
-                tracing::warn!(collector = "aws_config", error = %e, "AWS Config");
-            }
-            tracing::info!(
-                collector = "aws_config",
-                published = first.published,
-                "first inventory published"
-            );
-            completer.get_or_insert_with(|| api.clone());
             let stop = stop.clone();
             spawn(
-                "collect-aws-config".into(),
+                format!("collect-{}", c.name()),
                 Box::new(move || {
-                    api.run(&sink, &stop);
-                    Ok(())
-                }),
-            );
-        }
-        for mut w in watchers {
-            let sink = BusSink::new(bus.producer()?);
-            // A first pass over every folder before any detection starts, so
-            // the detector does not see one side of the estate without the
-            // other (which would flap `missing` → resolved at start-up).
-            let first = w.poll_once(&sink);
-            for e in &first.errors {
-                tracing::warn!(collector = w.name(), error = %e, "cannot read");
-            }
-            tracing::info!(
-                collector = w.name(),
-                published = first.published,
-                "first pass published"
-            );
-            let stop = stop.clone();
-            spawn(
-                format!("collect-{}", w.name()),
-                Box::new(move || {
-                    w.run(&sink, &stop);
+                    driftline_collectors::run(&mut *c, &sink, &stop);
                     Ok(())
                 }),
             );

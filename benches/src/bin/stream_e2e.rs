@@ -351,12 +351,14 @@ fn main() {
     let sink = BusSink::new(kbus.producer().unwrap());
     let none = |_: &Path, _: u64| {};
     let started = Instant::now();
-    let published = TerraformCollector::new(tf).collect(&sink, &none).published
+    let published = TerraformCollector::new(tf)
+        .poll_once(&sink, &none)
+        .published
         + AwsConfigFileCollector::new(AwsConfigFileConfig {
             files: g.observed_files.clone(),
             types: types.clone(),
         })
-        .collect(&sink, &none)
+        .poll_once(&sink, &none)
         .published;
     let produce = started.elapsed();
     println!(

@@ -370,7 +370,12 @@ impl Collector for AwsConfigFileCollector {
         Some(crate::total_size(&self.cfg.files))
     }
 
-    fn collect(&self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
+    /// Read once: a one-shot command's pass, every file on every core.
+    fn interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
         let mut unreadable = Vec::new();
         let results = crate::parallel_map(&self.cfg.files, |path| {

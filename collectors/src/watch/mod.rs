@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, Topic, TypeTable};
@@ -141,7 +140,7 @@ impl WatchCollector {
         }
     }
 
-    pub fn name(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self.cfg.source {
             WatchSource::State(_) => "terraform",
             WatchSource::Observed(_) => "aws_config",
@@ -294,7 +293,7 @@ impl WatchCollector {
     }
 
     /// One pass: re-reads changed files and publishes what changed.
-    pub fn poll_once(&mut self, out: &dyn RecordSink) -> CollectReport {
+    fn poll_once(&mut self, out: &dyn RecordSink) -> CollectReport {
         let mut report = CollectReport::default();
         let (listed, list_errors) = self.list();
         report.errors.extend(list_errors);
@@ -505,17 +504,23 @@ impl WatchCollector {
             }
         }
     }
+}
 
-    /// Passes until `stop` is set.
-    /// A pass every `interval` until `stop` (after the caller's first).
-    pub fn run(&mut self, out: &dyn RecordSink, stop: &AtomicBool) {
-        let interval = self.cfg.interval;
-        crate::poll_every(interval, stop, || {
-            let r = self.poll_once(out);
-            for n in r.notes {
-                tracing::info!(collector = self.name(), "{n}");
-            }
-        });
+impl crate::Collector for WatchCollector {
+    fn name(&self) -> &'static str {
+        WatchCollector::name(self)
+    }
+
+    fn poll_once(
+        &mut self,
+        out: &dyn RecordSink,
+        _progress: crate::ProgressFn<'_>,
+    ) -> CollectReport {
+        WatchCollector::poll_once(self, out)
+    }
+
+    fn interval(&self) -> Duration {
+        self.cfg.interval
     }
 }
 

@@ -22,7 +22,7 @@ use crate::model::{DeclaredResource, ObservedResource};
 use crate::source_status::SourceStatus;
 
 pub use memory::InProcessBus;
-pub use sink::{BusSink, Collected, RecordSink};
+pub use sink::{BusSink, Collected, RecordSink, SnapshotSet, Snapshots};
 
 /// The topics of DESIGN §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,11 +1,15 @@
-//! Where collectors put typed records: gathered in memory for a one-shot
-//! scan (`Collected`), or encoded and sent on a bus (`BusSink`).
+//! Where collectors put typed records: encoded and sent on a bus
+//! (`BusSink`), or kept in memory by a one-shot command (`Snapshots`: the
+//! rows it reads, typed as they arrive) or a test (`Collected`: every
+//! record as published, per topic).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{BusError, OutMessage, Producer, Record, Topic};
 use crate::codec;
+use crate::model::{DeclaredResource, ObservedResource};
+use crate::source_status::SourceStatus;
 
 /// The collectors' side of the bus.
 pub trait RecordSink: Send + Sync {
@@ -13,7 +17,7 @@ pub trait RecordSink: Send + Sync {
     fn publish(&self, topic: Topic, records: Vec<Record>) -> Result<(), BusError>;
 }
 
-/// Records kept in memory, per topic: a one-shot scan reads each topic once.
+/// Every record as published, per topic, for a test to inspect.
 #[derive(Default)]
 pub struct Collected {
     logs: Mutex<HashMap<Topic, Vec<Record>>>,
@@ -35,6 +39,48 @@ impl RecordSink for Collected {
     fn publish(&self, topic: Topic, records: Vec<Record>) -> Result<(), BusError> {
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         logs.entry(topic).or_default().extend(records);
+        Ok(())
+    }
+}
+
+/// What one read of every source gave, typed: the tables `scan` registers
+/// and the rows the list commands print. Tombstones and dead letters are
+/// not kept (a one-shot read publishes none of the first, and reports the
+/// second as errors).
+#[derive(Debug, Default)]
+pub struct SnapshotSet {
+    pub declared: Vec<DeclaredResource>,
+    pub observed: Vec<ObservedResource>,
+    pub statuses: Vec<SourceStatus>,
+}
+
+/// A one-shot command's sink: gathers a `SnapshotSet` as records arrive.
+#[derive(Default)]
+pub struct Snapshots {
+    set: Mutex<SnapshotSet>,
+}
+
+impl Snapshots {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn into_set(self) -> SnapshotSet {
+        self.set.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RecordSink for Snapshots {
+    fn publish(&self, _topic: Topic, records: Vec<Record>) -> Result<(), BusError> {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        for r in records {
+            match r {
+                Record::Declared(d) => set.declared.push(*d),
+                Record::Observed(o) => set.observed.push(*o),
+                Record::Status(s) => set.statuses.push(*s),
+                Record::Deleted { .. } | Record::DeadLetter(_) => {}
+            }
+        }
         Ok(())
     }
 }

@@ -15,7 +15,6 @@
 //! retries, no recorder) is reported and skipped; the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,7 +129,7 @@ impl AwsConfigApiCollector {
     }
 
     /// One pass over every region: publishes what is new, changed or gone.
-    pub fn poll_once(&self, out: &dyn RecordSink) -> CollectReport {
+    fn poll_once(&self, out: &dyn RecordSink) -> CollectReport {
         let mut report = CollectReport::default();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.targets.is_none() {
@@ -253,17 +252,6 @@ impl AwsConfigApiCollector {
         }
         crate::publish_dead_letters(out, &report.errors);
         report
-    }
-
-    /// Passes every `poll_interval_secs` until `stop` is set.
-    pub fn run(&self, out: &dyn RecordSink, stop: &AtomicBool) {
-        let interval = Duration::from_secs(self.settings.poll_interval_secs.max(1));
-        crate::poll_every(interval, stop, || {
-            let r = self.poll_once(out);
-            for e in &r.errors {
-                tracing::warn!(collector = "aws_config", error = %e, "AWS Config");
-            }
-        });
     }
 
     /// One target's pass: (records to publish, per-item errors).
@@ -424,12 +412,18 @@ impl AwsConfigApiCollector {
     }
 }
 
-impl Collector for AwsConfigApiCollector {
+/// Shared, because the first API collector also completes the oversized
+/// notifications the inbox receives.
+impl Collector for Arc<AwsConfigApiCollector> {
     fn name(&self) -> &'static str {
         "aws_config"
     }
 
-    fn collect(&self, out: &dyn RecordSink, _progress: ProgressFn<'_>) -> CollectReport {
-        self.poll_once(out)
+    fn poll_once(&mut self, out: &dyn RecordSink, _progress: ProgressFn<'_>) -> CollectReport {
+        AwsConfigApiCollector::poll_once(self, out)
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.settings.poll_interval_secs.max(1))
     }
 }
