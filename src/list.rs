@@ -105,7 +105,7 @@ fn print<T>(
         writeln!(out)?;
     } else {
         let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
-        crate::report::write_table(&mut out, header, &table)?;
+        driftline_pipeline::text::write_table(&mut out, header, &table)?;
     }
     for e in errors {
         eprintln!("error: {e}");

@@ -5,7 +5,6 @@ mod demo;
 mod inputs;
 mod list;
 mod oncall;
-mod report;
 mod scan;
 mod service;
 
@@ -14,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use driftline_detectors::drift::render;
 
 use crate::scan::{ScanInputs, ScanOutcome};
 
@@ -279,9 +279,9 @@ fn finish(outcome: ScanOutcome, output: Output, drift_fails: bool) -> anyhow::Re
     }
     let mut stdout = std::io::stdout().lock();
     match output {
-        Output::Table => report::table(&mut stdout, &outcome)?,
-        Output::Json => report::json(&mut stdout, &outcome)?,
-        Output::Sarif => report::sarif(&mut stdout, &outcome)?,
+        Output::Table => render::write_table(&mut stdout, &outcome.report)?,
+        Output::Json => render::write_json(&mut stdout, &outcome.report, &outcome.errors)?,
+        Output::Sarif => render::write_sarif(&mut stdout, &outcome.report, &outcome.errors)?,
     }
     // A source that could not be read is an error even when no collector
     // said so: what it hides was not checked.

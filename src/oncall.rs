@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -71,40 +71,14 @@ pub struct RemediateArgs {
     pub api: ApiArgs,
 }
 
-fn client() -> reqwest::blocking::Client {
-    driftline_alerts::notify::http_client()
-}
-
 fn call(
     api: &ApiArgs,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", api.url.trim_end_matches('/'));
-    let mut req = client().request(method, &url);
-    if let Ok(t) = std::env::var(&api.token_env)
-        && !t.is_empty()
-    {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().with_context(|| {
-        format!(
-            "cannot reach driftline at {} (is `driftline run` up? --url)",
-            api.url
-        )
-    })?;
-    let status = resp.status();
-    let text = resp.text().unwrap_or_default();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if !status.is_success() {
-        let msg = v["error"].as_str().unwrap_or(&text).to_string();
-        bail!("{path}: HTTP {}: {msg}", status.as_u16());
-    }
-    Ok(v)
+    let token = std::env::var(&api.token_env).ok();
+    Ok(driftline_alerts::api::client::Client::new(&api.url, token).call(method, path, body)?)
 }
 
 fn user(author: Option<String>) -> String {

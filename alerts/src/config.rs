@@ -251,6 +251,31 @@ fn hook_timeout() -> Duration {
 }
 
 impl AlertsConfig {
+    /// The quick-start receiver (`run --pagerduty-routing-key-env`): every
+    /// alert pages PagerDuty, with the routing key read from `var`. Added to
+    /// the root route's receiver, or as the root receiver when there is none.
+    pub fn page_pagerduty(&mut self, var: String, url: String) {
+        let pd = PagerDutyConfig {
+            routing_key_env: var,
+            url,
+            send_resolved: true,
+            client: "driftline".into(),
+        };
+        let root = self
+            .route
+            .receiver
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        match self.receivers.iter_mut().find(|r| r.name == root) {
+            Some(r) => r.pagerduty_configs.push(pd),
+            None => self.receivers.push(ReceiverConfig {
+                name: root,
+                pagerduty_configs: vec![pd],
+                ..Default::default()
+            }),
+        }
+    }
+
     /// Checks what serde cannot: names that must exist, URLs, secrets present.
     pub fn validate(&self) -> Result<(), AlertError> {
         let bad = |key: &str, reason: String| AlertError::Config {

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod source_status;
 pub mod stage;
 pub mod store;
+pub mod text;
 pub mod time;
 
 pub use bus::{

@@ -1,10 +1,10 @@
 //! `driftline.toml`: what `driftline run` runs. Every field has a default,
 //! so the quick-start flags only fill in the folders.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use driftline_pipeline::bus::BusConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,48 +73,6 @@ pub enum Role {
     /// Findings → alerts → notifications. Run it on one instance: its
     /// state (alerts, notification log, outbox) lives in its data dir.
     Alert,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BusKind {
-    Memory,
-    Kafka,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BusConfig {
-    pub kind: BusKind,
-    /// `host:port[,host:port…]` (Kafka).
-    pub brokers: String,
-    /// Partitions of every driftline topic created at start-up.
-    pub partitions: i32,
-    pub replication: i32,
-    /// Consumer groups are `{group}-drift` and `{group}-sink`.
-    pub group: String,
-    /// Extra librdkafka properties (security.protocol, sasl.*, …).
-    pub properties: BTreeMap<String, String>,
-    /// Most messages one poll hands to a stage.
-    pub batch_max: usize,
-    /// Consumer group of the alert stage [default: `{group}-alerts`]. A new
-    /// name replays the whole findings topic into the alert state.
-    pub alert_group: Option<String>,
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        Self {
-            kind: BusKind::Memory,
-            brokers: String::new(),
-            partitions: 6,
-            replication: 1,
-            group: "driftline".into(),
-            properties: BTreeMap::new(),
-            batch_max: 5000,
-            alert_group: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,12 +184,7 @@ impl ServiceConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.bus.kind == BusKind::Kafka && self.bus.brokers.trim().is_empty() {
-            return Err("bus.kind = \"kafka\" needs bus.brokers".into());
-        }
-        if self.bus.partitions < 1 {
-            return Err("bus.partitions must be at least 1".into());
-        }
+        self.bus.validate()?;
         if self.roles.is_empty() {
             return Err("roles is empty: nothing to run".into());
         }
@@ -264,6 +217,7 @@ impl ServiceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftline_pipeline::bus::BusKind;
 
     #[test]
     fn example_config_parses_and_paths_are_rebased() {

@@ -22,11 +22,10 @@ use driftline_collectors::{Reading, Sources, SourcesConfig};
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
 use driftline_pipeline::{
-    Bus, BusSink, FindingsOut, FindingsWriter, InProcessBus, ParquetStore, RecordSink, TopicLayout,
-    TypeTable,
+    BusSink, FindingsOut, FindingsWriter, ParquetStore, RecordSink, TypeTable,
 };
 
-use self::config::{BusKind, Role, ServiceConfig};
+use self::config::{Role, ServiceConfig};
 use self::http::Health;
 
 /// Quick-start flags; they override the config file.
@@ -90,7 +89,7 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
         cfg.findings.out = Some(o);
     }
     if let Some(b) = args.brokers {
-        cfg.bus.kind = BusKind::Kafka;
+        cfg.bus.kind = driftline_pipeline::bus::BusKind::Kafka;
         cfg.bus.brokers = b;
     }
     if let Some(l) = args.listen {
@@ -100,58 +99,10 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
         cfg.drift.driftignore = Some(d);
     }
     if let Some(var) = args.pagerduty_routing_key_env {
-        add_pagerduty(&mut cfg.alerts, var, args.pagerduty_url);
+        cfg.alerts.page_pagerduty(var, args.pagerduty_url);
     }
     cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(cfg)
-}
-
-/// The quick-start receiver: every alert pages PagerDuty (added to the
-/// root route's receiver, or as the root receiver when it has none).
-fn add_pagerduty(alerts: &mut driftline_alerts::AlertsConfig, var: String, url: String) {
-    use driftline_alerts::config::{PagerDutyConfig, ReceiverConfig};
-    let pd = PagerDutyConfig {
-        routing_key_env: var,
-        url,
-        send_resolved: true,
-        client: "driftline".into(),
-    };
-    let root = alerts
-        .route
-        .receiver
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    match alerts.receivers.iter_mut().find(|r| r.name == root) {
-        Some(r) => r.pagerduty_configs.push(pd),
-        None => alerts.receivers.push(ReceiverConfig {
-            name: root,
-            pagerduty_configs: vec![pd],
-            ..Default::default()
-        }),
-    }
-}
-
-fn make_bus(cfg: &ServiceConfig) -> anyhow::Result<Arc<dyn Bus>> {
-    let layout = TopicLayout {
-        partitions: cfg.bus.partitions,
-        replication: cfg.bus.replication,
-    };
-    match cfg.bus.kind {
-        BusKind::Memory => Ok(Arc::new(InProcessBus::new(&layout))),
-        #[cfg(feature = "kafka")]
-        BusKind::Kafka => Ok(Arc::new(driftline_pipeline::bus::kafka::KafkaBus::new(
-            driftline_pipeline::bus::kafka::KafkaConfig {
-                brokers: cfg.bus.brokers.clone(),
-                layout,
-                properties: cfg.bus.properties.clone(),
-            },
-        ))),
-        #[cfg(not(feature = "kafka"))]
-        BusKind::Kafka => anyhow::bail!(
-            "this driftline was built without the Kafka bus; rebuild with `cargo build --release --features kafka` \
-             (needs cmake and libcurl headers: apt-get install cmake libcurl4-openssl-dev)"
-        ),
-    }
 }
 
 /// What the service reads: `[watch]` and `[aws_config]`.
@@ -187,7 +138,7 @@ pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = settle(args)?;
-    let bus = make_bus(&cfg)?;
+    let bus = cfg.bus.open()?;
     bus.ensure_topics()
         .context("cannot prepare the bus topics")?;
     let mappings = Arc::new(crate::inputs::load_mappings(cfg.drift.mappings.as_deref())?);

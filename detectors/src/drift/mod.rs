@@ -6,6 +6,7 @@ pub mod compare;
 pub mod driftignore;
 pub mod normalise;
 pub mod remediation;
+pub mod render;
 pub mod scopes;
 pub mod stage;
 pub mod stream;

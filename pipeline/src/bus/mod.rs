@@ -9,6 +9,7 @@
 //! the caller's thread, between two batches — so a revoke always finds the
 //! previous batch processed and committed).
 
+mod config;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
@@ -21,6 +22,7 @@ use thiserror::Error;
 use crate::model::{DeclaredResource, ObservedResource};
 use crate::source_status::SourceStatus;
 
+pub use config::{BusConfig, BusKind};
 pub use memory::InProcessBus;
 pub use sink::{BusSink, Collected, RecordSink, SnapshotSet, Snapshots};
 

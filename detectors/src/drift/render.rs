@@ -1,43 +1,14 @@
-//! Renders a scan: a table for people, JSON for scripts, SARIF 2.1.0 for
-//! code-scanning UIs.
+//! Renders a drift report: a table for people, JSON for scripts, SARIF
+//! 2.1.0 for code-scanning UIs.
 
+use std::fmt::Display;
 use std::io::Write;
 
-use driftline_pipeline::{Finding, FindingClass, SourceSide};
+use driftline_pipeline::{Finding, FindingClass, SourceSide, text};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::scan::ScanOutcome;
-
-pub fn write_table(
-    out: &mut impl Write,
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count().min(80));
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            s.push_str(c);
-            if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(w.saturating_sub(c.chars().count())));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
-    Ok(())
-}
+use super::DriftReport;
 
 fn short(v: &Value) -> String {
     let s = match v {
@@ -58,8 +29,9 @@ fn name(f: &Finding) -> String {
         .unwrap_or_else(|| format!("{} {}", f.resource_type, f.resource_id))
 }
 
-pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
-    let r = &o.report;
+/// For people: findings, what could not be read, IaC coverage, the summary
+/// and the first remediation of each finding.
+pub fn write_table(out: &mut impl Write, r: &DriftReport) -> std::io::Result<()> {
     if r.findings.is_empty() && r.unobserved.is_empty() {
         writeln!(out, "No drift.")?;
     } else if r.findings.is_empty() {
@@ -103,7 +75,7 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
                 ]),
             }
         }
-        write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
+        text::write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
     }
     writeln!(out)?;
     if !r.unobserved.is_empty() {
@@ -126,7 +98,7 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
                 ]
             })
             .collect();
-        write_table(
+        text::write_table(
             out,
             &[
                 "SIDE", "SOURCE", "ACCOUNT", "REGION", "TYPE", "AFFECTED", "REASON",
@@ -151,7 +123,7 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
         .collect();
     if !cov.is_empty() {
         writeln!(out, "IaC coverage")?;
-        write_table(
+        text::write_table(
             out,
             &[
                 "ACCOUNT",
@@ -222,13 +194,18 @@ pub fn table(out: &mut impl Write, o: &ScanOutcome) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn json(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
+/// For scripts: the whole report, with the inputs that could not be read.
+pub fn write_json<E: Serialize>(
+    out: &mut impl Write,
+    r: &DriftReport,
+    errors: &[E],
+) -> std::io::Result<()> {
     let doc = json!({
-        "findings": o.report.findings,
-        "coverage": o.report.coverage,
-        "summary": o.report.summary,
-        "unobserved": o.report.unobserved,
-        "errors": o.errors,
+        "findings": r.findings,
+        "coverage": r.coverage,
+        "summary": r.summary,
+        "unobserved": r.unobserved,
+        "errors": errors,
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)?;
@@ -262,7 +239,11 @@ fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
 
 /// SARIF 2.1.0: one result per finding, located at the state file (or the
 /// configuration item file for unmanaged resources).
-pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
+pub fn write_sarif<E: Display>(
+    out: &mut impl Write,
+    r: &DriftReport,
+    errors: &[E],
+) -> std::io::Result<()> {
     let classes = [
         FindingClass::Changed,
         FindingClass::Missing,
@@ -280,8 +261,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let results: Vec<Value> = o
-        .report
+    let results: Vec<Value> = r
         .findings
         .iter()
         .map(|f| {
@@ -301,7 +281,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
                 "properties": {"diffs": f.diffs, "remediation": f.remediation, "resourceType": f.resource_type}
             })
         })
-        .chain(o.report.unobserved.iter().map(|u| {
+        .chain(r.unobserved.iter().map(|u| {
             let class = FindingClass::SourceUnavailable;
             let (id, level, _) = rule(class);
             let idx = classes.iter().position(|c| *c == class).unwrap_or(0);
@@ -330,8 +310,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
             })
         }))
         .collect();
-    let notifications: Vec<Value> = o
-        .errors
+    let notifications: Vec<Value> = errors
         .iter()
         .map(|e| json!({"level": "error", "message": {"text": e.to_string()}}))
         .collect();
@@ -347,7 +326,7 @@ pub fn sarif(out: &mut impl Write, o: &ScanOutcome) -> anyhow::Result<()> {
             }},
             "results": results,
             "invocations": [{
-                "executionSuccessful": o.errors.is_empty(),
+                "executionSuccessful": errors.is_empty(),
                 "toolExecutionNotifications": notifications
             }]
         }]

@@ -3,6 +3,8 @@
 //! speaks to Alertmanager) can send alerts to driftline too. Changing
 //! endpoints require the API token when one is configured.
 
+pub mod client;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
