@@ -169,24 +169,23 @@ impl Sources {
     }
 
     fn watch_files(&mut self, cfg: &SourcesConfig, state: &[String], observed: &[String]) {
-        let paths = |specs: &[String]| specs.iter().map(PathBuf::from).collect::<Vec<_>>();
-        if !state.is_empty() {
+        let sides = [
+            (
+                state,
+                WatchSource::State(Box::new(cfg.terraform(Vec::new()))),
+            ),
+            (observed, WatchSource::Observed(cfg.types.clone())),
+        ];
+        for (specs, source) in sides {
+            if specs.is_empty() {
+                continue;
+            }
             self.collectors
                 .push(Box::new(WatchCollector::new(WatchConfig {
-                    paths: paths(state),
+                    paths: specs.iter().map(PathBuf::from).collect(),
                     remote: Vec::new(),
                     remote_interval: cfg.remote_interval,
-                    source: WatchSource::State(Box::new(cfg.terraform(Vec::new()))),
-                    interval: cfg.interval,
-                })));
-        }
-        if !observed.is_empty() {
-            self.collectors
-                .push(Box::new(WatchCollector::new(WatchConfig {
-                    paths: paths(observed),
-                    remote: Vec::new(),
-                    remote_interval: cfg.remote_interval,
-                    source: WatchSource::Observed(cfg.types.clone()),
+                    source,
                     interval: cfg.interval,
                 })));
         }

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bus::Topic;
+use crate::bus::topic::Topic;
 use crate::model::UNKNOWN;
 
 /// Key prefix of status messages on the snapshot topics.

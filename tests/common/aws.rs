@@ -3,6 +3,11 @@
 // Shared by several test binaries, each using part of it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Value, json};
 
 /// Fake credentials; the secret must never show up in driftline's output.
@@ -296,4 +301,48 @@ pub fn events_for<'a>(events: &'a [Value], event: &str, class: &str, id: &str) -
                     .is_some_and(|k| k.ends_with(&format!("/{id}")))
         })
         .collect()
+}
+
+/// A tiny HTTP server: answers every request with `respond`, records them.
+pub struct Peer {
+    pub addr: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    pub hits: Arc<AtomicUsize>,
+}
+
+pub fn peer(respond: impl Fn(&str) -> String + Send + 'static) -> Peer {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (r, h) = (requests.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            h.fetch_add(1, Ordering::SeqCst);
+            let reply = respond(&head);
+            r.lock().unwrap().push(head);
+            let mut s = s;
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    Peer {
+        addr,
+        requests,
+        hits,
+    }
 }
