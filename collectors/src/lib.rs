@@ -9,9 +9,11 @@
 //! turns the source's bytes into records, and the `Collector` impl.
 //! - `terraform/`: declared state (Terraform state files, formats 1–4)
 //! - `aws_config/`: observed state (AWS Config items, notifications, history)
+//! - `cost/`: FOCUS cost exports, into the store's `focus_data_table`
 //! - `watch/`: the long-running form of both: folders polled for changes
 
 pub mod aws_config;
+pub mod cost;
 mod inputs;
 pub mod metrics;
 pub mod registry;

@@ -243,3 +243,39 @@ pub fn finding_events_batch(
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
+
+/// The store's `dead_letters` table: what was rejected, from where, why.
+pub static DEAD_LETTERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("at_ms", DataType::Int64, false),
+        utf8("source", false),
+        utf8("reason", false),
+        Field::new("partition", DataType::Int32, true),
+        Field::new("offset", DataType::Int64, true),
+        utf8("key", true),
+        utf8("payload", true),
+    ]))
+});
+
+/// Builds one `dead_letters` batch, every row stamped `at_ms`.
+pub fn dead_letters_batch(
+    rows: &[crate::bus::DeadLetter],
+    at_ms: i64,
+) -> Result<RecordBatch, ArrowError> {
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    let text = |f: &dyn Fn(&crate::bus::DeadLetter) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    RecordBatch::try_new(
+        DEAD_LETTERS_SCHEMA.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![at_ms; rows.len()])),
+            text(&|d| Some(d.source.as_str())),
+            text(&|d| Some(d.reason.as_str())),
+            Arc::new(rows.iter().map(|d| d.partition).collect::<Int32Array>()),
+            Arc::new(rows.iter().map(|d| d.offset).collect::<Int64Array>()),
+            text(&|d| d.key.as_deref()),
+            text(&|d| d.payload.as_deref()),
+        ],
+    )
+}
