@@ -7,6 +7,7 @@ mod list;
 mod oncall;
 mod scan;
 mod service;
+mod sql;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -68,6 +69,14 @@ enum Command {
     Check {
         #[arg(long, default_value = "driftline.toml")]
         config: PathBuf,
+    },
+    /// Ask the store in SQL: one read-only query over the tables and the
+    /// FinOps views (`focus_data_table`, `cost_by_tag`, `tagging_coverage`, …).
+    Sql(sql::SqlArgs),
+    /// FOCUS cost data.
+    Cost {
+        #[command(subcommand)]
+        command: sql::CostCommand,
     },
     /// Scan the example estate shipped in examples/estate.
     Demo {
@@ -135,6 +144,11 @@ struct ScanArgs {
     /// PagerDuty Events API v2 endpoint.
     #[arg(long, value_name = "URL", default_value = driftline_alerts::config::PAGERDUTY_EVENTS_URL)]
     pagerduty_url: String,
+    /// Record the findings in the store under DIR (`finding_events`: new
+    /// ones, and open ones this scan no longer finds as resolved), for
+    /// `driftline sql` and the dashboards.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,6 +239,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     .transpose()?;
             let mut outcome = scan::scan(&inputs)?;
+            if let Some(dir) = &args.data_dir {
+                let store = driftline_pipeline::store::ParquetStore::open(dir)?;
+                // Only a scan that read every source may say a finding is gone.
+                let saw_everything =
+                    outcome.errors.is_empty() && outcome.report.unobserved.is_empty();
+                let r = driftline_pipeline::store::record_scan(
+                    &store,
+                    &outcome.report.findings,
+                    saw_everything,
+                    driftline_pipeline::now_ms(),
+                )?;
+                eprintln!(
+                    "recorded in {}: {} new, {} resolved",
+                    dir.display(),
+                    r.new,
+                    r.resolved
+                );
+            }
             if let Some(key) = key {
                 // One page per outage, beside one per finding.
                 let mut findings = outcome.report.findings.clone();
@@ -250,6 +282,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Remediate(args) => oncall::remediate(args),
         Command::Run(args) => service::run(args),
         Command::Check { config } => service::check(&config),
+        Command::Sql(args) => sql::sql(args),
+        Command::Cost { command } => sql::cost(command),
         Command::Demo { output } => {
             let estate = demo::demo_estate()?;
             let inputs = ScanInputs {
@@ -262,8 +296,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 aws: Default::default(),
             };
             let outcome = scan::scan(&inputs)?;
+            let summary = demo::finops_summary(&estate, &outcome.report.findings)?;
             // The demo always has drift; its exit code says only whether it ran.
-            finish(outcome, output, false)
+            let code = finish(outcome, output, false)?;
+            if matches!(output, Output::Table) {
+                println!();
+                for line in summary {
+                    println!("{line}");
+                }
+            }
+            Ok(code)
         }
     }
 }

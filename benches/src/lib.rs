@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+pub mod focus;
+
 /// Instances per state file and items per snapshot file, as real estates
 /// are split across many states.
 pub const PER_FILE: usize = 100_000;

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod bus;
 pub mod codec;
+pub mod focus;
 pub mod identity;
 pub mod metrics;
 pub mod model;

@@ -25,6 +25,8 @@ pub struct ServiceConfig {
     /// The live AWS Config API, used when `watch.observed` names
     /// `aws-config` (see README, "Reading AWS for real").
     pub aws_config: driftline_collectors::aws_config::api::AwsConfigSettings,
+    /// The tag keys the FinOps views use.
+    pub finops: driftline_pipeline::store::FinOpsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +62,7 @@ impl Default for ServiceConfig {
             alerts: driftline_alerts::AlertsConfig::default(),
             alerts_delivery: DeliverySection::default(),
             aws_config: Default::default(),
+            finops: Default::default(),
         }
     }
 }

@@ -150,7 +150,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(FindingsOut::open)
         .transpose()?;
-    let store = Arc::new(ParquetStore::open(&cfg.data_dir)?);
+    let store = Arc::new(ParquetStore::open(&cfg.data_dir)?.with_finops(cfg.finops.clone()));
     let alerting = if cfg.roles.contains(&Role::Alert) {
         let (alerting, delivery) = Alerting::open(
             &cfg.alerts,

@@ -10,9 +10,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use super::columns::{TAGS, focus_column};
 use super::rows::{RawRow, Rows};
 use crate::SourceError;
+use driftline_pipeline::focus::{TAGS, focus_column};
 
 /// Rows per batch handed to the store.
 pub const BATCH_ROWS: usize = 50_000;

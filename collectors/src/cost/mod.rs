@@ -2,12 +2,12 @@
 //! exports as CSV (plain or gzip) or Parquet, from a file or a folder, into
 //! the store's `focus_data_table`, with FOCUS's own column names.
 //!
-//! - `columns.rs`: the FOCUS columns and the table's schema;
+//! The table's columns and schema are the spine's (`driftline_pipeline::focus`).
+//!
 //! - `export.rs`: reading one export file, row by row;
 //! - `rows.rs`: checking a row and building the table's batches;
 //! - `tags.rs`: the `Tags` column as real exports write it.
 
-mod columns;
 mod export;
 mod rows;
 mod tags;
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use driftline_pipeline::store::Store;
 use driftline_pipeline::{DeadLetter, now_ms};
 
-pub use columns::{FOCUS_COLUMNS, Kind, TABLE, schema};
+pub use driftline_pipeline::focus::{FOCUS_COLUMNS, Kind, TABLE, schema};
 pub use export::is_export_file;
 
 use crate::{CollectReport, ProgressFn, SourceError, expand_inputs};

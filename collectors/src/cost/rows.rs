@@ -9,8 +9,8 @@ use arrow::array::{
 };
 use arrow::record_batch::RecordBatch;
 
-use super::columns::{FOCUS_COLUMNS, Kind, schema};
 use super::tags::{parse_tags, tags_json};
+use driftline_pipeline::focus::{FOCUS_COLUMNS, Kind, schema};
 
 /// One row as text, before it is checked: a value per FOCUS column (null
 /// when absent or `NULL`), the raw `Tags`, and the other columns.
@@ -92,7 +92,8 @@ impl Rows {
                 Kind::Text | Kind::Json => Column::Text(StringBuilder::new()),
                 Kind::Decimal => Column::Decimal(Float64Builder::new()),
                 Kind::DateTime => Column::DateTime(
-                    TimestampMillisecondBuilder::new().with_timezone(super::columns::UTC),
+                    TimestampMillisecondBuilder::new()
+                        .with_timezone(driftline_pipeline::focus::UTC),
                 ),
             })
             .collect();

@@ -1,16 +1,24 @@
-//! The `Store` door: tables that outlive the process. One implementation
-//! per file — Parquet (`parquet_store.rs`, the embedded default) now, ClickHouse
-//! next — and the findings writer that fills the `finding_events` table
-//! (`findings.rs`).
+//! The `Store` door: tables that outlive the process, appended to and
+//! queried in SQL. One implementation per file — Parquet queried by
+//! DataFusion (`parquet_store.rs`, the embedded default) now, ClickHouse
+//! next — the findings writer that fills the `finding_events` table
+//! (`findings.rs`), the read-only check and limits every query goes
+//! through (`sql.rs`), and the views every store defines (`views.rs`).
 
 mod findings;
 mod parquet_store;
+mod scan_record;
+pub mod sql;
+pub mod views;
 
 use arrow::record_batch::RecordBatch;
 use thiserror::Error;
 
 pub use findings::{FindingsOut, FindingsWriter};
 pub use parquet_store::ParquetStore;
+pub use scan_record::{Recorded, open_findings, record_scan};
+pub use sql::{QueryLimits, QueryResult};
+pub use views::FinOpsConfig;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -24,10 +32,17 @@ pub enum StoreError {
         path: String,
         reason: String,
     },
+    /// A statement the SQL side does not run (not a query, or unparsable).
+    #[error("{reason}")]
+    Refused { reason: String },
+    #[error("query failed: {reason}")]
+    Query { reason: String },
+    #[error("query timed out after {0:?}")]
+    Timeout(std::time::Duration),
 }
 
-/// Where tables live: rows appended durably, and read back whole (the
-/// SQL side queries what `read` returns).
+/// Where tables live: rows appended durably, read back whole, and queried
+/// in SQL.
 pub trait Store: Send + Sync {
     /// Appends rows to `table`; returns once they are durable.
     fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError>;
@@ -35,4 +50,8 @@ pub trait Store: Send + Sync {
     /// Every row of `table`, in the order appended (none for a table never
     /// written).
     fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError>;
+
+    /// Runs one read-only query (`sql::check_read_only`) over the tables
+    /// and views, within `limits`.
+    fn query(&self, sql: &str, limits: &QueryLimits) -> Result<QueryResult, StoreError>;
 }

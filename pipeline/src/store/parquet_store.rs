@@ -12,12 +12,15 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::sql::{QueryLimits, QueryResult, check_read_only};
+use super::views::{FinOpsConfig, datafusion_views};
 use super::{Store, StoreError};
 
 /// Parquet files under `{data_dir}/{table}/`.
 pub struct ParquetStore {
     dir: PathBuf,
     seq: AtomicU64,
+    finops: FinOpsConfig,
 }
 
 fn io(path: &Path, e: std::io::Error) -> StoreError {
@@ -34,7 +37,14 @@ impl ParquetStore {
         Ok(Self {
             dir,
             seq: AtomicU64::new(0),
+            finops: FinOpsConfig::default(),
         })
+    }
+
+    /// The tag keys the FinOps views use.
+    pub fn with_finops(mut self, finops: FinOpsConfig) -> Self {
+        self.finops = finops;
+        self
     }
 
     pub fn table_dir(&self, table: &str) -> PathBuf {
@@ -110,6 +120,125 @@ impl Store for ParquetStore {
         }
         Ok(out)
     }
+
+    fn query(&self, sql: &str, limits: &QueryLimits) -> Result<QueryResult, StoreError> {
+        check_read_only(sql)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Query {
+                reason: e.to_string(),
+            })?;
+        rt.block_on(async {
+            let run = async {
+                let ctx = self.session().await?;
+                // The check above already refused these; DataFusion refuses
+                // them again should the two parsers ever disagree.
+                let options = datafusion::execution::context::SQLOptions::new()
+                    .with_allow_ddl(false)
+                    .with_allow_dml(false)
+                    .with_allow_statements(false);
+                let df =
+                    ctx.sql_with_options(sql, options)
+                        .await
+                        .map_err(|e| StoreError::Query {
+                            reason: e.to_string(),
+                        })?;
+                collect_limited(df, limits.max_rows)
+                    .await
+                    .map_err(|e| StoreError::Query {
+                        reason: e.to_string(),
+                    })
+            };
+            tokio::time::timeout(limits.timeout, run)
+                .await
+                .map_err(|_| StoreError::Timeout(limits.timeout))?
+        })
+    }
+}
+
+/// Tables every store has, registered empty until first written, so
+/// queries and views over them work from the start.
+fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 3] {
+    [
+        (crate::focus::TABLE, crate::focus::schema()),
+        (
+            "finding_events",
+            crate::schema::FINDING_EVENTS_SCHEMA.clone(),
+        ),
+        ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
+    ]
+}
+
+impl ParquetStore {
+    /// A DataFusion session over every table and view. FOCUS's column
+    /// names are mixed case and its examples write them unquoted, so
+    /// identifiers are taken as written, not lower-cased.
+    async fn session(&self) -> Result<datafusion::prelude::SessionContext, StoreError> {
+        use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+        let query = |e: datafusion::error::DataFusionError| StoreError::Query {
+            reason: e.to_string(),
+        };
+        let config = SessionConfig::new()
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+        let ctx = SessionContext::new_with_config(config);
+        let mut tables: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|t| !self.files(t).is_empty())
+            .collect();
+        tables.sort();
+        for t in &tables {
+            let dir = self.table_dir(t);
+            ctx.register_parquet(
+                t,
+                dir.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(query)?;
+        }
+        for (name, schema) in known_tables() {
+            if !tables.iter().any(|t| t == name) {
+                let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])
+                    .map_err(query)?;
+                ctx.register_table(name, std::sync::Arc::new(empty))
+                    .map_err(query)?;
+            }
+        }
+        for view in datafusion_views(&self.finops) {
+            ctx.sql(&view).await.map_err(query)?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// Collects at most `max_rows` rows of a query's stream.
+async fn collect_limited(
+    df: datafusion::dataframe::DataFrame,
+    max_rows: usize,
+) -> Result<QueryResult, datafusion::error::DataFusionError> {
+    use futures::StreamExt;
+    let mut stream = df.execute_stream().await?;
+    let mut out = QueryResult::default();
+    // No rows still has columns.
+    out.batches.push(RecordBatch::new_empty(stream.schema()));
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let room = max_rows - rows;
+        if batch.num_rows() > room {
+            out.batches.push(batch.slice(0, room));
+            out.truncated = true;
+            break;
+        }
+        rows += batch.num_rows();
+        out.batches.push(batch);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

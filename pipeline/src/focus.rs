@@ -1,4 +1,7 @@
-//! The FOCUS columns (1.0, 1.1, 1.2) and the `focus_data_table` schema.
+//! The cost table, `focus_data_table`: the FOCUS columns (1.0, 1.1, 1.2)
+//! and its schema. It lives in the spine for the reason the drift tables
+//! do (`model.rs`): it is the contract between the collector that fills it
+//! (`collectors/src/cost/`) and the SQL that reads it (`store/sql.rs`).
 //! Column names are exactly FOCUS's, so the FOCUS specification's example
 //! queries run unchanged; driftline's own columns start with `x_`, as
 //! FOCUS asks of custom columns.

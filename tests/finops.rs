@@ -1,0 +1,445 @@
+//! FOCUS cost data and the SQL side, through the real binary on the
+//! embedded store: `cost import` (clean and messy exports), `sql` (read-only,
+//! limits, outputs), the FinOps views, the README's ten questions with their
+//! figures recomputed from the export itself, and FOCUS's own example
+//! queries run unchanged.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn demo_export() -> PathBuf {
+    repo().join("examples/estate/cost/focus-2024-09.csv")
+}
+
+/// A store holding the demo estate's findings (from a scan) and its cost.
+fn demo_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let estate = repo().join("examples/estate");
+    let scan = common::driftline()
+        .args(["scan", "--output", "json", "--state"])
+        .arg(estate.join("terraform"))
+        .arg("--observed")
+        .arg(estate.join("aws-config"))
+        .arg("--driftignore")
+        .arg(estate.join(".driftignore"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        scan.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    let import = common::driftline()
+        .args(["cost", "import"])
+        .arg(estate.join("cost"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(stdout.contains("imported 630 cost rows"), "{stdout}");
+    dir
+}
+
+/// Runs a query; JSON rows.
+fn sql(dir: &Path, query: &str) -> Vec<Value> {
+    let out = common::driftline()
+        .args(["sql", query, "--output", "json", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+/// The export read independently of driftline: (service, effective cost,
+/// billed cost, tags, resource id) per row.
+struct Row {
+    service: String,
+    effective: f64,
+    billed: f64,
+    tags: BTreeMap<String, String>,
+    resource: String,
+}
+
+fn export_rows() -> Vec<Row> {
+    let mut r = csv::Reader::from_path(demo_export()).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (service, effective, billed, tags, resource) = (
+        col("ServiceName"),
+        col("EffectiveCost"),
+        col("BilledCost"),
+        col("Tags"),
+        col("ResourceId"),
+    );
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            Row {
+                service: rec[service].to_string(),
+                effective: rec[effective].parse().unwrap(),
+                billed: rec[billed].parse().unwrap(),
+                tags: serde_json::from_str(&rec[tags]).unwrap_or_default(),
+                resource: rec[resource].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The SQL of the README's numbered FinOps questions.
+fn readme_questions() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("<!-- finops-questions").unwrap();
+    let end = readme.find("<!-- /finops-questions -->").unwrap();
+    readme[start..end]
+        .split("```sql")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().trim().to_string())
+        .collect()
+}
+
+#[test]
+fn readme_questions_give_the_figures_the_export_holds() {
+    let store = demo_store();
+    let dir = store.path();
+    let questions = readme_questions();
+    assert_eq!(questions.len(), 10);
+    let answers: Vec<Vec<Value>> = questions.iter().map(|q| sql(dir, q)).collect();
+    for (q, a) in questions.iter().zip(&answers) {
+        assert!(!a.is_empty(), "no rows: {q}");
+    }
+    let rows = export_rows();
+
+    // 1. Per service.
+    let mut billed: BTreeMap<&str, f64> = BTreeMap::new();
+    for r in &rows {
+        *billed.entry(&r.service).or_default() += r.billed;
+    }
+    assert_eq!(answers[0].len(), billed.len());
+    for a in &answers[0] {
+        let s = a["ServiceName"].as_str().unwrap();
+        assert!(close(num(&a["billed"]), billed[s]), "{s}: {a}");
+    }
+
+    // 2. Per team, rows without a team tag as (untagged).
+    let mut team: BTreeMap<String, f64> = BTreeMap::new();
+    for r in &rows {
+        let t = r
+            .tags
+            .get("team")
+            .cloned()
+            .unwrap_or_else(|| "(untagged)".into());
+        *team.entry(t).or_default() += r.effective;
+    }
+    let got: BTreeMap<String, f64> = answers[1]
+        .iter()
+        .map(|a| (a["team"].as_str().unwrap().to_string(), num(&a["cost"])))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        team.keys().collect::<Vec<_>>()
+    );
+    for (t, c) in &team {
+        assert!(close(got[t], *c), "{t}: {} vs {c}", got[t]);
+    }
+
+    // 4. Tagged share per key: every key that appears is required.
+    let total: f64 = rows.iter().map(|r| r.effective).sum();
+    for a in &answers[3] {
+        let key = a["tag_key"].as_str().unwrap();
+        let tagged: f64 = rows
+            .iter()
+            .filter(|r| r.tags.contains_key(key))
+            .map(|r| r.effective)
+            .sum();
+        assert!(
+            close(num(&a["tagged_pct"]), 100.0 * tagged / total),
+            "{key}: {a}"
+        );
+    }
+    // The demo is below the 95% goal: untagged resources and the tax rows.
+    assert!(answers[3].iter().all(|a| num(&a["tagged_pct"]) < 95.0));
+
+    // 6. Unmanaged: the one bucket the scan reports unmanaged (the other
+    // is in .driftignore), at its month of cost.
+    let bucket: f64 = rows
+        .iter()
+        .filter(|r| r.resource.ends_with(":::acme-prod-exports-tmp"))
+        .map(|r| r.effective)
+        .sum();
+    assert_eq!(answers[5].len(), 1, "{:?}", answers[5]);
+    assert_eq!(answers[5][0]["resource_id"], "acme-prod-exports-tmp");
+    assert!(close(num(&answers[5][0]["cost"]), bucket));
+    assert!(close(bucket, 7.5), "0.25/day for 30 days: {bucket}");
+
+    // 7. Drifted: the changed instance and bucket (the security group is free).
+    let drifted: BTreeMap<String, f64> = answers[6]
+        .iter()
+        .map(|a| {
+            (
+                a["resource_id"].as_str().unwrap().to_string(),
+                num(&a["cost"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        drifted.keys().collect::<Vec<_>>(),
+        ["acme-prod-assets", "i-0web1a1b2c3d4e5f67"]
+    );
+    for (id, c) in &drifted {
+        let want: f64 = rows
+            .iter()
+            .filter(|r| {
+                r.resource.ends_with(&format!("/{id}")) || r.resource.ends_with(&format!(":{id}"))
+            })
+            .map(|r| r.effective)
+            .sum();
+        assert!(close(*c, want), "{id}: {c} vs {want}");
+    }
+
+    // 8. Ten resources, most expensive first.
+    assert_eq!(answers[7].len(), 10);
+    let costs: Vec<f64> = answers[7].iter().map(|a| num(&a["cost"])).collect();
+    assert!(costs.windows(2).all(|w| w[0] >= w[1]));
+
+    // 9. One row per day of September.
+    assert_eq!(answers[8].len(), 30);
+}
+
+#[test]
+fn focus_example_queries_run_unchanged() {
+    let store = demo_store();
+    // The portable examples from the FOCUS use-case library
+    // (focus.finops.org/use-cases), their `?` bound to literals.
+    let text = std::fs::read_to_string(repo().join("tests/support/focus_examples.sql")).unwrap();
+    let mut ran = 0;
+    for example in text.split("\n\n").filter(|e| e.contains("SELECT")) {
+        let (params, query): (Vec<&str>, Vec<&str>) =
+            example.lines().partition(|l| l.starts_with("-- params:"));
+        let query = query
+            .into_iter()
+            .filter(|l| !l.starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut bound = query.clone();
+        for p in params
+            .first()
+            .map(|p| {
+                p.trim_start_matches("-- params:")
+                    .split('|')
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+        {
+            bound = bound.replacen('?', p.trim(), 1);
+        }
+        assert!(!bound.contains('?'), "unbound parameter: {bound}");
+        let rows = sql(store.path(), &bound);
+        assert!(
+            !rows.is_empty() || example.contains("-- may be empty"),
+            "no rows: {bound}"
+        );
+        ran += 1;
+    }
+    assert!(ran >= 10, "{ran} examples");
+    // One figure checked: billed cost per service category adds up to the export.
+    let by_category = sql(
+        store.path(),
+        "SELECT ProviderName, BillingCurrency, BillingPeriodStart, ServiceCategory, SUM(BilledCost) AS TotalBilledCost \
+         FROM focus_data_table WHERE BillingPeriodStart >= '2024-09-01' and BillingPeriodEnd <= '2024-10-01' \
+         GROUP BY ProviderName, BillingCurrency, BillingPeriodStart, ServiceCategory ORDER BY TotalBilledCost DESC",
+    );
+    let sum: f64 = by_category.iter().map(|r| num(&r["TotalBilledCost"])).sum();
+    let want: f64 = export_rows().iter().map(|r| r.billed).sum();
+    assert!(close(sum, want), "{sum} vs {want}");
+}
+
+#[test]
+fn a_messy_export_loads_every_good_row_and_names_each_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("messy.csv");
+    std::fs::write(
+        &export,
+        "BilledCost,EffectiveCost,ChargePeriodStart,ServiceName,Tags,x_Project\n\
+         1,1,2024-09-01 00:00:00,EC2,\"{\"\" team \"\":\"\"a\"\"}\",p1\n\
+         2,2,2024-09-01T00:00:00Z,S3,NULL,p2\n\
+         x,3,2024-09-01T00:00:00Z,S3,NULL,p3\n\
+         4,4,2024-09-01T00:00:00Z,S3,{broken,p4\n\
+         5,5,2024-09-01T00:00:00Z,S3,NULL,p5\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = common::driftline()
+        .args(["cost", "import"])
+        .arg(&export)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 3 cost rows"));
+    let messy = export.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{messy}:4: BilledCost: \"x\" is not a decimal number"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{messy}:5: Tags: not a JSON object")),
+        "{stderr}"
+    );
+    let dead = sql(
+        &data,
+        "SELECT source, reason FROM dead_letters ORDER BY source",
+    );
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["source"], format!("{messy}:4"));
+    let rows = sql(
+        &data,
+        "SELECT Tags, x_Extra, x_SourceLine FROM focus_data_table ORDER BY x_SourceLine",
+    );
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["Tags"], r#"{"team":"a"}"#);
+    assert_eq!(rows[0]["x_Extra"], r#"{"x_Project":"p1"}"#);
+}
+
+#[test]
+fn sql_is_read_only_limited_and_speaks_three_formats() {
+    let store = demo_store();
+    let dir = store.path();
+    for statement in [
+        "DROP TABLE focus_data_table",
+        "INSERT INTO focus_data_table (BilledCost) VALUES (1)",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT 1; DELETE FROM focus_data_table",
+    ] {
+        let out = common::driftline()
+            .args(["sql", statement, "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{statement}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("only queries") || stderr.contains("one query"),
+            "{statement}: {stderr}"
+        );
+    }
+    // Nothing changed.
+    assert_eq!(
+        sql(dir, "SELECT COUNT(*) AS n FROM focus_data_table")[0]["n"],
+        630
+    );
+
+    let limited = common::driftline()
+        .args([
+            "sql",
+            "SELECT * FROM focus_data_table",
+            "--max-rows",
+            "5",
+            "--output",
+            "csv",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(limited.status.code(), Some(0));
+    let csv_text = String::from_utf8_lossy(&limited.stdout);
+    assert_eq!(csv_text.lines().count(), 6, "header and five rows");
+    assert!(
+        csv_text.starts_with("AvailabilityZone,BilledCost,"),
+        "{csv_text}"
+    );
+    assert!(String::from_utf8_lossy(&limited.stderr).contains("only the first 5 rows"));
+
+    let table = common::driftline()
+        .args(["sql", "SELECT ServiceName, COUNT(*) AS n FROM focus_data_table GROUP BY ServiceName ORDER BY ServiceName", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.lines().next().unwrap().starts_with("ServiceName"),
+        "{table}"
+    );
+    assert!(table.contains("Amazon DynamoDB"), "{table}");
+
+    // JSON: an array of objects keyed by column name; timestamps as text.
+    let rows = sql(
+        dir,
+        "SELECT ChargePeriodStart, BilledCost FROM focus_data_table ORDER BY ChargePeriodStart LIMIT 1",
+    );
+    assert_eq!(rows[0]["ChargePeriodStart"], "2024-09-01T00:00:00Z");
+}
+
+#[test]
+fn a_second_scan_resolves_what_it_no_longer_finds() {
+    let store = demo_store();
+    let dir = store.path();
+    let open = |dir: &Path| {
+        sql(dir, "SELECT COUNT(*) AS n FROM findings")[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = open(dir);
+    assert!(before > 0);
+    // The same estate with everything ignored: every finding resolves.
+    let ignore_all = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ignore_all.path(), "*\n").unwrap();
+    let estate = repo().join("examples/estate");
+    let out = common::driftline()
+        .args(["scan", "--state"])
+        .arg(estate.join("terraform"))
+        .arg("--observed")
+        .arg(estate.join("aws-config"))
+        .arg("--driftignore")
+        .arg(ignore_all.path())
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("0 new, {before} resolved")),
+        "{stderr}"
+    );
+    assert_eq!(open(dir), 0);
+}
