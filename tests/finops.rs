@@ -443,3 +443,87 @@ fn a_second_scan_resolves_what_it_no_longer_finds() {
     );
     assert_eq!(open(dir), 0);
 }
+
+/// A raw POST with an optional bearer token: (status, body).
+fn post_sql(addr: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST /api/sql HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn api_sql_answers_behind_the_token() {
+    let store = demo_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = repo().join("examples/estate");
+    let arg = |p: PathBuf| p.display().to_string();
+    let svc = common::Service::start_env(
+        &[
+            "--watch-state",
+            &arg(estate.join("terraform")),
+            "--watch-observed",
+            &arg(estate.join("aws-config")),
+            "--data-dir",
+            &arg(store.path().to_path_buf()),
+        ],
+        &tmp.path().join("findings.jsonl"),
+        &tmp.path().join("run.log"),
+        &[("DRIFTLINE_API_TOKEN", "finops-token")],
+    );
+    common::wait_for(60, "/readyz", || {
+        common::http_get(&svc.listen, "/readyz").is_ok_and(|(s, _)| s == 200)
+    });
+    let query = r#"{"query": "SELECT ServiceName, SUM(EffectiveCost) AS cost FROM focus_data_table GROUP BY ServiceName ORDER BY cost DESC"}"#;
+    assert_eq!(post_sql(&svc.listen, None, query).0, 401);
+    assert_eq!(post_sql(&svc.listen, Some("wrong"), query).0, 401);
+    let (status, body) = post_sql(&svc.listen, Some("finops-token"), query);
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let mut by_service: BTreeMap<String, f64> = BTreeMap::new();
+    for r in export_rows() {
+        *by_service.entry(r.service).or_default() += r.effective;
+    }
+    assert_eq!(rows.len(), by_service.len());
+    for row in &rows {
+        let s = row["ServiceName"].as_str().unwrap();
+        assert!(close(num(&row["cost"]), by_service[s]), "{row}");
+    }
+    // Plain text works too; anything but a query is refused and changes nothing.
+    let (status, body) = post_sql(
+        &svc.listen,
+        Some("finops-token"),
+        "DROP TABLE focus_data_table",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("only queries"), "{body}");
+    let (status, body) = post_sql(
+        &svc.listen,
+        Some("finops-token"),
+        "SELECT COUNT(*) AS n FROM focus_data_table",
+    );
+    assert_eq!((status, body.as_str()), (200, r#"[{"n":630}]"#));
+    assert!(svc.stop().success());
+}

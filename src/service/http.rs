@@ -1,12 +1,17 @@
-//! `/metrics`, `/healthz`, `/readyz`, and the alert API when the alert role runs.
+//! `/metrics`, `/healthz`, `/readyz`, `POST /api/sql`, and the alert API
+//! when the alert role runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use driftline_pipeline::auth::has_token;
+use driftline_pipeline::store::{QueryLimits, Store, StoreError};
+use serde_json::json;
 
 /// What the probes look at.
 #[derive(Default)]
@@ -17,16 +22,90 @@ pub struct Health {
     pub ready: Vec<Arc<AtomicBool>>,
 }
 
+/// What `POST /api/sql` needs.
+#[derive(Clone)]
+pub struct SqlApi {
+    pub store: Arc<dyn Store>,
+    /// Required: the store holds cost data, so without a token the
+    /// endpoint answers 403.
+    pub token: Option<String>,
+    pub limits: QueryLimits,
+}
+
+/// `POST /api/sql`: the body is one query (as text, or `{"query": …}`);
+/// the answer is a JSON array of objects keyed by column name, and
+/// `X-Driftline-Truncated: true` when the row limit cut it.
+async fn sql(State(api): State<SqlApi>, headers: HeaderMap, body: String) -> Response {
+    let error = |status: StatusCode, message: String| {
+        (status, Json(json!({ "error": message }))).into_response()
+    };
+    let Some(token) = api.token.clone() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "/api/sql needs an API token: set http.api_token_env's variable".into(),
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !has_token(given, None, &token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        );
+    }
+    let query = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) => match v["query"].as_str() {
+            Some(q) => q.to_string(),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "a JSON body needs \"query\"".into(),
+                );
+            }
+        },
+        Err(_) => body,
+    };
+    let (store, limits) = (api.store.clone(), api.limits);
+    let answer = tokio::task::spawn_blocking(move || {
+        let result = store.query(&query, &limits)?;
+        Ok::<_, StoreError>((result.to_json()?, result.truncated))
+    })
+    .await;
+    match answer {
+        Ok(Ok((rows, truncated))) => (
+            [(
+                "x-driftline-truncated",
+                if truncated { "true" } else { "false" },
+            )],
+            Json(rows),
+        )
+            .into_response(),
+        Ok(Err(e @ StoreError::Timeout(_))) => error(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        Ok(Err(e @ (StoreError::Refused { .. } | StoreError::Query { .. }))) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 pub fn router(
     health: Arc<Health>,
     api: Option<driftline_alerts::api::Api>,
     inbox: Option<driftline_collectors::aws_config::inbox::Inbox>,
+    sql_api: SqlApi,
 ) -> Router {
     let live = health.clone();
     let mut base = match api {
         Some(api) => driftline_alerts::api::router(api),
         None => Router::new(),
     };
+    base = base.merge(
+        Router::new()
+            .route("/api/sql", post(sql))
+            .with_state(sql_api),
+    );
     if let Some(inbox) = inbox {
         base = base.merge(driftline_collectors::aws_config::inbox::router(inbox));
     }

@@ -293,6 +293,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .filter(|t| !t.is_empty()),
         });
     }
+    let sql_api = http::SqlApi {
+        store: store.clone(),
+        token: std::env::var(&cfg.http.api_token_env)
+            .ok()
+            .filter(|t| !t.is_empty()),
+        limits: Default::default(),
+    };
     drop(done_tx);
     let threads: Vec<_> = threads.into_iter().collect::<Result<_, _>>()?;
     let health = Arc::new(health);
@@ -317,7 +324,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
             tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
-            let app = http::router(health.clone(), api.clone(), inbox.clone());
+            let app = http::router(health.clone(), api.clone(), inbox.clone(), sql_api.clone());
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
