@@ -12,6 +12,11 @@ TANSU="$CACHE/tansu/bin/tansu"
 # The AWS API peer (Config, S3, IAM, SNS) and the SDK tests drive it with.
 MOTO_VERSION=5.2.5
 BOTO3_VERSION=1.44.5
+# FOCUS cost data: realistic exports, and the specification's validator (its
+# pandera needs a multimethod from before 1.11). Their own venv: pandas and
+# pyarrow stay away from moto's.
+FOCUS_TOOLKIT_VERSION=0.14.1
+FOCUS_VALIDATOR_VERSION=1.0.0
 
 log() { echo "test-stack: $*" >&2; }
 
@@ -49,6 +54,13 @@ install() {
     log "installing moto $MOTO_VERSION into $CACHE/venv"
     "$CACHE/venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" "boto3==$BOTO3_VERSION"
   fi
+  if ! "$CACHE/focus-venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('focus-data-toolkit') != '$FOCUS_TOOLKIT_VERSION' or m.version('focus_validator') != '$FOCUS_VALIDATOR_VERSION')" 2>/dev/null; then
+    log "installing focus-data-toolkit $FOCUS_TOOLKIT_VERSION and focus-validator $FOCUS_VALIDATOR_VERSION into $CACHE/focus-venv"
+    apt_install python3-venv
+    python3 -m venv "$CACHE/focus-venv"
+    "$CACHE/focus-venv/bin/pip" install -q "focus-data-toolkit==$FOCUS_TOOLKIT_VERSION" \
+      "focus-validator==$FOCUS_VALIDATOR_VERSION" 'multimethod==1.10'
+  fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
     mkdir -p "$CACHE"
@@ -74,6 +86,7 @@ start() {
   echo "export DRIFTLINE_TEST_KAFKA=127.0.0.1:$port"
   echo "export DRIFTLINE_TEST_TANSU=$TANSU"
   echo "export DRIFTLINE_TEST_PYTHON=$CACHE/venv/bin/python"
+  echo "export DRIFTLINE_TEST_FOCUS_BIN=$CACHE/focus-venv/bin"
   # moto, through the launcher that gives its Config answers AWS's shapes.
   local moto_port
   moto_port="$(free_port)"

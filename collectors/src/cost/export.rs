@@ -119,9 +119,7 @@ fn read_csv(
         .map(String::from)
         .collect();
     let targets = targets(&headers);
-    if !targets.iter().any(|t| matches!(t, Target::Focus(_))) {
-        return Err("line 1: no FOCUS column in the header (is this a FOCUS export?)".into());
-    }
+    check_cost_columns(&targets).map_err(|e| format!("line 1: {e}"))?;
     let mut read = ExportRead::default();
     note_columns(&headers, &targets, &mut read);
     let mut rows = Rows::new();
@@ -163,6 +161,26 @@ fn read_csv(
     }
     flush(&mut rows, out)?;
     Ok(read)
+}
+
+/// Every FOCUS cost and usage dataset has these; another FOCUS dataset
+/// (1.3's contract commitments, say) or another file does not.
+const REQUIRED: &[&str] = &["BilledCost", "ChargePeriodStart"];
+
+fn check_cost_columns(targets: &[Target]) -> Result<(), String> {
+    let has = |name: &str| {
+        targets.iter().any(|t| {
+            matches!(t, Target::Focus(i) if driftline_pipeline::focus::FOCUS_COLUMNS[*i].0 == name)
+        })
+    };
+    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|c| !has(c)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "not a FOCUS cost and usage export: no {} column",
+        missing.join(" or ")
+    ))
 }
 
 fn push(
@@ -238,9 +256,7 @@ fn read_parquet(
             .collect();
         let targets = targets(&headers);
         if !noted {
-            if !targets.iter().any(|t| matches!(t, Target::Focus(_))) {
-                return Err("no FOCUS column (is this a FOCUS export?)".into());
-            }
+            check_cost_columns(&targets)?;
             note_columns(&headers, &targets, &mut read);
             noted = true;
         }

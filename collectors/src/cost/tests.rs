@@ -79,7 +79,12 @@ fn a_file_without_focus_columns_is_refused_with_its_reason() {
     let e = read_csv_bytes(b"a,b\n1,2\n", "x.csv", &mut |_| Ok(()))
         .err()
         .unwrap();
-    assert!(e.contains("no FOCUS column"), "{e}");
+    assert!(
+        e.contains(
+            "line 1: not a FOCUS cost and usage export: no BilledCost or ChargePeriodStart column"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
