@@ -590,7 +590,7 @@ fn exports_from_focus_data_toolkit_load_without_losing_a_row() {
     let mut want_rows = 0;
     let mut want_billed: BTreeMap<String, f64> = BTreeMap::new();
     for file in &usage {
-        let mut r = csv::Reader::from_path(&file).unwrap();
+        let mut r = csv::Reader::from_path(file).unwrap();
         let h = r.headers().unwrap().clone();
         let (provider, billed) = (
             h.iter().position(|c| c == "ProviderName").unwrap(),
