@@ -149,6 +149,9 @@ struct ScanArgs {
     /// `driftline sql` and the dashboards.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Record them in ClickHouse at URL instead.
+    #[arg(long, value_name = "URL")]
+    clickhouse: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,22 +242,30 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     .transpose()?;
             let mut outcome = scan::scan(&inputs)?;
-            if let Some(dir) = &args.data_dir {
-                let store = driftline_pipeline::store::ParquetStore::open(dir)?;
+            if args.data_dir.is_some() || args.clickhouse.is_some() {
+                let dir = args
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("driftline-data"));
+                let store = sql::StoreArgs {
+                    data_dir: dir.clone(),
+                    clickhouse: args.clickhouse.clone(),
+                    config: args.config.clone(),
+                }
+                .open()?;
                 // Only a scan that read every source may say a finding is gone.
                 let saw_everything =
                     outcome.errors.is_empty() && outcome.report.unobserved.is_empty();
                 let r = driftline_pipeline::store::record_scan(
-                    &store,
+                    &*store,
                     &outcome.report.findings,
                     saw_everything,
                     driftline_pipeline::now_ms(),
                 )?;
+                let place = args.clickhouse.clone().unwrap_or(dir.display().to_string());
                 eprintln!(
-                    "recorded in {}: {} new, {} resolved",
-                    dir.display(),
-                    r.new,
-                    r.resolved
+                    "recorded in {place}: {} new, {} resolved",
+                    r.new, r.resolved
                 );
             }
             if let Some(key) = key {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use driftline_collectors::cost::CostImport;
-use driftline_pipeline::store::{ParquetStore, QueryLimits, Store};
+use std::sync::Arc;
+
+use driftline_pipeline::store::{QueryLimits, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Which store, and where.
@@ -17,18 +19,31 @@ pub struct StoreArgs {
     /// Where the embedded store keeps its tables.
     #[arg(long, default_value = "driftline-data")]
     pub data_dir: PathBuf,
-    /// A driftline.toml whose `[finops]` names the tag keys the views use.
+    /// Use ClickHouse at URL (`http://host:8123`) instead of the embedded store.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+    /// A driftline.toml: its `[store]` and `[finops]` (tag keys the views use).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    fn open(&self) -> anyhow::Result<ParquetStore> {
-        let finops = match &self.config {
-            Some(p) => crate::service::config::ServiceConfig::read(p)?.finops,
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let (mut store, finops) = match &self.config {
+            Some(p) => {
+                let cfg = crate::service::config::ServiceConfig::read(p)?;
+                (cfg.store, cfg.finops)
+            }
             None => Default::default(),
         };
-        Ok(ParquetStore::open(&self.data_dir)?.with_finops(finops))
+        if let Some(url) = &self.clickhouse {
+            store.clickhouse = Some(url.clone());
+        }
+        Ok(driftline_pipeline::store::open(
+            &store,
+            &self.data_dir,
+            &finops,
+        )?)
     }
 }
 
@@ -136,7 +151,7 @@ pub fn cost(command: CostCommand) -> anyhow::Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let report = import.run(&store, &|_: &Path, bytes| bar.inc(bytes));
+    let report = import.run(&*store, &|_: &Path, bytes| bar.inc(bytes));
     bar.finish_and_clear();
     for n in &report.notes {
         eprintln!("note: {n}");

@@ -1,8 +1,10 @@
-//! FOCUS cost data and the SQL side, through the real binary on the
-//! embedded store: `cost import` (clean and messy exports), `sql` (read-only,
-//! limits, outputs), the FinOps views, the README's ten questions with their
-//! figures recomputed from the export itself, and FOCUS's own example
-//! queries run unchanged.
+//! FOCUS cost data and the SQL side, through the real binary, on both
+//! stores — the embedded Parquet one and Debian's ClickHouse 18.16 server
+//! the test stack starts (each test in a database of its own): `cost
+//! import` (clean and messy exports), `sql` (read-only, limits, outputs),
+//! the FinOps views, the README's ten questions with their figures
+//! recomputed from the export itself, and FOCUS's own example queries run
+//! unchanged.
 
 mod common;
 
@@ -19,9 +21,55 @@ fn demo_export() -> PathBuf {
     repo().join("examples/estate/cost/focus-2024-09.csv")
 }
 
-/// A store holding the demo estate's findings (from a scan) and its cost.
-fn demo_store() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+/// Where a test's tables live.
+enum Store {
+    Parquet(tempfile::TempDir),
+    /// A database of the test's own on the test ClickHouse server.
+    ClickHouse(String),
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Parquet(_) => "parquet",
+            Store::ClickHouse(_) => "clickhouse",
+        }
+    }
+
+    /// The flags that select this store.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Store::Parquet(dir) => vec!["--data-dir".into(), dir.path().display().to_string()],
+            Store::ClickHouse(url) => vec!["--clickhouse".into(), url.clone()],
+        }
+    }
+}
+
+/// Both stores for `test` (ClickHouse only when the test stack runs one;
+/// without it the test says so, and fails under CI).
+fn stores(test: &str) -> Vec<Store> {
+    let mut out = vec![Store::Parquet(tempfile::tempdir().unwrap())];
+    match std::env::var("DRIFTLINE_TEST_CLICKHOUSE") {
+        Ok(server) => {
+            let db = format!("finops_{test}_{}", std::process::id());
+            // A database left by an earlier run of the same name starts over.
+            let _ = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "--data-binary",
+                    &format!("DROP DATABASE IF EXISTS {db}"),
+                    &server,
+                ])
+                .output();
+            out.push(Store::ClickHouse(format!("{server}/?database={db}")));
+        }
+        Err(_) => common::no_peer("no ClickHouse server", "deploy/local/test-stack.sh"),
+    }
+    out
+}
+
+/// Loads the demo estate's findings (from a scan) and its cost into `store`.
+fn load_demo(store: &Store) {
     let estate = repo().join("examples/estate");
     let scan = common::driftline()
         .args(["scan", "--output", "json", "--state"])
@@ -30,8 +78,7 @@ fn demo_store() -> tempfile::TempDir {
         .arg(estate.join("aws-config"))
         .arg("--driftignore")
         .arg(estate.join(".driftignore"))
-        .arg("--data-dir")
-        .arg(dir.path())
+        .args(store.args())
         .output()
         .unwrap();
     assert_eq!(
@@ -43,8 +90,7 @@ fn demo_store() -> tempfile::TempDir {
     let import = common::driftline()
         .args(["cost", "import"])
         .arg(estate.join("cost"))
-        .arg("--data-dir")
-        .arg(dir.path())
+        .args(store.args())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&import.stdout);
@@ -55,20 +101,20 @@ fn demo_store() -> tempfile::TempDir {
         String::from_utf8_lossy(&import.stderr)
     );
     assert!(stdout.contains("imported 630 cost rows"), "{stdout}");
-    dir
 }
 
 /// Runs a query; JSON rows.
-fn sql(dir: &Path, query: &str) -> Vec<Value> {
+fn sql(store: &Store, query: &str) -> Vec<Value> {
     let out = common::driftline()
-        .args(["sql", query, "--output", "json", "--data-dir"])
-        .arg(dir)
+        .args(["sql", query, "--output", "json"])
+        .args(store.args())
         .output()
         .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{query}: {}",
+        "{} {query}: {}",
+        store.name(),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice::<Value>(&out.stdout)
@@ -135,11 +181,16 @@ fn readme_questions() -> Vec<String> {
 
 #[test]
 fn readme_questions_give_the_figures_the_export_holds() {
-    let store = demo_store();
-    let dir = store.path();
+    for store in stores("readme") {
+        readme_questions_give_the_figures_the_export_holds_on(&store);
+    }
+}
+
+fn readme_questions_give_the_figures_the_export_holds_on(store: &Store) {
+    load_demo(store);
     let questions = readme_questions();
     assert_eq!(questions.len(), 10);
-    let answers: Vec<Vec<Value>> = questions.iter().map(|q| sql(dir, q)).collect();
+    let answers: Vec<Vec<Value>> = questions.iter().map(|q| sql(store, q)).collect();
     for (q, a) in questions.iter().zip(&answers) {
         assert!(!a.is_empty(), "no rows: {q}");
     }
@@ -168,7 +219,7 @@ fn readme_questions_give_the_figures_the_export_holds() {
     }
     let got: BTreeMap<String, f64> = answers[1]
         .iter()
-        .map(|a| (a["team"].as_str().unwrap().to_string(), num(&a["cost"])))
+        .map(|a| (a["team"].as_str().unwrap().to_string(), num(&a["total"])))
         .collect();
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -234,7 +285,7 @@ fn readme_questions_give_the_figures_the_export_holds() {
 
     // 8. Ten resources, most expensive first.
     assert_eq!(answers[7].len(), 10);
-    let costs: Vec<f64> = answers[7].iter().map(|a| num(&a["cost"])).collect();
+    let costs: Vec<f64> = answers[7].iter().map(|a| num(&a["total"])).collect();
     assert!(costs.windows(2).all(|w| w[0] >= w[1]));
 
     // 9. One row per day of September.
@@ -243,7 +294,13 @@ fn readme_questions_give_the_figures_the_export_holds() {
 
 #[test]
 fn focus_example_queries_run_unchanged() {
-    let store = demo_store();
+    for store in stores("focus") {
+        focus_example_queries_run_unchanged_on(&store);
+    }
+}
+
+fn focus_example_queries_run_unchanged_on(store: &Store) {
+    load_demo(store);
     // The portable examples from the FOCUS use-case library
     // (focus.finops.org/use-cases), their `?` bound to literals.
     let text = std::fs::read_to_string(repo().join("tests/support/focus_examples.sql")).unwrap();
@@ -269,7 +326,7 @@ fn focus_example_queries_run_unchanged() {
             bound = bound.replacen('?', p.trim(), 1);
         }
         assert!(!bound.contains('?'), "unbound parameter: {bound}");
-        let rows = sql(store.path(), &bound);
+        let rows = sql(store, &bound);
         assert!(
             !rows.is_empty() || example.contains("-- may be empty"),
             "no rows: {bound}"
@@ -279,7 +336,7 @@ fn focus_example_queries_run_unchanged() {
     assert!(ran >= 10, "{ran} examples");
     // One figure checked: billed cost per service category adds up to the export.
     let by_category = sql(
-        store.path(),
+        store,
         "SELECT ProviderName, BillingCurrency, BillingPeriodStart, ServiceCategory, SUM(BilledCost) AS TotalBilledCost \
          FROM focus_data_table WHERE BillingPeriodStart >= '2024-09-01' and BillingPeriodEnd <= '2024-10-01' \
          GROUP BY ProviderName, BillingCurrency, BillingPeriodStart, ServiceCategory ORDER BY TotalBilledCost DESC",
@@ -291,6 +348,12 @@ fn focus_example_queries_run_unchanged() {
 
 #[test]
 fn a_messy_export_loads_every_good_row_and_names_each_bad_one() {
+    for store in stores("messy") {
+        a_messy_export_loads_every_good_row_and_names_each_bad_one_on(&store);
+    }
+}
+
+fn a_messy_export_loads_every_good_row_and_names_each_bad_one_on(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("messy.csv");
     std::fs::write(
@@ -303,12 +366,10 @@ fn a_messy_export_loads_every_good_row_and_names_each_bad_one() {
          5,5,2024-09-01T00:00:00Z,S3,NULL,p5\n",
     )
     .unwrap();
-    let data = dir.path().join("data");
     let out = common::driftline()
         .args(["cost", "import"])
         .arg(&export)
-        .arg("--data-dir")
-        .arg(&data)
+        .args(store.args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -326,13 +387,13 @@ fn a_messy_export_loads_every_good_row_and_names_each_bad_one() {
         "{stderr}"
     );
     let dead = sql(
-        &data,
+        store,
         "SELECT source, reason FROM dead_letters ORDER BY source",
     );
     assert_eq!(dead.len(), 2);
     assert_eq!(dead[0]["source"], format!("{messy}:4"));
     let rows = sql(
-        &data,
+        store,
         "SELECT Tags, x_Extra, x_SourceLine FROM focus_data_table ORDER BY x_SourceLine",
     );
     assert_eq!(rows.len(), 3);
@@ -342,8 +403,13 @@ fn a_messy_export_loads_every_good_row_and_names_each_bad_one() {
 
 #[test]
 fn sql_is_read_only_limited_and_speaks_three_formats() {
-    let store = demo_store();
-    let dir = store.path();
+    for store in stores("limits") {
+        sql_is_read_only_limited_and_speaks_three_formats_on(&store);
+    }
+}
+
+fn sql_is_read_only_limited_and_speaks_three_formats_on(store: &Store) {
+    load_demo(store);
     for statement in [
         "DROP TABLE focus_data_table",
         "INSERT INTO focus_data_table (BilledCost) VALUES (1)",
@@ -351,8 +417,8 @@ fn sql_is_read_only_limited_and_speaks_three_formats() {
         "SELECT 1; DELETE FROM focus_data_table",
     ] {
         let out = common::driftline()
-            .args(["sql", statement, "--data-dir"])
-            .arg(dir)
+            .args(["sql", statement])
+            .args(store.args())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{statement}");
@@ -364,7 +430,7 @@ fn sql_is_read_only_limited_and_speaks_three_formats() {
     }
     // Nothing changed.
     assert_eq!(
-        sql(dir, "SELECT COUNT(*) AS n FROM focus_data_table")[0]["n"],
+        sql(store, "SELECT COUNT(*) AS n FROM focus_data_table")[0]["n"],
         630
     );
 
@@ -376,9 +442,8 @@ fn sql_is_read_only_limited_and_speaks_three_formats() {
             "5",
             "--output",
             "csv",
-            "--data-dir",
         ])
-        .arg(dir)
+        .args(store.args())
         .output()
         .unwrap();
     assert_eq!(limited.status.code(), Some(0));
@@ -391,8 +456,8 @@ fn sql_is_read_only_limited_and_speaks_three_formats() {
     assert!(String::from_utf8_lossy(&limited.stderr).contains("only the first 5 rows"));
 
     let table = common::driftline()
-        .args(["sql", "SELECT ServiceName, COUNT(*) AS n FROM focus_data_table GROUP BY ServiceName ORDER BY ServiceName", "--data-dir"])
-        .arg(dir)
+        .args(["sql", "SELECT ServiceName, COUNT(*) AS n FROM focus_data_table GROUP BY ServiceName ORDER BY ServiceName"])
+        .args(store.args())
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
@@ -404,22 +469,31 @@ fn sql_is_read_only_limited_and_speaks_three_formats() {
 
     // JSON: an array of objects keyed by column name; timestamps as text.
     let rows = sql(
-        dir,
+        store,
         "SELECT ChargePeriodStart, BilledCost FROM focus_data_table ORDER BY ChargePeriodStart LIMIT 1",
     );
-    assert_eq!(rows[0]["ChargePeriodStart"], "2024-09-01T00:00:00Z");
+    let want = match store {
+        Store::Parquet(_) => "2024-09-01T00:00:00Z",
+        Store::ClickHouse(_) => "2024-09-01 00:00:00",
+    };
+    assert_eq!(rows[0]["ChargePeriodStart"], want);
 }
 
 #[test]
 fn a_second_scan_resolves_what_it_no_longer_finds() {
-    let store = demo_store();
-    let dir = store.path();
-    let open = |dir: &Path| {
-        sql(dir, "SELECT COUNT(*) AS n FROM findings")[0]["n"]
+    for store in stores("rescan") {
+        a_second_scan_resolves_what_it_no_longer_finds_on(&store);
+    }
+}
+
+fn a_second_scan_resolves_what_it_no_longer_finds_on(store: &Store) {
+    load_demo(store);
+    let open = || {
+        sql(store, "SELECT COUNT(*) AS n FROM findings")[0]["n"]
             .as_i64()
             .unwrap()
     };
-    let before = open(dir);
+    let before = open();
     assert!(before > 0);
     // The same estate with everything ignored: every finding resolves.
     let ignore_all = tempfile::NamedTempFile::new().unwrap();
@@ -432,8 +506,7 @@ fn a_second_scan_resolves_what_it_no_longer_finds() {
         .arg(estate.join("aws-config"))
         .arg("--driftignore")
         .arg(ignore_all.path())
-        .arg("--data-dir")
-        .arg(dir)
+        .args(store.args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -441,7 +514,7 @@ fn a_second_scan_resolves_what_it_no_longer_finds() {
         stderr.contains(&format!("0 new, {before} resolved")),
         "{stderr}"
     );
-    assert_eq!(open(dir), 0);
+    assert_eq!(open(), 0);
 }
 
 /// A raw POST with an optional bearer token: (status, body).
@@ -476,19 +549,30 @@ fn post_sql(addr: &str, token: Option<&str>, body: &str) -> (u16, String) {
 
 #[test]
 fn api_sql_answers_behind_the_token() {
-    let store = demo_store();
+    for store in stores("api") {
+        api_sql_answers_behind_the_token_on(&store);
+    }
+}
+
+fn api_sql_answers_behind_the_token_on(store: &Store) {
+    load_demo(store);
     let tmp = tempfile::tempdir().unwrap();
     let estate = repo().join("examples/estate");
     let arg = |p: PathBuf| p.display().to_string();
+    let mut args = vec![
+        "--watch-state".to_string(),
+        arg(estate.join("terraform")),
+        "--watch-observed".to_string(),
+        arg(estate.join("aws-config")),
+    ];
+    args.extend(store.args());
+    if let Store::ClickHouse(_) = store {
+        // The alert state still lives in the data directory.
+        args.extend(["--data-dir".to_string(), arg(tmp.path().join("data"))]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let svc = common::Service::start_env(
-        &[
-            "--watch-state",
-            &arg(estate.join("terraform")),
-            "--watch-observed",
-            &arg(estate.join("aws-config")),
-            "--data-dir",
-            &arg(store.path().to_path_buf()),
-        ],
+        &args,
         &tmp.path().join("findings.jsonl"),
         &tmp.path().join("run.log"),
         &[("DRIFTLINE_API_TOKEN", "finops-token")],
@@ -542,6 +626,12 @@ fn focus_tools() -> Option<PathBuf> {
 
 #[test]
 fn exports_from_focus_data_toolkit_load_without_losing_a_row() {
+    for store in stores("toolkit") {
+        exports_from_focus_data_toolkit_load_without_losing_a_row_on(&store);
+    }
+}
+
+fn exports_from_focus_data_toolkit_load_without_losing_a_row_on(store: &Store) {
     let Some(tools) = focus_tools() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let exports = tmp.path().join("exports");
@@ -604,12 +694,10 @@ fn exports_from_focus_data_toolkit_load_without_losing_a_row() {
         }
     }
     assert_eq!(want_rows, 2400);
-    let data = tmp.path().join("data");
     let out = common::driftline()
         .args(["cost", "import"])
         .args(&usage)
-        .arg("--data-dir")
-        .arg(&data)
+        .args(store.args())
         .output()
         .unwrap();
     assert_eq!(
@@ -619,7 +707,7 @@ fn exports_from_focus_data_toolkit_load_without_losing_a_row() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = sql(
-        &data,
+        store,
         "SELECT ProviderName, COUNT(*) AS n, SUM(BilledCost) AS billed FROM focus_data_table GROUP BY ProviderName",
     );
     let got_rows: i64 = rows.iter().map(|r| r["n"].as_i64().unwrap()).sum();

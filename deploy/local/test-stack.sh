@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local test stack (DESIGN §8), on 127.0.0.1 with free ports.
 #   deploy/local/test-stack.sh install   # build prerequisites + the broker, cached
-#   deploy/local/test-stack.sh start DIR # start the broker and moto; prints `export` lines
+#   deploy/local/test-stack.sh start DIR # start the broker, moto and ClickHouse; prints `export` lines
 #   deploy/local/test-stack.sh stop DIR  # stop what `start` started (by PID)
 # Caches live under ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}, outside the clone.
 set -euo pipefail
@@ -17,6 +17,9 @@ BOTO3_VERSION=1.44.5
 # pyarrow stay away from moto's.
 FOCUS_TOOLKIT_VERSION=0.14.1
 FOCUS_VALIDATOR_VERSION=1.0.0
+# A current ClickHouse engine in process, to prove the DDL and queries that
+# run on Debian's 18.16 server also run on today's releases.
+CHDB_VERSION=26.9.2.1
 
 log() { echo "test-stack: $*" >&2; }
 
@@ -43,7 +46,8 @@ free_port() {
 install() {
   # librdkafka's cmake build needs cmake, a C++ compiler and the curl headers;
   # promtool checks the /metrics output.
-  apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus prometheus-alertmanager
+  apt_install cmake g++ make libcurl4-openssl-dev libssl-dev pkg-config prometheus prometheus-alertmanager \
+    clickhouse-server clickhouse-client
   # PyYAML lints the deploy manifests; Python tools live in a venv in the cache.
   if [ ! -x "$CACHE/venv/bin/python" ] || ! "$CACHE/venv/bin/python" -c 'import yaml' 2>/dev/null; then
     apt_install python3-venv
@@ -60,6 +64,12 @@ install() {
     python3 -m venv "$CACHE/focus-venv"
     "$CACHE/focus-venv/bin/pip" install -q "focus-data-toolkit==$FOCUS_TOOLKIT_VERSION" \
       "focus-validator==$FOCUS_VALIDATOR_VERSION" 'multimethod==1.10'
+  fi
+  if ! "$CACHE/chdb-venv/bin/python" -c "import chdb, sys; sys.exit(chdb.engine_version != '$CHDB_VERSION')" 2>/dev/null; then
+    log "installing chdb-core (ClickHouse $CHDB_VERSION in process) into $CACHE/chdb-venv"
+    apt_install python3-venv
+    python3 -m venv "$CACHE/chdb-venv"
+    "$CACHE/chdb-venv/bin/pip" install -q --no-deps chdb-core
   fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
@@ -99,6 +109,50 @@ start() {
   log "moto on 127.0.0.1:$moto_port (pid $(cat "$dir/moto.pid"), log $dir/moto.log)"
   echo "export DRIFTLINE_TEST_MOTO=http://127.0.0.1:$moto_port"
   echo "export DRIFTLINE_TEST_MOTO_FAULTS=$dir/moto-faults.json"
+  start_clickhouse "$dir/clickhouse"
+  echo "export DRIFTLINE_TEST_CHDB_PYTHON=$CACHE/chdb-venv/bin/python"
+}
+
+# Debian's clickhouse-server 18.16 with everything under DIR; LowCardinality
+# needs the experimental flag in the profile on this release.
+start_clickhouse() {
+  local dir="$1" http tcp
+  mkdir -p "$dir"
+  http="$(free_port)"
+  tcp="$(free_port)"
+  cat >"$dir/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default><allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+XML
+  cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog><console>0</console></logger>
+  <http_port>$http</http_port>
+  <tcp_port>$tcp</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$dir/data/</path>
+  <tmp_path>$dir/tmp/</tmp_path>
+  <user_files_path>$dir/user_files/</user_files_path>
+  <format_schema_path>$dir/format_schemas/</format_schema_path>
+  <users_config>$dir/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+</yandex>
+XML
+  clickhouse-server --config-file="$dir/config.xml" >"$dir/stdout.log" 2>&1 &
+  echo $! >"$(dirname "$dir")/clickhouse.pid"
+  wait_port "$http" clickhouse "$dir/error.log"
+  log "clickhouse-server on 127.0.0.1:$http (pid $(cat "$(dirname "$dir")/clickhouse.pid"), logs in $dir)"
+  echo "export DRIFTLINE_TEST_CLICKHOUSE=http://127.0.0.1:$http"
+  echo "export DRIFTLINE_TEST_CLICKHOUSE_CONFIG=$dir/config.xml"
 }
 
 wait_port() {
@@ -116,7 +170,7 @@ wait_port() {
 
 stop() {
   local dir="$1"
-  for name in tansu moto; do
+  for name in tansu moto clickhouse; do
     if [ -f "$dir/$name.pid" ]; then
       kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
       rm -f "$dir/$name.pid"

@@ -27,6 +27,8 @@ pub struct ServiceConfig {
     pub aws_config: driftline_collectors::aws_config::api::AwsConfigSettings,
     /// The tag keys the FinOps views use.
     pub finops: driftline_pipeline::store::FinOpsConfig,
+    /// ClickHouse, or the Parquet store under `data_dir`.
+    pub store: driftline_pipeline::store::StoreConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +65,7 @@ impl Default for ServiceConfig {
             alerts_delivery: DeliverySection::default(),
             aws_config: Default::default(),
             finops: Default::default(),
+            store: Default::default(),
         }
     }
 }

@@ -21,9 +21,7 @@ use driftline_collectors::aws_config::notifications::NotificationReceiver;
 use driftline_collectors::{Reading, Sources, SourcesConfig};
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
-use driftline_pipeline::{
-    BusSink, FindingsOut, FindingsWriter, ParquetStore, RecordSink, TypeTable,
-};
+use driftline_pipeline::{BusSink, FindingsOut, FindingsWriter, RecordSink, TypeTable};
 
 use self::config::{Role, ServiceConfig};
 use self::http::Health;
@@ -51,6 +49,9 @@ pub struct RunArgs {
     /// Where the embedded store keeps its tables [default: ./driftline-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Use ClickHouse at URL (`http://host:8123`) instead of the embedded store.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
     /// Also write each finding event as one JSON line to FILE (`-` = stdout).
     #[arg(long, value_name = "FILE|-")]
     pub findings_out: Option<String>,
@@ -84,6 +85,9 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     cfg.watch.observed.extend(args.observed);
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(url) = args.clickhouse {
+        cfg.store.clickhouse = Some(url);
     }
     if let Some(o) = args.findings_out {
         cfg.findings.out = Some(o);
@@ -150,7 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(FindingsOut::open)
         .transpose()?;
-    let store = Arc::new(ParquetStore::open(&cfg.data_dir)?.with_finops(cfg.finops.clone()));
+    let store = driftline_pipeline::store::open(&cfg.store, &cfg.data_dir, &cfg.finops)?;
     let alerting = if cfg.roles.contains(&Role::Alert) {
         let (alerting, delivery) = Alerting::open(
             &cfg.alerts,
@@ -160,7 +164,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 initial: cfg.alerts_delivery.initial_backoff,
                 max: cfg.alerts_delivery.max_backoff,
             },
-            Some(store.clone() as Arc<dyn driftline_pipeline::Store>),
+            Some(store.clone()),
             driftline_pipeline::now_ms(),
         )?;
         Some((Arc::new(alerting), delivery))

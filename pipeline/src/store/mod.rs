@@ -5,6 +5,7 @@
 //! (`findings.rs`), the read-only check and limits every query goes
 //! through (`sql.rs`), and the views every store defines (`views.rs`).
 
+pub mod clickhouse;
 mod findings;
 mod parquet_store;
 mod scan_record;
@@ -14,6 +15,7 @@ pub mod views;
 use arrow::record_batch::RecordBatch;
 use thiserror::Error;
 
+pub use clickhouse::ClickHouseStore;
 pub use findings::{FindingsOut, FindingsWriter};
 pub use parquet_store::ParquetStore;
 pub use scan_record::{Recorded, open_findings, record_scan};
@@ -39,6 +41,28 @@ pub enum StoreError {
     Query { reason: String },
     #[error("query timed out after {0:?}")]
     Timeout(std::time::Duration),
+}
+
+/// `[store]` in driftline.toml: ClickHouse when `clickhouse` names a
+/// server, else the Parquet store under the data directory.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `http://host:8123` (the HTTP interface).
+    pub clickhouse: Option<String>,
+}
+
+/// The store `config` names: ClickHouse (migrated, views defined), or
+/// Parquet under `data_dir`.
+pub fn open(
+    config: &StoreConfig,
+    data_dir: &std::path::Path,
+    finops: &FinOpsConfig,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match &config.clickhouse {
+        Some(url) => std::sync::Arc::new(ClickHouseStore::open(url, finops)?),
+        None => std::sync::Arc::new(ParquetStore::open(data_dir)?.with_finops(finops.clone())),
+    })
 }
 
 /// Where tables live: rows appended durably, read back whole, and queried

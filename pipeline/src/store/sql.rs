@@ -9,6 +9,7 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
 
 use super::StoreError;
 
@@ -99,8 +100,15 @@ impl QueryResult {
 /// Accepts one query (`SELECT`, `WITH`, `VALUES`, set operations, and
 /// `EXPLAIN` of one); anything else is refused with what it was.
 pub fn check_read_only(sql: &str) -> Result<(), StoreError> {
+    check_read_only_with(sql, &GenericDialect {})
+}
+
+/// `check_read_only`, parsing as `dialect` reads SQL (ClickHouse's
+/// `ARRAY JOIN`, say).
+pub fn check_read_only_with(sql: &str, dialect: &dyn Dialect) -> Result<(), StoreError> {
     let refuse = |reason: String| StoreError::Refused { reason };
-    let statements = DFParser::parse_sql(sql).map_err(|e| refuse(format!("cannot parse: {e}")))?;
+    let statements = DFParser::parse_sql_with_dialect(sql, dialect)
+        .map_err(|e| refuse(format!("cannot parse: {e}")))?;
     if statements.len() != 1 {
         return Err(refuse(format!(
             "one query at a time, not {} statements",

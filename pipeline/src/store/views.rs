@@ -139,3 +139,94 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
         cost_of("drift_cost", "changed"),
     ]
 }
+
+/// The value of the first of `keys` a cost row's tags carry, in ClickHouse
+/// (a missing key indexes 0, which reads as the empty string).
+fn first_tag_clickhouse(keys: &[String]) -> String {
+    let lookups: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "nullIf(x_TagValues[indexOf(x_TagKeys, {})], '')",
+                literal(k)
+            )
+        })
+        .chain(["'(untagged)'".to_string()])
+        .collect();
+    format!("coalesce({})", lookups.join(", "))
+}
+
+/// The same views for ClickHouse, as (name, SELECT), in dependency order.
+/// They keep to what 18.16 accepts: no CROSS JOIN (the required keys are
+/// an `arrayJoin`), no date_trunc (`toStartOfDay`), joins by USING.
+pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
+    let required = if cfg.required_tags.is_empty() {
+        "(SELECT groupUniqArray(k) FROM (SELECT arrayJoin(x_TagKeys) AS k FROM focus_data_table))"
+            .to_string()
+    } else {
+        let keys: Vec<String> = cfg.required_tags.iter().map(|k| literal(k)).collect();
+        format!("[{}]", keys.join(", "))
+    };
+    let by_tag = |column: &str, keys: &[String]| {
+        format!(
+            "SELECT toStartOfDay(ChargePeriodStart) AS day, {} AS {column}, \
+                    SubAccountId, ServiceName, sum(EffectiveCost) AS cost \
+             FROM focus_data_table GROUP BY day, {column}, SubAccountId, ServiceName",
+            first_tag_clickhouse(keys)
+        )
+    };
+    let cost_of = |class: &str| {
+        format!(
+            "SELECT account, region, resource_type, resource_id, address, \
+                    ServiceName, SubAccountId, sum(EffectiveCost) AS cost \
+             FROM (SELECT account, region, resource_type, resource_id, address, \
+                          resource_id AS resource_ref FROM findings WHERE class = {}) \
+             ALL INNER JOIN \
+                  (SELECT replaceRegexpOne(assumeNotNull(ResourceId), '^.*[/:]', '') AS resource_ref, \
+                          ServiceName, SubAccountId, EffectiveCost \
+                   FROM focus_data_table WHERE ResourceId IS NOT NULL) \
+             USING resource_ref \
+             GROUP BY account, region, resource_type, resource_id, address, ServiceName, SubAccountId",
+            literal(class)
+        )
+    };
+    vec![
+        (
+            "findings",
+            "SELECT * FROM finding_events \
+             WHERE (fingerprint, timestamp) IN \
+                   (SELECT fingerprint, max(timestamp) FROM finding_events GROUP BY fingerprint) \
+               AND event != 'resolved'"
+                .to_string(),
+        ),
+        (
+            "cost_by_tag",
+            "SELECT toStartOfDay(ChargePeriodStart) AS day, tag_key, tag_value, SubAccountId, \
+                    ServiceName, sum(EffectiveCost) AS cost \
+             FROM focus_data_table ARRAY JOIN x_TagKeys AS tag_key, x_TagValues AS tag_value \
+             GROUP BY day, tag_key, tag_value, SubAccountId, ServiceName"
+                .to_string(),
+        ),
+        (
+            "tagging_coverage",
+            format!(
+                "SELECT tag_key, BillingPeriodStart, SubAccountId, ServiceName, \
+                        uniqExact(ResourceId) AS resources, \
+                        uniqExactIf(ResourceId, has(x_TagKeys, tag_key)) AS tagged_resources, \
+                        sum(EffectiveCost) AS cost, \
+                        sumIf(EffectiveCost, has(x_TagKeys, tag_key)) AS tagged_cost \
+                 FROM (SELECT arrayJoin({required}) AS tag_key, BillingPeriodStart, SubAccountId, \
+                              ServiceName, ResourceId, EffectiveCost, x_TagKeys FROM focus_data_table) \
+                 GROUP BY tag_key, BillingPeriodStart, SubAccountId, ServiceName"
+            ),
+        ),
+        (
+            "cost_by_environment",
+            by_tag("environment", &cfg.environment_tags),
+        ),
+        ("cost_by_service", by_tag("service", &cfg.service_tags)),
+        ("cost_by_team", by_tag("team", &cfg.team_tags)),
+        ("unmanaged_cost", cost_of("unmanaged")),
+        ("drift_cost", cost_of("changed")),
+    ]
+}

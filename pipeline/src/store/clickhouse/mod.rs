@@ -1,0 +1,253 @@
+//! The production store: ClickHouse over HTTP (the `clickhouse` crate).
+//! Opening it runs the versioned migrations (`migrations/NNNN_*.sql`, each
+//! once, recorded in `driftline_schema_migrations`) and (re)defines the
+//! views of `views.rs`. Rows go in as RowBinary (`rowbinary.rs`), one
+//! INSERT per appended batch; queries run with `readonly=1`, a time limit
+//! and a row limit, their dates put in the form 18.16 reads
+//! (`dialect.rs`). The DDL keeps to what both 18.16 and current releases
+//! accept: no Map, no DateTime64, no TTL, no Nullable sort keys.
+
+mod dialect;
+mod rowbinary;
+
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+
+use super::sql::{QueryLimits, QueryResult, check_read_only_with};
+use super::views::{FinOpsConfig, clickhouse_views};
+use super::{Store, StoreError};
+
+pub use rowbinary::clickhouse_type;
+
+/// The schema, one step per file, applied in order and never edited once
+/// released: a change is a new file.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "focus_data_table",
+        include_str!("migrations/0001_focus_data_table.sql"),
+    ),
+    (
+        2,
+        "finding_events",
+        include_str!("migrations/0002_finding_events.sql"),
+    ),
+    (
+        3,
+        "dead_letters",
+        include_str!("migrations/0003_dead_letters.sql"),
+    ),
+];
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS driftline_schema_migrations \
+     (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version";
+
+/// Tables in ClickHouse at `url`: `http://host:8123`, or
+/// `http://host:8123/?database=NAME` for a database other than `default`
+/// (created when missing).
+pub struct ClickHouseStore {
+    client: ::clickhouse::Client,
+    rt: tokio::runtime::Runtime,
+    url: String,
+}
+
+fn failed(url: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        path: url.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl ClickHouseStore {
+    /// Connects, migrates and defines the views; an unreachable server or a
+    /// failing migration is the error, naming the URL.
+    pub fn open(url: &str, finops: &FinOpsConfig) -> Result<Self, StoreError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("clickhouse")
+            .enable_all()
+            .build()
+            .map_err(|e| failed(url, e))?;
+        let (server, database) = match url.split_once('?') {
+            Some((server, query)) => (
+                server.trim_end_matches('/'),
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("database="))
+                    .map(String::from),
+            ),
+            None => (url.trim_end_matches('/'), None),
+        };
+        // 18.16 predates RowBinaryWithNamesAndTypes: no schema validation.
+        let client = ::clickhouse::Client::default()
+            .with_url(server)
+            .with_validation(false);
+        let mut store = Self {
+            client,
+            rt,
+            url: url.to_string(),
+        };
+        if let Some(db) = database {
+            if !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(failed(
+                    url,
+                    format!("database name {db:?}: letters, digits and _ only"),
+                ));
+            }
+            store.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))?;
+            store.client = store.client.clone().with_database(db);
+        }
+        store.migrate()?;
+        store.define_views(finops)?;
+        Ok(store)
+    }
+
+    fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.rt
+            .block_on(self.client.query(sql).execute())
+            .map_err(|e| failed(&self.url, format!("{e} (in: {})", first_line(sql))))
+    }
+
+    /// The versions already applied.
+    pub fn applied(&self) -> Result<Vec<u32>, StoreError> {
+        let body = self
+            .rt
+            .block_on(async {
+                self.client
+                    .query("SELECT version FROM driftline_schema_migrations ORDER BY version")
+                    .fetch_bytes("TabSeparated")?
+                    .collect()
+                    .await
+            })
+            .map_err(|e| failed(&self.url, e))?;
+        Ok(String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.execute(MIGRATIONS_TABLE)?;
+        let applied = self.applied()?;
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            self.execute(sql)?;
+            self.execute(&format!(
+                "INSERT INTO driftline_schema_migrations (version, name, applied_at) \
+                 VALUES ({version}, '{name}', now())"
+            ))?;
+            tracing::info!(version, name, "ClickHouse migration applied");
+        }
+        Ok(())
+    }
+
+    fn define_views(&self, finops: &FinOpsConfig) -> Result<(), StoreError> {
+        for (name, select) in clickhouse_views(finops) {
+            // 18.16 has no CREATE OR REPLACE VIEW.
+            self.execute(&format!("DROP TABLE IF EXISTS {name}"))?;
+            self.execute(&format!("CREATE VIEW {name} AS {select}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    let line = sql
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        .unwrap_or("");
+    line.chars().take(80).collect()
+}
+
+impl Store for ClickHouseStore {
+    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let write = |reason: String| StoreError::Write {
+            table: table.to_string(),
+            reason,
+        };
+        let rows = rowbinary::encode(batch).map_err(write)?;
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("`{}`", f.name()))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) FORMAT RowBinary",
+            columns.join(", ")
+        );
+        self.rt
+            .block_on(async {
+                let mut insert = self.client.insert_formatted_with(sql);
+                insert.send(rows.into()).await?;
+                insert.end().await
+            })
+            .map_err(|e| write(e.to_string()))
+    }
+
+    fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError> {
+        let limits = QueryLimits {
+            max_rows: usize::MAX - 1,
+            timeout: Duration::from_secs(300),
+        };
+        Ok(self
+            .run(&format!("SELECT * FROM {table}"), &limits)?
+            .batches)
+    }
+
+    fn query(&self, sql: &str, limits: &QueryLimits) -> Result<QueryResult, StoreError> {
+        check_read_only_with(
+            sql,
+            &datafusion::sql::sqlparser::dialect::ClickHouseDialect {},
+        )?;
+        self.run(sql, limits)
+    }
+}
+
+impl ClickHouseStore {
+    fn run(&self, sql: &str, limits: &QueryLimits) -> Result<QueryResult, StoreError> {
+        let sql = dialect::for_clickhouse(sql.trim().trim_end_matches(';'));
+        let secs = limits.timeout.as_secs().max(1);
+        let query = self
+            .client
+            .query(&sql)
+            .with_setting("readonly", "1")
+            .with_setting("max_execution_time", secs.to_string())
+            .with_setting(
+                "max_result_rows",
+                (limits.max_rows.saturating_add(1)).to_string(),
+            )
+            .with_setting("result_overflow_mode", "break")
+            .with_setting("output_format_json_quote_64bit_integers", "0");
+        let answer = self.rt.block_on(async {
+            tokio::time::timeout(limits.timeout + Duration::from_secs(5), async {
+                query.fetch_bytes("JSONCompact")?.collect().await
+            })
+            .await
+        });
+        let body = match answer {
+            Err(_) => return Err(StoreError::Timeout(limits.timeout)),
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("Code: 159") || text.contains("TIMEOUT_EXCEEDED") {
+                    return Err(StoreError::Timeout(limits.timeout));
+                }
+                return Err(StoreError::Query { reason: text });
+            }
+            Ok(Ok(body)) => body,
+        };
+        let (batch, truncated) = dialect::json_compact_batch(&body, limits.max_rows)
+            .map_err(|reason| StoreError::Query { reason })?;
+        Ok(QueryResult {
+            batches: vec![batch],
+            truncated,
+        })
+    }
+}
