@@ -167,6 +167,38 @@ fn export_rows() -> Vec<Row> {
         .collect()
 }
 
+/// The portable examples from the FOCUS use-case library
+/// (focus.finops.org/use-cases), their `?` bound to literals, and whether
+/// the demo data may give them no rows.
+fn focus_examples() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(repo().join("tests/support/focus_examples.sql")).unwrap();
+    text.split("\n\n")
+        .filter(|e| e.contains("SELECT"))
+        .map(|example| {
+            let (params, query): (Vec<&str>, Vec<&str>) =
+                example.lines().partition(|l| l.starts_with("-- params:"));
+            let mut bound = query
+                .into_iter()
+                .filter(|l| !l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let params = params
+                .first()
+                .map(|p| {
+                    p.trim_start_matches("-- params:")
+                        .split('|')
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for p in params {
+                bound = bound.replacen('?', p.trim(), 1);
+            }
+            assert!(!bound.contains('?'), "unbound parameter: {bound}");
+            (bound, example.contains("-- may be empty"))
+        })
+        .collect()
+}
+
 /// The SQL of the README's numbered FinOps questions.
 fn readme_questions() -> Vec<String> {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
@@ -301,36 +333,10 @@ fn focus_example_queries_run_unchanged() {
 
 fn focus_example_queries_run_unchanged_on(store: &Store) {
     load_demo(store);
-    // The portable examples from the FOCUS use-case library
-    // (focus.finops.org/use-cases), their `?` bound to literals.
-    let text = std::fs::read_to_string(repo().join("tests/support/focus_examples.sql")).unwrap();
     let mut ran = 0;
-    for example in text.split("\n\n").filter(|e| e.contains("SELECT")) {
-        let (params, query): (Vec<&str>, Vec<&str>) =
-            example.lines().partition(|l| l.starts_with("-- params:"));
-        let query = query
-            .into_iter()
-            .filter(|l| !l.starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut bound = query.clone();
-        for p in params
-            .first()
-            .map(|p| {
-                p.trim_start_matches("-- params:")
-                    .split('|')
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-        {
-            bound = bound.replacen('?', p.trim(), 1);
-        }
-        assert!(!bound.contains('?'), "unbound parameter: {bound}");
+    for (bound, may_be_empty) in focus_examples() {
         let rows = sql(store, &bound);
-        assert!(
-            !rows.is_empty() || example.contains("-- may be empty"),
-            "no rows: {bound}"
-        );
+        assert!(!rows.is_empty() || may_be_empty, "no rows: {bound}");
         ran += 1;
     }
     assert!(ran >= 10, "{ran} examples");
@@ -753,4 +759,50 @@ fn the_demo_export_passes_focus_validator() {
         .filter(|f| !validator_defects.contains(f))
         .collect();
     assert!(real.is_empty(), "focus-validator: {real:?}\n{text}");
+}
+
+/// Every migration, view, README question and FOCUS example, as the
+/// ClickHouse store sends them, also runs on a current ClickHouse engine
+/// (chdb 26.x), not only on Debian's 18.16 server.
+#[test]
+fn clickhouse_statements_run_on_current_clickhouse() {
+    use driftline_pipeline::store::clickhouse::{MIGRATIONS, for_clickhouse};
+    use driftline_pipeline::store::views::clickhouse_views;
+    let Ok(python) = std::env::var("DRIFTLINE_TEST_CHDB_PYTHON") else {
+        common::no_peer("no chdb", "deploy/local/test-stack.sh");
+        return;
+    };
+    let mut statements = Vec::new();
+    let mut add =
+        |what: String, sql: String| statements.push(serde_json::json!({"what": what, "sql": sql}));
+    for (version, name, sql) in MIGRATIONS {
+        add(format!("migration {version} {name}"), sql.to_string());
+    }
+    for (name, select) in clickhouse_views(&Default::default()) {
+        add(
+            format!("view {name}"),
+            format!("CREATE VIEW {name} AS {select}"),
+        );
+    }
+    for (i, q) in readme_questions().into_iter().enumerate() {
+        add(format!("README question {}", i + 1), for_clickhouse(&q));
+    }
+    for (q, _) in focus_examples() {
+        add("FOCUS example".into(), for_clickhouse(&q));
+    }
+    let n = statements.len();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(&statements).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(repo().join("tests/support/chdb_check.py"))
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{n} of {n} statements ran")),
+        "{text}"
+    );
 }

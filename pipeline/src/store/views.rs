@@ -157,8 +157,9 @@ fn first_tag_clickhouse(keys: &[String]) -> String {
 }
 
 /// The same views for ClickHouse, as (name, SELECT), in dependency order.
-/// They keep to what 18.16 accepts: no CROSS JOIN (the required keys are
-/// an `arrayJoin`), no date_trunc (`toStartOfDay`), joins by USING.
+/// They keep to what both 18.16 and current releases accept: no CROSS JOIN
+/// (the required keys are an `arrayJoin`), no date_trunc (`toStartOfDay`),
+/// joins by USING between aliased subqueries.
 pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
     let required = if cfg.required_tags.is_empty() {
         "(SELECT groupUniqArray(k) FROM (SELECT arrayJoin(x_TagKeys) AS k FROM focus_data_table))"
@@ -180,11 +181,11 @@ pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
             "SELECT account, region, resource_type, resource_id, address, \
                     ServiceName, SubAccountId, sum(EffectiveCost) AS cost \
              FROM (SELECT account, region, resource_type, resource_id, address, \
-                          resource_id AS resource_ref FROM findings WHERE class = {}) \
+                          resource_id AS resource_ref FROM findings WHERE class = {}) AS f \
              ALL INNER JOIN \
                   (SELECT replaceRegexpOne(assumeNotNull(ResourceId), '^.*[/:]', '') AS resource_ref, \
                           ServiceName, SubAccountId, EffectiveCost \
-                   FROM focus_data_table WHERE ResourceId IS NOT NULL) \
+                   FROM focus_data_table WHERE ResourceId IS NOT NULL) AS c \
              USING resource_ref \
              GROUP BY account, region, resource_type, resource_id, address, ServiceName, SubAccountId",
             literal(class)

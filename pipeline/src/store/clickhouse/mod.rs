@@ -251,3 +251,54 @@ impl ClickHouseStore {
         })
     }
 }
+
+/// What a query becomes before it is sent (for tests that run the same
+/// text on another ClickHouse).
+pub fn for_clickhouse(sql: &str) -> String {
+    dialect::for_clickhouse(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each migration creates its table with the columns, in order and of
+    /// the types, the Arrow schema the writers append has.
+    #[test]
+    fn migrations_match_the_tables_arrow_schemas() {
+        let schemas = [
+            ("focus_data_table", crate::focus::schema()),
+            (
+                "finding_events",
+                crate::schema::FINDING_EVENTS_SCHEMA.clone(),
+            ),
+            ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
+        ];
+        for (table, schema) in schemas {
+            let (_, _, sql) = MIGRATIONS
+                .iter()
+                .find(|(_, name, _)| *name == table)
+                .unwrap();
+            let columns: Vec<(String, String)> = sql
+                .lines()
+                .filter_map(|l| {
+                    let l = l.trim().trim_end_matches(',');
+                    let rest = l.strip_prefix('`')?;
+                    let (name, ty) = rest.split_once("` ")?;
+                    Some((name.to_string(), ty.to_string()))
+                })
+                .collect();
+            let want: Vec<(String, String)> = schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), clickhouse_type(f).unwrap()))
+                .collect();
+            assert_eq!(columns, want, "{table}");
+        }
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(
+            versions.windows(2).all(|w| w[1] == w[0] + 1),
+            "{versions:?}"
+        );
+    }
+}
