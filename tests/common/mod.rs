@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod finops;
+
 use std::path::PathBuf;
 
 /// `../shared/fixtures` beside the checkout (or `DRIFTLINE_FIXTURES`).
