@@ -137,6 +137,11 @@ fn cell(s: &str) -> String {
     }
 }
 
+fn write_row(out: &mut impl Write, fields: &[String]) -> std::io::Result<()> {
+    let line: Vec<String> = fields.iter().map(|f| cell(f)).collect();
+    writeln!(out, "{}", line.join(","))
+}
+
 /// One month (September 2024) of daily usage rows for `resources`, plus
 /// one untagged tax row per day, as a FOCUS 1.0 CSV. Returns the rows.
 pub fn write_month(
@@ -214,8 +219,7 @@ pub fn write_month(
                 "prod".into(),
                 tags,
             ];
-            let line: Vec<String> = fields.iter().map(|f| cell(f)).collect();
-            writeln!(out, "{}", line.join(","))?;
+            write_row(out, &fields)?;
             rows += 1;
         }
         let fields = [
@@ -262,8 +266,7 @@ pub fn write_month(
             "prod".into(),
             String::new(),
         ];
-        let line: Vec<String> = fields.iter().map(|f| cell(f)).collect();
-        writeln!(out, "{}", line.join(","))?;
+        write_row(out, &fields)?;
         rows += 1;
     }
     Ok(rows)

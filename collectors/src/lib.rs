@@ -211,6 +211,19 @@ fn poll_every(
     }
 }
 
+/// What a JSON value is, for an error that says what was found instead.
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Bytes in these files (unreadable ones count as empty), for progress.
 pub(crate) fn total_size(files: &[std::path::PathBuf]) -> u64 {
     files

@@ -297,6 +297,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .filter(|t| !t.is_empty()),
         });
     }
+    {
+        // Housekeeping beside the stages; a failure is logged, not fatal.
+        let (store, stop) = (store.clone(), stop.clone());
+        let every = Duration::from_secs(cfg.store.maintain_interval_secs.max(1));
+        spawn(
+            "store-maintain".into(),
+            Box::new(move || {
+                let mut last = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if last.elapsed() >= every {
+                        last = std::time::Instant::now();
+                        if let Err(e) = store.maintain() {
+                            tracing::warn!(error = %e, "store housekeeping failed");
+                        }
+                    }
+                }
+                Ok(())
+            }),
+        );
+    }
     let sql_api = http::SqlApi {
         store: store.clone(),
         token: std::env::var(&cfg.http.api_token_env)

@@ -41,19 +41,8 @@ pub fn find(v: Value, out: &mut Vec<Found>, path: &str) -> Result<Option<Skip>, 
         Value::Object(m) => find_in_object(m, out, path),
         other => Err(format!(
             "{path}: expected an object, found {}",
-            kind(&other)
+            crate::json_kind(&other)
         )),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -110,7 +99,7 @@ fn find_in_object(
                 other => {
                     return Err(format!(
                         "{path}.Results[{i}]: expected an object, found {}",
-                        kind(&other)
+                        crate::json_kind(&other)
                     ));
                 }
             }

@@ -16,7 +16,7 @@ pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
         Ok(other) => {
             return Err(format!(
                 "Tags: a JSON object was expected, not {}",
-                kind(&other)
+                crate::json_kind(&other)
             ));
         }
         // `"env": "prod", "team": "a"`: the object without its braces.
@@ -46,17 +46,6 @@ pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
     }
     tags.sort();
     Ok(tags)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The cleaned tags as the `Tags` column holds them.

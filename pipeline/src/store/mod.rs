@@ -45,11 +45,23 @@ pub enum StoreError {
 
 /// `[store]` in driftline.toml: ClickHouse when `clickhouse` names a
 /// server, else the Parquet store under the data directory.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `http://host:8123` (the HTTP interface).
     pub clickhouse: Option<String>,
+    /// How often a running service asks the store to tidy up (`maintain`:
+    /// the Parquet store compacts small files).
+    pub maintain_interval_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            clickhouse: None,
+            maintain_interval_secs: 300,
+        }
+    }
 }
 
 /// The store `config` names: ClickHouse (migrated, views defined), or
@@ -78,4 +90,10 @@ pub trait Store: Send + Sync {
     /// Runs one read-only query (`sql::check_read_only`) over the tables
     /// and views, within `limits`.
     fn query(&self, sql: &str, limits: &QueryLimits) -> Result<QueryResult, StoreError>;
+
+    /// Housekeeping a running service asks for now and then (the Parquet
+    /// store compacts its small files); nothing by default.
+    fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -1,6 +1,9 @@
 //! The embedded store: each table as Parquet files under a data directory
 //! (one file per appended batch, written to a temporary name, synced, then
-//! renamed, so a crash never leaves half a file under a table).
+//! renamed, so a crash never leaves half a file under a table). A running
+//! service appends many small batches, so `maintain` compacts: the small
+//! files of a table, but the newest, become one, named to sort where they
+//! were, so append order holds.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -65,27 +68,38 @@ impl ParquetStore {
     }
 }
 
-impl Store for ParquetStore {
-    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
-        if batch.num_rows() == 0 {
+/// Files a table may hold before `maintain` compacts it.
+const COMPACT_AT: usize = 32;
+/// The newest files compaction leaves alone: a writer may still be adding
+/// beside them, and they will be merged next time.
+const KEEP_NEWEST: usize = 4;
+/// A file at least this large is left as it is.
+const SMALL_FILE: u64 = 64 * 1024 * 1024;
+
+impl ParquetStore {
+    /// Writes `batches` as one Parquet file named `name` under `table`:
+    /// a temporary name, synced, then renamed into place.
+    fn write_file(
+        &self,
+        table: &str,
+        name: &str,
+        batches: &[RecordBatch],
+    ) -> Result<(), StoreError> {
+        let Some(first) = batches.first() else {
             return Ok(());
-        }
+        };
         let dir = self.table_dir(table);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let name = format!(
-            "part-{:013}-{}-{:06}",
-            crate::time::now_ms(),
-            std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed)
-        );
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(format!("{name}.parquet"));
         let write = |file: File| -> Result<File, parquet::errors::ParquetError> {
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .build();
-            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-            w.write(batch)?;
+            let mut w = ArrowWriter::try_new(file, first.schema(), Some(props))?;
+            for b in batches {
+                w.write(b)?;
+            }
             w.into_inner()
         };
         let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
@@ -98,25 +112,91 @@ impl Store for ParquetStore {
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io(&dir, e))?;
+            .map_err(|e| io(&dir, e))
+    }
+
+    /// Merges a table's small files, but the newest, into one; returns how
+    /// many files it merged (0 when the table is small enough).
+    pub fn compact(&self, table: &str) -> Result<usize, StoreError> {
+        let files = self.files(table);
+        if files.len() < COMPACT_AT {
+            return Ok(0);
+        }
+        let merge: Vec<PathBuf> = files[..files.len() - KEEP_NEWEST]
+            .iter()
+            .filter(|f| f.metadata().map(|m| m.len() < SMALL_FILE).unwrap_or(false))
+            .cloned()
+            .collect();
+        if merge.len() < 2 {
+            return Ok(0);
+        }
+        let mut batches = Vec::new();
+        for path in &merge {
+            batches.extend(read_file(table, path)?);
+        }
+        // Named after the first file it replaces, so it sorts where they
+        // were (`part-X-c` < `part-X.parquet` < every later part).
+        let stem = merge[0]
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.write_file(table, &format!("{stem}-c"), &batches)?;
+        for path in &merge {
+            std::fs::remove_file(path).map_err(|e| io(path, e))?;
+        }
+        tracing::info!(table, merged = merge.len(), "compacted Parquet files");
+        Ok(merge.len())
+    }
+}
+
+/// Every batch of one file, failures naming the table and the file.
+fn read_file(table: &str, path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
+    let fail = |reason: String| StoreError::Read {
+        table: table.to_string(),
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| fail(e.to_string()))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))
+}
+
+impl Store for ParquetStore {
+    fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let name = format!(
+            "part-{:013}-{}-{:06}",
+            crate::time::now_ms(),
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        self.write_file(table, &name, std::slice::from_ref(batch))
+    }
+
+    fn maintain(&self) -> Result<(), StoreError> {
+        let tables: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .collect();
+        for t in tables {
+            self.compact(&t)?;
+        }
         Ok(())
     }
 
     fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError> {
         let mut out = Vec::new();
         for path in self.files(table) {
-            let fail = |reason: String| StoreError::Read {
-                table: table.to_string(),
-                path: path.display().to_string(),
-                reason,
-            };
-            let file = File::open(&path).map_err(|e| fail(e.to_string()))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.build())
-                .map_err(|e| fail(e.to_string()))?;
-            for batch in reader {
-                out.push(batch.map_err(|e| fail(e.to_string()))?);
-            }
+            out.extend(read_file(table, &path)?);
         }
         Ok(out)
     }
@@ -279,5 +359,45 @@ mod tests {
             e.starts_with("table t: cannot read ") && e.contains("part-9-bad.parquet"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn compaction_merges_small_files_and_keeps_append_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ParquetStore::open(dir.path()).unwrap();
+        let one = |i: i64| {
+            let col: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![i]));
+            RecordBatch::try_from_iter([("n", col)]).unwrap()
+        };
+        for i in 0..(COMPACT_AT as i64 - 1) {
+            store.append("t", &one(i)).unwrap();
+        }
+        assert_eq!(store.compact("t").unwrap(), 0, "below the threshold");
+        store.append("t", &one(COMPACT_AT as i64 - 1)).unwrap();
+        assert_eq!(store.compact("t").unwrap(), COMPACT_AT - KEEP_NEWEST);
+        assert_eq!(store.files("t").len(), KEEP_NEWEST + 1);
+        // Later appends still come after the merged rows.
+        store.append("t", &one(1000)).unwrap();
+        let values: Vec<i64> = store
+            .read("t")
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let mut want: Vec<i64> = (0..COMPACT_AT as i64).collect();
+        want.push(1000);
+        assert_eq!(values, want);
+        // The merged file is read through SQL like any other.
+        let r = store
+            .query("SELECT COUNT(*) AS c FROM t", &QueryLimits::default())
+            .unwrap();
+        assert_eq!(r.cells().unwrap(), [[(COMPACT_AT + 1).to_string()]]);
     }
 }
