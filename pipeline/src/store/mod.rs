@@ -51,8 +51,12 @@ pub struct StoreConfig {
     /// `http://host:8123` (the HTTP interface).
     pub clickhouse: Option<String>,
     /// How often a running service asks the store to tidy up (`maintain`:
-    /// the Parquet store compacts small files).
+    /// the Parquet store compacts small files, ClickHouse's replays its
+    /// spool).
     pub maintain_interval_secs: u64,
+    /// Most bytes of batches kept on disk (`{data_dir}/clickhouse-spool`)
+    /// while ClickHouse is unreachable.
+    pub spool_max_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -60,6 +64,7 @@ impl Default for StoreConfig {
         Self {
             clickhouse: None,
             maintain_interval_secs: 300,
+            spool_max_bytes: 1 << 30,
         }
     }
 }
@@ -72,7 +77,12 @@ pub fn open(
     finops: &FinOpsConfig,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match &config.clickhouse {
-        Some(url) => std::sync::Arc::new(ClickHouseStore::open(url, finops)?),
+        Some(url) => std::sync::Arc::new(ClickHouseStore::open(
+            url,
+            finops,
+            data_dir.join("clickhouse-spool"),
+            config.spool_max_bytes,
+        )?),
         None => std::sync::Arc::new(ParquetStore::open(data_dir)?.with_finops(finops.clone())),
     })
 }

@@ -9,7 +9,11 @@
 
 mod dialect;
 mod rowbinary;
+mod spool;
 
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
@@ -38,6 +42,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "dead_letters",
         include_str!("migrations/0003_dead_letters.sql"),
     ),
+    (
+        4,
+        "batch_ids",
+        include_str!("migrations/0004_batch_ids.sql"),
+    ),
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS driftline_schema_migrations \
@@ -50,6 +59,23 @@ pub struct ClickHouseStore {
     client: ::clickhouse::Client,
     rt: tokio::runtime::Runtime,
     url: String,
+    /// Batches waiting for ClickHouse, in order.
+    spool: spool::Spool,
+    /// One append or replay at a time, so batches land in order.
+    order: Mutex<()>,
+    seq: AtomicU64,
+    /// In an outage now (logged once when it starts and once when it ends).
+    down: AtomicBool,
+}
+
+/// A failed call that may succeed later: the server could not be reached
+/// or did not answer in time. Anything else (a server exception) is the
+/// batch's own fault and is returned.
+fn unreachable(e: &::clickhouse::error::Error) -> bool {
+    matches!(
+        e,
+        ::clickhouse::error::Error::Network(_) | ::clickhouse::error::Error::TimedOut
+    )
 }
 
 fn failed(url: &str, e: impl std::fmt::Display) -> StoreError {
@@ -61,8 +87,14 @@ fn failed(url: &str, e: impl std::fmt::Display) -> StoreError {
 
 impl ClickHouseStore {
     /// Connects, migrates and defines the views; an unreachable server or a
-    /// failing migration is the error, naming the URL.
-    pub fn open(url: &str, finops: &FinOpsConfig) -> Result<Self, StoreError> {
+    /// failing migration is the error, naming the URL. Batches ClickHouse
+    /// cannot take later wait in `spool_dir`, up to `spool_max_bytes`.
+    pub fn open(
+        url: &str,
+        finops: &FinOpsConfig,
+        spool_dir: PathBuf,
+        spool_max_bytes: u64,
+    ) -> Result<Self, StoreError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -88,6 +120,10 @@ impl ClickHouseStore {
             client,
             rt,
             url: url.to_string(),
+            spool: spool::Spool::open(spool_dir, spool_max_bytes)?,
+            order: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            down: AtomicBool::new(false),
         };
         if let Some(db) = database {
             if !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -101,6 +137,10 @@ impl ClickHouseStore {
         }
         store.migrate()?;
         store.define_views(finops)?;
+        // What an earlier process could not deliver goes first.
+        let _order = store.order.lock().unwrap_or_else(|e| e.into_inner());
+        store.replay()?;
+        drop(_order);
         Ok(store)
     }
 
@@ -135,7 +175,13 @@ impl ClickHouseStore {
             if applied.contains(version) {
                 continue;
             }
-            self.execute(sql)?;
+            // A migration may hold several statements, each ending in `;`.
+            for statement in sql.split(";\n").filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+            }) {
+                self.execute(statement)?;
+            }
             self.execute(&format!(
                 "INSERT INTO driftline_schema_migrations (version, name, applied_at) \
                  VALUES ({version}, '{name}', now())"
@@ -163,6 +209,95 @@ fn first_line(sql: &str) -> String {
     line.chars().take(80).collect()
 }
 
+impl ClickHouseStore {
+    /// One INSERT of RowBinary rows.
+    fn insert(
+        &self,
+        header: &spool::Header,
+        rows: Vec<u8>,
+    ) -> Result<(), ::clickhouse::error::Error> {
+        let sql = format!(
+            "INSERT INTO {} {} FORMAT RowBinary",
+            header.table, header.columns
+        );
+        self.rt.block_on(async {
+            let mut insert = self.client.insert_formatted_with(sql);
+            insert.send(rows.into()).await?;
+            insert.end().await
+        })
+    }
+
+    /// Whether a batch's rows are already in its table (an INSERT whose
+    /// answer was lost may have landed).
+    fn landed(&self, header: &spool::Header) -> Result<bool, ::clickhouse::error::Error> {
+        let sql = format!(
+            "SELECT count() FROM {} WHERE driftline_batch = '{}'",
+            header.table,
+            header.batch_id.replace('\'', "")
+        );
+        let body = self.rt.block_on(async {
+            self.client
+                .query(&sql)
+                .fetch_bytes("TabSeparated")?
+                .collect()
+                .await
+        })?;
+        Ok(String::from_utf8_lossy(&body).trim() != "0")
+    }
+
+    fn note_outage(&self, e: &::clickhouse::error::Error) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                url = %self.url,
+                spool = %self.spool.dir().display(),
+                error = %e,
+                "ClickHouse unreachable; keeping batches on disk until it returns"
+            );
+        }
+    }
+
+    /// Sends spooled batches in order until one cannot go yet. A batch the
+    /// server refuses outright is moved aside (`*.refused`), named in the
+    /// log, so it cannot block the rest.
+    fn replay(&self) -> Result<(), StoreError> {
+        let pending = self.spool.pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut sent = 0;
+        for path in pending {
+            let (header, rows) = self.spool.load(&path)?;
+            let result = match self.landed(&header) {
+                Ok(true) => Ok(()),
+                Ok(false) => self.insert(&header, rows),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    self.spool.remove(&path)?;
+                    sent += 1;
+                }
+                Err(e) if unreachable(&e) => {
+                    self.note_outage(&e);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let aside = path.with_extension("refused");
+                    tracing::error!(table = %header.table, batch = %header.batch_id, error = %e, file = %aside.display(), "ClickHouse refused a spooled batch; set aside");
+                    std::fs::rename(&path, &aside).map_err(|io| StoreError::Io {
+                        path: path.display().to_string(),
+                        reason: io.to_string(),
+                    })?;
+                }
+            }
+        }
+        if self.down.swap(false, Ordering::Relaxed) || sent > 0 {
+            tracing::info!(url = %self.url, replayed = sent, "ClickHouse is back; spooled batches delivered");
+        }
+        Ok(())
+    }
+}
+
 impl Store for ClickHouseStore {
     fn append(&self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
         if batch.num_rows() == 0 {
@@ -172,24 +307,44 @@ impl Store for ClickHouseStore {
             table: table.to_string(),
             reason,
         };
-        let rows = rowbinary::encode(batch).map_err(write)?;
-        let columns: Vec<String> = batch
+        let batch_id = format!(
+            "{}-{}-{}",
+            crate::time::now_ms(),
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        let rows = rowbinary::encode(batch, Some(&batch_id)).map_err(write)?;
+        let mut columns: Vec<String> = batch
             .schema()
             .fields()
             .iter()
             .map(|f| format!("`{}`", f.name()))
             .collect();
-        let sql = format!(
-            "INSERT INTO {table} ({}) FORMAT RowBinary",
-            columns.join(", ")
-        );
-        self.rt
-            .block_on(async {
-                let mut insert = self.client.insert_formatted_with(sql);
-                insert.send(rows.into()).await?;
-                insert.end().await
-            })
-            .map_err(|e| write(e.to_string()))
+        columns.push("`driftline_batch`".into());
+        let header = spool::Header {
+            table: table.to_string(),
+            columns: format!("({})", columns.join(", ")),
+            batch_id,
+        };
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        self.replay()?;
+        // Behind a spooled batch, a new one waits its turn.
+        if !self.spool.pending().is_empty() {
+            return self.spool.push(&header, &rows);
+        }
+        match self.insert(&header, rows.clone()) {
+            Ok(()) => Ok(()),
+            Err(e) if unreachable(&e) => {
+                self.note_outage(&e);
+                self.spool.push(&header, &rows)
+            }
+            Err(e) => Err(write(e.to_string())),
+        }
+    }
+
+    fn maintain(&self) -> Result<(), StoreError> {
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        self.replay()
     }
 
     fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError> {

@@ -47,8 +47,10 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The batch as RowBinary; `Err` names a column of a type no table uses.
-pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, String> {
+/// The batch as RowBinary, each row ending with `batch_id` (the
+/// `driftline_batch` column) when given; `Err` names a column of a type no
+/// table uses.
+pub fn encode(batch: &RecordBatch, batch_id: Option<&str>) -> Result<Vec<u8>, String> {
     let schema = batch.schema();
     for f in schema.fields() {
         if clickhouse_type(f).is_none() {
@@ -70,6 +72,9 @@ pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, String> {
                 out.push(0);
             }
             value(&mut out, col.as_ref(), row);
+        }
+        if let Some(id) = batch_id {
+            string(&mut out, id);
         }
     }
     Ok(out)
@@ -166,6 +171,11 @@ mod tests {
         want.extend_from_slice(&1i64.to_le_bytes());
         want.push(1);
         want.extend_from_slice(&2i64.to_le_bytes());
-        assert_eq!(encode(&batch).unwrap(), want);
+        assert_eq!(encode(&batch, None).unwrap(), want);
+        let with_id = encode(&batch.slice(1, 1), Some("b")).unwrap();
+        let mut want = vec![1];
+        want.extend_from_slice(&2i64.to_le_bytes());
+        want.extend_from_slice(&[1, b'b']);
+        assert_eq!(with_id, want);
     }
 }
