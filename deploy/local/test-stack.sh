@@ -3,6 +3,7 @@
 #   deploy/local/test-stack.sh install   # build prerequisites + the broker, cached
 #   deploy/local/test-stack.sh start DIR # start the broker, moto and ClickHouse; prints `export` lines
 #   deploy/local/test-stack.sh stop DIR  # stop what `start` started (by PID)
+#   deploy/local/test-stack.sh clickhouse DIR  # one more ClickHouse server of a test's own (outage tests)
 # Caches live under ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}, outside the clone.
 set -euo pipefail
 
@@ -182,5 +183,6 @@ case "${1:-}" in
   install) install ;;
   start) start "${2:?start needs a folder}" ;;
   stop) stop "${2:?stop needs a folder}" ;;
-  *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+  clickhouse) start_clickhouse "${2:?clickhouse needs a folder}" ;;
+  *) echo "usage: $0 install | start DIR | stop DIR | clickhouse DIR" >&2; exit 2 ;;
 esac

@@ -1,0 +1,204 @@
+//! ClickHouse stopped for 60 s while `driftline run` keeps finding things:
+//! the findings writer's batches wait on disk, and once the real server is
+//! back every finding event is in `finding_events` exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A ClickHouse server of this test's own (it is stopped and started).
+struct Server {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Option<Server> {
+        if std::env::var("DRIFTLINE_TEST_CLICKHOUSE").is_err() {
+            no_peer("no ClickHouse server", "deploy/local/test-stack.sh");
+            return None;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/test-stack.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg("clickhouse")
+            .arg(dir.join("ch"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("export DRIFTLINE_TEST_CLICKHOUSE="))
+            .unwrap()
+            .to_string();
+        Some(Server {
+            dir: dir.to_path_buf(),
+            url,
+        })
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("clickhouse.pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn up(&self) -> bool {
+        let addr = self.url.trim_start_matches("http://");
+        http_get(addr, "/ping").is_ok_and(|(s, _)| s == 200)
+    }
+
+    fn stop(&self) {
+        let _ = std::process::Command::new("kill").arg(self.pid()).status();
+        wait_for(60, "ClickHouse to stop", || !self.up());
+    }
+
+    /// The same server again: its data directory, its ports.
+    fn restart(&self) {
+        let config = self.dir.join("ch/config.xml");
+        let child = std::process::Command::new("clickhouse-server")
+            .arg(format!("--config-file={}", config.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(self.dir.join("clickhouse.pid"), child.id().to_string()).unwrap();
+        wait_for(60, "ClickHouse to start again", || self.up());
+    }
+
+    /// Each finding event in the store: (fingerprint, event, timestamp) → copies.
+    fn events(&self) -> BTreeMap<(String, String, String), usize> {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                "--data-binary",
+                "SELECT fingerprint, event, timestamp FROM finding_events FORMAT TabSeparated",
+                &self.url,
+            ])
+            .output()
+            .unwrap();
+        let mut seen = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let [fp, ev, ts] = f.as_slice() {
+                *seen
+                    .entry((fp.to_string(), ev.to_string(), ts.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        seen
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(self.pid()).status();
+    }
+}
+
+/// What the service wrote to its JSON-lines file, keyed as `Server::events`.
+fn published(path: &Path) -> BTreeMap<(String, String, String), usize> {
+    let mut seen = BTreeMap::new();
+    for e in finding_events(path) {
+        let key = (
+            e["fingerprint"].as_str().unwrap_or_default().to_string(),
+            e["event"].as_str().unwrap_or_default().to_string(),
+            e["timestamp"].as_str().unwrap_or_default().to_string(),
+        );
+        *seen.entry(key).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn sixty_seconds_without_clickhouse_lose_and_duplicate_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(tmp.path()) else {
+        return;
+    };
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("driftline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\n\
+             [watch]\nstate = [{state:?}]\nobserved = [{observed:?}]\ninterval_ms = 200\n\
+             [drift]\ndriftignore = {ignore:?}\n\
+             [store]\nclickhouse = {url:?}\nmaintain_interval_secs = 1\n",
+            state = estate.join("terraform"),
+            observed = estate.join("aws-config"),
+            ignore = estate.join(".driftignore"),
+            url = server.url,
+        ),
+    )
+    .unwrap();
+    let findings = tmp.path().join("findings.jsonl");
+    let svc = Service::start(
+        &["--config", config.to_str().unwrap()],
+        &findings,
+        &tmp.path().join("run.log"),
+    );
+    let log = || std::fs::read_to_string(tmp.path().join("run.log")).unwrap_or_default();
+    wait_for(60, "the first findings in ClickHouse", || {
+        let p = published(&findings);
+        !p.is_empty() && server.events() == p
+    });
+    let before = published(&findings).len();
+
+    // ClickHouse goes away; the estate keeps changing.
+    server.stop();
+    let stopped = Instant::now();
+    let snapshot = estate.join("aws-config/snapshot.json");
+    drop_observed_item(&snapshot, UNMANAGED_BUCKET);
+    drop_observed_item(&snapshot, "i-0web2a1b2c3d4e5f67");
+    wait_for(30, "findings while ClickHouse is down", || {
+        published(&findings).len() >= before + 2
+    });
+    wait_for(30, "batches waiting on disk", || {
+        http_get(&svc.listen, "/metrics").is_ok_and(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("driftline_store_spool_batches{unit=\"batches\"}")
+                    && !l.ends_with(" 0")
+            })
+        })
+    });
+    assert!(log().contains("ClickHouse unreachable"), "{}", log());
+    let spool = data.join("clickhouse-spool");
+    assert!(
+        walk(&spool)
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "spool")),
+        "nothing spooled in {}",
+        spool.display()
+    );
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(stopped.elapsed()));
+
+    // Back: everything once, nothing more.
+    server.restart();
+    wait_for(60, "every finding event in ClickHouse", || {
+        server.events() == published(&findings)
+    });
+    let stored = server.events();
+    assert!(stored.values().all(|&n| n == 1), "duplicates: {stored:?}");
+    assert_eq!(stored.len(), published(&findings).len());
+    assert!(stored.len() >= before + 2);
+    assert!(log().contains("spooled batches delivered"), "{}", log());
+    assert!(
+        !walk(&spool)
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "spool")),
+        "the spool is empty again"
+    );
+    assert!(svc.stop().success());
+}
