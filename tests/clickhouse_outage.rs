@@ -14,6 +14,9 @@ use common::*;
 struct Server {
     dir: PathBuf,
     url: String,
+    /// The server as restarted by the test (the first one belongs to the
+    /// script that started it).
+    restarted: Option<std::process::Child>,
 }
 
 impl Server {
@@ -42,6 +45,7 @@ impl Server {
         Some(Server {
             dir: dir.to_path_buf(),
             url,
+            restarted: None,
         })
     }
 
@@ -63,7 +67,7 @@ impl Server {
     }
 
     /// The same server again: its data directory, its ports.
-    fn restart(&self) {
+    fn restart(&mut self) {
         let config = self.dir.join("ch/config.xml");
         let child = std::process::Command::new("clickhouse-server")
             .arg(format!("--config-file={}", config.display()))
@@ -72,6 +76,7 @@ impl Server {
             .spawn()
             .unwrap();
         std::fs::write(self.dir.join("clickhouse.pid"), child.id().to_string()).unwrap();
+        self.restarted = Some(child);
         wait_for(60, "ClickHouse to start again", || self.up());
     }
 
@@ -102,6 +107,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kill").arg(self.pid()).status();
+        if let Some(mut child) = self.restarted.take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -122,7 +130,7 @@ fn published(path: &Path) -> BTreeMap<(String, String, String), usize> {
 #[test]
 fn sixty_seconds_without_clickhouse_lose_and_duplicate_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(server) = Server::start(tmp.path()) else {
+    let Some(mut server) = Server::start(tmp.path()) else {
         return;
     };
     let estate = tmp.path().join("estate");
