@@ -295,3 +295,34 @@ impl Remediator {
         Ok(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The ClickHouse store's `remediation_audit` has the columns, in order
+    /// and of the types, this crate appends.
+    #[test]
+    fn the_clickhouse_table_matches_the_audit_schema() {
+        use driftline_pipeline::store::clickhouse::{MIGRATIONS, clickhouse_type};
+        let (_, _, sql) = MIGRATIONS
+            .iter()
+            .find(|(_, name, _)| *name == "remediation_audit")
+            .unwrap();
+        let columns: Vec<(String, String)> = sql
+            .lines()
+            .filter_map(|l| {
+                let (name, ty) = l
+                    .trim()
+                    .trim_end_matches(',')
+                    .strip_prefix('`')?
+                    .split_once("` ")?;
+                (name != "driftline_batch").then(|| (name.to_string(), ty.to_string()))
+            })
+            .collect();
+        let want: Vec<(String, String)> = super::audit_schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), clickhouse_type(f).unwrap()))
+            .collect();
+        assert_eq!(columns, want);
+    }
+}

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "batch_ids",
         include_str!("migrations/0004_batch_ids.sql"),
     ),
+    (
+        5,
+        "remediation_audit",
+        include_str!("migrations/0005_remediation_audit.sql"),
+    ),
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS driftline_schema_migrations \
@@ -266,7 +271,18 @@ impl ClickHouseStore {
         }
         let mut sent = 0;
         for path in pending {
-            let (header, rows) = self.spool.load(&path)?;
+            let (header, rows) = match self.spool.load(&path) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    let aside = path.with_extension("damaged");
+                    tracing::error!(error = %e, file = %aside.display(), "damaged spool file; set aside");
+                    std::fs::rename(&path, &aside).map_err(|io| StoreError::Io {
+                        path: path.display().to_string(),
+                        reason: io.to_string(),
+                    })?;
+                    continue;
+                }
+            };
             let result = match self.landed(&header) {
                 Ok(true) => Ok(()),
                 Ok(false) => self.insert(&header, rows),
@@ -440,7 +456,8 @@ mod tests {
                     let l = l.trim().trim_end_matches(',');
                     let rest = l.strip_prefix('`')?;
                     let (name, ty) = rest.split_once("` ")?;
-                    Some((name.to_string(), ty.to_string()))
+                    // The store's own bookkeeping column, not the writers'.
+                    (name != "driftline_batch").then(|| (name.to_string(), ty.to_string()))
                 })
                 .collect();
             let want: Vec<(String, String)> = schema
