@@ -46,8 +46,9 @@ fn io(path: &Path, e: std::io::Error) -> StoreError {
 }
 
 impl Spool {
+    /// The spool in `dir`, created on the first batch it keeps (a query or
+    /// a scan against a healthy server leaves no folder behind).
     pub fn open(dir: PathBuf, max_bytes: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let spool = Self {
             dir,
             max_bytes,
@@ -116,6 +117,7 @@ impl Spool {
                 ),
             });
         }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{n:016}.spool"));
         let tmp = self.dir.join(format!(".{n:016}.tmp"));
@@ -164,6 +166,10 @@ mod tests {
     fn keeps_batches_in_order_within_its_bound() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool"), 200).unwrap();
+        assert!(
+            !dir.path().join("spool").exists(),
+            "created when first needed"
+        );
         let header = |id: &str| Header {
             table: "t".into(),
             columns: "(`a`)".into(),
