@@ -37,16 +37,17 @@ pub struct ScanOutcome {
 /// Inputs larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
 
-/// A progress bar over `total` bytes on a terminal, hidden otherwise.
-fn progress_bar(total: u64) -> ProgressBar {
-    if !(std::io::stderr().is_terminal() && total >= PROGRESS_BYTES) {
+/// A progress bar over `total` bytes of input, on a terminal when there
+/// are at least `min` of them, hidden otherwise.
+pub fn progress_bar(what: &str, total: u64, min: u64) -> ProgressBar {
+    if !(std::io::stderr().is_terminal() && total >= min) {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(total);
     b.set_style(
-        ProgressStyle::with_template(
-            "{spinner} reading inputs [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}})"
+        ))
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
@@ -63,7 +64,7 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     cfg.region = inputs.region.clone();
     let mut sources = Sources::new(&cfg, Reading::Once)?;
 
-    let bar = progress_bar(sources.size_hint());
+    let bar = progress_bar("reading inputs", sources.size_hint(), PROGRESS_BYTES);
     let started = std::time::Instant::now();
     let read = Snapshots::new();
     let collected = sources.poll_once(&read, &|_: &Path, bytes: u64| bar.inc(bytes));

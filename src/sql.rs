@@ -1,7 +1,7 @@
 //! `driftline sql` and `driftline cost import`: the store's SQL side and
 //! the FOCUS cost loader, from the command line.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +11,6 @@ use driftline_collectors::cost::CostImport;
 use std::sync::Arc;
 
 use driftline_pipeline::store::{QueryLimits, Store};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// Which store, and where.
 #[derive(Args, Clone)]
@@ -139,18 +138,7 @@ pub fn cost(command: CostCommand) -> anyhow::Result<ExitCode> {
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} importing cost exports [{bar:30}] {bytes}/{total_bytes} ({eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::scan::progress_bar("importing cost exports", total, 1);
     let report = import.run(&*store, &|_: &Path, bytes| bar.inc(bytes));
     bar.finish_and_clear();
     for n in &report.notes {

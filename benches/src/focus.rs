@@ -137,8 +137,29 @@ fn cell(s: &str) -> String {
     }
 }
 
-fn write_row(out: &mut impl Write, fields: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = fields.iter().map(|f| cell(f)).collect();
+/// One row: the billing account, currency and period every row shares,
+/// the charge period, then `rest` (ChargeCategory onwards).
+fn write_row(
+    out: &mut impl Write,
+    account: &str,
+    start: &str,
+    end: &str,
+    rest: &[String],
+) -> std::io::Result<()> {
+    let billing = [
+        account,
+        "Acme Corp",
+        "USD",
+        "2024-09-01T00:00:00Z",
+        "2024-10-01T00:00:00Z",
+        start,
+        end,
+    ];
+    let line: Vec<String> = billing
+        .into_iter()
+        .chain(rest.iter().map(String::as_str))
+        .map(cell)
+        .collect();
     writeln!(out, "{}", line.join(","))
 }
 
@@ -176,13 +197,6 @@ pub fn write_month(
                 Value::Object(m).to_string()
             };
             let fields = [
-                account.to_string(),
-                "Acme Corp".into(),
-                "USD".into(),
-                "2024-09-01T00:00:00Z".into(),
-                "2024-10-01T00:00:00Z".into(),
-                start.clone(),
-                end.clone(),
                 "Usage".into(),
                 String::new(),
                 format!("{} usage", r.resource_type),
@@ -219,17 +233,10 @@ pub fn write_month(
                 "prod".into(),
                 tags,
             ];
-            write_row(out, &fields)?;
+            write_row(out, account, &start, &end, &fields)?;
             rows += 1;
         }
         let fields = [
-            account.to_string(),
-            "Acme Corp".into(),
-            "USD".into(),
-            "2024-09-01T00:00:00Z".into(),
-            "2024-10-01T00:00:00Z".into(),
-            start,
-            end,
             "Tax".into(),
             String::new(),
             "VAT".into(),
@@ -266,7 +273,7 @@ pub fn write_month(
             "prod".into(),
             String::new(),
         ];
-        write_row(out, &fields)?;
+        write_row(out, account, &start, &end, &fields)?;
         rows += 1;
     }
     Ok(rows)

@@ -85,7 +85,7 @@ pub fn run(
     stop: &std::sync::atomic::AtomicBool,
 ) {
     let interval = collector.interval();
-    poll_every(interval, stop, || {
+    driftline_pipeline::time::every(interval, stop, || {
         let r = collector.poll_once(out, &|_, _| {});
         let name = collector.name();
         for e in &r.errors {
@@ -182,33 +182,6 @@ pub(crate) fn content_hash<T: serde::Serialize>(v: &T) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_vec(v).unwrap_or_default().hash(&mut h);
     h.finish()
-}
-
-/// Calls `pass` every `interval` until `stop` is set, sleeping in short
-/// steps so a stop is seen within 50 ms. The first call comes one interval
-/// in.
-fn poll_every(
-    interval: std::time::Duration,
-    stop: &std::sync::atomic::AtomicBool,
-    mut pass: impl FnMut(),
-) {
-    use std::sync::atomic::Ordering;
-    let step = std::time::Duration::from_millis(50);
-    loop {
-        let mut slept = std::time::Duration::ZERO;
-        while slept < interval {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let nap = step.min(interval - slept);
-            std::thread::sleep(nap);
-            slept += nap;
-        }
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        pass();
-    }
 }
 
 /// What a JSON value is, for an error that says what was found instead.

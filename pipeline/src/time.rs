@@ -39,6 +39,34 @@ pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
     Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
+/// Calls `pass` every `interval` until `stop` is set, sleeping in short
+/// steps so a stop is seen within 50 ms. The first call comes one interval
+/// in. Every polling loop (the collectors, the store's housekeeping) runs
+/// on this one.
+pub fn every(
+    interval: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    mut pass: impl FnMut(),
+) {
+    use std::sync::atomic::Ordering;
+    let step = std::time::Duration::from_millis(50);
+    loop {
+        let mut slept = std::time::Duration::ZERO;
+        while slept < interval {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let nap = step.min(interval - slept);
+            std::thread::sleep(nap);
+            slept += nap;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        pass();
+    }
+}
+
 /// A calendar date and time of day in UTC → milliseconds since the epoch.
 pub fn civil_ms(date: (i32, u32, u32), time: (u32, u32, u32), micros: u32) -> Option<i64> {
     let d = NaiveDate::from_ymd_opt(date.0, date.1, date.2)?;

@@ -304,16 +304,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         spawn(
             "store-maintain".into(),
             Box::new(move || {
-                let mut last = std::time::Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if last.elapsed() >= every {
-                        last = std::time::Instant::now();
-                        if let Err(e) = store.maintain() {
-                            tracing::warn!(error = %e, "store housekeeping failed");
-                        }
+                driftline_pipeline::time::every(every, &stop, || {
+                    if let Err(e) = store.maintain() {
+                        tracing::warn!(error = %e, "store housekeeping failed");
                     }
-                }
+                });
                 Ok(())
             }),
         );

@@ -54,6 +54,20 @@ impl ParquetStore {
         self.dir.join(table)
     }
 
+    /// Every table that holds at least one file, by name.
+    pub fn tables(&self) -> Vec<String> {
+        let mut tables: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|t| !self.files(t).is_empty())
+            .collect();
+        tables.sort();
+        tables
+    }
+
     /// The Parquet files of a table, oldest first.
     pub fn files(&self, table: &str) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.table_dir(table))
@@ -180,14 +194,7 @@ impl Store for ParquetStore {
     }
 
     fn maintain(&self) -> Result<(), StoreError> {
-        let tables: Vec<String> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(String::from))
-            .collect();
-        for t in tables {
+        for t in self.tables() {
             self.compact(&t)?;
         }
         Ok(())
@@ -262,15 +269,7 @@ impl ParquetStore {
         let config = SessionConfig::new()
             .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
         let ctx = SessionContext::new_with_config(config);
-        let mut tables: Vec<String> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(String::from))
-            .filter(|t| !self.files(t).is_empty())
-            .collect();
-        tables.sort();
+        let tables = self.tables();
         for t in &tables {
             let dir = self.table_dir(t);
             ctx.register_parquet(

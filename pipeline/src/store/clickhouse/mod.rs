@@ -155,22 +155,24 @@ impl ClickHouseStore {
             .map_err(|e| failed(&self.url, format!("{e} (in: {})", first_line(sql))))
     }
 
+    /// A query's answer as tab-separated text.
+    fn fetch_text(&self, sql: &str) -> Result<String, ::clickhouse::error::Error> {
+        let body = self.rt.block_on(async {
+            self.client
+                .query(sql)
+                .fetch_bytes("TabSeparated")?
+                .collect()
+                .await
+        })?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// The versions already applied.
     pub fn applied(&self) -> Result<Vec<u32>, StoreError> {
-        let body = self
-            .rt
-            .block_on(async {
-                self.client
-                    .query("SELECT version FROM driftline_schema_migrations ORDER BY version")
-                    .fetch_bytes("TabSeparated")?
-                    .collect()
-                    .await
-            })
+        let text = self
+            .fetch_text("SELECT version FROM driftline_schema_migrations ORDER BY version")
             .map_err(|e| failed(&self.url, e))?;
-        Ok(String::from_utf8_lossy(&body)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect())
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -240,14 +242,7 @@ impl ClickHouseStore {
             header.table,
             header.batch_id.replace('\'', "")
         );
-        let body = self.rt.block_on(async {
-            self.client
-                .query(&sql)
-                .fetch_bytes("TabSeparated")?
-                .collect()
-                .await
-        })?;
-        Ok(String::from_utf8_lossy(&body).trim() != "0")
+        Ok(self.fetch_text(&sql)?.trim() != "0")
     }
 
     fn note_outage(&self, e: &::clickhouse::error::Error) {

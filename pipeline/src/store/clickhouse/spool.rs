@@ -82,24 +82,20 @@ impl Spool {
         files
     }
 
-    fn bytes(&self) -> u64 {
-        self.pending()
-            .iter()
-            .filter_map(|p| p.metadata().ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    fn publish_size(&self) {
+    /// (batches, bytes) waiting.
+    fn usage(&self) -> (usize, u64) {
         let files = self.pending();
-        let bytes: u64 = files
+        let bytes = files
             .iter()
             .filter_map(|p| p.metadata().ok())
             .map(|m| m.len())
             .sum();
-        SPOOLED
-            .with_label_values(&["batches"])
-            .set(files.len() as i64);
+        (files.len(), bytes)
+    }
+
+    fn publish_size(&self) {
+        let (batches, bytes) = self.usage();
+        SPOOLED.with_label_values(&["batches"]).set(batches as i64);
         SPOOLED.with_label_values(&["bytes"]).set(bytes as i64);
     }
 
@@ -107,7 +103,7 @@ impl Spool {
     pub fn push(&self, header: &Header, rows: &[u8]) -> Result<(), StoreError> {
         let head = serde_json::to_vec(header).unwrap_or_default();
         let size = (head.len() + 1 + rows.len()) as u64;
-        if self.bytes() + size > self.max_bytes {
+        if self.usage().1 + size > self.max_bytes {
             return Err(StoreError::Write {
                 table: header.table.clone(),
                 reason: format!(
