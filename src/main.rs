@@ -241,28 +241,33 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     })
                     .transpose()?;
-            let mut outcome = scan::scan(&inputs)?;
-            if args.data_dir.is_some() || args.clickhouse.is_some() {
+            let store = if args.data_dir.is_some() || args.clickhouse.is_some() {
                 let dir = args
                     .data_dir
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("driftline-data"));
+                let place = args.clickhouse.clone().unwrap_or(dir.display().to_string());
                 let store = sql::StoreArgs {
-                    data_dir: dir.clone(),
+                    data_dir: dir,
                     clickhouse: args.clickhouse.clone(),
                     config: args.config.clone(),
                 }
                 .open()?;
+                Some((store, place))
+            } else {
+                None
+            };
+            let mut outcome = scan::scan(&inputs, store.as_ref().map(|(s, _)| &**s))?;
+            if let Some((store, place)) = &store {
                 // Only a scan that read every source may say a finding is gone.
                 let saw_everything =
                     outcome.errors.is_empty() && outcome.report.unobserved.is_empty();
                 let r = driftline_pipeline::store::record_scan(
-                    &*store,
+                    &**store,
                     &outcome.report.findings,
                     saw_everything,
                     driftline_pipeline::now_ms(),
                 )?;
-                let place = args.clickhouse.clone().unwrap_or(dir.display().to_string());
                 eprintln!(
                     "recorded in {place}: {} new, {} resolved",
                     r.new, r.resolved
@@ -306,7 +311,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 mappings: None,
                 aws: Default::default(),
             };
-            let outcome = scan::scan(&inputs)?;
+            let outcome = scan::scan(&inputs, None)?;
             let summary = demo::finops_summary(&estate, &outcome.report.findings)?;
             // The demo always has drift; its exit code says only whether it ran.
             let code = finish(outcome, output, false)?;

@@ -10,7 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_collectors::aws_config::api::AwsConfigSettings;
 use driftline_collectors::{Reading, SourceError, Sources, SourcesConfig};
 use driftline_detectors::{DriftDetector, DriftReport, SourceStatuses, register_snapshots};
-use driftline_pipeline::Snapshots;
+use driftline_pipeline::{Snapshots, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::inputs::{load_driftignore, load_mappings};
@@ -53,7 +53,10 @@ pub fn progress_bar(what: &str, total: u64, min: u64) -> ProgressBar {
     b
 }
 
-pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
+/// Reads the inputs once and compares them. With `record`, the resources
+/// read are appended to its history tables first (see
+/// `store::record_resources`).
+pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<ScanOutcome> {
     let mappings = Arc::new(load_mappings(inputs.mappings.as_deref())?);
     let ignore = load_driftignore(inputs.driftignore.as_deref())?;
     let mut cfg = SourcesConfig::new(Arc::new(mappings.type_table()));
@@ -72,6 +75,19 @@ pub fn scan(inputs: &ScanInputs) -> anyhow::Result<ScanOutcome> {
     let read = read.into_set();
     // What each source could read: nothing in a scope it could not is drift.
     let statuses = Arc::new(SourceStatuses::from_statuses(read.statuses));
+    if let Some(store) = record {
+        // Only a scan that read every source may say a resource is gone.
+        let saw_everything =
+            collected.errors.is_empty() && statuses.unavailable_findings().is_empty();
+        let r = driftline_pipeline::store::record_resources(
+            store,
+            &read.declared,
+            &read.observed,
+            saw_everything,
+            driftline_pipeline::now_ms(),
+        )?;
+        tracing::info!(?r, "resources recorded");
+    }
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -105,6 +105,34 @@ fn run_keeps_findings_current_and_serves_probes() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
         .collect();
     assert!(!parts.is_empty());
+    // And every resource version the collectors published: the estate's
+    // configuration items, the bucket's deletion and its return.
+    let count = |query: &str| -> i64 {
+        let out = driftline()
+            .args(["sql", "--output", "json", "--data-dir"])
+            .arg(&data)
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["n"].as_i64().unwrap()
+    };
+    wait_for(30, "the resource histories", || {
+        count("SELECT COUNT(*) AS n FROM resources_observed") == 34
+    });
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS n FROM resources_observed_history \
+             WHERE deleted AND key LIKE '%/{UNMANAGED_BUCKET}'"
+        )),
+        1
+    );
+    assert!(count("SELECT COUNT(*) AS n FROM resources_declared") > 20);
 
     // SIGTERM: a clean, prompt exit.
     let status = svc.stop();

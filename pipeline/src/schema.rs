@@ -197,8 +197,50 @@ pub static FINDING_EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("summary", false),
         utf8("diffs", false),
         utf8("remediation", false),
+        // Added later (nullable, so files written before read as null):
+        // the event's time as a typed column for time filters, in ms for
+        // arithmetic, and the resource's tags for per-team figures.
+        Field::new("at", utc_ms(), true),
+        Field::new("at_ms", DataType::Int64, true),
+        string_list("tag_keys"),
+        string_list("tag_values"),
     ]))
 });
+
+/// Milliseconds since the epoch, in UTC: the stores' time columns.
+pub fn utc_ms() -> DataType {
+    DataType::Timestamp(
+        arrow::datatypes::TimeUnit::Millisecond,
+        Some("+00:00".into()),
+    )
+}
+
+/// A nullable list of strings (tag keys or values, parallel arrays).
+pub fn string_list(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    )
+}
+
+/// Parallel key and value lists of string maps, one entry per row.
+pub fn string_map_lists<'a>(
+    rows: impl Iterator<Item = Vec<(&'a str, &'a str)>>,
+) -> (ArrayRef, ArrayRef) {
+    use arrow::array::ListBuilder;
+    let mut keys = ListBuilder::new(StringBuilder::new());
+    let mut values = ListBuilder::new(StringBuilder::new());
+    for pairs in rows {
+        for (k, v) in pairs {
+            keys.values().append_value(k);
+            values.values().append_value(v);
+        }
+        keys.append(true);
+        values.append(true);
+    }
+    (Arc::new(keys.finish()), Arc::new(values.finish()))
+}
 
 /// Builds one `finding_events` batch.
 pub fn finding_events_batch(
@@ -232,10 +274,27 @@ pub fn finding_events_batch(
             b.append_option(v);
         }
     }
-    let arrays: Vec<ArrayRef> = cols
+    let mut arrays: Vec<ArrayRef> = cols
         .into_iter()
         .map(|mut b| Arc::new(b.finish()) as ArrayRef)
         .collect();
+    let at: Vec<Option<i64>> = rows
+        .iter()
+        .map(|e| crate::time::parse_iso8601_ms(&e.timestamp))
+        .collect();
+    arrays.push(Arc::new(
+        arrow::array::TimestampMillisecondArray::from(at.clone()).with_timezone("+00:00"),
+    ));
+    arrays.push(Arc::new(arrow::array::Int64Array::from(at)));
+    let (keys, values) = string_map_lists(rows.iter().map(|e| {
+        e.finding
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }));
+    arrays.push(keys);
+    arrays.push(values);
     RecordBatch::try_new(FINDING_EVENTS_SCHEMA.clone(), arrays)
 }
 

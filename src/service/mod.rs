@@ -21,6 +21,7 @@ use driftline_collectors::aws_config::notifications::NotificationReceiver;
 use driftline_collectors::{Reading, Sources, SourcesConfig};
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
+use driftline_pipeline::store::ResourcesWriter;
 use driftline_pipeline::{BusSink, FindingsOut, FindingsWriter, RecordSink, TypeTable};
 
 use self::config::{Role, ServiceConfig};
@@ -239,11 +240,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             findings_out,
             format!("{}-sink", cfg.bus.group),
         );
-        let (bus, stop, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
+        let (b, st, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
         let ready = AtomicBool::new(false);
         spawn(
             "sink".into(),
-            Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
+            Box::new(move || Ok(stage::run(&mut stage, &*b, batch_max, &st, &ready)?)),
+        );
+        // Every resource version the collectors publish, into the history
+        // tables (`resources_declared` and `resources_observed` are their latest).
+        let mut resources =
+            ResourcesWriter::new(store.clone(), format!("{}-resources", cfg.bus.group));
+        let (b, st, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
+        let ready = AtomicBool::new(false);
+        spawn(
+            "resources".into(),
+            Box::new(move || Ok(stage::run(&mut resources, &*b, batch_max, &st, &ready)?)),
         );
     }
     let inbox = if cfg.aws_config.notifications.enabled {

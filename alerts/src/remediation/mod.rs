@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int32Builder, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use driftline_pipeline::store::tables::{ALERT_EVENTS, alert_events_batch};
 use driftline_pipeline::{Store, now_ms};
 use serde::{Deserialize, Serialize};
 
@@ -206,6 +207,15 @@ impl Remediator {
             store
                 .append("remediation_audit", &audit_batch(&[row])?)
                 .map_err(|e| AlertError::Audit(e.to_string()))?;
+            // A hook that ran and succeeded ended the alert: its outcome.
+            if action == "run" && p.status == ProposalStatus::Succeeded {
+                let event = crate::alerting::alert_event(&p.alert, "remediated", now_ms(), "");
+                let batch =
+                    alert_events_batch(&[event]).map_err(|e| AlertError::Audit(e.to_string()))?;
+                store
+                    .append(ALERT_EVENTS, &batch)
+                    .map_err(|e| AlertError::Audit(e.to_string()))?;
+            }
         }
         Ok(())
     }

@@ -7,9 +7,12 @@
 
 pub mod clickhouse;
 mod findings;
+mod ops_views;
 mod parquet_store;
+mod resources_writer;
 mod scan_record;
 pub mod sql;
+pub mod tables;
 pub mod views;
 
 use arrow::record_batch::RecordBatch;
@@ -18,7 +21,8 @@ use thiserror::Error;
 pub use clickhouse::ClickHouseStore;
 pub use findings::{FindingsOut, FindingsWriter};
 pub use parquet_store::ParquetStore;
-pub use scan_record::{Recorded, open_findings, record_scan};
+pub use resources_writer::ResourcesWriter;
+pub use scan_record::{Recorded, RecordedResources, open_findings, record_resources, record_scan};
 pub use sql::{QueryLimits, QueryResult};
 pub use views::FinOpsConfig;
 

@@ -246,7 +246,8 @@ impl Store for ParquetStore {
 
 /// Tables every store has, registered empty until first written, so
 /// queries and views over them work from the start.
-fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 3] {
+fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
+    use super::tables;
     [
         (crate::focus::TABLE, crate::focus::schema()),
         (
@@ -254,6 +255,15 @@ fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 3] {
             crate::schema::FINDING_EVENTS_SCHEMA.clone(),
         ),
         ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
+        (
+            tables::DECLARED_HISTORY,
+            tables::DECLARED_HISTORY_SCHEMA.clone(),
+        ),
+        (
+            tables::OBSERVED_HISTORY,
+            tables::OBSERVED_HISTORY_SCHEMA.clone(),
+        ),
+        (tables::ALERT_EVENTS, tables::ALERT_EVENTS_SCHEMA.clone()),
     ]
 }
 
@@ -270,17 +280,24 @@ impl ParquetStore {
             .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
         let ctx = SessionContext::new_with_config(config);
         let tables = self.tables();
+        let known = known_tables();
         for t in &tables {
             let dir = self.table_dir(t);
-            ctx.register_parquet(
-                t,
-                dir.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(query)?;
+            // A known table is read with its schema as this build writes it:
+            // files from before a column was added read it as null.
+            let schema = known
+                .iter()
+                .find(|(name, _)| name == t)
+                .map(|(_, s)| s.clone());
+            let mut options = ParquetReadOptions::default();
+            if let Some(schema) = &schema {
+                options = options.schema(schema);
+            }
+            ctx.register_parquet(t, dir.to_string_lossy().as_ref(), options)
+                .await
+                .map_err(query)?;
         }
-        for (name, schema) in known_tables() {
+        for (name, schema) in known {
             if !tables.iter().any(|t| t == name) {
                 let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])
                     .map_err(query)?;

@@ -52,13 +52,14 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The value of the first of `keys` a cost row's tags carry.
-fn first_tag(keys: &[String]) -> String {
+/// The value of the first of `keys` a row's tags carry (parallel key and
+/// value list columns).
+fn first_tag_in(keys: &[String], key_list: &str, value_list: &str) -> String {
     let lookups: Vec<String> = keys
         .iter()
         .map(|k| {
             format!(
-                "array_element(x_TagValues, CAST(array_position(x_TagKeys, {}) AS BIGINT))",
+                "array_element({value_list}, CAST(array_position({key_list}, {}) AS BIGINT))",
                 literal(k)
             )
         })
@@ -88,7 +89,7 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
              SELECT date_trunc('day', ChargePeriodStart) AS day, {} AS {column}, \
                     SubAccountId, ServiceName, SUM(EffectiveCost) AS cost \
              FROM focus_data_table GROUP BY 1, 2, 3, 4",
-            first_tag(keys)
+            first_tag_in(keys, "x_TagKeys", "x_TagValues")
         )
     };
     // The finding a cost row's resource has, matched on the ARN's last
@@ -138,16 +139,19 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
         cost_of("unmanaged_cost", "unmanaged"),
         cost_of("drift_cost", "changed"),
     ]
+    .into_iter()
+    .chain(super::ops_views::datafusion(cfg, &first_tag_in))
+    .collect()
 }
 
-/// The value of the first of `keys` a cost row's tags carry, in ClickHouse
+/// The value of the first of `keys` a row's tags carry, in ClickHouse
 /// (a missing key indexes 0, which reads as the empty string).
-fn first_tag_clickhouse(keys: &[String]) -> String {
+fn first_tag_clickhouse(keys: &[String], key_list: &str, value_list: &str) -> String {
     let lookups: Vec<String> = keys
         .iter()
         .map(|k| {
             format!(
-                "nullIf(x_TagValues[indexOf(x_TagKeys, {})], '')",
+                "nullIf({value_list}[indexOf({key_list}, {})], '')",
                 literal(k)
             )
         })
@@ -173,7 +177,7 @@ pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
             "SELECT toStartOfDay(ChargePeriodStart) AS day, {} AS {column}, \
                     SubAccountId, ServiceName, sum(EffectiveCost) AS cost \
              FROM focus_data_table GROUP BY day, {column}, SubAccountId, ServiceName",
-            first_tag_clickhouse(keys)
+            first_tag_clickhouse(keys, "x_TagKeys", "x_TagValues")
         )
     };
     let cost_of = |class: &str| {
@@ -230,4 +234,7 @@ pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
         ("unmanaged_cost", cost_of("unmanaged")),
         ("drift_cost", cost_of("changed")),
     ]
+    .into_iter()
+    .chain(super::ops_views::clickhouse(cfg, &first_tag_clickhouse))
+    .collect()
 }

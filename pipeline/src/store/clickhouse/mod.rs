@@ -52,6 +52,21 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "remediation_audit",
         include_str!("migrations/0005_remediation_audit.sql"),
     ),
+    (
+        6,
+        "finding_event_times_and_tags",
+        include_str!("migrations/0006_finding_event_times_and_tags.sql"),
+    ),
+    (
+        7,
+        "resources_history",
+        include_str!("migrations/0007_resources_history.sql"),
+    ),
+    (
+        8,
+        "alert_events",
+        include_str!("migrations/0008_alert_events.sql"),
+    ),
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS driftline_schema_migrations \
@@ -439,22 +454,46 @@ mod tests {
                 crate::schema::FINDING_EVENTS_SCHEMA.clone(),
             ),
             ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
+            (
+                "resources_declared_history",
+                crate::store::tables::DECLARED_HISTORY_SCHEMA.clone(),
+            ),
+            (
+                "resources_observed_history",
+                crate::store::tables::OBSERVED_HISTORY_SCHEMA.clone(),
+            ),
+            (
+                "alert_events",
+                crate::store::tables::ALERT_EVENTS_SCHEMA.clone(),
+            ),
         ];
         for (table, schema) in schemas {
-            let (_, _, sql) = MIGRATIONS
-                .iter()
-                .find(|(_, name, _)| *name == table)
-                .unwrap();
-            let columns: Vec<(String, String)> = sql
-                .lines()
-                .filter_map(|l| {
-                    let l = l.trim().trim_end_matches(',');
-                    let rest = l.strip_prefix('`')?;
-                    let (name, ty) = rest.split_once("` ")?;
-                    // The store's own bookkeeping column, not the writers'.
-                    (name != "driftline_batch").then(|| (name.to_string(), ty.to_string()))
-                })
-                .collect();
+            // The table's columns as every migration leaves them: those its
+            // CREATE names, then those later ALTERs add.
+            let mut columns: Vec<(String, String)> = Vec::new();
+            for (_, _, sql) in MIGRATIONS {
+                for statement in sql.split(";\n") {
+                    let creates =
+                        statement.contains(&format!("CREATE TABLE IF NOT EXISTS {table} ("));
+                    let alters = format!("ALTER TABLE {table} ADD COLUMN ");
+                    for l in statement.lines() {
+                        let l = l.trim().trim_end_matches([',', ';']);
+                        let rest = if creates {
+                            l.strip_prefix('`')
+                        } else {
+                            l.strip_prefix(alters.as_str())
+                                .and_then(|r| r.strip_prefix('`'))
+                        };
+                        let Some((name, ty)) = rest.and_then(|r| r.split_once("` ")) else {
+                            continue;
+                        };
+                        // The store's own bookkeeping column, not the writers'.
+                        if name != "driftline_batch" {
+                            columns.push((name.to_string(), ty.to_string()));
+                        }
+                    }
+                }
+            }
             let want: Vec<(String, String)> = schema
                 .fields()
                 .iter()

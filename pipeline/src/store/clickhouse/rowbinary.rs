@@ -16,6 +16,8 @@ pub fn clickhouse_type(field: &Field) -> Option<String> {
         DataType::Float64 => "Float64".into(),
         DataType::Int64 => "Int64".into(),
         DataType::Int32 => "Int32".into(),
+        DataType::UInt64 => "UInt64".into(),
+        DataType::Boolean => "UInt8".into(),
         DataType::Timestamp(TimeUnit::Millisecond, _) => "DateTime".into(),
         DataType::List(item) if item.data_type() == &DataType::Utf8 => {
             return Some("Array(String)".into());
@@ -64,7 +66,8 @@ pub fn encode(batch: &RecordBatch, batch_id: Option<&str>) -> Result<Vec<u8>, St
     let mut out = Vec::with_capacity(batch.num_rows() * batch.num_columns() * 8);
     for row in 0..batch.num_rows() {
         for (field, col) in schema.fields().iter().zip(batch.columns()) {
-            if field.is_nullable() {
+            // Arrays cannot be Nullable in ClickHouse: a null list is empty.
+            if field.is_nullable() && !matches!(field.data_type(), DataType::List(_)) {
                 if col.is_null(row) {
                     out.push(1);
                     continue;
@@ -117,6 +120,16 @@ fn value(out: &mut Vec<u8>, col: &dyn Array, row: usize) {
             };
             out.extend_from_slice(&v.to_le_bytes());
         }
+        DataType::UInt64 => {
+            let v = if null {
+                0
+            } else {
+                col.as_primitive::<arrow::datatypes::UInt64Type>()
+                    .value(row)
+            };
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        DataType::Boolean => out.push(u8::from(!null && col.as_boolean().value(row))),
         DataType::Timestamp(_, _) => {
             let ms = if null {
                 0

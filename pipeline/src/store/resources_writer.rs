@@ -1,0 +1,127 @@
+//! The resources writer: `driftline.declared` and `driftline.config` in,
+//! the store's resource history tables out, on the stage runner. Each
+//! snapshot on the bus is a new version of its resource (collectors publish
+//! only what changed), each tombstone a deletion; source statuses are not
+//! resources and are skipped. Offsets are committed once the rows are
+//! durable, so a crash re-appends at most the last batch's versions, which
+//! the `resources_*` views read as the same latest row.
+//!
+//! A message that does not decode is the drift stage's dead letter (it
+//! reads the same topics); this writer skips it rather than report it twice.
+
+use std::sync::Arc;
+
+use super::Store;
+use super::tables::{Side, history_batch, row_facts};
+use crate::bus::{ConsumerSpec, Message, OutMessage, Topic};
+use crate::codec::decode_table;
+use crate::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
+use crate::source_status::is_status_key;
+use crate::stage::{Stage, StageError};
+
+pub struct ResourcesWriter {
+    store: Arc<dyn Store>,
+    group: String,
+    /// Taken since the last flush, per topic, in order.
+    declared: Vec<Message>,
+    observed: Vec<Message>,
+    any: bool,
+}
+
+impl ResourcesWriter {
+    pub fn new(store: Arc<dyn Store>, group: String) -> Self {
+        Self {
+            store,
+            group,
+            declared: Vec::new(),
+            observed: Vec::new(),
+            any: false,
+        }
+    }
+
+    /// Appends one topic's messages as history rows: snapshots decoded in
+    /// bulk, tombstones as deletions.
+    fn write(&self, side: Side, messages: &[Message]) -> Result<(), StageError> {
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| StageError::of("resources", e);
+        let gone: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.payload.is_none())
+            .filter_map(|m| m.key.as_deref())
+            .collect();
+        let payloads: Vec<&[u8]> = messages
+            .iter()
+            .filter_map(|m| m.payload.as_deref())
+            .collect();
+        let schema = match side {
+            Side::Declared => &*DECLARED_SCHEMA,
+            Side::Observed => &*OBSERVED_SCHEMA,
+        };
+        let decoded = decode_table(schema, &payloads);
+        let facts = row_facts(side, &decoded.batch).map_err(|e| fail(e.into()))?;
+        let batch = history_batch(
+            side,
+            &decoded.batch,
+            &facts,
+            None,
+            &gone,
+            crate::time::now_ms(),
+        )
+        .map_err(|e| fail(e.into()))?;
+        if batch.num_rows() > 0 {
+            self.store
+                .append(side.table(), &batch)
+                .map_err(|e| fail(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Stage for ResourcesWriter {
+    fn name(&self) -> &'static str {
+        "resources"
+    }
+
+    fn consumes(&self) -> ConsumerSpec {
+        ConsumerSpec {
+            group: self.group.clone(),
+            topics: vec![Topic::Declared, Topic::Config],
+            rewind: Vec::new(),
+        }
+    }
+
+    fn replay(&mut self, _messages: Vec<Message>) {}
+
+    fn ready_at_start(&self) -> bool {
+        true
+    }
+
+    fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+        self.any |= !messages.is_empty();
+        for m in messages {
+            if m.key.as_deref().is_some_and(is_status_key) {
+                continue;
+            }
+            match m.topic {
+                Topic::Declared => self.declared.push(m),
+                Topic::Config => self.observed.push(m),
+                _ => {}
+            }
+        }
+        Vec::new()
+    }
+
+    fn flush(&mut self, _drained: bool) -> Result<Option<Vec<OutMessage>>, StageError> {
+        if !std::mem::take(&mut self.any) {
+            return Ok(None);
+        }
+        let declared = std::mem::take(&mut self.declared);
+        let observed = std::mem::take(&mut self.observed);
+        if !declared.is_empty() {
+            self.write(Side::Declared, &declared)?;
+        }
+        if !observed.is_empty() {
+            self.write(Side::Observed, &observed)?;
+        }
+        Ok(Some(Vec::new()))
+    }
+}
