@@ -67,8 +67,14 @@ enum Command {
     /// Validate a driftline.toml (and the mappings and .driftignore it
     /// names) without running anything; errors name the key.
     Check {
-        #[arg(long, default_value = "driftline.toml")]
-        config: PathBuf,
+        /// The configuration to check (driftline.toml when neither this nor
+        /// `--rules` is given).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Policy rules to check: `shipped` or a folder of `*.sql`. Each is
+        /// planned over the rule tables; errors name the file.
+        #[arg(long, value_name = "DIR|shipped")]
+        rules: Option<PathBuf>,
     },
     /// Ask the store in SQL: one read-only query over the tables and the
     /// FinOps views (`focus_data_table`, `cost_by_tag`, `tagging_coverage`, …).
@@ -149,6 +155,12 @@ struct ScanArgs {
     /// `driftline sql` and the dashboards.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also run policy rules: `shipped` (required tags, open admin ports,
+    /// unencrypted volumes, public buckets, untagged spend) or a folder of
+    /// `*.sql` rules. Cost rules read the store's cost rows when
+    /// `--data-dir` or `--clickhouse` names one.
+    #[arg(long, value_name = "DIR|shipped")]
+    rules: Option<PathBuf>,
     /// Record them in ClickHouse at URL instead.
     #[arg(long, value_name = "URL")]
     clickhouse: Option<String>,
@@ -228,6 +240,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 region: args.identity.region,
                 mappings: args.identity.mappings,
                 aws,
+                rules: args.rules,
+                required_tags: match &args.config {
+                    Some(p) => {
+                        service::config::ServiceConfig::read(p)?
+                            .finops
+                            .required_tags
+                    }
+                    None => Vec::new(),
+                },
             };
             // Read the key first: a missing one fails before the scan.
             let key =
@@ -297,7 +318,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Silence { command } => oncall::silence(command),
         Command::Remediate(args) => oncall::remediate(args),
         Command::Run(args) => service::run(args),
-        Command::Check { config } => service::check(&config),
+        Command::Check { config, rules } => {
+            if let Some(spec) = rules {
+                let errors =
+                    tokio::runtime::Runtime::new()?.block_on(scan::load_rules(&spec)?.check());
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                if !errors.is_empty() {
+                    return Ok(ExitCode::from(2));
+                }
+                println!("{}: rules ok", spec.display());
+                if config.is_none() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            service::check(&config.unwrap_or_else(|| PathBuf::from("driftline.toml")))
+        }
         Command::Sql(args) => sql::sql(args),
         Command::Cost { command } => sql::cost(command),
         Command::Demo { output } => {
@@ -310,6 +347,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 region: None,
                 mappings: None,
                 aws: Default::default(),
+                rules: None,
+                required_tags: Vec::new(),
             };
             let outcome = scan::scan(&inputs, None)?;
             let summary = demo::finops_summary(&estate, &outcome.report.findings)?;

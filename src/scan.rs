@@ -9,7 +9,9 @@ use std::sync::Arc;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_collectors::aws_config::api::AwsConfigSettings;
 use driftline_collectors::{Reading, SourceError, Sources, SourcesConfig};
-use driftline_detectors::{DriftDetector, DriftReport, SourceStatuses, register_snapshots};
+use driftline_detectors::{
+    DriftDetector, DriftReport, RuleTables, Rules, SourceStatuses, register_snapshots,
+};
 use driftline_pipeline::{Snapshots, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,6 +26,20 @@ pub struct ScanInputs {
     pub mappings: Option<PathBuf>,
     /// How to reach AWS Config when `observed` names `aws-config…`.
     pub aws: AwsConfigSettings,
+    /// Policy rules to run beside the drift comparison: `shipped` (the
+    /// rules in `detectors/rules/`) or a folder of `*.sql`; none when unset.
+    pub rules: Option<PathBuf>,
+    /// `[finops] required_tags`, for the rules' `required_tags` table.
+    pub required_tags: Vec<String>,
+}
+
+/// The rules `--rules` names.
+pub fn load_rules(spec: &Path) -> anyhow::Result<Rules> {
+    Ok(if spec == Path::new("shipped") {
+        Rules::shipped()
+    } else {
+        Rules::from_dir(spec)?
+    })
 }
 
 pub struct ScanOutcome {
@@ -75,6 +91,18 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
     let read = read.into_set();
     // What each source could read: nothing in a scope it could not is drift.
     let statuses = Arc::new(SourceStatuses::from_statuses(read.statuses));
+    let rules = match &inputs.rules {
+        Some(spec) => Some((
+            load_rules(spec)?,
+            RuleTables::from_snapshots(
+                &read.declared,
+                &read.observed,
+                record,
+                &inputs.required_tags,
+            )?,
+        )),
+        None => None,
+    };
     if let Some(store) = record {
         // Only a scan that read every source may say a resource is gone.
         let saw_everything =
@@ -96,7 +124,8 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
         .worker_threads(cores)
         .enable_all()
         .build()?;
-    let report = rt.block_on(async {
+    let mut errors = collected.errors;
+    let mut report = rt.block_on(async {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
         let summary = register_snapshots(&ctx, &mappings, &read.declared, &read.observed)?;
@@ -106,6 +135,14 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
             .run(&ctx, summary)
             .await
     })?;
+    if let Some((rules, tables)) = rules {
+        let (findings, failed) = rt.block_on(rules.evaluate(&tables));
+        report.findings.extend(findings);
+        errors.extend(failed.into_iter().map(|e| SourceError {
+            source: e.origin,
+            reason: e.reason,
+        }));
+    }
     tracing::info!(
         findings = report.findings.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -114,7 +151,7 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
     Ok(ScanOutcome {
         report,
         statuses,
-        errors: collected.errors,
+        errors,
         notes: collected.notes,
     })
 }

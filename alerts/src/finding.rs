@@ -35,7 +35,7 @@ pub fn alert_name(detector: &str, class: &str) -> String {
 fn default_severity(class: FindingClass) -> &'static str {
     match class {
         FindingClass::Missing | FindingClass::SourceUnavailable => "error",
-        FindingClass::Changed | FindingClass::Unmanaged => "warning",
+        FindingClass::Changed | FindingClass::Unmanaged | FindingClass::Policy => "warning",
     }
 }
 
@@ -48,7 +48,19 @@ pub fn labels_of(f: &Finding, tag_labels: &[String]) -> Labels {
             l.insert(k.to_string(), v.to_string());
         }
     };
-    put("alertname", &alert_name(&f.detector, f.class.as_str()));
+    // A rule's finding is named for its rule: `required_tags` → `PolicyRequiredTags`.
+    let rule = f
+        .source
+        .as_deref()
+        .and_then(|s| s.strip_prefix("rule:"))
+        .filter(|_| f.class == FindingClass::Policy);
+    match rule {
+        Some(rule) => {
+            put("alertname", &alert_name("policy", rule));
+            put("rule", rule);
+        }
+        None => put("alertname", &alert_name(&f.detector, f.class.as_str())),
+    }
     put("detector", &f.detector);
     put("class", f.class.as_str());
     put("severity", default_severity(f.class));

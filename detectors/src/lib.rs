@@ -2,10 +2,12 @@
 //!
 //! - `drift/`: declared vs observed (changed, missing, unmanaged; coverage)
 //! - `mappings`: the per-type mapping files that drive the comparison
+//! - `rules/`: policy and tagging rules as SQL files (`detectors/rules/*.sql`)
 
 pub mod drift;
 pub mod mappings;
 pub mod metrics;
+pub mod rules;
 
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;
@@ -17,6 +19,7 @@ pub use drift::{
     UnobservedScope, register_snapshots,
 };
 pub use mappings::{Mapping, MappingError, Mappings};
+pub use rules::{RuleError, RuleTables, Rules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {

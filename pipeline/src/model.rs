@@ -199,6 +199,8 @@ pub enum FindingClass {
     /// unreadable file): one finding per source, not one per resource.
     #[serde(rename = "source_unavailable")]
     SourceUnavailable,
+    /// A policy or tagging rule (`detectors/rules/*.sql`) matched.
+    Policy,
 }
 
 impl FindingClass {
@@ -208,6 +210,7 @@ impl FindingClass {
             FindingClass::Missing => "missing",
             FindingClass::Unmanaged => "unmanaged",
             FindingClass::SourceUnavailable => "source_unavailable",
+            FindingClass::Policy => "policy",
         }
     }
 }

@@ -489,7 +489,9 @@ impl DriftDetector {
                     )
                 }
                 // The join classifies nothing as a source outage.
-                FindingClass::Unmanaged | FindingClass::SourceUnavailable => {
+                FindingClass::Unmanaged
+                | FindingClass::SourceUnavailable
+                | FindingClass::Policy => {
                     summary.unmanaged += 1;
                     (
                         format!("{resource_type} {tf_id} exists but no Terraform state manages it"),

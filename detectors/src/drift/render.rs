@@ -73,6 +73,9 @@ pub fn write_table(out: &mut impl Write, r: &DriftReport) -> std::io::Result<()>
                     f.resource_id.clone(),
                     f.reason.clone().unwrap_or_default(),
                 ]),
+                FindingClass::Policy => {
+                    rows.push(vec!["policy".into(), name(f), f.summary.clone()])
+                }
             }
         }
         text::write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
@@ -233,6 +236,11 @@ fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
             "source/unobserved",
             "warning",
             "A scope could not be read, so nothing in it was compared",
+        ),
+        FindingClass::Policy => (
+            "policy/rule",
+            "warning",
+            "A policy or tagging rule matched the resource",
         ),
     }
 }
