@@ -152,7 +152,8 @@ fn the_demo_export_passes_focus_validator() {
     assert!(real.is_empty(), "focus-validator: {real:?}\n{text}");
 }
 
-/// Every migration, view, README question and FOCUS example, as the
+/// Every migration, view, README question, FOCUS example and dashboard
+/// panel query (macros expanded as the Grafana plugin does), as the
 /// ClickHouse store sends them, also runs on a current ClickHouse engine
 /// (chdb 26.x), not only on Debian's 18.16 server.
 #[test]
@@ -188,6 +189,13 @@ fn clickhouse_statements_run_on_current_clickhouse() {
     }
     for (q, _) in focus_examples() {
         add("FOCUS example".into(), for_clickhouse(&q));
+    }
+    for q in common::dashboards::queries()
+        .into_iter()
+        .filter(|q| q.datasource == "grafana-clickhouse-datasource")
+    {
+        let sql = common::dashboards::expand_macros(&q.text, 1_704_067_200, 1_900_000_000, 3600);
+        add(format!("dashboard panel {}", q.place), sql);
     }
     let n = statements.len();
     let file = tempfile::NamedTempFile::new().unwrap();

@@ -21,6 +21,9 @@ FOCUS_VALIDATOR_VERSION=1.0.0
 # A current ClickHouse engine in process, to prove the DDL and queries that
 # run on Debian's 18.16 server also run on today's releases.
 CHDB_VERSION=26.9.2.1
+# Grafana's own dashboard type, and the compiler that holds our dashboards to it.
+GRAFANA_SCHEMA_VERSION=13.2.3
+TYPESCRIPT_VERSION=7.0.2
 
 log() { echo "test-stack: $*" >&2; }
 
@@ -72,6 +75,16 @@ install() {
     python3 -m venv "$CACHE/chdb-venv"
     "$CACHE/chdb-venv/bin/pip" install -q --no-deps chdb-core
   fi
+  if ! grep -qs "\"version\": \"$GRAFANA_SCHEMA_VERSION\"" "$CACHE/grafana-schema/node_modules/@grafana/schema/package.json" ||
+    [ ! -x "$CACHE/grafana-schema/node_modules/.bin/tsc" ]; then
+    log "installing @grafana/schema $GRAFANA_SCHEMA_VERSION and typescript $TYPESCRIPT_VERSION into $CACHE/grafana-schema"
+    # Node.js's own packages carry npm; Debian splits it out.
+    command -v npm >/dev/null || apt_install nodejs npm
+    mkdir -p "$CACHE/grafana-schema"
+    (cd "$CACHE/grafana-schema" && [ -f package.json ] || echo '{"private": true}' >package.json) &&
+      (cd "$CACHE/grafana-schema" && npm install --silent --no-audit --no-fund \
+        "@grafana/schema@$GRAFANA_SCHEMA_VERSION" "typescript@$TYPESCRIPT_VERSION" >&2)
+  fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION (once; 10-25 min cold) into $CACHE"
     mkdir -p "$CACHE"
@@ -112,6 +125,7 @@ start() {
   echo "export DRIFTLINE_TEST_MOTO_FAULTS=$dir/moto-faults.json"
   start_clickhouse "$dir/clickhouse"
   echo "export DRIFTLINE_TEST_CHDB_PYTHON=$CACHE/chdb-venv/bin/python"
+  echo "export DRIFTLINE_TEST_GRAFANA_SCHEMA=$CACHE/grafana-schema"
 }
 
 # Debian's clickhouse-server 18.16 with everything under DIR; LowCardinality

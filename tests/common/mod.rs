@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod dashboards;
 pub mod finops;
+pub mod ops;
 
 use std::path::PathBuf;
 
