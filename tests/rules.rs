@@ -203,3 +203,56 @@ fn check_names_each_broken_rule() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn run_evaluates_rules_as_inputs_change_and_reloads_edited_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    common::copy_dir(&common::estate(), &estate);
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let ports = repo().join("detectors/rules/security_group_open_admin_ports.sql");
+    std::fs::copy(&ports, rules.join("admin_ports.sql")).unwrap();
+    let config = tmp.path().join("driftline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[watch]\nstate = [\"{}\"]\nobserved = [\"{}\"]\n\
+             [drift]\ndriftignore = \"{}\"\nrules = \"rules\"\nrules_interval_secs = 1\n",
+            estate.join("terraform").display(),
+            estate.join("aws-config").display(),
+            estate.join(".driftignore").display()
+        ),
+    )
+    .unwrap();
+    let findings = tmp.path().join("findings.jsonl");
+    let svc = common::Service::start(
+        &["--config", config.to_str().unwrap()],
+        &findings,
+        &tmp.path().join("run.log"),
+    );
+    let policy = || -> Vec<Value> {
+        common::finding_events(&findings)
+            .into_iter()
+            .filter(|e| e["class"] == "policy")
+            .collect()
+    };
+    common::wait_for(60, "the open SSH port's policy finding", || {
+        !policy().is_empty()
+    });
+    let first = &policy()[0];
+    assert_eq!(first["event"], "new");
+    assert_eq!(first["resource_id"], "sg-0web1234567890abc");
+    assert_eq!(first["source"], "rule:admin_ports");
+    // The rule edited to look at RDP only: its finding resolves, no restart.
+    let text = std::fs::read_to_string(&ports)
+        .unwrap()
+        .replace("(VALUES (22), (3389))", "(VALUES (3389))");
+    std::fs::write(rules.join("admin_ports.sql"), text).unwrap();
+    common::wait_for(30, "the finding to resolve after the edit", || {
+        policy().iter().any(|e| e["event"] == "resolved")
+    });
+    assert_eq!(policy().len(), 2, "{:#?}", policy());
+    let status = svc.stop();
+    assert!(status.success(), "{status:?}");
+}

@@ -131,12 +131,28 @@ impl Default for WatchSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftSection {
     pub driftignore: Option<PathBuf>,
     /// Extra mapping files, overriding the shipped ones by type.
     pub mappings: Option<PathBuf>,
+    /// Policy rules: `shipped` or a folder of `*.sql` (re-read on every
+    /// pass, so edits take effect without a restart); none when unset.
+    pub rules: Option<PathBuf>,
+    /// How often the rules look for changed inputs.
+    pub rules_interval_secs: u64,
+}
+
+impl Default for DriftSection {
+    fn default() -> Self {
+        Self {
+            driftignore: None,
+            mappings: None,
+            rules: None,
+            rules_interval_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -184,6 +200,14 @@ impl ServiceConfig {
             rebase(p);
         }
         if let Some(p) = cfg.drift.mappings.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = cfg
+            .drift
+            .rules
+            .as_mut()
+            .filter(|p| *p != Path::new("shipped"))
+        {
             rebase(p);
         }
         Ok(cfg)

@@ -19,6 +19,7 @@ use driftline_alerts::outbox::Backoff;
 use driftline_alerts::stage::AlertStage;
 use driftline_collectors::aws_config::notifications::NotificationReceiver;
 use driftline_collectors::{Reading, Sources, SourcesConfig};
+use driftline_detectors::rules::RulesWatch;
 use driftline_detectors::{DriftStage, StreamingDrift};
 use driftline_pipeline::stage;
 use driftline_pipeline::store::ResourcesWriter;
@@ -65,6 +66,9 @@ pub struct RunArgs {
     /// A .driftignore file (driftctl syntax).
     #[arg(long)]
     pub driftignore: Option<PathBuf>,
+    /// Policy rules: `shipped` or a folder of `*.sql`, hot-reloaded.
+    #[arg(long, value_name = "DIR|shipped")]
+    pub rules: Option<PathBuf>,
     /// Page PagerDuty: the environment variable holding the Events API v2
     /// routing key (the key itself never goes on a command line).
     #[arg(long, value_name = "VAR")]
@@ -99,6 +103,9 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     }
     if let Some(l) = args.listen {
         cfg.http.listen = l;
+    }
+    if let Some(r) = args.rules {
+        cfg.drift.rules = Some(r);
     }
     if let Some(d) = args.driftignore {
         cfg.drift.driftignore = Some(d);
@@ -232,6 +239,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         spawn(
             "detect".into(),
             Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
+        );
+    }
+    if let (true, Some(source)) = (cfg.roles.contains(&Role::Detect), cfg.drift.rules.clone()) {
+        let mut watch = RulesWatch::new(
+            source,
+            store.clone(),
+            bus.producer()?,
+            cfg.finops.required_tags.clone(),
+        );
+        let stop = stop.clone();
+        let every = Duration::from_secs(cfg.drift.rules_interval_secs.max(1));
+        spawn(
+            "rules".into(),
+            Box::new(move || {
+                driftline_pipeline::time::every(every, &stop, || {
+                    if let Err(e) = watch.poll_once() {
+                        tracing::warn!(error = %e, "policy rules not evaluated");
+                    }
+                });
+                Ok(())
+            }),
         );
     }
     if cfg.roles.contains(&Role::Sink) {

@@ -28,6 +28,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_pipeline::model::fingerprint;
 use driftline_pipeline::{Finding, FindingClass};
 
+mod watch;
+pub use watch::RulesWatch;
+
 /// The rules driftline ships (`detectors/rules/`).
 const SHIPPED: &[(&str, &str)] = &[
     (
@@ -284,6 +287,38 @@ impl RuleTables {
             declared: vec![declared],
             observed: vec![observed],
             cost,
+            required_tags: required_tags.to_vec(),
+        })
+    }
+
+    /// The store's latest resources and cost rows.
+    pub fn from_store(
+        store: &dyn driftline_pipeline::Store,
+        required_tags: &[String],
+    ) -> Result<Self, RuleError> {
+        use driftline_pipeline::store::QueryLimits;
+        use driftline_pipeline::store::tables::{DECLARED_HISTORY_SCHEMA, OBSERVED_HISTORY_SCHEMA};
+        let failed = |reason: String| RuleError {
+            origin: "rule tables".into(),
+            reason,
+        };
+        let everything = QueryLimits {
+            max_rows: usize::MAX - 1,
+            timeout: std::time::Duration::from_secs(300),
+        };
+        let read = |table: &str, schema: &arrow::datatypes::SchemaRef| {
+            let answer = store
+                .query(&format!("SELECT * FROM {table}"), &everything)
+                .map_err(|e| failed(e.to_string()))?;
+            conform(answer.batches, schema).map_err(|e| failed(format!("{table}: {e}")))
+        };
+        Ok(RuleTables {
+            declared: read("resources_declared", &DECLARED_HISTORY_SCHEMA)?,
+            observed: read("resources_observed", &OBSERVED_HISTORY_SCHEMA)?,
+            cost: read(
+                driftline_pipeline::focus::TABLE,
+                &driftline_pipeline::focus::schema(),
+            )?,
             required_tags: required_tags.to_vec(),
         })
     }
