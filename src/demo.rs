@@ -57,9 +57,7 @@ pub fn finops_summary(estate: &Path, findings: &[Finding]) -> anyhow::Result<Vec
     let dir = std::env::temp_dir().join(format!("driftline-demo-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = ParquetStore::open(&dir)?;
-    let import = CostImport {
-        inputs: vec![estate.join("cost").display().to_string()],
-    };
+    let mut import = CostImport::new(vec![estate.join("cost").display().to_string()]);
     let report = import.run(&store, &|_, _| {});
     if let Some(e) = report.errors.first() {
         anyhow::bail!("demo cost export: {e}");

@@ -130,14 +130,8 @@ const ERRORS_SHOWN: usize = 20;
 pub fn cost(command: CostCommand) -> anyhow::Result<ExitCode> {
     let CostCommand::Import { inputs, store } = command;
     let store = store.open()?;
-    let import = CostImport { inputs };
-    let total: u64 = import
-        .files()
-        .0
-        .iter()
-        .filter_map(|f| f.metadata().ok())
-        .map(|m| m.len())
-        .sum();
+    let mut import = CostImport::new(inputs);
+    let total: u64 = import.exports().0.iter().map(|e| e.size).sum();
     let bar = crate::scan::progress_bar("importing cost exports", total, 1);
     let report = import.run(&*store, &|_: &Path, bytes| bar.inc(bytes));
     bar.finish_and_clear();

@@ -17,6 +17,7 @@ pub mod cost;
 mod inputs;
 pub mod metrics;
 pub mod registry;
+pub mod s3;
 mod sources;
 pub mod status;
 pub mod terraform;

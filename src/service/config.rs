@@ -110,6 +110,11 @@ pub struct WatchSection {
     /// `aws-config` / `aws-config:REGION,…` / `aws-config-aggregator:NAME`
     /// (the live API, set up in `[aws_config]`): input specs, not paths.
     pub observed: Vec<String>,
+    /// FOCUS cost exports: folders, files or `s3://BUCKET/PREFIX`; each new
+    /// export found there is loaded into the store.
+    pub cost: Vec<String>,
+    /// Time between looks for new cost exports.
+    pub cost_interval_secs: u64,
     pub interval_ms: u64,
     /// Time between listings of remote state (S3 LIST / HTTP GET).
     pub remote_interval_ms: u64,
@@ -123,6 +128,8 @@ impl Default for WatchSection {
         Self {
             state: Vec::new(),
             observed: Vec::new(),
+            cost: Vec::new(),
+            cost_interval_secs: 300,
             interval_ms: 200,
             remote_interval_ms: 30_000,
             account: None,
@@ -196,6 +203,7 @@ impl ServiceConfig {
         rebase(&mut cfg.data_dir);
         cfg.watch.state.iter_mut().for_each(rebase_input);
         cfg.watch.observed.iter_mut().for_each(rebase_input);
+        cfg.watch.cost.iter_mut().for_each(rebase_input);
         if let Some(p) = cfg.drift.driftignore.as_mut() {
             rebase(p);
         }
@@ -221,8 +229,11 @@ impl ServiceConfig {
         if self.roles.contains(&Role::Collect)
             && self.watch.state.is_empty()
             && self.watch.observed.is_empty()
+            && self.watch.cost.is_empty()
         {
-            return Err("the collect role needs watch.state or watch.observed folders".into());
+            return Err(
+                "the collect role needs watch.state, watch.observed or watch.cost inputs".into(),
+            );
         }
         self.aws_config
             .validate("aws_config")

@@ -228,6 +228,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if cfg.roles.contains(&Role::Collect) && !cfg.watch.cost.is_empty() {
+        // Cost exports are tables, not snapshots: new ones go straight to the store.
+        let mut import = driftline_collectors::cost::CostImport::new(cfg.watch.cost.clone());
+        let (store, stop) = (store.clone(), stop.clone());
+        let every = Duration::from_secs(cfg.watch.cost_interval_secs.max(1));
+        spawn(
+            "cost".into(),
+            Box::new(move || {
+                let mut pass = || {
+                    let report = import.run(&*store, &|_, _| {});
+                    for e in &report.errors {
+                        tracing::warn!(error = %e, "cost export");
+                    }
+                    if report.published > 0 {
+                        tracing::info!(rows = report.published, "cost exports loaded");
+                    }
+                };
+                // What is there at start loads now, not one interval in.
+                pass();
+                driftline_pipeline::time::every(every, &stop, pass);
+                Ok(())
+            }),
+        );
+    }
     if cfg.roles.contains(&Role::Detect) {
         let ready = Arc::new(AtomicBool::new(false));
         health.ready.push(ready.clone());

@@ -232,8 +232,8 @@ fn note_columns(headers: &[String], targets: &[Target], read: &mut ExportRead) {
 
 /// A Parquet export: each column is read as text and goes through the same
 /// checks as CSV, so both formats give the same table.
-fn read_parquet(
-    file: std::fs::File,
+pub fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
+    file: R,
     source: &str,
     out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
 ) -> Result<ExportRead, String> {

@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use serde::Deserialize;
 
 use crate::SourceError;
+use crate::s3::S3;
 
 /// Where a state lives, as written on the command line or in driftline.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +86,7 @@ pub fn peek_lineage(bytes: &[u8]) -> Option<Lineage> {
 
 /// Clients for every remote location (built on first use).
 pub struct Backends {
-    rt: tokio::runtime::Runtime,
-    s3: Option<aws_sdk_s3::Client>,
+    s3: Option<S3>,
     http: reqwest::blocking::Client,
     /// Where each listed object is: id → how to fetch it.
     fetch: HashMap<String, Fetch>,
@@ -124,33 +124,17 @@ fn count(backend: &str, outcome: &str) {
 impl Backends {
     pub fn new() -> std::io::Result<Self> {
         Ok(Self {
-            rt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("state-backends")
-                .enable_all()
-                .build()?,
             s3: None,
             http: driftline_pipeline::http_client(),
             fetch: HashMap::new(),
         })
     }
 
-    fn s3(&mut self) -> aws_sdk_s3::Client {
-        if let Some(c) = &self.s3 {
-            return c.clone();
+    fn s3(&mut self) -> Result<&S3, String> {
+        if self.s3.is_none() {
+            self.s3 = Some(S3::new().map_err(|e| e.to_string())?);
         }
-        let sdk = self
-            .rt
-            .block_on(crate::aws_config::api::load_sdk_config(None, None, None, 5));
-        // Path-style addressing when the endpoint is overridden (MinIO,
-        // moto, a VPC endpoint by IP): virtual hosts need DNS for the bucket.
-        let path_style = sdk.endpoint_url().is_some();
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(path_style)
-            .build();
-        let c = aws_sdk_s3::Client::from_conf(conf);
-        self.s3 = Some(c.clone());
-        c
+        Ok(self.s3.as_ref().expect("made above"))
     }
 
     /// The objects at `loc`, each with a stamp that changes with its content.
@@ -175,58 +159,40 @@ impl Backends {
     }
 
     fn list_s3(&mut self, bucket: &str, key: &str) -> Result<Vec<RemoteObject>, SourceError> {
-        let client = self.s3();
         let source = format!("s3://{bucket}/{key}");
+        let failed = |e: String| {
+            count("s3", "error");
+            err(&source, e)
+        };
         let mut out = Vec::new();
         // The default workspace at KEY, the others at env:/NAME/KEY.
-        for prefix in [key.to_string(), "env:/".to_string()] {
-            let mut token = None;
-            loop {
-                let page = self
-                    .rt
-                    .block_on(
-                        client
-                            .list_objects_v2()
-                            .bucket(bucket)
-                            .prefix(&prefix)
-                            .set_continuation_token(token)
-                            .send(),
-                    )
-                    .map_err(|e| {
-                        count("s3", "error");
-                        err(
-                            &source,
-                            format!(
-                                "ListObjectsV2: {}",
-                                aws_sdk_s3::error::DisplayErrorContext(&e)
-                            ),
-                        )
-                    })?;
-                for o in page.contents() {
-                    let Some(k) = o.key() else { continue };
-                    let wanted = k == key
-                        || (k.starts_with("env:/")
-                            && k.strip_suffix(key)
-                                .is_some_and(|p| p.ends_with('/') && p.len() > "env:/".len()));
-                    if !wanted {
-                        continue;
-                    }
-                    let id = format!("s3://{bucket}/{k}");
-                    let stamp =
-                        hash_of(&[o.e_tag().unwrap_or(""), &format!("{:?}", o.last_modified())]);
-                    self.fetch.insert(
-                        id.clone(),
-                        Fetch::S3 {
-                            bucket: bucket.to_string(),
-                            key: k.to_string(),
-                        },
-                    );
-                    out.push(RemoteObject { id, stamp });
+        for prefix in [key, "env:/"] {
+            for o in self
+                .s3()
+                .map_err(failed)?
+                .list(bucket, prefix)
+                .map_err(failed)?
+            {
+                let k = o.key.as_str();
+                let wanted = k == key
+                    || (k.starts_with("env:/")
+                        && k.strip_suffix(key)
+                            .is_some_and(|p| p.ends_with('/') && p.len() > "env:/".len()));
+                if !wanted {
+                    continue;
                 }
-                token = page.next_continuation_token().map(String::from);
-                if token.is_none() {
-                    break;
-                }
+                let id = format!("s3://{bucket}/{k}");
+                self.fetch.insert(
+                    id.clone(),
+                    Fetch::S3 {
+                        bucket: bucket.to_string(),
+                        key: k.to_string(),
+                    },
+                );
+                out.push(RemoteObject {
+                    id,
+                    stamp: hash_of(&[&o.stamp]),
+                });
             }
         }
         if out.is_empty() {
@@ -271,30 +237,12 @@ impl Backends {
                 Ok((b.clone(), None))
             }
             Some(Fetch::S3 { bucket, key }) => {
-                let client = self.s3.clone().ok_or_else(|| err(id, "no S3 client"))?;
-                let r = self.rt.block_on(async {
-                    let o = client.get_object().bucket(bucket).key(key).send().await?;
-                    let version = o.version_id().map(String::from);
-                    let body = o.body.collect().await.map(|b| b.into_bytes().to_vec());
-                    Ok::<_, aws_sdk_s3::error::SdkError<_>>((body, version))
-                });
-                match r {
-                    Ok((Ok(bytes), version)) => {
-                        count("s3", "read");
-                        Ok((bytes, version))
-                    }
-                    Ok((Err(e), _)) => {
-                        count("s3", "error");
-                        Err(err(id, format!("reading the object: {e}")))
-                    }
-                    Err(e) => {
-                        count("s3", "error");
-                        Err(err(
-                            id,
-                            format!("GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
-                        ))
-                    }
-                }
+                let read = match &self.s3 {
+                    Some(s3) => s3.get(bucket, key),
+                    None => Err("no S3 client".to_string()),
+                };
+                count("s3", if read.is_ok() { "read" } else { "error" });
+                read.map_err(|e| err(id, e))
             }
             None => Err(err(id, "not listed")),
         }
