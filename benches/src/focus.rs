@@ -124,6 +124,42 @@ pub fn billables(snapshot: &Value) -> Vec<Billable> {
         .collect()
 }
 
+/// `n` billable resources of every rated type, for exports of any size:
+/// most carry team, env and service tags, every tenth none at all, and
+/// every seventh lacks `team`.
+pub fn synthetic(n: usize) -> Vec<Billable> {
+    const TYPES: [&str; 6] = [
+        "AWS::EC2::Instance",
+        "AWS::EC2::Volume",
+        "AWS::RDS::DBInstance",
+        "AWS::S3::Bucket",
+        "AWS::Lambda::Function",
+        "AWS::DynamoDB::Table",
+    ];
+    (0..n)
+        .map(|i| {
+            let resource_type = TYPES[i % TYPES.len()].to_string();
+            let id = format!("res-{i:08}");
+            let mut tags = Vec::new();
+            if i % 10 != 0 {
+                if i % 7 != 0 {
+                    tags.push(("team".into(), ["payments", "search", "platform"][i % 3].into()));
+                }
+                tags.push(("env".into(), ["prod", "staging"][i % 2].into()));
+                tags.push(("service".into(), format!("svc-{}", i % 50)));
+            }
+            Billable {
+                arn: format!("arn:aws:ec2:eu-west-1:123456789012:{}/{id}", resource_type.to_ascii_lowercase()),
+                name: id,
+                resource_type,
+                region: "eu-west-1".into(),
+                tags,
+                scale: 1.0 + (i % 3) as f64 * 0.5,
+            }
+        })
+        .collect()
+}
+
 /// Cents, so sums are exact in tests.
 fn money(v: f64) -> String {
     format!("{:.2}", (v * 100.0).round() / 100.0)

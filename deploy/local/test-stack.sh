@@ -168,6 +168,7 @@ XML
   log "clickhouse-server on 127.0.0.1:$http (pid $(cat "$(dirname "$dir")/clickhouse.pid"), logs in $dir)"
   echo "export DRIFTLINE_TEST_CLICKHOUSE=http://127.0.0.1:$http"
   echo "export DRIFTLINE_TEST_CLICKHOUSE_CONFIG=$dir/config.xml"
+  echo "export DRIFTLINE_TEST_CLICKHOUSE_TCP=$tcp"
 }
 
 wait_port() {
