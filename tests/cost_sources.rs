@@ -8,22 +8,6 @@ mod common;
 
 use common::finops::{demo_export, repo};
 
-fn count(dir: &std::path::Path, query: &str) -> i64 {
-    let out = common::driftline()
-        .args(["sql", "--output", "json", "--data-dir"])
-        .arg(dir)
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    rows[0]["n"].as_i64().unwrap()
-}
-
 #[test]
 fn cost_import_reads_an_s3_prefix_once() {
     let Some(moto) = aws::Moto::get() else { return };
@@ -63,7 +47,7 @@ fn cost_import_reads_an_s3_prefix_once() {
     assert!(out.contains("imported 0 cost rows"), "{out}{err}");
     assert!(err.contains("1 export(s) already imported"), "{err}");
     assert_eq!(
-        count(
+        common::count_in(
             data.path(),
             &format!(
                 "SELECT COUNT(*) AS n FROM focus_data_table \
@@ -104,7 +88,7 @@ fn run_loads_each_new_export_in_a_watched_folder() {
         &tmp.path().join("run.log"),
     );
     let data = tmp.path().join("data");
-    let rows = || count(&data, "SELECT COUNT(*) AS n FROM focus_data_table");
+    let rows = || common::count_in(&data, "SELECT COUNT(*) AS n FROM focus_data_table");
     std::fs::copy(demo_export(), exports.join("focus-2024-09.csv")).unwrap();
     common::wait_for(30, "the first export to load", || rows() == 630);
     // A second delivery, under a new name: loaded; the first is not again.

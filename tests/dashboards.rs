@@ -6,7 +6,7 @@
 mod common;
 
 use common::dashboards::{dashboards, expand_macros, queries};
-use common::finops::{Store, load_demo, repo, stores};
+use common::finops::{Store, load_demo, repo, scan_estate, stores};
 
 /// Type-checks `dashboards` (name, JSON) with `tsc --strict` against
 /// `Dashboard` from `@grafana/schema`; the compiler's output on failure.
@@ -81,16 +81,7 @@ fn load_estate(store: &Store) {
     let mut rules = std::fs::read_to_string(estate.join(".driftignore")).unwrap();
     rules.push_str("\naws_sqs_queue.orders_dlq\n");
     std::fs::write(ignore.path(), rules).unwrap();
-    let out = common::driftline()
-        .args(["scan", "--state"])
-        .arg(estate.join("terraform"))
-        .arg("--observed")
-        .arg(estate.join("aws-config"))
-        .arg("--driftignore")
-        .arg(ignore.path())
-        .args(store.args())
-        .output()
-        .unwrap();
+    let out = scan_estate(store, &estate, ignore.path(), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("0 new, 1 resolved"), "{stderr}");
     common::ops::page_three_alerts(store);

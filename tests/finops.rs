@@ -308,16 +308,7 @@ fn a_second_scan_resolves_what_it_no_longer_finds_on(store: &Store) {
     let ignore_all = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ignore_all.path(), "*\n").unwrap();
     let estate = repo().join("examples/estate");
-    let out = common::driftline()
-        .args(["scan", "--state"])
-        .arg(estate.join("terraform"))
-        .arg("--observed")
-        .arg(estate.join("aws-config"))
-        .arg("--driftignore")
-        .arg(ignore_all.path())
-        .args(store.args())
-        .output()
-        .unwrap();
+    let out = scan_estate(store, &estate, ignore_all.path(), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("0 new, {before} resolved")),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::finops::{Store, close, load_demo, num, repo, sql, stores};
+use common::finops::{Store, close, load_demo, num, repo, scan_estate, sql, stores};
 use serde_json::Value;
 
 fn count(store: &Store, query: &str) -> i64 {
@@ -25,21 +25,7 @@ fn estate_copy() -> tempfile::TempDir {
 }
 
 fn scan(store: &Store, estate: &std::path::Path, ignore: &std::path::Path) -> String {
-    let out = common::driftline()
-        .args(["scan", "--state"])
-        .arg(estate.join("terraform"))
-        .arg("--observed")
-        .arg(estate.join("aws-config"))
-        .arg("--driftignore")
-        .arg(ignore)
-        .args(store.args())
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = scan_estate(store, estate, ignore, &[]);
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

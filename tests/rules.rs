@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::finops::{Store, export_rows, repo, stores};
+use common::finops::{Store, export_rows, repo, scan_estate, stores};
 use serde_json::Value;
 
 /// The estate copied, with an unencrypted volume and a public bucket added
@@ -66,27 +66,20 @@ fn estate_with_violations() -> tempfile::TempDir {
 
 /// (rule, resource id, summary) of each policy finding a scan reports.
 fn policy_findings(store: &Store, estate: &std::path::Path) -> Vec<(String, String, String)> {
-    let import = common::driftline()
-        .args(["cost", "import"])
-        .arg(estate.join("cost"))
-        .args(store.args())
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
+    common::succeeded(
+        common::driftline()
+            .args(["cost", "import"])
+            .arg(estate.join("cost"))
+            .args(store.args())
+            .output()
+            .unwrap(),
     );
-    let out = common::driftline()
-        .args(["scan", "--output", "json", "--rules", "shipped", "--state"])
-        .arg(estate.join("terraform"))
-        .arg("--observed")
-        .arg(estate.join("aws-config"))
-        .arg("--driftignore")
-        .arg(estate.join(".driftignore"))
-        .args(store.args())
-        .output()
-        .unwrap();
+    let out = scan_estate(
+        store,
+        estate,
+        &estate.join(".driftignore"),
+        &["--output", "json", "--rules", "shipped"],
+    );
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -107,21 +107,7 @@ fn run_keeps_findings_current_and_serves_probes() {
     assert!(!parts.is_empty());
     // And every resource version the collectors published: the estate's
     // configuration items, the bucket's deletion and its return.
-    let count = |query: &str| -> i64 {
-        let out = driftline()
-            .args(["sql", "--output", "json", "--data-dir"])
-            .arg(&data)
-            .arg(query)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        rows[0]["n"].as_i64().unwrap()
-    };
+    let count = |query: &str| count_in(&data, query);
     wait_for(30, "the resource histories", || {
         count("SELECT COUNT(*) AS n FROM resources_observed") == 34
     });

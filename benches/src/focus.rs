@@ -143,13 +143,19 @@ pub fn synthetic(n: usize) -> Vec<Billable> {
             let mut tags = Vec::new();
             if i % 10 != 0 {
                 if i % 7 != 0 {
-                    tags.push(("team".into(), ["payments", "search", "platform"][i % 3].into()));
+                    tags.push((
+                        "team".into(),
+                        ["payments", "search", "platform"][i % 3].into(),
+                    ));
                 }
                 tags.push(("env".into(), ["prod", "staging"][i % 2].into()));
                 tags.push(("service".into(), format!("svc-{}", i % 50)));
             }
             Billable {
-                arn: format!("arn:aws:ec2:eu-west-1:123456789012:{}/{id}", resource_type.to_ascii_lowercase()),
+                arn: format!(
+                    "arn:aws:ec2:eu-west-1:123456789012:{}/{id}",
+                    resource_type.to_ascii_lowercase()
+                ),
                 name: id,
                 resource_type,
                 region: "eu-west-1".into(),

@@ -7,6 +7,40 @@ pub mod ops;
 
 use std::path::PathBuf;
 
+/// A finished command's output, after checking it succeeded (its stderr
+/// is the failure message).
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `driftline sql --output json QUERY STORE_ARGS…`: the rows.
+pub fn sql_rows(store_args: &[String], query: &str) -> Vec<serde_json::Value> {
+    let out = succeeded(
+        driftline()
+            .args(["sql", query, "--output", "json"])
+            .args(store_args)
+            .output()
+            .unwrap(),
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+/// The `n` column of a query's first row, on the Parquet store in `dir`.
+pub fn count_in(dir: &std::path::Path, query: &str) -> i64 {
+    sql_rows(&["--data-dir".into(), dir.display().to_string()], query)[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
 /// `../shared/fixtures` beside the checkout (or `DRIFTLINE_FIXTURES`).
 /// The real-world fixtures are required: a missing folder fails the test.
 pub fn fixtures() -> PathBuf {

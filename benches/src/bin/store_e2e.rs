@@ -60,6 +60,9 @@ fn args() -> Args {
 
 /// Runs `cmd` to the end: wall time, its own peak RSS (from `wait4`), and
 /// its stdout.
+// Reaped by wait4, not Child::wait: wait4 is what reports the child's own
+// peak RSS.
+#[allow(clippy::zombie_processes)]
 fn measured(cmd: &mut Command) -> (Duration, u64, String) {
     use std::io::Read;
     let started = Instant::now();
@@ -88,7 +91,10 @@ fn measured(cmd: &mut Command) -> (Duration, u64, String) {
         usage
     };
     let elapsed = started.elapsed();
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?}: {err}"
@@ -102,7 +108,11 @@ fn measured(cmd: &mut Command) -> (Duration, u64, String) {
 struct Captured(Mutex<Vec<arrow::record_batch::RecordBatch>>);
 
 impl Store for Captured {
-    fn append(&self, table: &str, batch: &arrow::record_batch::RecordBatch) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        table: &str,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> Result<(), StoreError> {
         if table == "focus_data_table" {
             self.0.lock().unwrap().push(batch.clone());
         }
@@ -144,7 +154,11 @@ fn main() {
     )
     .expect("write export");
     let size = std::fs::metadata(&export).map(|m| m.len()).unwrap_or(0);
-    println!("export: {rows} rows, {} MB ({})", mb(size), export.display());
+    println!(
+        "export: {rows} rows, {} MB ({})",
+        mb(size),
+        export.display()
+    );
     let base = a.clickhouse.trim_end_matches('/').to_string();
     for db in ["bench_import", "bench_store"] {
         clickhouse_sql(&base, &format!("DROP DATABASE IF EXISTS {db}"));
@@ -158,8 +172,14 @@ fn main() {
     println!("| store | seconds | rows/s | peak RSS |\n|---|---|---|---|");
     let data = work.path().join("data");
     for (name, store_args) in [
-        ("embedded (Parquet)", vec!["--data-dir".to_string(), data.display().to_string()]),
-        ("ClickHouse", vec!["--clickhouse".to_string(), import_ch.clone()]),
+        (
+            "embedded (Parquet)",
+            vec!["--data-dir".to_string(), data.display().to_string()],
+        ),
+        (
+            "ClickHouse",
+            vec!["--clickhouse".to_string(), import_ch.clone()],
+        ),
     ] {
         let (t, rss, out) = measured(
             Command::new(&a.driftline)
@@ -229,9 +249,19 @@ fn main() {
         rows as f64 / theirs.as_secs_f64(),
     );
     println!("| inserter | seconds | rows/s |\n|---|---|---|");
-    println!("| driftline ClickHouseStore::append (RowBinary over HTTP, {} batches) | {:.2} | {r_ours:.0} |", batches.len(), ours.as_secs_f64());
-    println!("| clickhouse-client, Native format | {:.2} | {r_theirs:.0} |", theirs.as_secs_f64());
-    println!("ratio driftline / clickhouse-client: {:.2} (goal ≥ 0.8)", r_ours / r_theirs);
+    println!(
+        "| driftline ClickHouseStore::append (RowBinary over HTTP, {} batches) | {:.2} | {r_ours:.0} |",
+        batches.len(),
+        ours.as_secs_f64()
+    );
+    println!(
+        "| clickhouse-client, Native format | {:.2} | {r_theirs:.0} |",
+        theirs.as_secs_f64()
+    );
+    println!(
+        "ratio driftline / clickhouse-client: {:.2} (goal ≥ 0.8)",
+        r_ours / r_theirs
+    );
 
     // 3. FinOps SQL over scale × N rows.
     let big = rows * a.scale;
@@ -263,17 +293,35 @@ fn main() {
         );
     }
     let queries = [
-        ("spend by service", "SELECT service, SUM(cost) AS spend FROM cost_by_service GROUP BY service ORDER BY spend DESC"),
-        ("tagging coverage", "SELECT tag_key, SUM(tagged_cost) / SUM(cost) AS tagged_share FROM tagging_coverage GROUP BY tag_key ORDER BY tag_key"),
-        ("top tag values", "SELECT tag_key, tag_value, SUM(cost) AS spend FROM cost_by_tag GROUP BY tag_key, tag_value ORDER BY spend DESC LIMIT 20"),
-        ("FOCUS: cost by account, second half", "SELECT SubAccountId, SUM(EffectiveCost) AS cost FROM focus_data_table WHERE ChargePeriodStart >= '2024-09-15' GROUP BY SubAccountId"),
+        (
+            "spend by service",
+            "SELECT service, SUM(cost) AS spend FROM cost_by_service GROUP BY service ORDER BY spend DESC",
+        ),
+        (
+            "tagging coverage",
+            "SELECT tag_key, SUM(tagged_cost) / SUM(cost) AS tagged_share FROM tagging_coverage GROUP BY tag_key ORDER BY tag_key",
+        ),
+        (
+            "top tag values",
+            "SELECT tag_key, tag_value, SUM(cost) AS spend FROM cost_by_tag GROUP BY tag_key, tag_value ORDER BY spend DESC LIMIT 20",
+        ),
+        (
+            "FOCUS: cost by account, second half",
+            "SELECT SubAccountId, SUM(EffectiveCost) AS cost FROM focus_data_table WHERE ChargePeriodStart >= '2024-09-15' GROUP BY SubAccountId",
+        ),
     ];
     println!("| query | store | seconds | peak RSS |\n|---|---|---|---|");
     let mut answers: Vec<Vec<String>> = Vec::new();
     for (what, sql) in queries {
         for (name, store_args) in [
-            ("embedded", vec!["--data-dir".to_string(), data.display().to_string()]),
-            ("ClickHouse", vec!["--clickhouse".to_string(), import_ch.clone()]),
+            (
+                "embedded",
+                vec!["--data-dir".to_string(), data.display().to_string()],
+            ),
+            (
+                "ClickHouse",
+                vec!["--clickhouse".to_string(), import_ch.clone()],
+            ),
         ] {
             let (t, rss, out) = measured(
                 Command::new(&a.driftline)
@@ -281,7 +329,11 @@ fn main() {
                     .args(&store_args)
                     .current_dir(work.path()),
             );
-            println!("| {what} | {name} | {:.2} | {} MB |", t.as_secs_f64(), mb(rss));
+            println!(
+                "| {what} | {name} | {:.2} | {} MB |",
+                t.as_secs_f64(),
+                mb(rss)
+            );
             answers.push(out.lines().map(String::from).collect());
         }
     }
