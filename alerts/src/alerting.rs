@@ -8,19 +8,16 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use driftline_pipeline::store::tables::{ALERT_EVENTS, AlertEventRow, alert_events_batch};
 use driftline_pipeline::{DeadLetter, FindingEvent, Store};
 
 use crate::config::AlertsConfig;
-use crate::engine::{
-    Alert, AlertEngine, AlertInput, AlertState, Notification, StateChange, integration_id,
-};
+use crate::engine::{AlertEngine, AlertInput, AlertState, StateChange, integration_id};
 use crate::notify::{Links, Notifier, PagerDuty, Slack, Webhook};
 use crate::outbox::{Backoff, Outbox};
 use crate::remediation::{Proposal, Remediator, hook_for};
 use crate::silence::Silence;
 use crate::state::{Journal, JournalEntry};
-use crate::{AlertError, finding};
+use crate::{AlertError, alert_events, finding};
 
 pub struct Alerting {
     engine: Mutex<AlertEngine>,
@@ -238,7 +235,10 @@ impl Alerting {
                 _ => None,
             })
             .collect();
-        self.record_events(&changes, &notifications, now);
+        if let Some(store) = &self.store {
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            alert_events::record(&**store, &mut written, &changes, &notifications, now);
+        }
         let prepared = self.outbox.prepare(messages);
         let mut records: Vec<JournalEntry> =
             changes.into_iter().map(JournalEntry::Engine).collect();
@@ -275,53 +275,6 @@ impl Alerting {
             }
         }
         self.journal.append(&recs)
-    }
-
-    /// Appends what this tick did to the store's `alert_events`: state
-    /// changes, receivers told an alert fires, paged alerts acknowledged
-    /// because they were silenced. A store that refuses is logged, not
-    /// fatal: pages must not wait on analytics (the ClickHouse store
-    /// spools through outages; this is for a full spool or a broken disk).
-    fn record_events(&self, changes: &[StateChange], notifications: &[Notification], now: i64) {
-        let Some(store) = &self.store else { return };
-        let mut rows = Vec::new();
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        for c in changes {
-            if let StateChange::Alert(a) = c
-                && written.insert(a.fingerprint.clone(), a.state) != Some(a.state)
-            {
-                rows.push(alert_event(a, state_name(a.state), now, ""));
-            }
-        }
-        drop(written);
-        for n in notifications {
-            let told = |fp: &str| n.alerts.iter().find(|a| a.fingerprint == fp);
-            if n.integration.per_alert() {
-                for (list, event) in [(&n.trigger, "notified"), (&n.acknowledge, "silenced")] {
-                    rows.extend(
-                        list.iter()
-                            .filter_map(|fp| told(fp))
-                            .map(|a| alert_event(a, event, n.at_ms, &n.integration.id)),
-                    );
-                }
-            } else {
-                rows.extend(
-                    n.alerts
-                        .iter()
-                        .filter(|a| a.state == AlertState::Firing)
-                        .map(|a| alert_event(a, "notified", n.at_ms, &n.integration.id)),
-                );
-            }
-        }
-        if rows.is_empty() {
-            return;
-        }
-        let appended = alert_events_batch(&rows)
-            .map_err(|e| e.to_string())
-            .and_then(|b| store.append(ALERT_EVENTS, &b).map_err(|e| e.to_string()));
-        if let Err(reason) = appended {
-            tracing::error!(%reason, rows = rows.len(), "alert events not stored");
-        }
     }
 
     pub fn add_silence(&self, s: Silence) -> Result<(), AlertError> {
@@ -363,30 +316,6 @@ impl Alerting {
 
     pub fn outbox_pending(&self) -> usize {
         self.outbox.pending()
-    }
-}
-
-fn state_name(s: AlertState) -> &'static str {
-    match s {
-        AlertState::Pending => "pending",
-        AlertState::Firing => "firing",
-        AlertState::Resolved => "resolved",
-    }
-}
-
-/// One `alert_events` row about `alert`.
-pub(crate) fn alert_event(
-    alert: &Alert,
-    event: &'static str,
-    at_ms: i64,
-    receiver: &str,
-) -> AlertEventRow {
-    AlertEventRow {
-        at_ms,
-        event,
-        fingerprint: alert.fingerprint.clone(),
-        labels: alert.labels.clone(),
-        receiver: receiver.to_string(),
     }
 }
 

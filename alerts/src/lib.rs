@@ -8,6 +8,7 @@
 //! [`Alerting`] puts them together with the durable state log and outbox;
 //! the binary feeds it finding events and drives its clock.
 
+mod alert_events;
 mod alerting;
 pub mod api;
 pub mod config;

@@ -209,7 +209,7 @@ impl Remediator {
                 .map_err(|e| AlertError::Audit(e.to_string()))?;
             // A hook that ran and succeeded ended the alert: its outcome.
             if action == "run" && p.status == ProposalStatus::Succeeded {
-                let event = crate::alerting::alert_event(&p.alert, "remediated", now_ms(), "");
+                let event = crate::alert_events::alert_event(&p.alert, "remediated", now_ms(), "");
                 let batch =
                     alert_events_batch(&[event]).map_err(|e| AlertError::Audit(e.to_string()))?;
                 store

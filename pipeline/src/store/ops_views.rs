@@ -21,8 +21,6 @@
 //! ClickHouse's `quantileExact`. For a time range of your own, aggregate
 //! `finding_episodes` with your store's percentile function.
 
-use super::views::FinOpsConfig;
-
 /// The events in which a drift finding is open (declared resources that
 /// were edited, or are gone).
 const DRIFT_CLASSES: &str = "('changed', 'missing')";
@@ -43,11 +41,13 @@ const STATE_ORDER_DF: &str =
     "at_ms * 4 + CASE event WHEN 'pending' THEN 0 WHEN 'firing' THEN 1 ELSE 2 END";
 const STATE_ORDER_CH: &str = "at_ms * 4 + multiIf(event = 'pending', 0, event = 'firing', 1, 2)";
 
+/// `team_tags`: the tag keys naming a resource's team (`[finops]`);
+/// `first_tag` writes the lookup of the first present in a key/value list.
 pub fn datafusion(
-    cfg: &FinOpsConfig,
+    team_tags: &[String],
     first_tag: &dyn Fn(&[String], &str, &str) -> String,
 ) -> Vec<String> {
-    let team = first_tag(&cfg.team_tags, "tag_keys", "tag_values");
+    let team = first_tag(team_tags, "tag_keys", "tag_values");
     vec![
         latest_datafusion("resources_declared", super::tables::DECLARED_HISTORY),
         latest_datafusion("resources_observed", super::tables::OBSERVED_HISTORY),
@@ -127,10 +127,10 @@ pub fn datafusion(
 /// accepts: equality joins only (a range condition is a WHERE after an
 /// `ALL INNER JOIN` on a constant), `-If` aggregates instead of CASE.
 pub fn clickhouse(
-    cfg: &FinOpsConfig,
+    team_tags: &[String],
     first_tag: &dyn Fn(&[String], &str, &str) -> String,
 ) -> Vec<(&'static str, String)> {
-    let team = first_tag(&cfg.team_tags, "tag_keys", "tag_values");
+    let team = first_tag(team_tags, "tag_keys", "tag_values");
     let latest = |history: &str| {
         format!(
             "SELECT * FROM {history} \

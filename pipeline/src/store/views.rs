@@ -140,7 +140,7 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
         cost_of("drift_cost", "changed"),
     ]
     .into_iter()
-    .chain(super::ops_views::datafusion(cfg, &first_tag_in))
+    .chain(super::ops_views::datafusion(&cfg.team_tags, &first_tag_in))
     .collect()
 }
 
@@ -235,6 +235,6 @@ pub fn clickhouse_views(cfg: &FinOpsConfig) -> Vec<(&'static str, String)> {
         ("drift_cost", cost_of("changed")),
     ]
     .into_iter()
-    .chain(super::ops_views::clickhouse(cfg, &first_tag_clickhouse))
+    .chain(super::ops_views::clickhouse(&cfg.team_tags, &first_tag_clickhouse))
     .collect()
 }
