@@ -119,6 +119,12 @@ fn run_keeps_findings_current_and_serves_probes() {
         1
     );
     assert!(count("SELECT COUNT(*) AS n FROM resources_declared") > 20);
+    // Only what changed became a version: the 34 items, the deletion and the
+    // return, though the whole snapshot file was read again twice.
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM resources_observed_history"),
+        36
+    );
 
     // SIGTERM: a clean, prompt exit.
     let status = svc.stop();

@@ -6,12 +6,18 @@
 //! durable, so a crash re-appends at most the last batch's versions, which
 //! the `resources_*` views read as the same latest row.
 //!
+//! A version the store already holds as latest (the same digest: a
+//! collector's first pass after a restart, or a re-read file's unchanged
+//! items) is not written again, nor a deletion of a resource it does not
+//! hold; one query per batch, for the batch's keys, tells which.
+//!
 //! A message that does not decode is the drift stage's dead letter (it
 //! reads the same topics); this writer skips it rather than report it twice.
 
 use std::sync::Arc;
 
 use super::Store;
+use super::scan_record::{latest_digests, new_versions};
 use super::tables::{Side, history_batch, row_facts};
 use crate::bus::{ConsumerSpec, Message, OutMessage, Topic};
 use crate::codec::decode_table;
@@ -58,15 +64,21 @@ impl ResourcesWriter {
         };
         let decoded = decode_table(schema, &payloads);
         let facts = row_facts(side, &decoded.batch).map_err(|e| fail(e.into()))?;
-        let batch = history_batch(
-            side,
-            &decoded.batch,
-            &facts,
-            None,
-            &gone,
-            crate::time::now_ms(),
-        )
-        .map_err(|e| fail(e.into()))?;
+        let keys: Vec<&str> = facts
+            .keys
+            .iter()
+            .map(String::as_str)
+            .chain(gone.iter().copied())
+            .collect();
+        let held = latest_digests(&*self.store, side, Some(&keys)).map_err(|e| fail(e.into()))?;
+        let keep = new_versions(&held, &facts);
+        let gone: Vec<&str> = gone.into_iter().filter(|k| held.contains_key(*k)).collect();
+        if keep.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let now = crate::time::now_ms();
+        let batch = history_batch(side, &decoded.batch, &facts, Some(&keep), &gone, now)
+            .map_err(|e| fail(e.into()))?;
         if batch.num_rows() > 0 {
             self.store
                 .append(side.table(), &batch)

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::sql::QueryLimits;
-use super::tables::{DECLARED_HISTORY, OBSERVED_HISTORY, Side, history_batch, row_facts};
+use super::tables::{DECLARED_HISTORY, OBSERVED_HISTORY, RowFacts, Side, history_batch, row_facts};
 use super::{Store, StoreError};
 use crate::model::{DeclaredResource, Finding, FindingEvent, FindingEventKind, ObservedResource};
 use crate::schema::{declared_batch, finding_events_batch, observed_batch};
@@ -107,13 +107,33 @@ pub struct RecordedResources {
     pub observed_deleted: usize,
 }
 
-/// Each key's digest in the latest version the store holds.
-fn latest_digests(store: &dyn Store, view: &str) -> Result<BTreeMap<String, String>, StoreError> {
+/// Each key's digest in the latest version the store holds on `side`: all
+/// keys, or only `keys`.
+pub(super) fn latest_digests(
+    store: &dyn Store,
+    side: Side,
+    keys: Option<&[&str]>,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let view = match side {
+        Side::Declared => "resources_declared",
+        Side::Observed => "resources_observed",
+    };
     let limits = QueryLimits {
         max_rows: usize::MAX,
         ..QueryLimits::default()
     };
-    let result = store.query(&format!("SELECT key, digest FROM {view}"), &limits)?;
+    let filter = match keys {
+        Some([]) => return Ok(BTreeMap::new()),
+        Some(keys) => {
+            let list: Vec<String> = keys
+                .iter()
+                .map(|k| format!("'{}'", k.replace('\'', "''")))
+                .collect();
+            format!(" WHERE key IN ({})", list.join(", "))
+        }
+        None => String::new(),
+    };
+    let result = store.query(&format!("SELECT key, digest FROM {view}{filter}"), &limits)?;
     Ok(result
         .cells()?
         .into_iter()
@@ -123,6 +143,17 @@ fn latest_digests(store: &dyn Store, view: &str) -> Result<BTreeMap<String, Stri
             Some((key, digest))
         })
         .collect())
+}
+
+/// The rows that are news to the store: a version whose digest differs
+/// from the latest it holds, or a deletion of a resource it holds.
+pub(super) fn new_versions(held: &BTreeMap<String, String>, facts: &RowFacts) -> Vec<usize> {
+    (0..facts.keys.len())
+        .filter(|&i| match held.get(&facts.keys[i]) {
+            _ if facts.deleted[i] => held.contains_key(&facts.keys[i]),
+            latest => latest != Some(&facts.digests[i]),
+        })
+        .collect()
 }
 
 fn write_failed(table: &str, e: arrow::error::ArrowError) -> StoreError {
@@ -142,19 +173,9 @@ fn record_side(
     saw_everything: bool,
     at_ms: i64,
 ) -> Result<(usize, usize), StoreError> {
-    let view = match side {
-        Side::Declared => "resources_declared",
-        Side::Observed => "resources_observed",
-    };
-    let held = latest_digests(store, view)?;
+    let held = latest_digests(store, side, None)?;
     let facts = row_facts(side, snapshot).map_err(|e| write_failed(side.table(), e))?;
-    let keep: Vec<usize> = (0..snapshot.num_rows())
-        .filter(|&i| match held.get(&facts.keys[i]) {
-            // A deletion the store already has (or never had the resource).
-            _ if facts.deleted[i] => held.contains_key(&facts.keys[i]),
-            latest => latest != Some(&facts.digests[i]),
-        })
-        .collect();
+    let keep = new_versions(&held, &facts);
     let seen: HashSet<&str> = facts.keys.iter().map(String::as_str).collect();
     let gone: Vec<&str> = if saw_everything {
         held.keys()
