@@ -135,8 +135,9 @@ struct ScanArgs {
     /// A .driftignore file (driftctl syntax).
     #[arg(long)]
     driftignore: Option<PathBuf>,
-    /// A driftline.toml whose `[aws_config]` section says how to reach AWS
-    /// Config (regions, budget, endpoint, profile) for `--observed aws-config`.
+    /// A driftline.toml: its `[aws_config]` (regions, budget, endpoint,
+    /// profile) for `--observed aws-config`, `[drift] rules` when `--rules`
+    /// is not given, `[finops]` required tags, and `[store]`.
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -223,14 +224,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 },
         } => list::observed_list(&inputs, &identity, matches!(output, ListOutput::Json)),
         Command::Scan(args) => {
-            let aws = match &args.config {
-                Some(p) => {
-                    let aws = service::config::ServiceConfig::read(p)?.aws_config;
-                    aws.validate("aws_config")
+            let config = args
+                .config
+                .as_deref()
+                .map(service::config::ServiceConfig::read)
+                .transpose()?;
+            let aws = match (&config, &args.config) {
+                (Some(c), Some(p)) => {
+                    c.aws_config
+                        .validate("aws_config")
                         .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                    aws
+                    c.aws_config.clone()
                 }
-                None => Default::default(),
+                _ => Default::default(),
             };
             let inputs = ScanInputs {
                 state: args.state,
@@ -240,15 +246,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 region: args.identity.region,
                 mappings: args.identity.mappings,
                 aws,
-                rules: args.rules,
-                required_tags: match &args.config {
-                    Some(p) => {
-                        service::config::ServiceConfig::read(p)?
-                            .finops
-                            .required_tags
-                    }
-                    None => Vec::new(),
-                },
+                // `--rules`, else the configuration's `[drift] rules`.
+                rules: args
+                    .rules
+                    .or(config.as_ref().and_then(|c| c.drift.rules.clone())),
+                required_tags: config
+                    .as_ref()
+                    .map(|c| c.finops.required_tags.clone())
+                    .unwrap_or_default(),
             };
             // Read the key first: a missing one fails before the scan.
             let key =
