@@ -3,8 +3,9 @@
 //! 1. `driftline cost import` of an N-row FOCUS export (default 1 M), into
 //!    the embedded Parquet store and into ClickHouse: rows/s and peak RSS;
 //! 2. the ClickHouse store's insert (`Store::append` of the export's Arrow
-//!    batches, RowBinary over HTTP) next to `clickhouse-client` inserting
-//!    the same rows in ClickHouse's Native format: rows/s and the ratio;
+//!    batches, over HTTP) next to `clickhouse-client` inserting
+//!    the same rows, both in ClickHouse's Native format: rows/s and the
+//!    ratio;
 //! 3. `driftline sql` on the FinOps views over 10 × N cost rows, on both
 //!    stores: seconds and peak RSS per query.
 //!
@@ -58,48 +59,59 @@ fn args() -> Args {
     a
 }
 
-/// Runs `cmd` to the end: wall time, its own peak RSS (from `wait4`), and
-/// its stdout.
-// Reaped by wait4, not Child::wait: wait4 is what reports the child's own
-// peak RSS.
-#[allow(clippy::zombie_processes)]
+/// The high-water mark of a running process's resident memory (VmHWM), in
+/// bytes; `None` once it has exited.
+fn hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// Runs `cmd` to the end: wall time, its own peak RSS, and its stdout. The
+/// peak is the child's VmHWM, sampled every 5 ms until it exits (a high-water
+/// mark, so only growth in its last 5 ms could be missed): the rusage of a
+/// reaped child would also count the memory of this process it was forked
+/// from.
 fn measured(cmd: &mut Command) -> (Duration, u64, String) {
-    use std::io::Read;
     let started = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: wait4 only writes into the two values we pass.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
-        usage
+    let pid = child.id();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(h) = hwm(pid) {
+                    peak = peak.max(h);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
     };
+    let out = child.wait_with_output().expect("wait");
     let elapsed = started.elapsed();
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap_or(0);
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?}: {err}"
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    (elapsed, usage.ru_maxrss as u64 * 1024, out)
+    (
+        elapsed,
+        peak,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// A store that keeps what is appended, to time the real store's appends
@@ -250,7 +262,7 @@ fn main() {
     );
     println!("| inserter | seconds | rows/s |\n|---|---|---|");
     println!(
-        "| driftline ClickHouseStore::append (RowBinary over HTTP, {} batches) | {:.2} | {r_ours:.0} |",
+        "| driftline ClickHouseStore::append (Native over HTTP, {} batches) | {:.2} | {r_ours:.0} |",
         batches.len(),
         ours.as_secs_f64()
     );

@@ -9,7 +9,8 @@
 //! A version the store already holds as latest (the same digest: a
 //! collector's first pass after a restart, or a re-read file's unchanged
 //! items) is not written again, nor a deletion of a resource it does not
-//! hold; one query per batch, for the batch's keys, tells which.
+//! hold; one query per batch, for the batch's keys, tells which. While the
+//! store cannot answer (ClickHouse away), everything is written.
 //!
 //! A message that does not decode is the drift stage's dead letter (it
 //! reads the same topics); this writer skips it rather than report it twice.
@@ -70,9 +71,19 @@ impl ResourcesWriter {
             .map(String::as_str)
             .chain(gone.iter().copied())
             .collect();
-        let held = latest_digests(&*self.store, side, Some(&keys)).map_err(|e| fail(e.into()))?;
-        let keep = new_versions(&held, &facts);
-        let gone: Vec<&str> = gone.into_iter().filter(|k| held.contains_key(*k)).collect();
+        let (keep, gone) = match latest_digests(&*self.store, side, Some(&keys)) {
+            Ok(held) => (
+                new_versions(&held, &facts),
+                gone.into_iter().filter(|k| held.contains_key(*k)).collect(),
+            ),
+            // The store cannot answer (ClickHouse away: its appends go to the
+            // spool). Write everything: a repeated version reads the same in
+            // the latest views, and losing a real one would not.
+            Err(e) => {
+                tracing::debug!(error = %e, "resource versions not compared; all written");
+                ((0..facts.keys.len()).collect(), gone)
+            }
+        };
         if keep.is_empty() && gone.is_empty() {
             return Ok(());
         }

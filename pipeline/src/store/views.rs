@@ -123,14 +123,20 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
                FROM focus_data_table) \
          GROUP BY 1, 2, 3, 4, 5"
             .to_string(),
+        // Per resource first, then per group: DataFusion's COUNT(DISTINCT
+        // CASE …) over every (row, key) pair is ~40× slower at 10 M rows.
         format!(
             "CREATE VIEW tagging_coverage AS \
-             SELECT r.tag_key, c.BillingPeriodStart, c.SubAccountId, c.ServiceName, \
-                    COUNT(DISTINCT c.ResourceId) AS resources, \
-                    COUNT(DISTINCT CASE WHEN array_has(c.x_TagKeys, r.tag_key) THEN c.ResourceId END) AS tagged_resources, \
-                    SUM(c.EffectiveCost) AS cost, \
-                    SUM(CASE WHEN array_has(c.x_TagKeys, r.tag_key) THEN c.EffectiveCost ELSE 0 END) AS tagged_cost \
-             FROM focus_data_table c CROSS JOIN ({required}) r \
+             SELECT tag_key, BillingPeriodStart, SubAccountId, ServiceName, \
+                    COUNT(ResourceId) AS resources, \
+                    COUNT(CASE WHEN tagged THEN ResourceId END) AS tagged_resources, \
+                    SUM(cost) AS cost, SUM(tagged_cost) AS tagged_cost \
+             FROM (SELECT r.tag_key, c.BillingPeriodStart, c.SubAccountId, c.ServiceName, c.ResourceId, \
+                          bool_or(array_has(c.x_TagKeys, r.tag_key)) AS tagged, \
+                          SUM(c.EffectiveCost) AS cost, \
+                          SUM(CASE WHEN array_has(c.x_TagKeys, r.tag_key) THEN c.EffectiveCost ELSE 0 END) AS tagged_cost \
+                   FROM focus_data_table c CROSS JOIN ({required}) r \
+                   GROUP BY 1, 2, 3, 4, 5) \
              GROUP BY 1, 2, 3, 4"
         ),
         by_tag("cost_by_environment", "environment", &cfg.environment_tags),

@@ -1,15 +1,16 @@
 //! The production store: ClickHouse over HTTP (the `clickhouse` crate).
 //! Opening it runs the versioned migrations (`migrations/NNNN_*.sql`, each
 //! once, recorded in `driftline_schema_migrations`) and (re)defines the
-//! views of `views.rs`. Rows go in as RowBinary (`rowbinary.rs`), one
+//! views of `views.rs`. Rows go in as Native blocks (`native.rs`), one
 //! INSERT per appended batch; queries run with `readonly=1`, a time limit
 //! and a row limit, their dates put in the form 18.16 reads
 //! (`dialect.rs`). The DDL keeps to what both 18.16 and current releases
 //! accept: no Map, no DateTime64, no TTL, no Nullable sort keys.
 
 mod dialect;
-mod rowbinary;
+mod native;
 mod spool;
+mod types;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -22,7 +23,7 @@ use super::sql::{QueryLimits, QueryResult, check_read_only_with};
 use super::views::{FinOpsConfig, clickhouse_views};
 use super::{Store, StoreError};
 
-pub use rowbinary::clickhouse_type;
+pub use types::clickhouse_type;
 
 /// The schema, one step per file, applied in order and never edited once
 /// released: a change is a new file.
@@ -232,19 +233,19 @@ fn first_line(sql: &str) -> String {
 }
 
 impl ClickHouseStore {
-    /// One INSERT of RowBinary rows.
+    /// One INSERT of a batch's rows, in the format its header names.
     fn insert(
         &self,
         header: &spool::Header,
-        rows: Vec<u8>,
+        rows: bytes::Bytes,
     ) -> Result<(), ::clickhouse::error::Error> {
         let sql = format!(
-            "INSERT INTO {} {} FORMAT RowBinary",
-            header.table, header.columns
+            "INSERT INTO {} {} FORMAT {}",
+            header.table, header.columns, header.format
         );
         self.rt.block_on(async {
             let mut insert = self.client.insert_formatted_with(sql);
-            insert.send(rows.into()).await?;
+            insert.send(rows).await?;
             insert.end().await
         })
     }
@@ -295,7 +296,7 @@ impl ClickHouseStore {
             };
             let result = match self.landed(&header) {
                 Ok(true) => Ok(()),
-                Ok(false) => self.insert(&header, rows),
+                Ok(false) => self.insert(&header, rows.into()),
                 Err(e) => Err(e),
             };
             match result {
@@ -339,7 +340,9 @@ impl Store for ClickHouseStore {
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
-        let rows = rowbinary::encode(batch, Some(&batch_id)).map_err(write)?;
+        let rows: bytes::Bytes = native::encode(batch, Some(&batch_id))
+            .map_err(write)?
+            .into();
         let mut columns: Vec<String> = batch
             .schema()
             .fields()
@@ -351,6 +354,7 @@ impl Store for ClickHouseStore {
             table: table.to_string(),
             columns: format!("({})", columns.join(", ")),
             batch_id,
+            format: spool::NATIVE.into(),
         };
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         self.replay()?;

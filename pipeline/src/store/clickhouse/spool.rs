@@ -1,6 +1,6 @@
 //! Batches ClickHouse could not take yet, kept on disk in order until it
-//! can. Each is one file — a JSON header line (table, columns, batch id),
-//! then the RowBinary rows — written to a temporary name, synced, then
+//! can. Each is one file — a JSON header line (table, columns, batch id,
+//! format), then the encoded rows — written to a temporary name, synced, then
 //! renamed, so a crash leaves whole batches only. The spool is bounded: a
 //! batch that would pass `max_bytes` is refused, and the caller (a stage)
 //! keeps it and tries again, so the bus holds the rest.
@@ -30,6 +30,17 @@ pub struct Header {
     /// `(`a`, `b`, …)` as the INSERT names them.
     pub columns: String,
     pub batch_id: String,
+    /// How the rows are encoded: `Native`; batches spooled before this
+    /// field existed are `RowBinary`.
+    #[serde(default = "row_binary")]
+    pub format: String,
+}
+
+/// The format batches are sent and spooled in now.
+pub const NATIVE: &str = "Native";
+
+fn row_binary() -> String {
+    "RowBinary".into()
 }
 
 pub struct Spool {
@@ -170,6 +181,7 @@ mod tests {
             table: "t".into(),
             columns: "(`a`)".into(),
             batch_id: id.into(),
+            format: NATIVE.into(),
         };
         spool.push(&header("b1"), b"one").unwrap();
         spool.push(&header("b2"), b"two").unwrap();
