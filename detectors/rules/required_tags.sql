@@ -3,7 +3,8 @@
 SELECT o.resource_key, o.resource_type, o.resource_id, o.account, o.region,
        r.tag_key AS path,
        o.resource_type || ' ' || o.resource_id || ' lacks the required tag ' || r.tag_key AS summary
-FROM resources_observed o
-CROSS JOIN required_tags r
+-- The few keys first: DataFusion buffers a CROSS JOIN's left side.
+FROM required_tags r
+CROSS JOIN resources_observed o
 WHERE o.tags LIKE '{%'
   AND NOT array_has(o.tag_keys, r.tag_key)

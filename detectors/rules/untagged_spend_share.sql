@@ -8,8 +8,9 @@ FROM (
   SELECT SubAccountId AS account,
          SUM(EffectiveCost) AS total,
          SUM(CASE WHEN NOT array_has_all(c.x_TagKeys, r.keys) THEN EffectiveCost ELSE 0 END) AS untagged
-  FROM focus_data_table c
-  CROSS JOIN (SELECT array_agg(tag_key) AS keys FROM required_tags) r
+  -- The one-row side first: DataFusion buffers a CROSS JOIN's left side.
+  FROM (SELECT array_agg(tag_key) AS keys FROM required_tags) r
+  CROSS JOIN focus_data_table c
   WHERE SubAccountId IS NOT NULL
   GROUP BY SubAccountId
 ) s

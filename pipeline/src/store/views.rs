@@ -123,8 +123,9 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
                FROM focus_data_table) \
          GROUP BY 1, 2, 3, 4, 5"
             .to_string(),
-        // Per resource first, then per group: DataFusion's COUNT(DISTINCT
-        // CASE …) over every (row, key) pair is ~40× slower at 10 M rows.
+        // Per resource first, then per group. The few required keys come
+        // first in the CROSS JOIN: DataFusion buffers its left side, and the
+        // cost table there took 16 s and 470 MB at 1 M rows, 0.45 s this way.
         format!(
             "CREATE VIEW tagging_coverage AS \
              SELECT tag_key, BillingPeriodStart, SubAccountId, ServiceName, \
@@ -135,7 +136,7 @@ pub fn datafusion_views(cfg: &FinOpsConfig) -> Vec<String> {
                           bool_or(array_has(c.x_TagKeys, r.tag_key)) AS tagged, \
                           SUM(c.EffectiveCost) AS cost, \
                           SUM(CASE WHEN array_has(c.x_TagKeys, r.tag_key) THEN c.EffectiveCost ELSE 0 END) AS tagged_cost \
-                   FROM focus_data_table c CROSS JOIN ({required}) r \
+                   FROM ({required}) r CROSS JOIN focus_data_table c \
                    GROUP BY 1, 2, 3, 4, 5) \
              GROUP BY 1, 2, 3, 4"
         ),
