@@ -228,6 +228,16 @@ fn alert_outcomes_on(store: &Store) {
         "{}",
         store.name()
     );
+    // The hook's proposal and run are audited in the same store.
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) AS n FROM remediation_audit WHERE action = 'run' AND exit_code = 0"
+        ),
+        1,
+        "{}",
+        store.name()
+    );
     let share = sql(store, "SELECT AVG(actionable) AS share FROM alert_outcomes");
     assert!(close(num(&share[0]["share"]), 2.0 / 3.0));
     let states = sql(

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Builder, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use driftline_pipeline::store::tables::{ALERT_EVENTS, alert_events_batch};
 use driftline_pipeline::{Store, now_ms};
@@ -82,20 +82,9 @@ pub struct AuditRow {
     pub exit_code: Option<i32>,
 }
 
+/// The store's `remediation_audit` schema (the store owns its tables).
 pub fn audit_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("at_ms", DataType::Int64, false),
-        Field::new("at", DataType::Utf8, false),
-        Field::new("proposal_id", DataType::Utf8, false),
-        Field::new("alert_fingerprint", DataType::Utf8, false),
-        Field::new("hook", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("action", DataType::Utf8, false),
-        Field::new("actor", DataType::Utf8, false),
-        Field::new("command", DataType::Utf8, false),
-        Field::new("output", DataType::Utf8, false),
-        Field::new("exit_code", DataType::Int32, true),
-    ]))
+    driftline_pipeline::store::tables::REMEDIATION_AUDIT_SCHEMA.clone()
 }
 
 pub fn audit_batch(rows: &[AuditRow]) -> Result<RecordBatch, AlertError> {
@@ -303,36 +292,5 @@ impl Remediator {
         p.result = Some(result);
         self.proposals.insert(p.id.clone(), p.clone());
         Ok(p)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The ClickHouse store's `remediation_audit` has the columns, in order
-    /// and of the types, this crate appends.
-    #[test]
-    fn the_clickhouse_table_matches_the_audit_schema() {
-        use driftline_pipeline::store::clickhouse::{MIGRATIONS, clickhouse_type};
-        let (_, _, sql) = MIGRATIONS
-            .iter()
-            .find(|(_, name, _)| *name == "remediation_audit")
-            .unwrap();
-        let columns: Vec<(String, String)> = sql
-            .lines()
-            .filter_map(|l| {
-                let (name, ty) = l
-                    .trim()
-                    .trim_end_matches(',')
-                    .strip_prefix('`')?
-                    .split_once("` ")?;
-                (name != "driftline_batch").then(|| (name.to_string(), ty.to_string()))
-            })
-            .collect();
-        let want: Vec<(String, String)> = super::audit_schema()
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), clickhouse_type(f).unwrap()))
-            .collect();
-        assert_eq!(columns, want);
     }
 }

@@ -246,7 +246,7 @@ impl Store for ParquetStore {
 
 /// Tables every store has, registered empty until first written, so
 /// queries and views over them work from the start.
-fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
+fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 7] {
     use super::tables;
     [
         (crate::focus::TABLE, crate::focus::schema()),
@@ -264,6 +264,10 @@ fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
             tables::OBSERVED_HISTORY_SCHEMA.clone(),
         ),
         (tables::ALERT_EVENTS, tables::ALERT_EVENTS_SCHEMA.clone()),
+        (
+            tables::REMEDIATION_AUDIT,
+            tables::REMEDIATION_AUDIT_SCHEMA.clone(),
+        ),
     ]
 }
 

@@ -26,6 +26,7 @@ use crate::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA, string_list, string_map_li
 pub const DECLARED_HISTORY: &str = "resources_declared_history";
 pub const OBSERVED_HISTORY: &str = "resources_observed_history";
 pub const ALERT_EVENTS: &str = "alert_events";
+pub const REMEDIATION_AUDIT: &str = "remediation_audit";
 
 /// The columns a history table puts before the snapshot's.
 fn history_schema(snapshot: &SchemaRef, with_resource_type: bool) -> SchemaRef {
@@ -352,6 +353,25 @@ pub static ALERT_EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("resource_type"),
         text("receiver"),
         text("labels"),
+    ]))
+});
+
+/// The `remediation_audit` table: every remediation proposal, approval and
+/// run (the alerts crate's remediator writes it).
+pub static REMEDIATION_AUDIT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        Field::new("at_ms", DataType::Int64, false),
+        text("at"),
+        text("proposal_id"),
+        text("alert_fingerprint"),
+        text("hook"),
+        text("kind"),
+        text("action"),
+        text("actor"),
+        text("command"),
+        text("output"),
+        Field::new("exit_code", DataType::Int32, true),
     ]))
 });
 

@@ -470,6 +470,10 @@ mod tests {
                 "alert_events",
                 crate::store::tables::ALERT_EVENTS_SCHEMA.clone(),
             ),
+            (
+                "remediation_audit",
+                crate::store::tables::REMEDIATION_AUDIT_SCHEMA.clone(),
+            ),
         ];
         for (table, schema) in schemas {
             // The table's columns as every migration leaves them: those its
