@@ -148,6 +148,24 @@ pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A housekeeping thread's body: `pass` every `secs` seconds (at least
+/// one) until `stop`; `now` runs one pass at once first. A pass logs its
+/// own failures: they are not fatal.
+fn periodic(
+    secs: u64,
+    stop: Arc<AtomicBool>,
+    now: bool,
+    mut pass: impl FnMut() + Send + 'static,
+) -> Box<dyn FnOnce() -> anyhow::Result<()> + Send> {
+    Box::new(move || {
+        if now {
+            pass();
+        }
+        driftline_pipeline::time::every(Duration::from_secs(secs.max(1)), &stop, pass);
+        Ok(())
+    })
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = settle(args)?;
     let bus = cfg.bus.open()?;
@@ -231,12 +249,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if cfg.roles.contains(&Role::Collect) && !cfg.watch.cost.is_empty() {
         // Cost exports are tables, not snapshots: new ones go straight to the store.
         let mut import = driftline_collectors::cost::CostImport::new(cfg.watch.cost.clone());
-        let (store, stop) = (store.clone(), stop.clone());
-        let every = Duration::from_secs(cfg.watch.cost_interval_secs.max(1));
+        let store = store.clone();
+        // What is there at start loads now, not one interval in.
         spawn(
             "cost".into(),
-            Box::new(move || {
-                let mut pass = || {
+            periodic(
+                cfg.watch.cost_interval_secs,
+                stop.clone(),
+                true,
+                move || {
                     let report = import.run(&*store, &|_, _| {});
                     for e in &report.errors {
                         tracing::warn!(error = %e, "cost export");
@@ -244,12 +265,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     if report.published > 0 {
                         tracing::info!(rows = report.published, "cost exports loaded");
                     }
-                };
-                // What is there at start loads now, not one interval in.
-                pass();
-                driftline_pipeline::time::every(every, &stop, pass);
-                Ok(())
-            }),
+                },
+            ),
         );
     }
     if cfg.roles.contains(&Role::Detect) {
@@ -272,18 +289,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             bus.producer()?,
             cfg.finops.required_tags.clone(),
         );
-        let stop = stop.clone();
-        let every = Duration::from_secs(cfg.drift.rules_interval_secs.max(1));
         spawn(
             "rules".into(),
-            Box::new(move || {
-                driftline_pipeline::time::every(every, &stop, || {
+            periodic(
+                cfg.drift.rules_interval_secs,
+                stop.clone(),
+                false,
+                move || {
                     if let Err(e) = watch.poll_once() {
                         tracing::warn!(error = %e, "policy rules not evaluated");
                     }
-                });
-                Ok(())
-            }),
+                },
+            ),
         );
     }
     if cfg.roles.contains(&Role::Sink) {
@@ -361,19 +378,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         });
     }
     {
-        // Housekeeping beside the stages; a failure is logged, not fatal.
-        let (store, stop) = (store.clone(), stop.clone());
-        let every = Duration::from_secs(cfg.store.maintain_interval_secs.max(1));
+        // Housekeeping beside the stages.
+        let store = store.clone();
         spawn(
             "store-maintain".into(),
-            Box::new(move || {
-                driftline_pipeline::time::every(every, &stop, || {
+            periodic(
+                cfg.store.maintain_interval_secs,
+                stop.clone(),
+                false,
+                move || {
                     if let Err(e) = store.maintain() {
                         tracing::warn!(error = %e, "store housekeeping failed");
                     }
-                });
-                Ok(())
-            }),
+                },
+            ),
         );
     }
     let sql_api = http::SqlApi {
