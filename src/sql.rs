@@ -131,9 +131,11 @@ pub fn cost(command: CostCommand) -> anyhow::Result<ExitCode> {
     let CostCommand::Import { inputs, store } = command;
     let store = store.open()?;
     let mut import = CostImport::new(inputs);
-    let total: u64 = import.exports().0.iter().map(|e| e.size).sum();
+    // Listed once: the sizes size the progress bar, then the same list loads.
+    let (exports, errors) = import.exports();
+    let total: u64 = exports.iter().map(|e| e.size).sum();
     let bar = crate::scan::progress_bar("importing cost exports", total, 1);
-    let report = import.run(&*store, &|_: &Path, bytes| bar.inc(bytes));
+    let report = import.load(exports, errors, &*store, &|_: &Path, bytes| bar.inc(bytes));
     bar.finish_and_clear();
     for n in &report.notes {
         eprintln!("note: {n}");

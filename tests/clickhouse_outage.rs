@@ -32,11 +32,7 @@ impl Server {
             .arg(dir.join("ch"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::succeeded(out);
         let url = String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("export DRIFTLINE_TEST_CLICKHOUSE="))

@@ -46,11 +46,7 @@ fn exports_from_focus_data_toolkit_load_without_losing_a_row_on(store: &Store) {
                 .arg(exports.join(format!("{provider}-{version}")))
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::succeeded(out);
         }
     }
     // FOCUS 1.3 adds a contract-commitment dataset beside cost and usage:

@@ -166,7 +166,19 @@ impl CostImport {
     /// unreadable export to `dead_letters` and the report's errors.
     /// `published` counts rows.
     pub fn run(&mut self, store: &dyn Store, progress: ProgressFn<'_>) -> CollectReport {
-        let (exports, mut errors) = self.exports();
+        let (exports, errors) = self.exports();
+        self.load(exports, errors, store, progress)
+    }
+
+    /// `run` over exports listed already (by `exports`), with the errors
+    /// the listing met.
+    pub fn load(
+        &self,
+        exports: Vec<Export>,
+        mut errors: Vec<SourceError>,
+        store: &dyn Store,
+        progress: ProgressFn<'_>,
+    ) -> CollectReport {
         let mut report = CollectReport::default();
         let imported = match Self::imported(store) {
             Ok(i) => i,

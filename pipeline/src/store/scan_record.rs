@@ -125,10 +125,7 @@ pub(super) fn latest_digests(
     let filter = match keys {
         Some([]) => return Ok(BTreeMap::new()),
         Some(keys) => {
-            let list: Vec<String> = keys
-                .iter()
-                .map(|k| format!("'{}'", k.replace('\'', "''")))
-                .collect();
+            let list: Vec<String> = keys.iter().map(|k| super::views::literal(k)).collect();
             format!(" WHERE key IN ({})", list.join(", "))
         }
         None => String::new(),

@@ -48,7 +48,7 @@ impl Default for FinOpsConfig {
 }
 
 /// A SQL string literal.
-fn literal(s: &str) -> String {
+pub(super) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
