@@ -86,6 +86,14 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
                     broadcast: is_status_key(key),
                 });
             }
+            Record::Metrics(batch) => {
+                flush(&mut out, &mut declared, &mut observed)?;
+                out.extend(crate::telemetry::encode_metrics(batch));
+            }
+            Record::Logs(batch) => {
+                flush(&mut out, &mut declared, &mut observed)?;
+                out.extend(crate::telemetry::encode_logs(batch)?);
+            }
             Record::Status(s) => {
                 flush(&mut out, &mut declared, &mut observed)?;
                 let key = s.key();

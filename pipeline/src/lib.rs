@@ -15,6 +15,7 @@ pub mod schema;
 pub mod source_status;
 pub mod stage;
 pub mod store;
+pub mod telemetry;
 pub mod text;
 pub mod time;
 

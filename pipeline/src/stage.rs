@@ -17,7 +17,7 @@
 //! - takes at most `batch_max` messages a poll: a slow stage slows its own
 //!   consumption, and memory stays bounded;
 //! - stops between polls when `stop` is set, after committing what it
-//!   finished.
+//!   finished (a stage that `drains_on_stop` first reads to the end).
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -89,6 +89,13 @@ pub trait Stage {
     fn ready_at_start(&self) -> bool {
         false
     }
+
+    /// When `stop` is set, read on to the end of every owned partition and
+    /// flush before leaving: the stage stores what the embedded bus would
+    /// otherwise lose with the process (telemetry accepted over HTTP).
+    fn drains_on_stop(&self) -> bool {
+        false
+    }
 }
 
 /// The next offset to commit per partition, for what a stage took.
@@ -145,6 +152,9 @@ fn poll(consumer: &mut dyn Consumer, max: usize) -> Vec<Event> {
     }
 }
 
+/// How long a stage that drains on stop reads on after `stop`.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs `stage` on `bus` until `stop` is set. `ready` turns true once the
 /// stage's state is rebuilt (and false again while a new assignment
 /// replays).
@@ -169,7 +179,26 @@ pub fn run(
     let mut offsets = Offsets::default();
     let mut dead: Vec<OutMessage> = Vec::new();
     let mut since: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) {
+    // The last pass reached the end of every partition with nothing left
+    // uncommitted.
+    let mut settled = false;
+    let mut stopping: Option<Instant> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let since_stop = *stopping.get_or_insert_with(Instant::now);
+            if !stage.drains_on_stop() || settled {
+                break;
+            }
+            if since_stop.elapsed() > DRAIN_LIMIT {
+                // The bus is still there (Kafka) and keeps the rest.
+                tracing::warn!(
+                    stage = stage.name(),
+                    "stopping before the end of the backlog"
+                );
+                break;
+            }
+        }
+        settled = false;
         let events = poll(&mut *consumer, batch_max);
         let polled_at = Instant::now();
         let mut replay: Vec<Message> = Vec::new();
@@ -222,9 +251,11 @@ pub fn run(
         }
         let drained = consumer.at_end();
         let Some(mut out) = stage.flush(drained)? else {
+            settled = drained && offsets.0.is_empty();
             continue;
         };
         if out.is_empty() && offsets.0.is_empty() && dead.is_empty() {
+            settled = drained;
             continue;
         }
         out.append(&mut dead);
@@ -234,6 +265,7 @@ pub fn run(
         if let Some(first) = since.take() {
             latency.observe(first.elapsed().as_secs_f64());
         }
+        settled = drained;
     }
     Ok(())
 }

@@ -34,6 +34,10 @@ pub struct BusConfig {
     /// Consumer group of the alert stage [default: `{group}-alerts`]. A new
     /// name replays the whole findings topic into the alert state.
     pub alert_group: Option<String>,
+    /// The embedded bus: most bytes of metrics (and, apart, of logs) held
+    /// before the store writer has taken them. Beyond it the receivers
+    /// answer 503 and senders retry; nothing accepted is dropped.
+    pub memory_telemetry_max_bytes: usize,
 }
 
 impl Default for BusConfig {
@@ -47,6 +51,7 @@ impl Default for BusConfig {
             properties: BTreeMap::new(),
             batch_max: 5000,
             alert_group: None,
+            memory_telemetry_max_bytes: 256 << 20,
         }
     }
 }
@@ -71,7 +76,9 @@ impl BusConfig {
             replication: self.replication,
         };
         match self.kind {
-            BusKind::Memory => Ok(Arc::new(InProcessBus::new(&layout))),
+            BusKind::Memory => Ok(Arc::new(
+                InProcessBus::new(&layout).with_telemetry_limit(self.memory_telemetry_max_bytes),
+            )),
             #[cfg(feature = "kafka")]
             BusKind::Kafka => Ok(Arc::new(super::kafka::KafkaBus::new(
                 super::kafka::KafkaConfig {

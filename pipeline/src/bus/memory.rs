@@ -23,6 +23,8 @@ struct Partition {
     entries: Vec<Option<Entry>>,
     /// Compacted topics: key → offset of its latest record.
     latest: HashMap<String, i64>,
+    /// Payload bytes held.
+    bytes: usize,
 }
 
 impl Partition {
@@ -40,6 +42,8 @@ struct Shared {
     state: Mutex<State>,
     appended: Condvar,
     partitions: i32,
+    /// Most payload bytes a telemetry topic holds (`Topic::is_telemetry`).
+    telemetry_limit: usize,
 }
 
 /// The embedded default bus.
@@ -65,8 +69,18 @@ impl InProcessBus {
                 }),
                 appended: Condvar::new(),
                 partitions: layout.partitions.max(1),
+                telemetry_limit: usize::MAX,
             }),
         }
+    }
+
+    /// Refuse telemetry beyond `bytes` per topic not yet consumed by every
+    /// group (`BusError::Full`). Call before sharing the bus.
+    pub fn with_telemetry_limit(mut self, bytes: usize) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.telemetry_limit = bytes;
+        }
+        self
     }
 
     /// Messages currently held (for memory checks and tests).
@@ -125,6 +139,23 @@ impl Producer for MemoryProducer {
             return Ok(());
         }
         let mut st = self.shared.lock();
+        // All or nothing: a refused batch leaves no part of itself behind.
+        let mut adding: HashMap<Topic, usize> = HashMap::new();
+        for m in messages.iter().filter(|m| m.topic.is_telemetry()) {
+            *adding.entry(m.topic).or_default() += m.payload.as_ref().map_or(0, Vec::len);
+        }
+        for (topic, add) in adding {
+            let held: usize = st.logs[&topic].iter().map(|p| p.bytes).sum();
+            if held > 0 && held + add > self.shared.telemetry_limit {
+                return Err(BusError::Full {
+                    topic: topic.name().into(),
+                    reason: format!(
+                        "{held} bytes not yet stored, limit {}",
+                        self.shared.telemetry_limit
+                    ),
+                });
+            }
+        }
         let out = &metrics().records_out;
         for m in messages {
             let partitions = m.partitions(self.shared.partitions);
@@ -139,6 +170,7 @@ impl Producer for MemoryProducer {
                 {
                     *slot = None;
                 }
+                part.bytes += payload.as_ref().map_or(0, |p| p.len());
                 part.entries.push(Some((m.key.clone(), payload.clone())));
             }
         }
@@ -281,6 +313,12 @@ impl Consumer for MemoryConsumer {
             let part = &mut st.logs.get_mut(&t).ok_or(BusError::Closed)?[p as usize];
             let drop_n = (min - part.base).clamp(0, part.entries.len() as i64) as usize;
             if drop_n > 0 {
+                let freed: usize = part.entries[..drop_n]
+                    .iter()
+                    .flatten()
+                    .map(|(_, p)| p.as_ref().map_or(0, |p| p.len()))
+                    .sum();
+                part.bytes -= freed;
                 part.entries.drain(..drop_n);
                 part.base += drop_n as i64;
             }
@@ -396,5 +434,33 @@ mod tests {
             payloads(&ev),
             vec![("3".into(), false), ("4".into(), false)]
         );
+    }
+
+    #[test]
+    fn telemetry_beyond_the_limit_is_refused_until_consumed() {
+        let bus = InProcessBus::new(&TopicLayout::default()).with_telemetry_limit(10);
+        let prod = bus.producer().unwrap();
+        prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
+            .unwrap();
+        let err = prod
+            .send(vec![msg(Topic::Metrics, "k", "12345678")])
+            .unwrap_err();
+        assert!(matches!(err, BusError::Full { .. }), "{err}");
+        // Nothing of the refused batch was kept; other topics are not limited.
+        assert_eq!(bus.retained(Topic::Metrics), 1);
+        prod.send(vec![msg(Topic::DeadLetters, "k", "12345678901234")])
+            .unwrap();
+        let mut c = bus
+            .consumer(&ConsumerSpec {
+                group: "t".into(),
+                topics: vec![Topic::Metrics],
+                rewind: vec![],
+            })
+            .unwrap();
+        c.poll(10, Duration::from_millis(10)).unwrap();
+        c.commit(&[(Topic::Metrics, partition_for("k", 6), 1)])
+            .unwrap();
+        prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
+            .unwrap();
     }
 }

@@ -22,6 +22,7 @@ use thiserror::Error;
 
 use crate::model::{DeclaredResource, ObservedResource};
 use crate::source_status::SourceStatus;
+use crate::telemetry::{LogBatch, MetricBatch};
 
 pub use config::{BusConfig, BusKind};
 pub use memory::InProcessBus;
@@ -61,6 +62,10 @@ pub enum Record {
     /// Whether a source read its scope (see `source_status`), on the
     /// snapshot topic of its side, written to every partition.
     Status(Box<SourceStatus>),
+    /// Metric series with their samples, for `driftline.metrics`.
+    Metrics(MetricBatch),
+    /// Log records, for `driftline.logs`.
+    Logs(LogBatch),
 }
 
 /// A message to publish. `shard` picks the partition; on the snapshot
@@ -140,6 +145,9 @@ pub enum BusError {
     Kafka(String),
     #[error("cannot encode a record: {0}")]
     Encode(String),
+    /// The bus holds as much of this topic as it may: retry later.
+    #[error("{topic} is full: {reason}")]
+    Full { topic: String, reason: String },
 }
 
 /// Topic layout: partition counts and retention, created at start-up.

@@ -78,7 +78,10 @@ impl RecordSink for Snapshots {
                 Record::Declared(d) => set.declared.push(*d),
                 Record::Observed(o) => set.observed.push(*o),
                 Record::Status(s) => set.statuses.push(*s),
-                Record::Deleted { .. } | Record::DeadLetter(_) => {}
+                Record::Deleted { .. }
+                | Record::DeadLetter(_)
+                | Record::Metrics(_)
+                | Record::Logs(_) => {}
             }
         }
         Ok(())

@@ -12,14 +12,20 @@ pub enum Topic {
     Findings,
     /// Rejected input with its reason.
     DeadLetters,
+    /// Metric samples, as remote-write messages keyed by series bucket.
+    Metrics,
+    /// Log records, keyed by service bucket.
+    Logs,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Config,
         Topic::Declared,
         Topic::Findings,
         Topic::DeadLetters,
+        Topic::Metrics,
+        Topic::Logs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,6 +34,8 @@ impl Topic {
             Topic::Declared => "driftline.declared",
             Topic::Findings => "driftline.findings",
             Topic::DeadLetters => "driftline.dlq",
+            Topic::Metrics => "driftline.metrics",
+            Topic::Logs => "driftline.logs",
         }
     }
 
@@ -41,6 +49,12 @@ impl Topic {
     /// history).
     pub fn is_table(self) -> bool {
         matches!(self, Topic::Config | Topic::Declared | Topic::Findings)
+    }
+
+    /// Telemetry streams: high volume, so a bus that cannot keep up refuses
+    /// more (`BusError::Full`) rather than buffer without bound.
+    pub fn is_telemetry(self) -> bool {
+        matches!(self, Topic::Metrics | Topic::Logs)
     }
 }
 

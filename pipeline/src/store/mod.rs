@@ -13,6 +13,7 @@ mod resources_writer;
 mod scan_record;
 pub mod sql;
 pub mod tables;
+mod telemetry_writer;
 pub mod views;
 
 use arrow::record_batch::RecordBatch;
@@ -24,6 +25,7 @@ pub use parquet_store::ParquetStore;
 pub use resources_writer::ResourcesWriter;
 pub use scan_record::{Recorded, RecordedResources, open_findings, record_resources, record_scan};
 pub use sql::{QueryLimits, QueryResult};
+pub use telemetry_writer::TelemetryWriter;
 pub use views::FinOpsConfig;
 
 #[derive(Debug, Error)]

@@ -244,33 +244,6 @@ impl Store for ParquetStore {
     }
 }
 
-/// Tables every store has, registered empty until first written, so
-/// queries and views over them work from the start.
-fn known_tables() -> [(&'static str, arrow::datatypes::SchemaRef); 7] {
-    use super::tables;
-    [
-        (crate::focus::TABLE, crate::focus::schema()),
-        (
-            "finding_events",
-            crate::schema::FINDING_EVENTS_SCHEMA.clone(),
-        ),
-        ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
-        (
-            tables::DECLARED_HISTORY,
-            tables::DECLARED_HISTORY_SCHEMA.clone(),
-        ),
-        (
-            tables::OBSERVED_HISTORY,
-            tables::OBSERVED_HISTORY_SCHEMA.clone(),
-        ),
-        (tables::ALERT_EVENTS, tables::ALERT_EVENTS_SCHEMA.clone()),
-        (
-            tables::REMEDIATION_AUDIT,
-            tables::REMEDIATION_AUDIT_SCHEMA.clone(),
-        ),
-    ]
-}
-
 impl ParquetStore {
     /// A DataFusion session over every table and view. FOCUS's column
     /// names are mixed case and its examples write them unquoted, so
@@ -284,7 +257,7 @@ impl ParquetStore {
             .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
         let ctx = SessionContext::new_with_config(config);
         let tables = self.tables();
-        let known = known_tables();
+        let known = super::tables::every_table();
         for t in &tables {
             let dir = self.table_dir(t);
             // A known table is read with its schema as this build writes it:

@@ -28,6 +28,34 @@ pub const OBSERVED_HISTORY: &str = "resources_observed_history";
 pub const ALERT_EVENTS: &str = "alert_events";
 pub const REMEDIATION_AUDIT: &str = "remediation_audit";
 
+/// Every table a store has, with its schema: registered empty by the
+/// Parquet store until first written (so queries and views over them work
+/// from the start), and created by the ClickHouse migrations (a test holds
+/// the two to each other).
+pub fn every_table() -> Vec<(&'static str, SchemaRef)> {
+    use crate::telemetry::tables as telemetry;
+    vec![
+        (crate::focus::TABLE, crate::focus::schema()),
+        (
+            "finding_events",
+            crate::schema::FINDING_EVENTS_SCHEMA.clone(),
+        ),
+        ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
+        (DECLARED_HISTORY, DECLARED_HISTORY_SCHEMA.clone()),
+        (OBSERVED_HISTORY, OBSERVED_HISTORY_SCHEMA.clone()),
+        (ALERT_EVENTS, ALERT_EVENTS_SCHEMA.clone()),
+        (REMEDIATION_AUDIT, REMEDIATION_AUDIT_SCHEMA.clone()),
+        (
+            telemetry::METRIC_SAMPLES,
+            telemetry::METRIC_SAMPLES_SCHEMA.clone(),
+        ),
+        (
+            telemetry::LOG_RECORDS,
+            telemetry::LOG_RECORDS_SCHEMA.clone(),
+        ),
+    ]
+}
+
 /// The columns a history table puts before the snapshot's.
 fn history_schema(snapshot: &SchemaRef, with_resource_type: bool) -> SchemaRef {
     let mut fields = vec![

@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "alert_events",
         include_str!("migrations/0008_alert_events.sql"),
     ),
+    (
+        9,
+        "telemetry",
+        include_str!("migrations/0009_telemetry.sql"),
+    ),
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS driftline_schema_migrations \
@@ -451,30 +456,7 @@ mod tests {
     /// the types, the Arrow schema the writers append has.
     #[test]
     fn migrations_match_the_tables_arrow_schemas() {
-        let schemas = [
-            ("focus_data_table", crate::focus::schema()),
-            (
-                "finding_events",
-                crate::schema::FINDING_EVENTS_SCHEMA.clone(),
-            ),
-            ("dead_letters", crate::schema::DEAD_LETTERS_SCHEMA.clone()),
-            (
-                "resources_declared_history",
-                crate::store::tables::DECLARED_HISTORY_SCHEMA.clone(),
-            ),
-            (
-                "resources_observed_history",
-                crate::store::tables::OBSERVED_HISTORY_SCHEMA.clone(),
-            ),
-            (
-                "alert_events",
-                crate::store::tables::ALERT_EVENTS_SCHEMA.clone(),
-            ),
-            (
-                "remediation_audit",
-                crate::store::tables::REMEDIATION_AUDIT_SCHEMA.clone(),
-            ),
-        ];
+        let schemas = crate::store::tables::every_table();
         for (table, schema) in schemas {
             // The table's columns as every migration leaves them: those its
             // CREATE names, then those later ALTERs add.

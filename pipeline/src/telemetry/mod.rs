@@ -1,0 +1,278 @@
+//! Metrics and logs: the records of `driftline.metrics` and
+//! `driftline.logs`, how they travel, and the store tables they land in
+//! (`tables.rs`: `metric_samples`, `log_records`).
+//!
+//! A metrics message is a remote-write `WriteRequest` (`prompb.rs`): the
+//! format Prometheus already sends, compact, and exact for every float
+//! (NaN stale markers included, which JSON cannot carry). A logs message is
+//! a JSON `LogBatch`. Both are keyed `{source}/{bucket}`: a series (or a
+//! service's log stream) always hashes to the same bucket, so it stays in
+//! one partition and in order, while a request's series spread over
+//! `BUCKETS` messages instead of one message each.
+
+pub mod prompb;
+pub mod tables;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bus::{BusError, OutMessage, Topic};
+
+/// Prometheus's staleness marker: a NaN with this bit pattern says the
+/// series ended at that timestamp.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The label holding a sample's metric name.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// How many messages one batch of series at most becomes.
+pub const BUCKETS: u64 = 32;
+
+/// Most bytes a decoded telemetry message may hold: a bigger one is a dead
+/// letter, not an allocation.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// A series' identity: xxHash64 of its labels sorted by name, each name
+/// and value followed by 0xff, as Prometheus's `labels.Hash` reads them.
+/// `labels` must be sorted.
+pub fn series_id(labels: &[prompb::Label]) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for l in labels {
+        h.update(l.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(l.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
+/// Sorts labels by name and drops empty values (an empty label is an
+/// absent one, in Prometheus's model). Returns the first name that appears
+/// twice, which makes the series invalid.
+pub fn normalise_labels(labels: &mut Vec<prompb::Label>) -> Result<(), String> {
+    labels.retain(|l| !l.value.is_empty());
+    labels.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(format!("label {:?} appears twice", w[0].name));
+    }
+    Ok(())
+}
+
+/// Series from one source, on their way to `driftline.metrics`. Labels are
+/// normalised (`normalise_labels`) and include `__name__`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricBatch {
+    /// Where they came from: `remote_write`, `scrape`, `otlp`.
+    pub source: String,
+    pub series: Vec<prompb::TimeSeries>,
+}
+
+impl MetricBatch {
+    pub fn samples(&self) -> usize {
+        self.series.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// One log line or OTLP log record, after the OpenTelemetry log data model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// When it happened (ms since the epoch); the observed time when the
+    /// record has none.
+    pub timestamp_ms: i64,
+    /// When driftline read it.
+    pub observed_ms: i64,
+    pub service_name: String,
+    pub severity_text: String,
+    /// 1–24 as OpenTelemetry numbers them; 0 unspecified.
+    pub severity_number: i32,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource: Vec<(String, String)>,
+    /// Lower-case hex; empty when the record has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub span_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope_name: String,
+}
+
+/// Log records from one source (a file path, `otlp`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub source: String,
+    pub records: Vec<LogRecord>,
+}
+
+/// OpenTelemetry's severity number for a level name (`warn`, `ERROR`,
+/// `fatal`, `E`…); 0 when it names none.
+pub fn severity_number(text: &str) -> i32 {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "trace" | "t" => 1,
+        "debug" | "d" | "dbg" => 5,
+        "info" | "i" | "information" | "informational" | "notice" => 9,
+        "warn" | "w" | "warning" => 13,
+        "error" | "e" | "err" => 17,
+        "fatal" | "f" | "critical" | "crit" | "alert" | "emerg" | "emergency" | "panic" => 21,
+        _ => 0,
+    }
+}
+
+fn bucket_of(hash: u64) -> u64 {
+    hash % BUCKETS
+}
+
+/// The messages a batch of series becomes: one `WriteRequest` per bucket.
+pub fn encode_metrics(batch: &MetricBatch) -> Vec<OutMessage> {
+    use prost::Message;
+    let mut buckets: Vec<Vec<prompb::TimeSeries>> = vec![Vec::new(); BUCKETS as usize];
+    for s in &batch.series {
+        buckets[bucket_of(series_id(&s.labels)) as usize].push(s.clone());
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, series)| !series.is_empty())
+        .map(|(b, timeseries)| OutMessage {
+            topic: Topic::Metrics,
+            key: format!("{}/{b}", batch.source),
+            shard: format!("series/{b}"),
+            payload: Some(
+                prompb::WriteRequest {
+                    timeseries,
+                    metadata: Vec::new(),
+                }
+                .encode_to_vec(),
+            ),
+            broadcast: false,
+        })
+        .collect()
+}
+
+/// The messages a batch of log records becomes: one per service bucket.
+pub fn encode_logs(batch: &LogBatch) -> Result<Vec<OutMessage>, BusError> {
+    let mut buckets: Vec<Vec<LogRecord>> = vec![Vec::new(); BUCKETS as usize];
+    for r in &batch.records {
+        let h = xxhash_rust::xxh64::xxh64(r.service_name.as_bytes(), 0);
+        buckets[bucket_of(h) as usize].push(r.clone());
+    }
+    let mut out = Vec::new();
+    for (b, records) in buckets.into_iter().enumerate() {
+        if records.is_empty() {
+            continue;
+        }
+        let payload = serde_json::to_vec(&LogBatch {
+            source: batch.source.clone(),
+            records,
+        })
+        .map_err(|e| BusError::Encode(e.to_string()))?;
+        out.push(OutMessage {
+            topic: Topic::Logs,
+            key: format!("{}/{b}", batch.source),
+            shard: format!("logs/{b}"),
+            payload: Some(payload),
+            broadcast: false,
+        });
+    }
+    Ok(out)
+}
+
+/// The source a telemetry message's key names.
+pub fn source_of_key(key: Option<&str>) -> &str {
+    key.and_then(|k| k.rsplit_once('/'))
+        .map(|(source, _)| source)
+        .unwrap_or("-")
+}
+
+/// A `driftline.metrics` payload, or why it is not one.
+pub fn decode_metrics(payload: &[u8]) -> Result<prompb::WriteRequest, String> {
+    use prost::Message;
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "{} bytes, over the {MAX_MESSAGE_BYTES}-byte limit",
+            payload.len()
+        ));
+    }
+    prompb::WriteRequest::decode(payload).map_err(|e| format!("not a remote-write message: {e}"))
+}
+
+/// A `driftline.logs` payload, or why it is not one.
+pub fn decode_logs(payload: &[u8]) -> Result<LogBatch, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("not a log batch: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(n: &str, v: &str) -> prompb::Label {
+        prompb::Label {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn series_ids_follow_the_sorted_labels() {
+        let mut a = vec![label("job", "x"), label("__name__", "up"), label("z", "")];
+        normalise_labels(&mut a).unwrap();
+        assert_eq!(a, vec![label("__name__", "up"), label("job", "x")]);
+        let b = vec![label("__name__", "up"), label("job", "y")];
+        assert_ne!(series_id(&a), series_id(&b));
+        assert_eq!(series_id(&a), series_id(&a.clone()));
+        let mut twice = vec![label("a", "1"), label("a", "2")];
+        assert!(normalise_labels(&mut twice).unwrap_err().contains("\"a\""));
+    }
+
+    #[test]
+    fn a_series_stays_in_one_bucket_and_stale_markers_survive() {
+        let series = |job: &str, v: f64| prompb::TimeSeries {
+            labels: vec![label("__name__", "up"), label("job", job)],
+            samples: vec![prompb::Sample {
+                value: v,
+                timestamp: 1,
+            }],
+            ..Default::default()
+        };
+        let batch = MetricBatch {
+            source: "scrape".into(),
+            series: (0..100)
+                .map(|i| series(&format!("j{i}"), stale_nan()))
+                .collect(),
+        };
+        let out = encode_metrics(&batch);
+        assert!(out.len() > 1 && out.len() <= BUCKETS as usize);
+        let again = encode_metrics(&batch);
+        assert_eq!(
+            out.iter().map(|m| &m.key).collect::<Vec<_>>(),
+            again.iter().map(|m| &m.key).collect::<Vec<_>>()
+        );
+        let mut n = 0;
+        for m in &out {
+            assert_eq!(source_of_key(Some(&m.key)), "scrape");
+            let req = decode_metrics(m.payload.as_deref().unwrap()).unwrap();
+            for s in req.timeseries {
+                assert!(is_stale_nan(s.samples[0].value));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 100);
+        assert!(decode_metrics(b"\xff\xff").is_err());
+    }
+
+    #[test]
+    fn severities_map_to_opentelemetry_numbers() {
+        assert_eq!(severity_number("WARN"), 13);
+        assert_eq!(severity_number("error"), 17);
+        assert_eq!(severity_number("nonsense"), 0);
+    }
+}
