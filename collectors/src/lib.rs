@@ -11,11 +11,15 @@
 //! - `aws_config/`: observed state (AWS Config items, notifications, history)
 //! - `cost/`: FOCUS cost exports, into the store's `focus_data_table`
 //! - `watch/`: the long-running form of both: folders polled for changes
+//! - `prometheus/`: metrics scraped from targets and received by remote-write
+//! - `push.rs`: what the HTTP push receivers share (limits, answers, back-pressure)
 
 pub mod aws_config;
 pub mod cost;
 mod inputs;
 pub mod metrics;
+pub mod prometheus;
+pub mod push;
 pub mod registry;
 pub mod s3;
 mod sources;

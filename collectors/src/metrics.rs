@@ -2,8 +2,8 @@
 
 use std::sync::LazyLock;
 
-use driftline_pipeline::metrics::{counter, gauge};
-use prometheus::{IntCounterVec, IntGaugeVec};
+use driftline_pipeline::metrics::{counter, gauge, histogram};
+use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 
 pub struct Metrics {
     /// Source files read by the watching collectors, by collector and outcome.
@@ -22,6 +22,20 @@ pub struct Metrics {
     /// Seconds since a source's last successful read, set while it is down
     /// and has one (its data is kept, stale).
     pub source_stale_seconds: IntGaugeVec,
+    /// Metric samples accepted onto the bus, by source (remote_write,
+    /// otlp, scrape).
+    pub samples_in: IntCounterVec,
+    /// Log records accepted onto the bus, by source (file, otlp).
+    pub log_records_in: IntCounterVec,
+    /// Samples, records or requests refused, by source and reason.
+    pub ingest_rejected: IntCounterVec,
+    /// Accepted telemetry that did not reach the bus. Must stay 0: a
+    /// receiver answers only after the bus has the data.
+    pub ingest_dropped: IntCounterVec,
+    /// How long each scrape took, by job.
+    pub scrape_seconds: HistogramVec,
+    /// 1 when a target's last scrape succeeded.
+    pub scrape_up: IntGaugeVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -54,6 +68,39 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "driftline_source_stale_seconds",
         "Age of a down source's last good reading, which is kept meanwhile.",
         &["source", "account", "region"],
+    ),
+    samples_in: counter(
+        "driftline_ingest_samples_total",
+        "Metric samples accepted onto the bus, by source.",
+        &["source"],
+    ),
+    log_records_in: counter(
+        "driftline_ingest_log_records_total",
+        "Log records accepted onto the bus, by source.",
+        &["source"],
+    ),
+    ingest_rejected: counter(
+        "driftline_ingest_rejected_total",
+        "Telemetry refused, by source and reason (invalid, unsupported, busy, unauthorized).",
+        &["source", "reason"],
+    ),
+    ingest_dropped: counter(
+        "driftline_ingest_dropped_total",
+        "Accepted telemetry that never reached the bus (must stay 0).",
+        &["source"],
+    ),
+    scrape_seconds: histogram(
+        "driftline_scrape_duration_seconds",
+        "Time each Prometheus scrape took, by job.",
+        &["job"],
+        vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    ),
+    scrape_up: gauge(
+        "driftline_scrape_target_up",
+        "1 when a scrape target's last scrape succeeded, else 0.",
+        &["job", "instance"],
     ),
 });
 

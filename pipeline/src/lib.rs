@@ -30,10 +30,15 @@ pub use metrics::metrics;
 /// The shared outbound HTTP client: timeouts so a hung peer cannot stall a
 /// stage, and rustls with ring (no second TLS stack).
 pub fn http_client() -> reqwest::blocking::Client {
+    http_client_with_timeout(std::time::Duration::from_secs(10))
+}
+
+/// The shared client with another whole-request timeout (a scrape's).
+pub fn http_client_with_timeout(timeout: std::time::Duration) -> reqwest::blocking::Client {
     // Several crates may race to install it; any installed provider will do.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
+        .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(5))
         .user_agent(concat!("driftline/", env!("CARGO_PKG_VERSION")))
         .build()

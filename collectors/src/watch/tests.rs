@@ -30,6 +30,8 @@ fn keys(records: &[Record]) -> Vec<String> {
             Record::Deleted { key } => format!("deleted:{key}"),
             Record::DeadLetter(d) => format!("dead:{}", d.source),
             Record::Status(s) => format!("status:{}:{}", s.source, s.up),
+            Record::Metrics(m) => format!("metrics:{}", m.source),
+            Record::Logs(l) => format!("logs:{}", l.source),
         })
         .collect();
     k.sort();
