@@ -254,44 +254,7 @@ pub mod duration {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let t = text.trim();
-        if t == "0" {
-            return Ok(Duration::ZERO);
-        }
-        let mut total = 0u64;
-        let mut rest = t;
-        if rest.is_empty() {
-            return Err("empty duration".into());
-        }
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                return Err(format!("{text:?}: expected a number, e.g. 30s, 5m, 4h"));
-            }
-            let n: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| format!("{text:?}: number too large"))?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let ms = match &rest[..unit_len] {
-                "ms" => 1,
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                "w" => 604_800_000,
-                u => return Err(format!("{text:?}: unknown unit {u:?} (ms, s, m, h, d, w)")),
-            };
-            total += n * ms;
-            rest = &rest[unit_len..];
-        }
-        Ok(Duration::from_millis(total))
-    }
+    pub use driftline_pipeline::time::parse_duration as parse;
 
     pub fn format(d: Duration) -> String {
         let ms = d.as_millis() as u64;

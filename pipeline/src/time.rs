@@ -67,6 +67,50 @@ pub fn every(
     }
 }
 
+/// A Prometheus-style duration: `0`, `500ms`, `30s`, `5m`, `4h`, `1h30m`,
+/// `1d`, `1w`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0u64;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{text:?}: expected a number, e.g. 30s, 5m, 4h"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            u => return Err(format!("{text:?}: unknown unit {u:?} (ms, s, m, h, d, w)")),
+        };
+        total = n
+            .checked_mul(ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: too long"))?;
+        rest = &rest[unit_len..];
+    }
+    Ok(std::time::Duration::from_millis(total))
+}
+
 /// A calendar date and time of day in UTC → milliseconds since the epoch.
 pub fn civil_ms(date: (i32, u32, u32), time: (u32, u32, u32), micros: u32) -> Option<i64> {
     let d = NaiveDate::from_ymd_opt(date.0, date.1, date.2)?;

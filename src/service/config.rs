@@ -29,6 +29,8 @@ pub struct ServiceConfig {
     pub finops: driftline_pipeline::store::FinOpsConfig,
     /// ClickHouse, or the Parquet store under `data_dir`.
     pub store: driftline_pipeline::store::StoreConfig,
+    /// Prometheus targets to scrape (`[[metrics.scrape]]`).
+    pub metrics: driftline_collectors::prometheus::MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +68,7 @@ impl Default for ServiceConfig {
             aws_config: Default::default(),
             finops: Default::default(),
             store: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -226,15 +229,9 @@ impl ServiceConfig {
         if self.roles.is_empty() {
             return Err("roles is empty: nothing to run".into());
         }
-        if self.roles.contains(&Role::Collect)
-            && self.watch.state.is_empty()
-            && self.watch.observed.is_empty()
-            && self.watch.cost.is_empty()
-        {
-            return Err(
-                "the collect role needs watch.state, watch.observed or watch.cost inputs".into(),
-            );
-        }
+        // A collect role with no inputs still takes pushes (remote-write,
+        // OTLP, AWS Config notifications) on the HTTP listener.
+        self.metrics.collectors()?;
         self.aws_config
             .validate("aws_config")
             .map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
-//! `/metrics`, `/healthz`, `/readyz`, `POST /api/sql`, and the alert API
-//! when the alert role runs.
+//! `/metrics`, `/healthz`, `/readyz`, `POST /api/sql`, the alert API
+//! when the alert role runs, and the push receivers (remote-write, OTLP)
+//! when the collect role does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +95,7 @@ pub fn router(
     health: Arc<Health>,
     api: Option<driftline_alerts::api::Api>,
     inbox: Option<driftline_collectors::aws_config::inbox::Inbox>,
+    ingest: Option<driftline_collectors::push::Ingest>,
     sql_api: SqlApi,
 ) -> Router {
     let live = health.clone();
@@ -108,6 +110,11 @@ pub fn router(
     );
     if let Some(inbox) = inbox {
         base = base.merge(driftline_collectors::aws_config::inbox::router(inbox));
+    }
+    if let Some(ingest) = ingest {
+        base = base.merge(driftline_collectors::prometheus::remote_write::router(
+            ingest,
+        ));
     }
     base.route(
         "/metrics",

@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// PagerDuty Events API v2 endpoint.
     #[arg(long, value_name = "URL", default_value = driftline_alerts::config::PAGERDUTY_EVENTS_URL)]
     pub pagerduty_url: String,
+    /// Scrape this Prometheus target (repeatable); job `scrape`.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Vec<String>,
+    /// Between two scrapes of a `--scrape` target (Prometheus duration).
+    #[arg(long, value_name = "DURATION")]
+    pub scrape_interval: Option<String>,
 }
 
 fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
@@ -109,6 +115,14 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     }
     if let Some(d) = args.driftignore {
         cfg.drift.driftignore = Some(d);
+    }
+    cfg.metrics.scrape.extend(
+        args.scrape
+            .iter()
+            .map(|u| driftline_collectors::prometheus::ScrapeTarget::from_url(u)),
+    );
+    if let Some(i) = args.scrape_interval {
+        cfg.metrics.scrape_interval = i;
     }
     if let Some(var) = args.pagerduty_routing_key_env {
         cfg.alerts.page_pagerduty(var, args.pagerduty_url);
@@ -241,6 +255,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 format!("collect-{}", c.name()),
                 Box::new(move || {
                     driftline_collectors::run(&mut *c, &sink, &stop);
+                    Ok(())
+                }),
+            );
+        }
+    }
+    if cfg.roles.contains(&Role::Collect) {
+        for mut scraper in cfg.metrics.collectors().map_err(|e| anyhow::anyhow!(e))? {
+            let sink = BusSink::new(bus.producer()?);
+            let stop = stop.clone();
+            spawn(
+                format!("scrape-{}", scraper.instance()),
+                Box::new(move || {
+                    use driftline_collectors::Collector;
+                    // The first scrape now, not one interval in.
+                    for e in scraper.poll_once(&sink, &|_, _| {}).errors {
+                        tracing::warn!(collector = "scrape", error = %e, "cannot read");
+                    }
+                    driftline_collectors::run(&mut scraper, &sink, &stop);
                     Ok(())
                 }),
             );
@@ -394,6 +426,48 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+    let ingest = if cfg.roles.contains(&Role::Collect) {
+        Some(driftline_collectors::push::Ingest {
+            sink: Arc::new(BusSink::new(bus.producer()?)),
+            token: std::env::var(&cfg.http.api_token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
+    } else {
+        None
+    };
+    // The telemetry writer drains the bus after everything that publishes
+    // has stopped: it has a stop of its own, set last.
+    let drain_stop = Arc::new(AtomicBool::new(false));
+    let mut late_threads = Vec::new();
+    if cfg.roles.contains(&Role::Sink) {
+        use driftline_pipeline::store::{DeadLettersWriter, TelemetryWriter};
+        let group = |g: &str| format!("{}-{g}", cfg.bus.group);
+        let stages: [(&str, Box<dyn stage::Stage + Send>); 2] = [
+            (
+                "telemetry",
+                Box::new(TelemetryWriter::new(store.clone(), group("telemetry"))),
+            ),
+            (
+                "dead-letters",
+                Box::new(DeadLettersWriter::new(store.clone(), group("dead-letters"))),
+            ),
+        ];
+        for (name, mut stage) in stages {
+            let (b, st, batch_max) = (bus.clone(), drain_stop.clone(), cfg.bus.batch_max);
+            let tx = done_tx.clone();
+            late_threads.push(
+                std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || {
+                        let ready = AtomicBool::new(false);
+                        let r = stage::run(&mut *stage, &*b, batch_max, &st, &ready)
+                            .map_err(anyhow::Error::from);
+                        let _ = tx.send((name.into(), r));
+                    })?,
+            );
+        }
+    }
     let sql_api = http::SqlApi {
         store: store.clone(),
         token: std::env::var(&cfg.http.api_token_env)
@@ -417,6 +491,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let mut failed = false;
+    // Told when the service stops: the server then finishes the requests
+    // in hand (a push answered yes is on the bus) and takes no more.
+    let closing = Arc::new(tokio::sync::Notify::new());
     rt.block_on(async {
         let server = if cfg.http.listen.is_empty() {
             None
@@ -425,8 +502,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
             tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
-            let app = http::router(health.clone(), api.clone(), inbox.clone(), sql_api.clone());
-            Some(tokio::spawn(async move { axum::serve(listener, app).await }))
+            let app = http::router(
+                health.clone(),
+                api.clone(),
+                inbox.clone(),
+                ingest.clone(),
+                sql_api.clone(),
+            );
+            let closing = closing.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { closing.notified().await })
+                    .await
+            }))
         };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -442,12 +530,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let Some(s) = server {
-            s.abort();
+            closing.notify_one();
+            if tokio::time::timeout(Duration::from_secs(10), s).await.is_err() {
+                tracing::warn!("requests still open after 10 s; closing them");
+            }
         }
         anyhow::Ok(())
     })?;
     stop.store(true, Ordering::Relaxed);
     for t in threads {
+        let _ = t.join();
+    }
+    drain_stop.store(true, Ordering::Relaxed);
+    for t in late_threads {
         let _ = t.join();
     }
     // Report any other stage that failed while stopping.

@@ -6,6 +6,7 @@
 //! through (`sql.rs`), and the views every store defines (`views.rs`).
 
 pub mod clickhouse;
+mod dead_letters_writer;
 mod findings;
 mod ops_views;
 mod parquet_store;
@@ -20,6 +21,7 @@ use arrow::record_batch::RecordBatch;
 use thiserror::Error;
 
 pub use clickhouse::ClickHouseStore;
+pub use dead_letters_writer::DeadLettersWriter;
 pub use findings::{FindingsOut, FindingsWriter};
 pub use parquet_store::ParquetStore;
 pub use resources_writer::ResourcesWriter;
