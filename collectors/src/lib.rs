@@ -12,16 +12,19 @@
 //! - `cost/`: FOCUS cost exports, into the store's `focus_data_table`
 //! - `watch/`: the long-running form of both: folders polled for changes
 //! - `prometheus/`: metrics scraped from targets and received by remote-write
+//! - `otlp/`: OTLP/HTTP metrics and logs pushed by OpenTelemetry SDKs and collectors
 //! - `push.rs`: what the HTTP push receivers share (limits, answers, back-pressure)
 
 pub mod aws_config;
 pub mod cost;
 mod inputs;
 pub mod metrics;
+pub mod otlp;
 pub mod prometheus;
 pub mod push;
 pub mod registry;
 pub mod s3;
+pub mod secrets;
 mod sources;
 pub mod status;
 pub mod terraform;

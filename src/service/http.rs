@@ -112,9 +112,11 @@ pub fn router(
         base = base.merge(driftline_collectors::aws_config::inbox::router(inbox));
     }
     if let Some(ingest) = ingest {
-        base = base.merge(driftline_collectors::prometheus::remote_write::router(
-            ingest,
-        ));
+        base = base
+            .merge(driftline_collectors::prometheus::remote_write::router(
+                ingest.clone(),
+            ))
+            .merge(driftline_collectors::otlp::router(ingest));
     }
     base.route(
         "/metrics",

@@ -1,0 +1,135 @@
+//! Secret values never leave a collector: values under names that look
+//! secret (Terraform attributes, OTLP and log attributes) are replaced by a
+//! salted SHA-256, so a change is still visible and the value is not. The
+//! Terraform loader adds the paths Terraform itself marks sensitive
+//! (`terraform/secrets.rs`).
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Salt for the hashes. Keep it stable across runs of one installation so
+/// the same secret hashes the same way; keep it private so a hash cannot be
+/// tested against a dictionary.
+#[derive(Clone)]
+pub struct Salt(Vec<u8>);
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Salt(..)")
+    }
+}
+
+impl Salt {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Salt(bytes.into())
+    }
+
+    /// `DRIFTLINE_HASH_SALT` when set, else a random salt for this process.
+    pub fn from_env_or_random() -> Self {
+        match std::env::var("DRIFTLINE_HASH_SALT") {
+            Ok(s) if !s.is_empty() => Salt(s.into_bytes()),
+            _ => {
+                let mut h = Sha256::new();
+                h.update(std::process::id().to_le_bytes());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                h.update(now.to_le_bytes());
+                let stack_addr = &h as *const _ as usize;
+                h.update(stack_addr.to_le_bytes());
+                Salt(h.finalize().to_vec())
+            }
+        }
+    }
+
+    pub fn hash(&self, v: &Value) -> Value {
+        let mut h = Sha256::new();
+        h.update(&self.0);
+        match v {
+            Value::String(s) => h.update(s.as_bytes()),
+            other => h.update(other.to_string().as_bytes()),
+        }
+        let digest = h.finalize();
+        let mut out = String::with_capacity(7 + 32);
+        out.push_str("sha256:");
+        for b in &digest[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        Value::String(out)
+    }
+}
+
+/// Parts of attribute names that mark a secret value.
+const SECRET_MARKERS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "private_key",
+    "privatekey",
+    "api_key",
+    "apikey",
+    "access_key",
+    "credential",
+    "passphrase",
+    "connection_string",
+    "kubeconfig",
+];
+
+/// Names that contain a marker but never hold a secret value.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with("_arn")
+        || n.ends_with("_id")
+        || n.ends_with("_ids")
+        || n.ends_with("_version")
+        || n.ends_with("_enabled")
+        || n.ends_with("_required")
+        || n.ends_with("_length")
+        || n.ends_with("_type")
+        || n.ends_with("_name")
+    {
+        return false;
+    }
+    SECRET_MARKERS.iter().any(|m| n.contains(m))
+}
+
+impl Salt {
+    /// The process's salt (`from_env_or_random`, read once), for collectors
+    /// that are not handed one.
+    pub fn process() -> &'static Salt {
+        static SALT: OnceLock<Salt> = OnceLock::new();
+        SALT.get_or_init(Salt::from_env_or_random)
+    }
+}
+
+/// `value`, or its salted hash when `name` looks secret (dots and dashes
+/// read as underscores: `db.password`, `x-api-key`).
+pub fn mask(name: &str, value: String) -> String {
+    let n = name.replace(['.', '-'], "_");
+    if value.is_empty() || !is_secret_name(&n) {
+        return value;
+    }
+    match Salt::process().hash(&Value::String(value)) {
+        Value::String(h) => h,
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names_are_hashed_and_others_kept() {
+        let hidden = mask("db.password", "hunter2".into());
+        assert!(hidden.starts_with("sha256:") && !hidden.contains("hunter2"));
+        assert_eq!(hidden, mask("db.password", "hunter2".into()));
+        assert!(mask("x-api-key", "k".into()).starts_with("sha256:"));
+        assert_eq!(mask("http.method", "GET".into()), "GET");
+        assert_eq!(mask("token_type", "bearer".into()), "bearer");
+    }
+}
