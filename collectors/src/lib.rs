@@ -12,12 +12,14 @@
 //! - `cost/`: FOCUS cost exports, into the store's `focus_data_table`
 //! - `watch/`: the long-running form of both: folders polled for changes
 //! - `prometheus/`: metrics scraped from targets and received by remote-write
+//! - `logs/`: log files followed through rotation, checkpointed
 //! - `otlp/`: OTLP/HTTP metrics and logs pushed by OpenTelemetry SDKs and collectors
 //! - `push.rs`: what the HTTP push receivers share (limits, answers, back-pressure)
 
 pub mod aws_config;
 pub mod cost;
 mod inputs;
+pub mod logs;
 pub mod metrics;
 pub mod otlp;
 pub mod prometheus;

@@ -31,6 +31,8 @@ pub struct ServiceConfig {
     pub store: driftline_pipeline::store::StoreConfig,
     /// Prometheus targets to scrape (`[[metrics.scrape]]`).
     pub metrics: driftline_collectors::prometheus::MetricsConfig,
+    /// Log files to follow (`[[logs.files]]`).
+    pub logs: driftline_collectors::logs::LogsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +71,7 @@ impl Default for ServiceConfig {
             finops: Default::default(),
             store: Default::default(),
             metrics: Default::default(),
+            logs: Default::default(),
         }
     }
 }
@@ -204,6 +207,9 @@ impl ServiceConfig {
             }
         };
         rebase(&mut cfg.data_dir);
+        for f in &mut cfg.logs.files {
+            f.paths.iter_mut().for_each(rebase_input);
+        }
         cfg.watch.state.iter_mut().for_each(rebase_input);
         cfg.watch.observed.iter_mut().for_each(rebase_input);
         cfg.watch.cost.iter_mut().for_each(rebase_input);
@@ -232,6 +238,7 @@ impl ServiceConfig {
         // A collect role with no inputs still takes pushes (remote-write,
         // OTLP, AWS Config notifications) on the HTTP listener.
         self.metrics.collectors()?;
+        self.logs.collectors(&self.data_dir.join("logs"))?;
         self.aws_config
             .validate("aws_config")
             .map_err(|e| e.to_string())?;

@@ -261,18 +261,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if cfg.roles.contains(&Role::Collect) {
-        for mut scraper in cfg.metrics.collectors().map_err(|e| anyhow::anyhow!(e))? {
+        // Telemetry collectors: scrape targets and log files, each on its
+        // own thread, the first pass at once rather than one interval in.
+        let mut telemetry: Vec<(String, Box<dyn driftline_collectors::Collector>)> = Vec::new();
+        for s in cfg.metrics.collectors().map_err(|e| anyhow::anyhow!(e))? {
+            telemetry.push((format!("scrape-{}", s.instance()), Box::new(s)));
+        }
+        let logs = cfg.logs.collectors(&cfg.data_dir.join("logs"));
+        for (i, t) in logs
+            .map_err(|e| anyhow::anyhow!(e))?
+            .into_iter()
+            .enumerate()
+        {
+            telemetry.push((format!("logs-{i}"), Box::new(t)));
+        }
+        for (name, mut c) in telemetry {
             let sink = BusSink::new(bus.producer()?);
             let stop = stop.clone();
             spawn(
-                format!("scrape-{}", scraper.instance()),
+                name,
                 Box::new(move || {
-                    use driftline_collectors::Collector;
-                    // The first scrape now, not one interval in.
-                    for e in scraper.poll_once(&sink, &|_, _| {}).errors {
-                        tracing::warn!(collector = "scrape", error = %e, "cannot read");
+                    for e in c.poll_once(&sink, &|_, _| {}).errors {
+                        tracing::warn!(collector = c.name(), error = %e, "cannot read");
                     }
-                    driftline_collectors::run(&mut scraper, &sink, &stop);
+                    driftline_collectors::run(&mut *c, &sink, &stop);
                     Ok(())
                 }),
             );
