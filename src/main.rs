@@ -8,8 +8,8 @@ mod oncall;
 mod scan;
 mod service;
 mod sql;
+mod telemetry;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -180,23 +180,13 @@ enum ListOutput {
     Json,
 }
 
-fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_json);
-    match run(cli.command) {
+    let logging = Logging {
+        level: cli.log_level.clone(),
+        json: cli.log_json,
+    };
+    match run(cli.command, &logging) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -205,7 +195,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// How to log, from the global flags. `run` installs it once its
+/// configuration says whether spans are exported; every other command at
+/// once.
+pub struct Logging {
+    pub level: String,
+    pub json: bool,
+}
+
+impl Logging {
+    pub fn install(&self, telemetry: Option<&telemetry::TelemetryConfig>) -> telemetry::Guard {
+        telemetry::init(&self.level, self.json, telemetry).unwrap_or_else(|e| {
+            eprintln!("warning: logging not installed: {e:#}");
+            telemetry::Guard::none()
+        })
+    }
+}
+
+fn run(command: Command, logging: &Logging) -> anyhow::Result<ExitCode> {
+    let _logs = match &command {
+        Command::Run(_) => None,
+        _ => Some(logging.install(None)),
+    };
     match command {
         Command::State {
             command:
@@ -322,7 +333,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Silence { command } => oncall::silence(command),
         Command::Remediate(args) => oncall::remediate(args),
-        Command::Run(args) => service::run(args),
+        Command::Run(args) => service::run(args, logging),
         Command::Check { config, rules } => {
             if let Some(spec) = rules {
                 let errors =

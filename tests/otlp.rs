@@ -238,3 +238,174 @@ fn otlp_protobuf_and_json_metrics_and_logs_land() {
     let dead = value("SELECT reason FROM dead_letters WHERE source = 'otlp'");
     assert_eq!(dead.len(), 1, "{dead:?}");
 }
+
+/// rotel, the OTLP collector test-stack.sh installs, started with `args`
+/// and its HTTP receiver on a free port; `None` (after `no_peer`) without it.
+struct Rotel {
+    child: std::process::Child,
+    http: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rotel(dir: &std::path::Path, args: &[&str]) -> Option<Rotel> {
+    let Ok(bin) = std::env::var("DRIFTLINE_TEST_ROTEL") else {
+        common::no_peer(
+            "no OTLP collector (DRIFTLINE_TEST_ROTEL)",
+            "deploy/local/test-stack.sh",
+        );
+        return None;
+    };
+    let http = format!("127.0.0.1:{}", common::free_port());
+    let grpc = format!("127.0.0.1:{}", common::free_port());
+    let log = dir.join("rotel.log");
+    let child = std::process::Command::new(bin)
+        .args([
+            "start",
+            "--otlp-grpc-endpoint",
+            &grpc,
+            "--otlp-http-endpoint",
+            &http,
+        ])
+        .args(args)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rotel starts");
+    let r = Rotel { child, http, log };
+    wait_for(20, "rotel's OTLP/HTTP receiver", || {
+        std::net::TcpStream::connect(&r.http).is_ok()
+    });
+    Some(r)
+}
+
+#[test]
+fn driftlines_own_spans_arrive_at_a_real_otlp_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(collector) = rotel(
+        dir.path(),
+        &[
+            "--exporter",
+            "blackhole",
+            "--debug-log",
+            "traces",
+            "--debug-log-verbosity",
+            "detailed",
+        ],
+    ) else {
+        return;
+    };
+    let data = dir.path().join("data");
+    let svc = Service::start(
+        &[
+            "--data-dir",
+            &data.display().to_string(),
+            "--otlp-endpoint",
+            &format!("http://{}", collector.http),
+            "--log-json",
+        ],
+        &dir.path().join("findings.jsonl"),
+        &dir.path().join("run.log"),
+    );
+    wait_for(20, "the listener", || {
+        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
+    });
+    // Work for the telemetry writer: a batch, its flush and commit.
+    let (code, _, body) = http_post_bytes(
+        &svc.listen,
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"traced"}}]}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log_path = svc.log.clone();
+    assert!(svc.stop().success());
+    // The exporter flushed on the way out; rotel logs what it received.
+    wait_for(20, "driftline's spans in rotel", || {
+        let text = std::fs::read_to_string(&collector.log).unwrap_or_default();
+        text.contains("service.name: Str(driftline)")
+            && ["batch", "take", "flush", "publish", "commit"]
+                .iter()
+                .all(|n| text.contains(&format!(": {n}\n")))
+    });
+    let text = std::fs::read_to_string(&collector.log).unwrap();
+    assert!(
+        text.contains("stage: Str(telemetry)"),
+        "{}",
+        &text[..text.len().min(4000)]
+    );
+    // JSON logs written inside a span carry its trace and span ids.
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let traced = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["trace_id"].is_string())
+        .expect("a log line with a trace id");
+    assert_eq!(traced["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(traced["span_id"].as_str().unwrap().len(), 16);
+}
+
+#[test]
+fn a_real_collector_forwards_otlp_into_driftline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let svc = Service::start(
+        &["--data-dir", &data.display().to_string()],
+        &dir.path().join("findings.jsonl"),
+        &dir.path().join("run.log"),
+    );
+    wait_for(20, "the listener", || {
+        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
+    });
+    let Some(collector) = rotel(
+        dir.path(),
+        &[
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-protocol",
+            "http",
+            "--otlp-exporter-endpoint",
+            &format!("http://{}", svc.listen),
+        ],
+    ) else {
+        return;
+    };
+    let ns = driftline_pipeline::now_ms() as u64 * 1_000_000;
+    let metrics = format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"via-rotel"}}}}]}},
+        "scopeMetrics":[{{"metrics":[{{"name":"forwarded.gauge","gauge":{{"dataPoints":[{{"timeUnixNano":"{ns}","asDouble":3.25}}]}}}}]}}]}}]}}"#
+    );
+    let logs = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"via-rotel"}}}}]}},
+        "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{ns}","body":{{"stringValue":"forwarded"}}}}]}}]}}]}}"#
+    );
+    for (path, body) in [("/v1/metrics", metrics), ("/v1/logs", logs)] {
+        let (code, _, answer) = http_post_bytes(
+            &collector.http,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{answer}");
+    }
+    wait_for(30, "what rotel forwarded, in the store", || {
+        let n = |q: &str| sql_rows(&store(&data), q)[0]["n"].as_i64().unwrap_or(0);
+        n(
+            "SELECT count(*) AS n FROM metric_samples WHERE metric_name = 'forwarded_gauge' AND value = 3.25 AND service_name = 'via-rotel'",
+        ) == 1
+            && n(
+                "SELECT count(*) AS n FROM log_records WHERE body = 'forwarded' AND service_name = 'via-rotel'",
+            ) == 1
+    });
+    drop(collector);
+    assert!(svc.stop().success());
+}

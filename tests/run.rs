@@ -73,7 +73,7 @@ fn run_keeps_findings_current_and_serves_probes() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
-    promtool_check(&metrics);
+    common::promtool_check(&metrics);
 
     // Remove the unmanaged bucket from the snapshot: its finding resolves.
     let snapshot = estate.join("aws-config/snapshot.json");
@@ -147,48 +147,15 @@ fn run_refuses_a_kafka_config_it_cannot_serve_and_bad_configs() {
         "{err}"
     );
 
-    let out = driftline().args(["run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("watch.state"));
-}
-
-/// `promtool check metrics`, which the test stack installs; under CI its
-/// absence fails the test.
-fn promtool_check(metrics: &str) {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "promtool is not installed ({e}); deploy/local/test-stack.sh install puts it here"
-            );
-            eprintln!("promtool not installed: metrics not linted");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
+    // A scrape target that is not a URL is refused, named by its key.
+    std::fs::write(&cfg, "[[metrics.scrape]]\nurl = \"not a url\"\n").unwrap();
+    let out = driftline()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "promtool check metrics:\n{text}"
-    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.scrape[0].url"), "{err}");
 }
 
 /// The Kafka tests (tests/kafka.rs) exist only with the `kafka` feature;

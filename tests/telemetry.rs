@@ -180,6 +180,23 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
         ) >= 1
     );
 
+    // driftline's own exposition, now with ingest and scrape metrics, is
+    // still clean for promtool.
+    let (_, exposition) = common::http_get(&svc.listen, "/metrics").unwrap();
+    for name in [
+        "driftline_ingest_samples_total{source=\"remote_write\"}",
+        "driftline_ingest_samples_total{source=\"scrape\"}",
+        "driftline_scrape_duration_seconds_count{job=\"scrape\"}",
+        "driftline_scrape_target_up{",
+    ] {
+        assert!(exposition.contains(name), "{name} missing from /metrics");
+    }
+    assert!(
+        exposition.contains("driftline_ingest_dropped_total{source=\"remote_write\"} 0"),
+        "dropped must be shown, at 0"
+    );
+    common::promtool_check(&exposition);
+
     // Prometheus goes away: the next scrape says up 0 and marks its series stale.
     drop(prom);
     wait_for(

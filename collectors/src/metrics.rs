@@ -104,6 +104,17 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
 });
 
+/// Where telemetry comes in, as the ingest counters' `source` label.
+pub const INGEST_SOURCES: [&str; 4] = ["remote_write", "otlp", "scrape", "file"];
+
 pub fn metrics() -> &'static Metrics {
+    static ZEROED: std::sync::Once = std::sync::Once::new();
+    ZEROED.call_once(|| {
+        // Shown at 0 from the start, so "dropped must stay 0" is a series a
+        // dashboard can alert on rather than an absence.
+        for source in INGEST_SOURCES {
+            METRICS.ingest_dropped.with_label_values(&[source]);
+        }
+    });
     &METRICS
 }

@@ -23,6 +23,9 @@ FOCUS_VALIDATOR_VERSION=1.0.0
 CHDB_VERSION=26.9.2.1
 # Grafana's own dashboard type, and the compiler that holds our dashboards to it.
 GRAFANA_SCHEMA_VERSION=13.2.3
+# A real OTLP collector (a Rust binary in the wheel): receives driftline's
+# spans, and forwards OTLP into driftline.
+ROTEL_VERSION=0.0.1a15
 TYPESCRIPT_VERSION=7.0.2
 
 log() { echo "test-stack: $*" >&2; }
@@ -75,6 +78,12 @@ install() {
     python3 -m venv "$CACHE/chdb-venv"
     "$CACHE/chdb-venv/bin/pip" install -q --no-deps chdb-core
   fi
+  if ! "$CACHE/rotel-venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('rotel') != '$ROTEL_VERSION')" 2>/dev/null; then
+    log "installing rotel $ROTEL_VERSION (OTLP collector) into $CACHE/rotel-venv"
+    apt_install python3-venv
+    python3 -m venv "$CACHE/rotel-venv"
+    "$CACHE/rotel-venv/bin/pip" install -q "rotel==$ROTEL_VERSION"
+  fi
   if ! grep -qs "\"version\": \"$GRAFANA_SCHEMA_VERSION\"" "$CACHE/grafana-schema/node_modules/@grafana/schema/package.json" ||
     [ ! -x "$CACHE/grafana-schema/node_modules/.bin/tsc" ]; then
     log "installing @grafana/schema $GRAFANA_SCHEMA_VERSION and typescript $TYPESCRIPT_VERSION into $CACHE/grafana-schema"
@@ -126,6 +135,7 @@ start() {
   start_clickhouse "$dir/clickhouse"
   echo "export DRIFTLINE_TEST_CHDB_PYTHON=$CACHE/chdb-venv/bin/python"
   echo "export DRIFTLINE_TEST_GRAFANA_SCHEMA=$CACHE/grafana-schema"
+  echo "export DRIFTLINE_TEST_ROTEL=$("$CACHE/rotel-venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 }
 
 # Debian's clickhouse-server 18.16 with everything under DIR; LowCardinality

@@ -199,8 +199,20 @@ pub fn run(
             }
         }
         settled = false;
+        let polled_from = Instant::now();
         let events = poll(&mut *consumer, batch_max);
         let polled_at = Instant::now();
+        // One span per batch that brought something (an idle poll is not
+        // worth a trace), with the poll's time on it and a child per step.
+        let batch_span = (!events.is_empty()).then(|| {
+            tracing::info_span!(
+                "batch",
+                stage = stage.name(),
+                events = events.len(),
+                poll_ms = (polled_at - polled_from).as_millis() as u64
+            )
+        });
+        let _in_batch = batch_span.as_ref().map(|s| s.enter());
         let mut replay: Vec<Message> = Vec::new();
         let mut live: Vec<Message> = Vec::new();
         for ev in events {
@@ -243,6 +255,7 @@ pub fn run(
         if !live.is_empty() {
             since.get_or_insert(polled_at);
             live.iter().for_each(|m| offsets.track(m));
+            let _take = tracing::info_span!("take", messages = live.len()).entered();
             for (m, reason) in stage.take(live) {
                 if !m.replay {
                     dead.push(reject(&m, &reason)?);
@@ -250,7 +263,11 @@ pub fn run(
             }
         }
         let drained = consumer.at_end();
-        let Some(mut out) = stage.flush(drained)? else {
+        let flushed = match &batch_span {
+            Some(_) => tracing::info_span!("flush", drained).in_scope(|| stage.flush(drained))?,
+            None => stage.flush(drained)?,
+        };
+        let Some(mut out) = flushed else {
             settled = drained && offsets.0.is_empty();
             continue;
         };
@@ -260,8 +277,9 @@ pub fn run(
         }
         out.append(&mut dead);
         // Not committed until published: a failure here re-reads the batch.
-        producer.send(out)?;
-        offsets.commit(&mut *consumer);
+        tracing::info_span!("publish", messages = out.len()).in_scope(|| producer.send(out))?;
+        tracing::info_span!("commit", partitions = offsets.0.len())
+            .in_scope(|| offsets.commit(&mut *consumer));
         if let Some(first) = since.take() {
             latency.observe(first.elapsed().as_secs_f64());
         }

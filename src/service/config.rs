@@ -33,6 +33,8 @@ pub struct ServiceConfig {
     pub metrics: driftline_collectors::prometheus::MetricsConfig,
     /// Log files to follow (`[[logs.files]]`).
     pub logs: driftline_collectors::logs::LogsConfig,
+    /// driftline's own spans, exported over OTLP.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +74,7 @@ impl Default for ServiceConfig {
             store: Default::default(),
             metrics: Default::default(),
             logs: Default::default(),
+            telemetry: Default::default(),
         }
     }
 }

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Between two scrapes of a `--scrape` target (Prometheus duration).
     #[arg(long, value_name = "DURATION")]
     pub scrape_interval: Option<String>,
+    /// Export driftline's own spans to this OTLP/HTTP receiver
+    /// (`http://host:4318`).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
@@ -123,6 +127,9 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     );
     if let Some(i) = args.scrape_interval {
         cfg.metrics.scrape_interval = i;
+    }
+    if let Some(e) = args.otlp_endpoint {
+        cfg.telemetry.otlp_endpoint = Some(e);
     }
     if let Some(var) = args.pagerduty_routing_key_env {
         cfg.alerts.page_pagerduty(var, args.pagerduty_url);
@@ -180,8 +187,10 @@ fn periodic(
     })
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> {
     let cfg = settle(args)?;
+    // Spans export from here on; dropping the guard at the end flushes them.
+    let _telemetry = logging.install(Some(&cfg.telemetry));
     let bus = cfg.bus.open()?;
     bus.ensure_topics()
         .context("cannot prepare the bus topics")?;

@@ -214,6 +214,12 @@ impl Outbox {
             let mut records = Vec::new();
             let mut outcomes = Vec::new();
             for m in due {
+                let span = tracing::info_span!(
+                    "notify",
+                    integration = %m.integration,
+                    outcome = tracing::field::Empty
+                );
+                let _in_span = span.enter();
                 let outcome = match notifiers.get(&m.integration) {
                     Some(n) => n.deliver(&m.body),
                     None => Delivery::Reject {
@@ -228,6 +234,7 @@ impl Outbox {
                     Delivery::Retry { .. } => "retried",
                     Delivery::Reject { .. } => "dead_letter",
                 };
+                span.record("outcome", label);
                 metrics()
                     .notifications
                     .with_label_values(&[m.integration.as_str(), label])

@@ -189,6 +189,7 @@ impl Stage for DriftStage {
     }
 
     fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+        let _span = tracing::info_span!("decode", messages = messages.len()).entered();
         self.pending_messages += messages.len();
         self.pending_since.get_or_insert_with(Instant::now);
         self.apply(messages, Touched::Pending)
@@ -203,10 +204,17 @@ impl Stage for DriftStage {
         if !due {
             return Ok(None);
         }
+        let span = tracing::info_span!(
+            "detect",
+            groups = self.pending.len(),
+            findings = tracing::field::Empty
+        );
+        let _in_span = span.enter();
         let found = self
             .rt
             .block_on(self.drift.evaluate(&self.pending, true, now_ms()))
             .map_err(|e| StageError::of("detect", e))?;
+        span.record("findings", found.len());
         self.pending.clear();
         self.pending_messages = 0;
         self.pending_since = None;
