@@ -77,14 +77,7 @@ service = "worker"
     )
     .unwrap();
     let start = || {
-        let svc = Service::start(
-            &["--config", &config.display().to_string()],
-            &dir.path().join("findings.jsonl"),
-            &dir.path().join("run.log"),
-        );
-        wait_for(20, "the listener", || {
-            common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-        });
+        let svc = Service::start_ready(&["--config", &config.display().to_string()], dir.path());
         svc
     };
     let app = logs.join("app.log");

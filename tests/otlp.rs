@@ -50,14 +50,7 @@ fn store(dir: &std::path::Path) -> Vec<String> {
 fn otlp_protobuf_and_json_metrics_and_logs_land() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let svc = Service::start(
-        &["--data-dir", &data.display().to_string()],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
-    );
-    wait_for(20, "the listener", || {
-        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-    });
+    let svc = Service::start_ready(&["--data-dir", &data.display().to_string()], dir.path());
     let now_ns = driftline_pipeline::now_ms() as u64 * 1_000_000;
 
     // Protobuf, gzip: a monotonic sum and a histogram.
@@ -302,7 +295,7 @@ fn driftlines_own_spans_arrive_at_a_real_otlp_collector() {
         return;
     };
     let data = dir.path().join("data");
-    let svc = Service::start(
+    let svc = Service::start_ready(
         &[
             "--data-dir",
             &data.display().to_string(),
@@ -310,12 +303,8 @@ fn driftlines_own_spans_arrive_at_a_real_otlp_collector() {
             &format!("http://{}", collector.http),
             "--log-json",
         ],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
+        dir.path(),
     );
-    wait_for(20, "the listener", || {
-        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-    });
     // Work for the telemetry writer: a batch, its flush and commit.
     let (code, _, body) = http_post_bytes(
         &svc.listen,
@@ -357,14 +346,7 @@ fn driftlines_own_spans_arrive_at_a_real_otlp_collector() {
 fn a_real_collector_forwards_otlp_into_driftline() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let svc = Service::start(
-        &["--data-dir", &data.display().to_string()],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
-    );
-    wait_for(20, "the listener", || {
-        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-    });
+    let svc = Service::start_ready(&["--data-dir", &data.display().to_string()], dir.path());
     let Some(collector) = rotel(
         dir.path(),
         &[

@@ -77,7 +77,7 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let prom_addr = format!("127.0.0.1:{}", free_port());
-    let svc = Service::start(
+    let svc = Service::start_ready(
         &[
             "--data-dir",
             &data.display().to_string(),
@@ -86,8 +86,7 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
             "--scrape-interval",
             "1s",
         ],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
+        dir.path(),
     );
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
@@ -165,14 +164,17 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
         "{labels:?}"
     );
     assert_eq!(rows[0]["value"].as_f64(), Some(1.0));
+    // driftline started first: scrapes before Prometheus listened said up 0;
+    // every one since it answered says 1.
     let up = sql_rows(
         &store(&data),
-        "SELECT min(value) AS lo, max(value) AS hi FROM metric_samples WHERE source = 'scrape' AND metric_name = 'up'",
+        "SELECT min(timestamp_ms) AS t FROM metric_samples WHERE source = 'scrape' AND metric_name = 'up' AND value = 1",
     );
-    assert_eq!(
-        (up[0]["lo"].as_f64(), up[0]["hi"].as_f64()),
-        (Some(1.0), Some(1.0))
+    let first_up = up[0]["t"].as_i64().expect("a scrape with up 1");
+    let later_down = format!(
+        "SELECT count(*) AS n FROM metric_samples WHERE source = 'scrape' AND metric_name = 'up' AND value = 0 AND timestamp_ms > {first_up}"
     );
+    assert_eq!(count(&data, &later_down), 0);
     assert!(
         count(
             &data,
@@ -203,10 +205,7 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
         30,
         "up 0 and stale markers after the target went away",
         || {
-            count(
-                &data,
-                "SELECT count(*) AS n FROM metric_samples WHERE source = 'scrape' AND metric_name = 'up' AND value = 0",
-            ) >= 1
+            count(&data, &later_down) >= 1
                 && count(
                     &data,
                     "SELECT count(*) AS n FROM metric_samples WHERE source = 'scrape' AND metric_name = 'prometheus_build_info' AND stale",
@@ -218,16 +217,24 @@ fn prometheus_remote_writes_into_driftline_and_driftline_scrapes_prometheus() {
 
 #[test]
 fn remote_write_answers_say_what_to_do_and_sigterm_loses_nothing() {
+    // The embedded store, and ClickHouse 18.16 when the test stack runs it.
+    for target in common::finops::stores("telemetry") {
+        answers_and_sigterm_on(&target);
+    }
+}
+
+fn answers_and_sigterm_on(target: &common::finops::Store) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let svc = Service::start(
-        &["--data-dir", &data.display().to_string()],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
-    );
-    wait_for(20, "the listener", || {
-        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-    });
+    let mut args = target.args();
+    if matches!(target, common::finops::Store::ClickHouse(_)) {
+        // The spool lives in the data dir.
+        args.extend([
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+        ]);
+    }
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let svc = Service::start_ready(&arg_refs, dir.path());
     // Not snappy: 400 with the reason, and a dead letter.
     let (code, _, body) = http_post_bytes(
         &svc.listen,
@@ -270,27 +277,25 @@ fn remote_write_answers_say_what_to_do_and_sigterm_loses_nothing() {
         accepted += 250;
     }
     assert!(svc.stop().success());
-    assert_eq!(
-        count(
-            &data,
-            "SELECT count(*) AS n FROM metric_samples WHERE metric_name = 'driftline_test_total'"
-        ),
-        accepted
+    let rows = |q: &str| sql_rows(&target.args(), q);
+    let n =
+        rows("SELECT count(*) AS n FROM metric_samples WHERE metric_name = 'driftline_test_total'");
+    assert_eq!(n[0]["n"].as_i64(), Some(accepted), "{}", target.name());
+    // Values, series ids and times arrived intact.
+    let r = rows(
+        "SELECT count(DISTINCT series_id) AS s, sum(value) AS v, min(timestamp_ms) AS t0, max(timestamp_ms) AS t1 \
+         FROM metric_samples WHERE metric_name = 'driftline_test_total'",
     );
-    // Values and series ids arrived intact.
-    let rows = sql_rows(
-        &store(&data),
-        "SELECT count(DISTINCT series_id) AS s, sum(value) AS v FROM metric_samples WHERE metric_name = 'driftline_test_total'",
-    );
-    assert_eq!(rows[0]["s"].as_i64(), Some(250));
+    assert_eq!(r[0]["s"].as_i64(), Some(250), "{}", target.name());
     assert_eq!(
-        rows[0]["v"].as_f64(),
+        r[0]["v"].as_f64(),
         Some(40.0 * (0..250).sum::<i32>() as f64)
     );
-    let dead = sql_rows(
-        &store(&data),
-        "SELECT reason FROM dead_letters WHERE source = 'remote_write'",
+    assert_eq!(
+        (r[0]["t0"].as_i64(), r[0]["t1"].as_i64()),
+        (Some(at), Some(at + 39))
     );
+    let dead = rows("SELECT reason FROM dead_letters WHERE source = 'remote_write'");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0]["reason"].as_str().unwrap().contains("snappy"));
 }
@@ -309,14 +314,7 @@ fn a_full_bus_answers_503_so_senders_retry() {
         ),
     )
     .unwrap();
-    let svc = Service::start(
-        &["--config", &config.display().to_string()],
-        &dir.path().join("findings.jsonl"),
-        &dir.path().join("run.log"),
-    );
-    wait_for(20, "the listener", || {
-        common::http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
-    });
+    let svc = Service::start_ready(&["--config", &config.display().to_string()], dir.path());
     let post = || {
         http_post_bytes(
             &svc.listen,

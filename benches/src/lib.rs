@@ -193,22 +193,21 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
     Ok(g)
 }
 
+/// Peak resident memory (VmHWM) of process `pid`, in bytes; `None` once
+/// it has exited.
+pub fn peak_rss_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
 /// Peak resident memory of this process (VmHWM), in bytes.
 pub fn peak_rss_self() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    peak_rss_of("self").unwrap_or(0)
 }
 
 /// Peak resident memory of the largest finished child, in bytes.

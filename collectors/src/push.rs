@@ -12,6 +12,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use driftline_pipeline::auth::has_token;
+use driftline_pipeline::telemetry::{LogBatch, MetricBatch};
 use driftline_pipeline::{BusError, DeadLetter, Record, RecordSink, Topic};
 
 use crate::metrics::metrics;
@@ -77,6 +78,32 @@ impl Ingest {
             BusError::Full { .. } => PushError::Busy(format!("{e}; retry later")),
             other => PushError::Busy(format!("the bus did not take it: {other}")),
         })
+    }
+
+    /// Publishes a push's series (when it has samples) and counts them.
+    pub fn publish_metrics(&self, source: &str, batch: MetricBatch) -> Result<(), PushError> {
+        let samples = batch.samples();
+        if samples > 0 {
+            self.publish(Topic::Metrics, vec![Record::Metrics(batch)])?;
+            metrics()
+                .samples_in
+                .with_label_values(&[source])
+                .inc_by(samples as u64);
+        }
+        Ok(())
+    }
+
+    /// Publishes a push's log records (when there are any) and counts them.
+    pub fn publish_logs(&self, source: &str, batch: LogBatch) -> Result<(), PushError> {
+        let n = batch.records.len();
+        if n > 0 {
+            self.publish(Topic::Logs, vec![Record::Logs(batch)])?;
+            metrics()
+                .log_records_in
+                .with_label_values(&[source])
+                .inc_by(n as u64);
+        }
+        Ok(())
     }
 
     /// The answer to a push: `ok` on success; an error is counted, logged,

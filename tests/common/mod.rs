@@ -300,6 +300,16 @@ impl Service {
         }
     }
 
+    /// `start` with the findings and log files in `dir`, once `/healthz`
+    /// answers.
+    pub fn start_ready(args: &[&str], dir: &std::path::Path) -> Self {
+        let svc = Self::start(args, &dir.join("findings.jsonl"), &dir.join("run.log"));
+        wait_for(20, "the listener", || {
+            http_get(&svc.listen, "/healthz").is_ok_and(|(c, _)| c == 200)
+        });
+        svc
+    }
+
     pub fn signal(&self, sig: &str) {
         let _ = std::process::Command::new("kill")
             .args([sig, &self.child.id().to_string()])

@@ -59,18 +59,6 @@ fn args() -> Args {
     a
 }
 
-/// The high-water mark of a running process's resident memory (VmHWM), in
-/// bytes; `None` once it has exited.
-fn hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(|kb| kb * 1024)
-}
-
 /// Runs `cmd` to the end: wall time, its own peak RSS, and its stdout. The
 /// peak is the child's VmHWM, sampled every 5 ms until it exits (a high-water
 /// mark, so only growth in its last 5 ms could be missed): the rusage of a
@@ -90,7 +78,7 @@ fn measured(cmd: &mut Command) -> (Duration, u64, String) {
         std::thread::spawn(move || {
             let mut peak = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(h) = hwm(pid) {
+                if let Some(h) = driftline_benches::peak_rss_of(&pid.to_string()) {
                     peak = peak.max(h);
                 }
                 std::thread::sleep(Duration::from_millis(5));

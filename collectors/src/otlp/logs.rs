@@ -9,10 +9,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 
 use driftline_pipeline::telemetry::{LogBatch, LogRecord};
-use driftline_pipeline::{Record, Topic};
 
 use super::{Encoding, SOURCE, any_value_text, attribute_pairs, decode, service_name};
-use crate::metrics::metrics;
 use crate::push::{Ingest, PushError};
 
 pub(super) fn take(
@@ -21,15 +19,7 @@ pub(super) fn take(
     raw: &[u8],
 ) -> Result<ExportLogsServiceResponse, PushError> {
     let req: ExportLogsServiceRequest = decode(encoding, raw)?;
-    let batch = log_batch(&req, driftline_pipeline::now_ms());
-    let n = batch.records.len();
-    if n > 0 {
-        ingest.publish(Topic::Logs, vec![Record::Logs(batch)])?;
-        metrics()
-            .log_records_in
-            .with_label_values(&[SOURCE])
-            .inc_by(n as u64);
-    }
+    ingest.publish_logs(SOURCE, log_batch(&req, driftline_pipeline::now_ms()))?;
     Ok(ExportLogsServiceResponse {
         partial_success: None,
     })

@@ -34,7 +34,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use driftline_pipeline::telemetry::{
     METRIC_NAME_LABEL, MetricBatch, normalise_labels, prompb, stale_nan,
 };
-use driftline_pipeline::{Record, Topic};
 
 use super::{Encoding, SOURCE, any_value_text, attribute_pairs, decode, service_name};
 use crate::metrics::metrics;
@@ -50,14 +49,7 @@ pub(super) fn take(
 ) -> Result<ExportMetricsServiceResponse, PushError> {
     let req: ExportMetricsServiceRequest = decode(encoding, raw)?;
     let (batch, rejected) = metric_batch(&req, driftline_pipeline::now_ms());
-    let samples = batch.samples();
-    if samples > 0 {
-        ingest.publish(Topic::Metrics, vec![Record::Metrics(batch)])?;
-        metrics()
-            .samples_in
-            .with_label_values(&[SOURCE])
-            .inc_by(samples as u64);
-    }
+    ingest.publish_metrics(SOURCE, batch)?;
     let partial_success = (rejected > 0).then(|| {
         metrics()
             .ingest_rejected
@@ -312,35 +304,39 @@ pub fn metric_batch(req: &ExportMetricsServiceRequest, now_ms: i64) -> (MetricBa
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
                 let Some(data) = &m.data else { continue };
+                // Delta points (of counters and histograms) have no
+                // Prometheus form: refused, and counted for the answer.
+                let refused = match data {
+                    Data::Sum(x) if x.is_monotonic && x.aggregation_temporality == delta => {
+                        x.data_points.len()
+                    }
+                    Data::Histogram(x) if x.aggregation_temporality == delta => x.data_points.len(),
+                    Data::ExponentialHistogram(x) if x.aggregation_temporality == delta => {
+                        x.data_points.len()
+                    }
+                    _ => 0,
+                };
+                if refused > 0 {
+                    rejected += refused;
+                    continue;
+                }
                 match data {
                     Data::Gauge(g) => {
                         let name = metric_name(&m.name, &m.unit, true, false);
                         number_points(&mut s, &name, &g.data_points, now_ms);
                     }
                     Data::Sum(sum) => {
-                        if sum.is_monotonic && sum.aggregation_temporality == delta {
-                            rejected += sum.data_points.len();
-                            continue;
-                        }
                         let name =
                             metric_name(&m.name, &m.unit, !sum.is_monotonic, sum.is_monotonic);
                         number_points(&mut s, &name, &sum.data_points, now_ms);
                     }
                     Data::Histogram(h) => {
-                        if h.aggregation_temporality == delta {
-                            rejected += h.data_points.len();
-                            continue;
-                        }
                         let name = metric_name(&m.name, &m.unit, false, false);
                         for p in &h.data_points {
                             histogram(&mut s, &name, p, now_ms);
                         }
                     }
                     Data::ExponentialHistogram(h) => {
-                        if h.aggregation_temporality == delta {
-                            rejected += h.data_points.len();
-                            continue;
-                        }
                         let name = metric_name(&m.name, &m.unit, false, false);
                         for p in &h.data_points {
                             let buckets = exponential_buckets(p);

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use driftline_pipeline::telemetry::{METRIC_NAME_LABEL, MetricBatch, normalise_labels, prompb};
-use driftline_pipeline::{Record, Topic};
 
 use crate::metrics::metrics;
 use crate::push::{Ingest, MAX_BODY_BYTES, PushError, header_value, unsnappy};
@@ -60,15 +59,7 @@ fn take(ingest: &Ingest, headers: &HeaderMap, body: &[u8]) -> Result<(), PushErr
         }
     }
     let raw = unsnappy(body)?;
-    let batch = decode(&raw)?;
-    let samples = batch.samples();
-    if samples > 0 {
-        ingest.publish(Topic::Metrics, vec![Record::Metrics(batch)])?;
-        metrics()
-            .samples_in
-            .with_label_values(&[SOURCE])
-            .inc_by(samples as u64);
-    }
+    ingest.publish_metrics(SOURCE, decode(&raw)?)?;
     Ok(())
 }
 
