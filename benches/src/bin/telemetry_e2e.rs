@@ -71,7 +71,7 @@ fn args() -> Args {
         }
     }
     assert!(
-        a.series % a.chunk == 0 && (a.series / a.chunk) % a.senders == 0,
+        a.series.is_multiple_of(a.chunk) && (a.series / a.chunk).is_multiple_of(a.senders),
         "--series must split into --chunk-sized requests, a whole number per sender"
     );
     a
