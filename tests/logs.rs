@@ -76,10 +76,7 @@ service = "worker"
         ),
     )
     .unwrap();
-    let start = || {
-        let svc = Service::start_ready(&["--config", &config.display().to_string()], dir.path());
-        svc
-    };
+    let start = || Service::start_ready(&["--config", &config.display().to_string()], dir.path());
     let app = logs.join("app.log");
     let plain = logs.join("plain.log");
     let billing = logs.join("billing-1.log");
