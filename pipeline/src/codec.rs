@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::schema::{declared_batch, observed_batch};
 use crate::source_status::{SourceStatus, is_status_key};
+use crate::telemetry::{BUCKETS, LogBatch, LogRecord, MetricBatch, prompb, series_id};
 
 /// Bytes of a rejected payload kept in its dead letter.
 const DEAD_PAYLOAD_MAX: usize = 64 * 1024;
@@ -88,11 +89,11 @@ pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage
             }
             Record::Metrics(batch) => {
                 flush(&mut out, &mut declared, &mut observed)?;
-                out.extend(crate::telemetry::encode_metrics(batch));
+                out.extend(encode_metrics(batch));
             }
             Record::Logs(batch) => {
                 flush(&mut out, &mut declared, &mut observed)?;
-                out.extend(crate::telemetry::encode_logs(batch)?);
+                out.extend(encode_logs(batch)?);
             }
             Record::Status(s) => {
                 flush(&mut out, &mut declared, &mut observed)?;
@@ -337,6 +338,67 @@ pub fn dead_letter_for(
     })
 }
 
+/// The bucket of a series or service hash: a message key's suffix, and so
+/// its partition.
+fn bucket_of(hash: u64) -> u64 {
+    hash % BUCKETS
+}
+
+/// The messages a batch of series becomes: one `WriteRequest` per bucket.
+pub fn encode_metrics(batch: &MetricBatch) -> Vec<OutMessage> {
+    use prost::Message;
+    let mut buckets: Vec<Vec<prompb::TimeSeries>> = vec![Vec::new(); BUCKETS as usize];
+    for s in &batch.series {
+        buckets[bucket_of(series_id(&s.labels)) as usize].push(s.clone());
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, series)| !series.is_empty())
+        .map(|(b, timeseries)| OutMessage {
+            topic: Topic::Metrics,
+            key: format!("{}/{b}", batch.source),
+            shard: format!("series/{b}"),
+            payload: Some(
+                prompb::WriteRequest {
+                    timeseries,
+                    metadata: Vec::new(),
+                }
+                .encode_to_vec(),
+            ),
+            broadcast: false,
+        })
+        .collect()
+}
+
+/// The messages a batch of log records becomes: one per service bucket.
+pub fn encode_logs(batch: &LogBatch) -> Result<Vec<OutMessage>, BusError> {
+    let mut buckets: Vec<Vec<LogRecord>> = vec![Vec::new(); BUCKETS as usize];
+    for r in &batch.records {
+        let h = xxhash_rust::xxh64::xxh64(r.service_name.as_bytes(), 0);
+        buckets[bucket_of(h) as usize].push(r.clone());
+    }
+    let mut out = Vec::new();
+    for (b, records) in buckets.into_iter().enumerate() {
+        if records.is_empty() {
+            continue;
+        }
+        let payload = serde_json::to_vec(&LogBatch {
+            source: batch.source.clone(),
+            records,
+        })
+        .map_err(|e| BusError::Encode(e.to_string()))?;
+        out.push(OutMessage {
+            topic: Topic::Logs,
+            key: format!("{}/{b}", batch.source),
+            shard: format!("logs/{b}"),
+            payload: Some(payload),
+            broadcast: false,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +534,48 @@ mod tests {
         assert_eq!(v["offset"], 40);
         assert_eq!(v["payload"], "{oops");
         assert_eq!(v["reason"], "bad");
+    }
+
+    fn label(n: &str, v: &str) -> prompb::Label {
+        prompb::Label {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn a_series_stays_in_one_bucket_and_stale_markers_survive() {
+        let series = |job: &str, v: f64| prompb::TimeSeries {
+            labels: vec![label("__name__", "up"), label("job", job)],
+            samples: vec![prompb::Sample {
+                value: v,
+                timestamp: 1,
+            }],
+            ..Default::default()
+        };
+        let batch = MetricBatch {
+            source: "scrape".into(),
+            series: (0..100)
+                .map(|i| series(&format!("j{i}"), crate::telemetry::stale_nan()))
+                .collect(),
+        };
+        let out = encode_metrics(&batch);
+        assert!(out.len() > 1 && out.len() <= BUCKETS as usize);
+        let again = encode_metrics(&batch);
+        assert_eq!(
+            out.iter().map(|m| &m.key).collect::<Vec<_>>(),
+            again.iter().map(|m| &m.key).collect::<Vec<_>>()
+        );
+        let mut n = 0;
+        for m in &out {
+            assert_eq!(crate::telemetry::source_of_key(Some(&m.key)), "scrape");
+            let req = crate::telemetry::decode_metrics(m.payload.as_deref().unwrap()).unwrap();
+            for s in req.timeseries {
+                assert!(crate::telemetry::is_stale_nan(s.samples[0].value));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 100);
+        assert!(crate::telemetry::decode_metrics(b"\xff\xff").is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! `driftline.logs`, how they travel, and the store tables they land in
 //! (`tables.rs`: `metric_samples`, `log_records`).
 //!
-//! A metrics message is a remote-write `WriteRequest` (`prompb.rs`): the
+//! On the bus (`codec::encode_metrics`, `codec::encode_logs`), a metrics
+//! message is a remote-write `WriteRequest` (`prompb.rs`): the
 //! format Prometheus already sends, compact, and exact for every float
 //! (NaN stale markers included, which JSON cannot carry). A logs message is
 //! a JSON `LogBatch`. Both are keyed `{source}/{bucket}`: a series (or a
@@ -14,8 +15,6 @@ pub mod prompb;
 pub mod tables;
 
 use serde::{Deserialize, Serialize};
-
-use crate::bus::{BusError, OutMessage, Topic};
 
 /// Prometheus's staleness marker: a NaN with this bit pattern says the
 /// series ended at that timestamp.
@@ -127,65 +126,6 @@ pub fn severity_number(text: &str) -> i32 {
     }
 }
 
-fn bucket_of(hash: u64) -> u64 {
-    hash % BUCKETS
-}
-
-/// The messages a batch of series becomes: one `WriteRequest` per bucket.
-pub fn encode_metrics(batch: &MetricBatch) -> Vec<OutMessage> {
-    use prost::Message;
-    let mut buckets: Vec<Vec<prompb::TimeSeries>> = vec![Vec::new(); BUCKETS as usize];
-    for s in &batch.series {
-        buckets[bucket_of(series_id(&s.labels)) as usize].push(s.clone());
-    }
-    buckets
-        .into_iter()
-        .enumerate()
-        .filter(|(_, series)| !series.is_empty())
-        .map(|(b, timeseries)| OutMessage {
-            topic: Topic::Metrics,
-            key: format!("{}/{b}", batch.source),
-            shard: format!("series/{b}"),
-            payload: Some(
-                prompb::WriteRequest {
-                    timeseries,
-                    metadata: Vec::new(),
-                }
-                .encode_to_vec(),
-            ),
-            broadcast: false,
-        })
-        .collect()
-}
-
-/// The messages a batch of log records becomes: one per service bucket.
-pub fn encode_logs(batch: &LogBatch) -> Result<Vec<OutMessage>, BusError> {
-    let mut buckets: Vec<Vec<LogRecord>> = vec![Vec::new(); BUCKETS as usize];
-    for r in &batch.records {
-        let h = xxhash_rust::xxh64::xxh64(r.service_name.as_bytes(), 0);
-        buckets[bucket_of(h) as usize].push(r.clone());
-    }
-    let mut out = Vec::new();
-    for (b, records) in buckets.into_iter().enumerate() {
-        if records.is_empty() {
-            continue;
-        }
-        let payload = serde_json::to_vec(&LogBatch {
-            source: batch.source.clone(),
-            records,
-        })
-        .map_err(|e| BusError::Encode(e.to_string()))?;
-        out.push(OutMessage {
-            topic: Topic::Logs,
-            key: format!("{}/{b}", batch.source),
-            shard: format!("logs/{b}"),
-            payload: Some(payload),
-            broadcast: false,
-        });
-    }
-    Ok(out)
-}
-
 /// The source a telemetry message's key names.
 pub fn source_of_key(key: Option<&str>) -> &str {
     key.and_then(|k| k.rsplit_once('/'))
@@ -231,42 +171,6 @@ mod tests {
         assert_eq!(series_id(&a), series_id(&a.clone()));
         let mut twice = vec![label("a", "1"), label("a", "2")];
         assert!(normalise_labels(&mut twice).unwrap_err().contains("\"a\""));
-    }
-
-    #[test]
-    fn a_series_stays_in_one_bucket_and_stale_markers_survive() {
-        let series = |job: &str, v: f64| prompb::TimeSeries {
-            labels: vec![label("__name__", "up"), label("job", job)],
-            samples: vec![prompb::Sample {
-                value: v,
-                timestamp: 1,
-            }],
-            ..Default::default()
-        };
-        let batch = MetricBatch {
-            source: "scrape".into(),
-            series: (0..100)
-                .map(|i| series(&format!("j{i}"), stale_nan()))
-                .collect(),
-        };
-        let out = encode_metrics(&batch);
-        assert!(out.len() > 1 && out.len() <= BUCKETS as usize);
-        let again = encode_metrics(&batch);
-        assert_eq!(
-            out.iter().map(|m| &m.key).collect::<Vec<_>>(),
-            again.iter().map(|m| &m.key).collect::<Vec<_>>()
-        );
-        let mut n = 0;
-        for m in &out {
-            assert_eq!(source_of_key(Some(&m.key)), "scrape");
-            let req = decode_metrics(m.payload.as_deref().unwrap()).unwrap();
-            for s in req.timeseries {
-                assert!(is_stale_nan(s.samples[0].value));
-                n += 1;
-            }
-        }
-        assert_eq!(n, 100);
-        assert!(decode_metrics(b"\xff\xff").is_err());
     }
 
     #[test]
