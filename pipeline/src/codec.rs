@@ -346,55 +346,64 @@ fn bucket_of(hash: u64) -> u64 {
 
 /// The messages a batch of series becomes: one `WriteRequest` per bucket.
 pub fn encode_metrics(batch: &MetricBatch) -> Vec<OutMessage> {
-    use prost::Message;
-    let mut buckets: Vec<Vec<prompb::TimeSeries>> = vec![Vec::new(); BUCKETS as usize];
+    let mut buckets: Vec<Vec<&prompb::TimeSeries>> = vec![Vec::new(); BUCKETS as usize];
     for s in &batch.series {
-        buckets[bucket_of(series_id(&s.labels)) as usize].push(s.clone());
+        buckets[bucket_of(series_id(&s.labels)) as usize].push(s);
     }
-    buckets
-        .into_iter()
-        .enumerate()
-        .filter(|(_, series)| !series.is_empty())
-        .map(|(b, timeseries)| OutMessage {
-            topic: Topic::Metrics,
-            key: format!("{}/{b}", batch.source),
-            shard: format!("series/{b}"),
-            payload: Some(
-                prompb::WriteRequest {
-                    timeseries,
-                    metadata: Vec::new(),
-                }
-                .encode_to_vec(),
-            ),
-            broadcast: false,
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (b, series) in buckets.iter().enumerate() {
+        for chunk in series.chunks(MAX_PER_MESSAGE) {
+            // A WriteRequest is its series as field 1, one after another:
+            // encoded from the borrowed series, with no copy of them.
+            let mut payload = Vec::new();
+            for ts in chunk {
+                prost::encoding::message::encode(1, *ts, &mut payload);
+            }
+            out.push(OutMessage {
+                topic: Topic::Metrics,
+                key: format!("{}/{b}", batch.source),
+                shard: format!("series/{b}"),
+                payload: Some(payload),
+                broadcast: false,
+            });
+        }
+    }
+    out
 }
+
+/// Most series (or log records) one telemetry message carries, so a large
+/// push stays well under a Kafka broker's message size limit.
+const MAX_PER_MESSAGE: usize = 2000;
 
 /// The messages a batch of log records becomes: one per service bucket.
 pub fn encode_logs(batch: &LogBatch) -> Result<Vec<OutMessage>, BusError> {
-    let mut buckets: Vec<Vec<LogRecord>> = vec![Vec::new(); BUCKETS as usize];
+    // `LogBatch`'s JSON, from borrowed records.
+    #[derive(serde::Serialize)]
+    struct Batch<'a> {
+        source: &'a str,
+        records: &'a [&'a LogRecord],
+    }
+    let mut buckets: Vec<Vec<&LogRecord>> = vec![Vec::new(); BUCKETS as usize];
     for r in &batch.records {
         let h = xxhash_rust::xxh64::xxh64(r.service_name.as_bytes(), 0);
-        buckets[bucket_of(h) as usize].push(r.clone());
+        buckets[bucket_of(h) as usize].push(r);
     }
     let mut out = Vec::new();
     for (b, records) in buckets.into_iter().enumerate() {
-        if records.is_empty() {
-            continue;
+        for chunk in records.chunks(MAX_PER_MESSAGE) {
+            let payload = serde_json::to_vec(&Batch {
+                source: &batch.source,
+                records: chunk,
+            })
+            .map_err(|e| BusError::Encode(e.to_string()))?;
+            out.push(OutMessage {
+                topic: Topic::Logs,
+                key: format!("{}/{b}", batch.source),
+                shard: format!("logs/{b}"),
+                payload: Some(payload),
+                broadcast: false,
+            });
         }
-        let payload = serde_json::to_vec(&LogBatch {
-            source: batch.source.clone(),
-            records,
-        })
-        .map_err(|e| BusError::Encode(e.to_string()))?;
-        out.push(OutMessage {
-            topic: Topic::Logs,
-            key: format!("{}/{b}", batch.source),
-            shard: format!("logs/{b}"),
-            payload: Some(payload),
-            broadcast: false,
-        });
     }
     Ok(out)
 }
