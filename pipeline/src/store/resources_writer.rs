@@ -99,6 +99,28 @@ impl ResourcesWriter {
     }
 }
 
+/// Messages cut into runs in which no key appears twice. Within a run the
+/// store's latest versions decide what is news; a key's second event (its
+/// deletion after the version the same poll brought, say) starts a new run,
+/// so it is judged against the first one, written before it.
+fn runs(messages: &[Message]) -> Vec<&[Message]> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut start = 0;
+    for (i, m) in messages.iter().enumerate() {
+        if !seen.insert(m.key.as_deref()) {
+            out.push(&messages[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(m.key.as_deref());
+        }
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
 impl Stage for ResourcesWriter {
     fn name(&self) -> &'static str {
         "resources"
@@ -139,12 +161,40 @@ impl Stage for ResourcesWriter {
         }
         let declared = std::mem::take(&mut self.declared);
         let observed = std::mem::take(&mut self.observed);
-        if !declared.is_empty() {
-            self.write(Side::Declared, &declared)?;
-        }
-        if !observed.is_empty() {
-            self.write(Side::Observed, &observed)?;
+        for (side, messages) in [(Side::Declared, declared), (Side::Observed, observed)] {
+            for run in runs(&messages) {
+                self.write(side, run)?;
+            }
         }
         Ok(Some(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(key: &str, tombstone: bool) -> Message {
+        Message {
+            topic: Topic::Config,
+            partition: 0,
+            offset: 0,
+            key: Some(key.into()),
+            payload: (!tombstone).then(|| b"{}".to_vec()),
+            replay: false,
+        }
+    }
+
+    #[test]
+    fn a_key_seen_twice_starts_a_new_run() {
+        let m = [
+            msg("a", false),
+            msg("b", false),
+            msg("a", true),
+            msg("c", false),
+        ];
+        let r = runs(&m);
+        assert_eq!(r.iter().map(|r| r.len()).collect::<Vec<_>>(), vec![2, 2]);
+        assert!(runs(&[]).is_empty());
     }
 }
