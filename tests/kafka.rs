@@ -586,3 +586,108 @@ fn kill_9_and_a_full_findings_replay_page_exactly_once() {
     );
     assert!(svc.stop().success());
 }
+
+/// Telemetry on Kafka: one instance takes remote-write pushes (collect),
+/// another stores them (sink). Every series stays in one partition of
+/// `driftline.metrics`, and every accepted sample reaches the sink's store.
+#[test]
+fn telemetry_travels_on_kafka_keyed_by_series() {
+    use driftline_pipeline::telemetry::{decode_metrics, prompb, series_id};
+    use prost::Message as _;
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (cdir, sdir) = (tmp.path().join("collect"), tmp.path().join("sink"));
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::create_dir_all(&sdir).unwrap();
+    let collect = write_config(&cdir, &broker.addr(), "\"collect\"", "");
+    let sink = write_config(&sdir, &broker.addr(), "\"sink\"", "");
+    let collector = Service::start_ready(&["--config", collect.to_str().unwrap()], &cdir);
+    let writer = Service::start_ready(&["--config", sink.to_str().unwrap()], &sdir);
+    let at = driftline_pipeline::now_ms();
+    let (requests, series) = (10, 100);
+    for r in 0..requests {
+        let req = prompb::WriteRequest {
+            timeseries: (0..series)
+                .map(|s| prompb::TimeSeries {
+                    labels: vec![
+                        prompb::Label {
+                            name: "__name__".into(),
+                            value: "kafka_test".into(),
+                        },
+                        prompb::Label {
+                            name: "s".into(),
+                            value: s.to_string(),
+                        },
+                    ],
+                    samples: vec![prompb::Sample {
+                        value: r as f64,
+                        timestamp: at + r,
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
+        let (code, _, text) = common::http_post_bytes(
+            &collector.listen,
+            "/api/v1/write",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+            ],
+            &body,
+        )
+        .unwrap();
+        assert_eq!(code, 204, "{text}");
+    }
+    let total = (requests * series) as usize;
+    // On the topic: each series in exactly one partition.
+    let bus = broker.bus();
+    let mut c = bus
+        .consumer(&ConsumerSpec {
+            group: format!("probe-{}", free_port()),
+            topics: vec![Topic::Metrics],
+            rewind: vec![],
+        })
+        .unwrap();
+    let mut partitions: HashMap<u64, std::collections::HashSet<i32>> = HashMap::new();
+    let mut seen = 0;
+    wait_for(60, "every sample on driftline.metrics", || {
+        for e in c.poll(1000, Duration::from_millis(200)).unwrap() {
+            if let Event::Message(m) = e {
+                let req = decode_metrics(m.payload.as_deref().unwrap()).unwrap();
+                for ts in req.timeseries {
+                    seen += ts.samples.len();
+                    partitions
+                        .entry(series_id(&ts.labels))
+                        .or_default()
+                        .insert(m.partition);
+                }
+            }
+        }
+        seen >= total
+    });
+    assert_eq!(partitions.len(), series as usize);
+    assert!(partitions.values().all(|p| p.len() == 1), "{partitions:?}");
+    assert!(collector.stop().success());
+    let data = sdir.join(
+        std::fs::read_to_string(&sink)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("data_dir = \""))
+            .unwrap()
+            .trim_end_matches('"'),
+    );
+    wait_for(60, "every sample in the sink's store", || {
+        common::count_in(
+            &data,
+            "SELECT count(*) AS n FROM metric_samples WHERE metric_name = 'kafka_test'",
+        ) == total as i64
+    });
+    assert!(writer.stop().success());
+}

@@ -566,6 +566,11 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
     for t in late_threads {
         let _ = t.join();
     }
+    // Last, what the store still holds back (ClickHouse's spool) goes now
+    // if it can; what cannot stays on disk for the next start.
+    if let Err(e) = store.flush() {
+        tracing::warn!(error = %e, "store not flushed at shutdown");
+    }
     // Report any other stage that failed while stopping.
     while let Ok((name, result)) = done_rx.try_recv() {
         if let Err(e) = result {

@@ -114,4 +114,10 @@ pub trait Store: Send + Sync {
     fn maintain(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Delivers what the store holds back (ClickHouse's spool) if it can,
+    /// before the process exits; nothing by default.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

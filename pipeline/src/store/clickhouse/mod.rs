@@ -371,7 +371,12 @@ impl Store for ClickHouseStore {
             Ok(()) => Ok(()),
             Err(e) if unreachable(&e) => {
                 self.note_outage(&e);
-                self.spool.push(&header, &rows)
+                self.spool.push(&header, &rows)?;
+                // Often the server only closed a pooled connection: one
+                // replay at once (which checks by batch id whether the rows
+                // landed) delivers the batch now rather than with the next
+                // append, which at shutdown never comes.
+                self.replay()
             }
             Err(e) => Err(write(e.to_string())),
         }
@@ -380,6 +385,19 @@ impl Store for ClickHouseStore {
     fn maintain(&self) -> Result<(), StoreError> {
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         self.replay()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.maintain()?;
+        let left = self.spool.pending().len();
+        if left > 0 {
+            tracing::warn!(
+                batches = left,
+                spool = %self.spool.dir().display(),
+                "ClickHouse unreachable at shutdown; the spooled batches are delivered after the next start"
+            );
+        }
+        Ok(())
     }
 
     fn read(&self, table: &str) -> Result<Vec<RecordBatch>, StoreError> {
