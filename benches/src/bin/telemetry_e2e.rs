@@ -15,6 +15,7 @@
 //!
 //!   telemetry_e2e --driftline target/release/driftline [--prometheus prometheus]
 //!       [--series 10000] [--rounds 200] [--chunk 1250] [--senders 4] [--log-lines 1000000]
+//!       [--config driftline.toml]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -39,6 +40,8 @@ struct Args {
     chunk: usize,
     senders: usize,
     log_lines: usize,
+    /// A driftline.toml for the remote-write run (to try `[bus]` settings).
+    config: Option<String>,
 }
 
 fn args() -> Args {
@@ -50,6 +53,7 @@ fn args() -> Args {
         chunk: 1250,
         senders: 4,
         log_lines: 1_000_000,
+        config: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +71,7 @@ fn args() -> Args {
             "--chunk" => a.chunk = number("--chunk"),
             "--senders" => a.senders = number("--senders"),
             "--log-lines" => a.log_lines = number("--log-lines"),
+            "--config" => a.config = Some(value()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -149,9 +154,11 @@ fn post(conn: &mut BufReader<TcpStream>, addr: &str, path: &str, body: &[u8]) ->
          Content-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let s = conn.get_mut();
-    s.write_all(head.as_bytes()).expect("send");
-    s.write_all(body).expect("send");
+    // One write: a request split over two segments waits out Nagle and
+    // delayed ACKs (40 ms a request) and would measure that instead.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    conn.get_mut().write_all(&request).expect("send");
     let mut line = String::new();
     conn.read_line(&mut line).expect("status line");
     let status: u16 = line
@@ -185,7 +192,9 @@ fn push_all(addr: &str, per_sender: &[Vec<Vec<u8>>]) -> (Duration, u64) {
         for bodies in per_sender {
             let retries = &retries;
             scope.spawn(move || {
-                let mut conn = BufReader::new(TcpStream::connect(addr).expect("connect"));
+                let stream = TcpStream::connect(addr).expect("connect");
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut conn = BufReader::new(stream);
                 for body in bodies {
                     loop {
                         let (status, text) = post(&mut conn, addr, "/api/v1/write", body);
@@ -279,7 +288,11 @@ fn main() {
 
     // driftline: acknowledged, then drained into the store by SIGTERM.
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, listen) = driftline(&a, dir.path(), &[]);
+    let config: Vec<&str> = match &a.config {
+        Some(c) => vec!["--config", c],
+        None => Vec::new(),
+    };
+    let (mut child, listen) = driftline(&a, dir.path(), &config);
     let done = Arc::new(AtomicBool::new(false));
     let rss = watch_rss(child.id(), done.clone());
     let start = Instant::now();

@@ -166,11 +166,10 @@ impl Collector for LogTailer {
         }
         let n: usize = batches.iter().map(|b| b.records.len()).sum();
         let rejected = dead.len();
-        let published = batches
-            .into_iter()
-            .try_for_each(|b| out.publish(Topic::Logs, vec![Record::Logs(b)]))
-            .and_then(|()| out.publish(Topic::DeadLetters, dead));
-        match published {
+        // One publish for every line of the pass: the embedded bus takes all
+        // of it or none (a full bus), so a retry next pass repeats nothing.
+        let records = batches.into_iter().map(Record::Logs).collect();
+        match out.publish(Topic::Logs, records) {
             Ok(()) => {
                 metrics()
                     .log_records_in
@@ -181,6 +180,12 @@ impl Collector for LogTailer {
                     .with_label_values(&["file", "invalid"])
                     .inc_by(rejected as u64);
                 report.published = n;
+                if let Err(e) = out.publish(Topic::DeadLetters, dead) {
+                    report.errors.push(SourceError {
+                        source: "logs".into(),
+                        reason: format!("{rejected} dead letters not published: {e}"),
+                    });
+                }
                 if let Err(e) = self.tail.advance(progress) {
                     report.errors.push(SourceError {
                         source: "log checkpoint".into(),
@@ -188,7 +193,11 @@ impl Collector for LogTailer {
                     });
                 }
             }
-            // Offsets stay: the next pass reads the same lines again.
+            // Offsets stay: the next pass reads the same lines again. A
+            // full bus is back-pressure, not a fault: no warning each pass.
+            Err(e @ driftline_pipeline::BusError::Full { .. }) => {
+                tracing::debug!(error = %e, "log lines wait for the bus");
+            }
             Err(e) => report.errors.push(SourceError {
                 source: "logs".into(),
                 reason: format!("lines not published, read again next pass: {e}"),

@@ -16,7 +16,7 @@ use crate::telemetry::{decode_logs, decode_metrics, source_of_key};
 
 /// Rows (samples plus log records) that make an append before the backlog
 /// is drained.
-const FLUSH_ROWS: usize = 200_000;
+const FLUSH_ROWS: usize = 65_536;
 
 pub struct TelemetryWriter {
     store: Arc<dyn Store>,
