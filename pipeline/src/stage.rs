@@ -185,6 +185,11 @@ pub fn run(
     let mut stopping: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
+            if stopping.is_none() {
+                // What was published just before the stop arrived after the
+                // last poll: a draining stage polls once more at least.
+                settled = false;
+            }
             let since_stop = *stopping.get_or_insert_with(Instant::now);
             if !stage.drains_on_stop() || settled {
                 break;
@@ -435,5 +440,69 @@ mod tests {
         let mut again = replayed.lock().unwrap().clone();
         again.sort();
         assert_eq!(again, ["a", "b", "bad", "c"]);
+    }
+
+    /// Drains on stop, and is slow to flush: the stop (and the messages
+    /// published just before it) arrive while it is not polling.
+    struct SlowDrainer {
+        taken: Arc<Mutex<usize>>,
+    }
+
+    impl Stage for SlowDrainer {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn consumes(&self) -> ConsumerSpec {
+            ConsumerSpec {
+                group: "slow".into(),
+                topics: vec![Topic::Metrics],
+                rewind: vec![],
+            }
+        }
+        fn replay(&mut self, _: Vec<Message>) {}
+        fn ready_at_start(&self) -> bool {
+            true
+        }
+        fn drains_on_stop(&self) -> bool {
+            true
+        }
+        fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+            *self.taken.lock().unwrap() += messages.len();
+            Vec::new()
+        }
+        fn flush(&mut self, drained: bool) -> Result<Option<Vec<OutMessage>>, StageError> {
+            if drained {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Ok(Some(Vec::new()))
+        }
+    }
+
+    #[test]
+    fn a_draining_stage_takes_what_was_published_just_before_the_stop() {
+        let bus = InProcessBus::new(&TopicLayout::default());
+        let taken = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let runner = {
+            let (bus, taken, stop) = (bus.clone(), taken.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut stage = SlowDrainer { taken };
+                run(&mut stage, &bus, 100, &stop, &AtomicBool::new(false)).unwrap();
+            })
+        };
+        // Idle polls (each drained, so each flush sleeps), then a publish and
+        // the stop while the stage is in one of those flushes.
+        std::thread::sleep(Duration::from_millis(450));
+        let message = OutMessage {
+            topic: Topic::Metrics,
+            key: "k".into(),
+            shard: "k".into(),
+            payload: Some(b"x".to_vec()),
+            broadcast: false,
+        };
+        bus.producer().unwrap().send(vec![message]).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        assert_eq!(*taken.lock().unwrap(), 1);
     }
 }
