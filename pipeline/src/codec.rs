@@ -545,17 +545,13 @@ mod tests {
         assert_eq!(v["reason"], "bad");
     }
 
-    fn label(n: &str, v: &str) -> prompb::Label {
-        prompb::Label {
-            name: n.into(),
-            value: v.into(),
-        }
-    }
-
     #[test]
     fn a_series_stays_in_one_bucket_and_stale_markers_survive() {
         let series = |job: &str, v: f64| prompb::TimeSeries {
-            labels: vec![label("__name__", "up"), label("job", job)],
+            labels: vec![
+                prompb::Label::new("__name__", "up"),
+                prompb::Label::new("job", job),
+            ],
             samples: vec![prompb::Sample {
                 value: v,
                 timestamp: 1,

@@ -27,8 +27,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, metric::Data,
-    number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, SummaryDataPoint,
+    metric::Data, number_data_point,
 };
 
 use driftline_pipeline::telemetry::{
@@ -246,16 +246,40 @@ fn histogram(s: &mut Series<'_>, name: &str, p: &HistogramDataPoint, now_ms: i64
         v(p.count as f64),
         ts,
     );
-    if let Some(sum) = p.sum {
-        s.push(&format!("{name}_sum"), &p.attributes, None, v(sum), ts);
+    totals(s, name, &p.attributes, p.sum, p.count, stale, ts);
+}
+
+/// A histogram's or summary's `_sum` (when it has one) and `_count`.
+fn totals(
+    s: &mut Series<'_>,
+    name: &str,
+    attrs: &[KeyValue],
+    sum: Option<f64>,
+    count: u64,
+    stale: bool,
+    ts: i64,
+) {
+    let v = |x: f64| if stale { stale_nan() } else { x };
+    if let Some(sum) = sum {
+        s.push(&format!("{name}_sum"), attrs, None, v(sum), ts);
     }
-    s.push(
-        &format!("{name}_count"),
-        &p.attributes,
-        None,
-        v(p.count as f64),
-        ts,
-    );
+    s.push(&format!("{name}_count"), attrs, None, v(count as f64), ts);
+}
+
+fn summary(s: &mut Series<'_>, name: &str, p: &SummaryDataPoint, now_ms: i64) {
+    let ts = ms(p.time_unix_nano, now_ms);
+    let stale = p.flags & NO_RECORDED_VALUE != 0;
+    for q in &p.quantile_values {
+        let value = if stale { stale_nan() } else { q.value };
+        s.push(
+            name,
+            &p.attributes,
+            Some(("quantile", le(q.quantile))),
+            value,
+            ts,
+        );
+    }
+    totals(s, name, &p.attributes, Some(p.sum), p.count, stale, ts);
 }
 
 /// An exponential histogram as classic buckets (see the module comment).
@@ -363,26 +387,7 @@ pub fn metric_batch(req: &ExportMetricsServiceRequest, now_ms: i64) -> (MetricBa
                     Data::Summary(sm) => {
                         let name = metric_name(&m.name, &m.unit, false, false);
                         for p in &sm.data_points {
-                            let ts = ms(p.time_unix_nano, now_ms);
-                            let stale = p.flags & NO_RECORDED_VALUE != 0;
-                            let v = |x: f64| if stale { stale_nan() } else { x };
-                            for q in &p.quantile_values {
-                                s.push(
-                                    &name,
-                                    &p.attributes,
-                                    Some(("quantile", le(q.quantile))),
-                                    v(q.value),
-                                    ts,
-                                );
-                            }
-                            s.push(&format!("{name}_sum"), &p.attributes, None, v(p.sum), ts);
-                            s.push(
-                                &format!("{name}_count"),
-                                &p.attributes,
-                                None,
-                                v(p.count as f64),
-                                ts,
-                            );
+                            summary(&mut s, &name, p, now_ms);
                         }
                     }
                 }

@@ -108,13 +108,6 @@ mod tests {
     use super::*;
     use prost::Message;
 
-    fn label(n: &str, v: &str) -> prompb::Label {
-        prompb::Label {
-            name: n.into(),
-            value: v.into(),
-        }
-    }
-
     #[test]
     fn requests_are_checked_like_prometheus_checks_them() {
         let req = |labels: Vec<prompb::Label>| {
@@ -131,18 +124,22 @@ mod tests {
             }
             .encode_to_vec()
         };
-        let ok = decode(&req(vec![label("job", "a"), label("__name__", "up")])).unwrap();
+        let ok = decode(&req(vec![
+            prompb::Label::new("job", "a"),
+            prompb::Label::new("__name__", "up"),
+        ]))
+        .unwrap();
         assert_eq!(ok.samples(), 1);
         assert_eq!(ok.series[0].labels[0].name, "__name__");
-        let e = decode(&req(vec![label("job", "a")])).unwrap_err();
+        let e = decode(&req(vec![prompb::Label::new("job", "a")])).unwrap_err();
         assert!(
             e.to_string().contains("timeseries[0] has no __name__"),
             "{e}"
         );
         let e = decode(&req(vec![
-            label("__name__", "x"),
-            label("a", "1"),
-            label("a", "2"),
+            prompb::Label::new("__name__", "x"),
+            prompb::Label::new("a", "1"),
+            prompb::Label::new("a", "2"),
         ]))
         .unwrap_err();
         assert!(e.to_string().contains("appears twice"), "{e}");

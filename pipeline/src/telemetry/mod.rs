@@ -154,22 +154,28 @@ pub fn decode_logs(payload: &[u8]) -> Result<LogBatch, String> {
 mod tests {
     use super::*;
 
-    fn label(n: &str, v: &str) -> prompb::Label {
-        prompb::Label {
-            name: n.into(),
-            value: v.into(),
-        }
-    }
-
     #[test]
     fn series_ids_follow_the_sorted_labels() {
-        let mut a = vec![label("job", "x"), label("__name__", "up"), label("z", "")];
+        let mut a = vec![
+            prompb::Label::new("job", "x"),
+            prompb::Label::new("__name__", "up"),
+            prompb::Label::new("z", ""),
+        ];
         normalise_labels(&mut a).unwrap();
-        assert_eq!(a, vec![label("__name__", "up"), label("job", "x")]);
-        let b = vec![label("__name__", "up"), label("job", "y")];
+        assert_eq!(
+            a,
+            vec![
+                prompb::Label::new("__name__", "up"),
+                prompb::Label::new("job", "x")
+            ]
+        );
+        let b = vec![
+            prompb::Label::new("__name__", "up"),
+            prompb::Label::new("job", "y"),
+        ];
         assert_ne!(series_id(&a), series_id(&b));
         assert_eq!(series_id(&a), series_id(&a.clone()));
-        let mut twice = vec![label("a", "1"), label("a", "2")];
+        let mut twice = vec![prompb::Label::new("a", "1"), prompb::Label::new("a", "2")];
         assert!(normalise_labels(&mut twice).unwrap_err().contains("\"a\""));
     }
 

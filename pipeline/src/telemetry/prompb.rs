@@ -38,6 +38,15 @@ pub struct Label {
     pub value: String,
 }
 
+impl Label {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct Sample {
     #[prost(double, tag = "1")]
