@@ -62,6 +62,9 @@ fn current_ids() -> Option<(String, String)> {
 struct WithTraceIds<F> {
     inner: F,
     json: bool,
+    /// Spans are exported (else there are no ids to look up, and no event
+    /// pays for the lookup).
+    traced: bool,
 }
 
 impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
@@ -76,7 +79,7 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
-        let Some((trace, span)) = current_ids() else {
+        let Some((trace, span)) = self.traced.then(current_ids).flatten() else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::new();
@@ -110,12 +113,15 @@ fn exporter_endpoint(base: &str) -> String {
 pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Guard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = !json && std::io::stderr().is_terminal();
+    let endpoint = telemetry.and_then(|t| t.otlp_endpoint.clone());
+    let traced = endpoint.is_some();
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
             .event_format(WithTraceIds {
                 inner: Format::<Full>::default().json(),
                 json: true,
+                traced,
             })
             .with_writer(std::io::stderr)
             .boxed()
@@ -125,13 +131,13 @@ pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> any
             .event_format(WithTraceIds {
                 inner: Format::<Full>::default().with_ansi(ansi),
                 json: false,
+                traced,
             })
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
             .boxed()
     }
     .with_filter(filter);
-    let endpoint = telemetry.and_then(|t| t.otlp_endpoint.clone());
     let Some(endpoint) = endpoint else {
         tracing_subscriber::registry().with(fmt_layer).try_init()?;
         return Ok(Guard(None));

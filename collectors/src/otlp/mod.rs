@@ -92,24 +92,33 @@ async fn receive_metrics(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let i = ingest.clone();
-    let answer = run_blocking(move || {
-        i.check_token(&headers)?;
-        let encoding = Encoding::of(&headers)?;
-        let raw = decoded_body(&headers, &body)?;
-        metrics::take(&i, encoding, &raw).map(|answer| respond(encoding, &answer))
+    receive(ingest, headers, body, |i, encoding, raw| {
+        metrics::take(i, encoding, raw).map(|answer| respond(encoding, &answer))
     })
-    .await;
-    ingest.answer(SOURCE, answer)
+    .await
 }
 
 async fn receive_logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(ingest, headers, body, |i, encoding, raw| {
+        logs::take(i, encoding, raw).map(|answer| respond(encoding, &answer))
+    })
+    .await
+}
+
+/// What both endpoints do around `take`: the token, the encoding, the
+/// body's compression, and the answer.
+async fn receive(
+    ingest: Ingest,
+    headers: HeaderMap,
+    body: Bytes,
+    take: fn(&Ingest, Encoding, &[u8]) -> Result<Response, PushError>,
+) -> Response {
     let i = ingest.clone();
     let answer = run_blocking(move || {
         i.check_token(&headers)?;
         let encoding = Encoding::of(&headers)?;
         let raw = decoded_body(&headers, &body)?;
-        logs::take(&i, encoding, &raw).map(|answer| respond(encoding, &answer))
+        take(&i, encoding, &raw)
     })
     .await;
     ingest.answer(SOURCE, answer)
