@@ -199,11 +199,13 @@ fn sixty_seconds_without_clickhouse_lose_and_duplicate_nothing() {
     assert!(stored.len() >= before + 2);
     // The finding events are the first batches replayed; the resource and
     // alert batches spooled after them follow in order.
-    wait_for(30, "the spool to drain", || {
+    // The replay removes each batch's file as it lands and logs once after
+    // the last: wait for both.
+    wait_for(30, "the spool to drain and the replay to say so", || {
         !walk(&spool)
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "spool"))
+            && log().contains("spooled batches delivered")
     });
-    assert!(log().contains("spooled batches delivered"), "{}", log());
     assert!(svc.stop().success());
 }
