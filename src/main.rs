@@ -1,12 +1,14 @@
 //! The driftline binary: the only place that knows the whole graph
 //! (collectors → bus → detectors → report). `anyhow` lives here only.
 
+mod allocator;
 mod demo;
 mod inputs;
 mod list;
 mod oncall;
 mod scan;
 mod service;
+mod slo;
 mod sql;
 mod telemetry;
 
@@ -17,12 +19,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use driftline_detectors::drift::render;
 
 use crate::scan::{ScanInputs, ScanOutcome};
-
-// JSON trees are millions of small allocations; glibc's allocator spent
-// most of a large scan in page faults (measured: 17 s of 21 s in the
-// kernel at 100 k resources).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +71,10 @@ enum Command {
         /// planned over the rule tables; errors name the file.
         #[arg(long, value_name = "DIR|shipped")]
         rules: Option<PathBuf>,
+        /// SLO specs to check (Sloth files or folders); errors name the
+        /// file, the path in the document and the reason.
+        #[arg(long, value_name = "FILE|DIR")]
+        slo: Vec<PathBuf>,
     },
     /// Ask the store in SQL: one read-only query over the tables and the
     /// FinOps views (`focus_data_table`, `cost_by_tag`, `tagging_coverage`, …).
@@ -83,6 +83,11 @@ enum Command {
     Cost {
         #[command(subcommand)]
         command: sql::CostCommand,
+    },
+    /// Service level objectives: evaluate Sloth specs offline.
+    Slo {
+        #[command(subcommand)]
+        command: slo::SloCommand,
     },
     /// Scan the example estate shipped in examples/estate.
     Demo {
@@ -332,9 +337,28 @@ fn run(command: Command, logging: &Logging) -> anyhow::Result<ExitCode> {
             finish(outcome, args.output, true)
         }
         Command::Silence { command } => oncall::silence(command),
+        Command::Slo { command } => slo::run(command),
         Command::Remediate(args) => oncall::remediate(args),
-        Command::Run(args) => service::run(args, logging),
-        Command::Check { config, rules } => {
+        Command::Run(args) => {
+            allocator::tune_for_service();
+            service::run(args, logging)
+        }
+        Command::Check { config, rules, slo } => {
+            if !slo.is_empty() {
+                let set = match driftline_detectors::slo::spec::load(&slo) {
+                    Ok(set) => set,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("error: {e}");
+                        }
+                        return Ok(ExitCode::from(2));
+                    }
+                };
+                println!("SLO specs ok: {} SLOs", set.slos.len());
+                if config.is_none() && rules.is_none() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if let Some(spec) = rules {
                 let errors =
                     tokio::runtime::Runtime::new()?.block_on(scan::load_rules(&spec)?.check());

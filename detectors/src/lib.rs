@@ -3,11 +3,13 @@
 //! - `drift/`: declared vs observed (changed, missing, unmanaged; coverage)
 //! - `mappings`: the per-type mapping files that drive the comparison
 //! - `rules/`: policy and tagging rules as SQL files (`detectors/rules/*.sql`)
+//! - `slo/`: SLO specs, the PromQL their indicators use, burn-rate alerts
 
 pub mod drift;
 pub mod mappings;
 pub mod metrics;
 pub mod rules;
+pub mod slo;
 
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::Finding;

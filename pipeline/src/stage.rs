@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn text(m: &Message) -> String {
-        String::from_utf8(m.payload.clone().unwrap_or_default()).unwrap()
+        String::from_utf8(m.payload.as_deref().unwrap_or_default().to_vec()).unwrap()
     }
 
     impl Stage for Recorder {

@@ -51,7 +51,7 @@ impl Default for BusConfig {
             properties: BTreeMap::new(),
             batch_max: 5000,
             alert_group: None,
-            memory_telemetry_max_bytes: 64 << 20,
+            memory_telemetry_max_bytes: 16 << 20,
         }
     }
 }

@@ -574,7 +574,7 @@ fn to_message(topic: Topic, m: &rdkafka::message::BorrowedMessage<'_>, replay: b
         partition: m.partition(),
         offset: m.offset(),
         key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        payload: m.payload().map(<[u8]>::to_vec),
+        payload: m.payload().map(Arc::from),
         replay,
     }
 }

@@ -252,7 +252,7 @@ impl Consumer for MemoryConsumer {
                         partition: p,
                         offset,
                         key: Some(key.clone()),
-                        payload: payload.as_ref().map(|b| b.to_vec()),
+                        payload: payload.clone(),
                         replay,
                     }));
                     taken += 1;
@@ -353,7 +353,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 Event::Message(m) => Some((
-                    String::from_utf8(m.payload.clone().unwrap_or_default()).unwrap(),
+                    String::from_utf8(m.payload.as_deref().unwrap_or_default().to_vec()).unwrap(),
                     m.replay,
                 )),
                 _ => None,

@@ -16,6 +16,7 @@ pub mod memory;
 mod sink;
 pub mod topic;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -103,7 +104,9 @@ pub struct Message {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<String>,
-    pub payload: Option<Vec<u8>>,
+    /// Shared, not owned: the embedded bus hands out the bytes it holds
+    /// without copying them per consumer.
+    pub payload: Option<Arc<[u8]>>,
     /// Read again while rebuilding a table after an assignment: below the
     /// group's committed offset, already processed once.
     pub replay: bool,

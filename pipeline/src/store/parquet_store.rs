@@ -92,37 +92,46 @@ const SMALL_FILE: u64 = 64 * 1024 * 1024;
 
 impl ParquetStore {
     /// Writes `batches` as one Parquet file named `name` under `table`:
-    /// a temporary name, synced, then renamed into place.
+    /// a temporary name, synced, then renamed into place. Batches are
+    /// taken one at a time, so compaction holds one input batch and the
+    /// encoded row group, never every file it merges.
     fn write_file(
         &self,
         table: &str,
         name: &str,
-        batches: &[RecordBatch],
+        batches: impl IntoIterator<Item = Result<RecordBatch, StoreError>>,
     ) -> Result<(), StoreError> {
-        let Some(first) = batches.first() else {
-            return Ok(());
+        let mut batches = batches.into_iter().peekable();
+        let schema = match batches.peek() {
+            None => return Ok(()),
+            Some(Err(_)) => return batches.next().map_or(Ok(()), |b| b.map(drop)),
+            Some(Ok(first)) => first.schema(),
         };
         let dir = self.table_dir(table);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(format!("{name}.parquet"));
-        let write = |file: File| -> Result<File, parquet::errors::ParquetError> {
+        let write_failed = |e: parquet::errors::ParquetError| StoreError::Write {
+            table: table.to_string(),
+            reason: e.to_string(),
+        };
+        let written = (|| {
+            let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .build();
-            let mut w = ArrowWriter::try_new(file, first.schema(), Some(props))?;
+            let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(write_failed)?;
             for b in batches {
-                w.write(b)?;
+                w.write(&b?).map_err(write_failed)?;
             }
-            w.into_inner()
-        };
-        let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        let file = write(file).map_err(|e| StoreError::Write {
-            table: table.to_string(),
-            reason: e.to_string(),
-        })?;
-        file.sync_all().map_err(|e| io(&tmp, e))?;
-        drop(file);
+            let file = w.into_inner().map_err(write_failed)?;
+            file.sync_all().map_err(|e| io(&tmp, e))
+        })();
+        if let Err(e) = written {
+            // A half-written temporary is never read; do not leave it.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -144,17 +153,21 @@ impl ParquetStore {
         if merge.len() < 2 {
             return Ok(0);
         }
-        let mut batches = Vec::new();
-        for path in &merge {
-            batches.extend(read_file(table, path)?);
-        }
         // Named after the first file it replaces, so it sorts where they
         // were (`part-X-c` < `part-X.parquet` < every later part).
         let stem = merge[0]
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.write_file(table, &format!("{stem}-c"), &batches)?;
+        let batches = merge.iter().map(|path| file_batches(table, path)).flat_map(
+            |reader| -> Box<dyn Iterator<Item = _>> {
+                match reader {
+                    Ok(batches) => Box::new(batches),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            },
+        );
+        self.write_file(table, &format!("{stem}-c"), batches)?;
         for path in &merge {
             std::fs::remove_file(path).map_err(|e| io(path, e))?;
         }
@@ -163,20 +176,30 @@ impl ParquetStore {
     }
 }
 
-/// Every batch of one file, failures naming the table and the file.
-fn read_file(table: &str, path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
-    let fail = |reason: String| StoreError::Read {
-        table: table.to_string(),
-        path: path.display().to_string(),
-        reason,
+/// The batches of one file, read as they are asked for; failures name the
+/// table and the file.
+fn file_batches(
+    table: &str,
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<RecordBatch, StoreError>> + use<>, StoreError> {
+    let fail = {
+        let (table, path) = (table.to_string(), path.display().to_string());
+        move |reason: String| StoreError::Read {
+            table: table.clone(),
+            path: path.clone(),
+            reason,
+        }
     };
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
         .map_err(|e| fail(e.to_string()))?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))
+    Ok(reader.map(move |b| b.map_err(|e| fail(e.to_string()))))
+}
+
+/// Every batch of one file.
+fn read_file(table: &str, path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
+    file_batches(table, path)?.collect()
 }
 
 impl Store for ParquetStore {
@@ -190,7 +213,7 @@ impl Store for ParquetStore {
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
-        self.write_file(table, &name, std::slice::from_ref(batch))
+        self.write_file(table, &name, [Ok(batch.clone())])
     }
 
     fn maintain(&self) -> Result<(), StoreError> {

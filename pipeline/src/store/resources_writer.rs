@@ -180,7 +180,7 @@ mod tests {
             partition: 0,
             offset: 0,
             key: Some(key.into()),
-            payload: (!tombstone).then(|| b"{}".to_vec()),
+            payload: (!tombstone).then(|| b"{}".as_slice().into()),
             replay: false,
         }
     }

@@ -1,0 +1,8 @@
+//! Service level objectives: specs in Sloth's and OpenSLO's formats, the
+//! PromQL their indicators are written in, and the multi-window,
+//! multi-burn-rate alerts of the SRE workbook.
+
+pub mod burn;
+pub mod offline;
+pub mod promql;
+pub mod spec;

@@ -1,0 +1,100 @@
+//! The part of PromQL that SLI queries use, parsed with `promql-parser`
+//! and evaluated over series held in memory (`SeriesSet`), following
+//! Prometheus 2.42's semantics (the oracle tests compare with promtool).
+//!
+//! `Query::parse` refuses, up front, anything the evaluator does not
+//! implement, so a spec that loads is a spec that evaluates.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod series;
+
+pub use eval::{Evaluator, Range, Sample, Value};
+pub use series::{Labels, Point, Series, SeriesSet};
+
+use promql_parser::parser::Expr;
+
+/// Prometheus's default lookback for instant selectors.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PromqlError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    #[error("{0}")]
+    Eval(String),
+}
+
+impl PromqlError {
+    pub(crate) fn unsupported(what: impl Into<String>) -> Self {
+        Self::Unsupported(what.into())
+    }
+
+    pub(crate) fn eval(reason: impl Into<String>) -> Self {
+        Self::Eval(reason.into())
+    }
+}
+
+/// A parsed query and its text.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    pub expr: Expr,
+}
+
+impl Query {
+    pub fn parse(text: &str) -> Result<Self, PromqlError> {
+        let expr = promql_parser::parser::parse(text).map_err(PromqlError::Parse)?;
+        check(&expr)?;
+        Ok(Self {
+            text: text.to_string(),
+            expr,
+        })
+    }
+
+    /// The query's value at `at` (milliseconds).
+    pub fn eval(&self, ev: &Evaluator, at: i64) -> Result<Value, PromqlError> {
+        ev.eval(&self.expr, at)
+    }
+}
+
+/// Refuses what `Evaluator` does not implement.
+fn check(e: &Expr) -> Result<(), PromqlError> {
+    match e {
+        Expr::Aggregate(a) => {
+            let op = a.op.to_string();
+            if !aggregate::SUPPORTED.contains(&op.as_str()) {
+                return Err(PromqlError::unsupported(format!("aggregation {op}")));
+            }
+            check(&a.expr)
+        }
+        Expr::Unary(u) => check(&u.expr),
+        Expr::Binary(b) => {
+            check(&b.lhs)?;
+            check(&b.rhs)
+        }
+        Expr::Paren(p) => check(&p.expr),
+        Expr::Subquery(s) => check(&s.expr),
+        Expr::Call(c) => {
+            if !functions::SUPPORTED.contains(&c.func.name) {
+                return Err(PromqlError::unsupported(format!(
+                    "function {}()",
+                    c.func.name
+                )));
+            }
+            c.args.args.iter().try_for_each(|a| check(a))
+        }
+        Expr::Extension(_) => Err(PromqlError::unsupported("extension expressions")),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

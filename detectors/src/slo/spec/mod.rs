@@ -1,0 +1,283 @@
+//! SLO specs as SREs already write them. `load` reads files and folders
+//! of YAML documents and tells each kind by its header:
+//! - Sloth `version: prometheus/v1`, and `kind: PrometheusServiceLevel`;
+//! - Sloth `kind: AlertWindows` (custom alert windows);
+//! - OpenSLO `apiVersion: openslo/v1` (refused for now, by name).
+//!
+//! Every problem names the file, the path in the document and the reason.
+
+mod sloth;
+mod windows;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use windows::{AlertWindows, QuickSlow, Window, promql_duration};
+
+/// The template variable Sloth queries carry their window in.
+pub const WINDOW_VAR: &str = "{{.window}}";
+
+/// One SLO, whichever format it came in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// `{service}-{name}`, as Sloth's `sloth_id`.
+    pub id: String,
+    pub service: String,
+    pub name: String,
+    pub description: String,
+    /// Percent, in (0, 100].
+    pub objective: f64,
+    pub sli: Sli,
+    /// The spec's and the SLO's labels, the SLO's winning.
+    pub labels: BTreeMap<String, String>,
+    pub alerting: Alerting,
+}
+
+impl Slo {
+    /// The share of events allowed to fail: `(100 - objective) / 100`,
+    /// as Sloth computes it.
+    pub fn error_budget(&self) -> f64 {
+        (100.0 - self.objective) / 100.0
+    }
+}
+
+/// What counts as failure, with `{{.window}}` for the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// Bad events over all events.
+    Events { error: String, total: String },
+    /// A query that already answers the error ratio.
+    Raw { error_ratio: String },
+}
+
+impl Sli {
+    /// The error ratio over `window` (e.g. `5m`), as Sloth's recording
+    /// rule writes it.
+    pub fn ratio_query(&self, window: &str) -> String {
+        match self {
+            Sli::Events { error, total } => format!(
+                "({})\n/\n({})",
+                error.replace(WINDOW_VAR, window),
+                total.replace(WINDOW_VAR, window)
+            ),
+            Sli::Raw { error_ratio } => error_ratio.replace(WINDOW_VAR, window),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// `None` when disabled.
+    pub page: Option<Alert>,
+    pub ticket: Option<Alert>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: {path}: {reason}")]
+pub struct SpecError {
+    pub file: String,
+    /// Where in the file: the document (when there are several) and the
+    /// field path, e.g. `slos[0].objective`.
+    pub path: String,
+    pub reason: String,
+}
+
+/// Every SLO loaded, with the alert windows they use.
+#[derive(Debug, Clone, Default)]
+pub struct SloSet {
+    pub slos: Vec<Slo>,
+    pub windows: AlertWindows,
+}
+
+/// The header every document is told apart by.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// Reads specs from files and folders (every `.yaml`/`.yml` inside, in
+/// name order). Every problem found is returned, not only the first.
+pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut set = SloSet::default();
+    let mut windows: Option<(String, AlertWindows)> = None;
+    for f in &files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(SpecError {
+                    file: f.display().to_string(),
+                    path: String::new(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        match load_text(f, &text) {
+            Ok(loaded) => {
+                for s in loaded.slos {
+                    if set.slos.iter().any(|o| o.id == s.id) {
+                        errors.push(SpecError {
+                            file: f.display().to_string(),
+                            path: format!("slos[{:?}]", s.name),
+                            reason: format!("SLO {:?} is defined twice", s.id),
+                        });
+                    } else {
+                        set.slos.push(s);
+                    }
+                }
+                for w in loaded.windows {
+                    if let Some((first, _)) = &windows {
+                        errors.push(SpecError {
+                            file: f.display().to_string(),
+                            path: "spec".into(),
+                            reason: format!("alert windows are already set by {first}"),
+                        });
+                    } else {
+                        windows = Some((f.display().to_string(), w));
+                    }
+                }
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if let Some((_, w)) = windows {
+        set.windows = w;
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}
+
+#[derive(Default)]
+struct Loaded {
+    slos: Vec<Slo>,
+    windows: Vec<AlertWindows>,
+}
+
+fn load_text(file: &Path, text: &str) -> Result<Loaded, Vec<SpecError>> {
+    let fail = |path: String, reason: String| SpecError {
+        file: file.display().to_string(),
+        path,
+        reason,
+    };
+    // serde's messages carry the field path and the line; the document
+    // is read twice, once for its header and once as its kind.
+    let yaml_error = |doc: &str, e: &dyn std::fmt::Display| {
+        let msg = e.to_string();
+        let (path, reason) = match msg.split_once(": ") {
+            Some((p, r)) if !p.contains(' ') => (p.to_string(), r.to_string()),
+            _ => (String::new(), msg),
+        };
+        fail(format!("{doc}{path}"), reason)
+    };
+    let headers: Vec<Result<Header, serde_norway::Error>> =
+        serde_norway::Deserializer::from_str(text)
+            .map(Header::deserialize)
+            .collect();
+    let several = headers.len() > 1;
+    let mut out = Loaded::default();
+    let mut errors = Vec::new();
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let prefix = if several {
+            format!("document {} ", i + 1)
+        } else {
+            String::new()
+        };
+        let header = match &headers[i] {
+            Ok(h) => h,
+            Err(e) => {
+                errors.push(yaml_error(&prefix, e));
+                continue;
+            }
+        };
+        let kind = header.kind.as_deref().unwrap_or("");
+        let api = header.api_version.as_deref().unwrap_or("");
+        let result: Result<(), SpecError> = if header.version.is_some() {
+            sloth::Spec::deserialize(doc)
+                .map_err(|e| yaml_error(&prefix, &e))
+                .and_then(|s| {
+                    s.resolve("")
+                        .map_err(|(p, r)| fail(format!("{prefix}{p}"), r))
+                })
+                .map(|slos| out.slos.extend(slos))
+        } else if api == "sloth.slok.dev/v1" && kind == "PrometheusServiceLevel" {
+            sloth::Resource::deserialize(doc)
+                .map_err(|e| yaml_error(&prefix, &e))
+                .and_then(|r| {
+                    r.spec()
+                        .resolve("spec.")
+                        .map_err(|(p, r)| fail(format!("{prefix}{p}"), r))
+                })
+                .map(|slos| out.slos.extend(slos))
+        } else if api == "sloth.slok.dev/v1" && kind == "AlertWindows" {
+            windows::AlertWindowsDoc::deserialize(doc)
+                .map_err(|e| yaml_error(&prefix, &e))
+                .and_then(|d| {
+                    d.spec
+                        .resolve()
+                        .map_err(|(p, r)| fail(format!("{prefix}{p}"), r))
+                })
+                .map(|w| out.windows.push(w))
+        } else if api.starts_with("openslo/") {
+            Err(fail(
+                format!("{prefix}apiVersion"),
+                format!(
+                    "OpenSLO ({api}, kind {kind}) is not supported yet; write the SLO as a Sloth prometheus/v1 spec"
+                ),
+            ))
+        } else {
+            Err(fail(
+                prefix.trim_end().to_string(),
+                "not an SLO spec: expected Sloth's `version: prometheus/v1`, or `apiVersion: sloth.slok.dev/v1` \
+                 with kind PrometheusServiceLevel or AlertWindows"
+                    .into(),
+            ))
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;
