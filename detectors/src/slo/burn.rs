@@ -1,29 +1,15 @@
 //! Multi-window, multi-burn-rate decisions, made as Sloth's rules make
 //! them: for each window the error ratio (the recording rule
 //! `slo:sli_error:ratio_rate<window>`); a severity fires for a label set
-//! when, for its quick or its slow pair, both windows' ratios exceed
+//! when, for any of its pairs, both windows' ratios exceed
 //! `factor × error budget`. No `for`: a decision holds for its step.
 
 use std::collections::BTreeMap;
 
 use super::promql::{Evaluator, LOOKBACK_MS, Labels, PromqlError, Query, SeriesSet, Value};
-use super::spec::{AlertWindows, QuickSlow, Slo, SloSet, promql_duration};
+use super::spec::{BurnPair, Slo, SloSet, promql_duration};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Page,
-    Ticket,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Page => "page",
-            Severity::Ticket => "ticket",
-        }
-    }
-}
+pub use super::spec::Severity;
 
 /// One SLO alert firing at one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,20 +31,27 @@ pub struct BurnError {
     pub source: PromqlError,
 }
 
-/// The SLOs' ratio queries, parsed once.
+/// One SLO's conditions and its ratio query per window, parsed once.
+struct Plan {
+    pairs: Vec<BurnPair>,
+    queries: BTreeMap<i64, Query>,
+}
+
 pub struct BurnRates<'a> {
     set: &'a SloSet,
-    /// Per SLO: window length (ms) → its ratio query.
-    queries: Vec<BTreeMap<i64, Query>>,
+    plans: Vec<Plan>,
 }
 
 impl<'a> BurnRates<'a> {
     pub fn new(set: &'a SloSet) -> Result<Self, BurnError> {
-        let lengths = set.windows.lengths();
-        let mut queries = Vec::with_capacity(set.slos.len());
+        let mut plans = Vec::with_capacity(set.slos.len());
         for slo in &set.slos {
-            let mut by_window = BTreeMap::new();
-            for &w in &lengths {
+            let pairs = slo.burn_pairs(&set.windows);
+            let mut queries = BTreeMap::new();
+            for w in pairs.iter().flat_map(|p| [p.short_ms, p.long_ms]) {
+                if queries.contains_key(&w) {
+                    continue;
+                }
                 let window = promql_duration(w);
                 let q =
                     Query::parse(&slo.sli.ratio_query(&window)).map_err(|source| BurnError {
@@ -66,11 +59,11 @@ impl<'a> BurnRates<'a> {
                         window: window.clone(),
                         source,
                     })?;
-                by_window.insert(w, q);
+                queries.insert(w, q);
             }
-            queries.push(by_window);
+            plans.push(Plan { pairs, queries });
         }
-        Ok(Self { set, queries })
+        Ok(Self { set, plans })
     }
 
     pub fn slos(&self) -> &[Slo] {
@@ -90,11 +83,10 @@ impl<'a> BurnRates<'a> {
             lookback_ms: LOOKBACK_MS,
             interval_ms,
         };
-        let windows: &AlertWindows = &self.set.windows;
         let mut out = Vec::new();
-        for (i, slo) in self.set.slos.iter().enumerate() {
+        for (i, (slo, plan)) in self.set.slos.iter().zip(&self.plans).enumerate() {
             let mut ratios: BTreeMap<i64, BTreeMap<Labels, f64>> = BTreeMap::new();
-            for (&w, q) in &self.queries[i] {
+            for (&w, q) in &plan.queries {
                 let fail = |source| BurnError {
                     slo: slo.id.clone(),
                     window: promql_duration(w),
@@ -111,18 +103,13 @@ impl<'a> BurnRates<'a> {
                 ratios.insert(w, v);
             }
             let budget = slo.error_budget();
-            for (severity, enabled, pairs) in [
-                (Severity::Page, slo.alerting.page.is_some(), windows.page),
-                (
-                    Severity::Ticket,
-                    slo.alerting.ticket.is_some(),
-                    windows.ticket,
-                ),
-            ] {
-                if !enabled {
-                    continue;
-                }
-                for labels in firing(windows, &pairs, &ratios, budget) {
+            for severity in [Severity::Page, Severity::Ticket] {
+                let pairs: Vec<&BurnPair> = plan
+                    .pairs
+                    .iter()
+                    .filter(|p| p.severity == severity)
+                    .collect();
+                for labels in firing(&pairs, &ratios, budget) {
                     let burn_rates = ratios
                         .iter()
                         .filter_map(|(w, r)| {
@@ -142,21 +129,20 @@ impl<'a> BurnRates<'a> {
     }
 }
 
-/// The label sets for which the quick or the slow pair holds:
+/// The label sets for which any pair holds:
 /// `(short > f × budget) and (long > f × budget)`, the pairs joined with
 /// `or`.
 fn firing(
-    windows: &AlertWindows,
-    pairs: &QuickSlow,
+    pairs: &[&BurnPair],
     ratios: &BTreeMap<i64, BTreeMap<Labels, f64>>,
     budget: f64,
 ) -> Vec<Labels> {
     let empty = BTreeMap::new();
     let mut out: Vec<Labels> = Vec::new();
-    for w in [pairs.quick, pairs.slow] {
-        let threshold = windows.factor(&w) * budget;
-        let short = ratios.get(&w.short_ms).unwrap_or(&empty);
-        let long = ratios.get(&w.long_ms).unwrap_or(&empty);
+    for p in pairs {
+        let threshold = p.factor * budget;
+        let short = ratios.get(&p.short_ms).unwrap_or(&empty);
+        let long = ratios.get(&p.long_ms).unwrap_or(&empty);
         for (labels, r) in short {
             if *r > threshold
                 && long.get(labels).is_some_and(|l| *l > threshold)

@@ -2,10 +2,12 @@
 //! of YAML documents and tells each kind by its header:
 //! - Sloth `version: prometheus/v1`, and `kind: PrometheusServiceLevel`;
 //! - Sloth `kind: AlertWindows` (custom alert windows);
-//! - OpenSLO `apiVersion: openslo/v1` (refused for now, by name).
+//! - OpenSLO `apiVersion: openslo/v1` objects, references resolved
+//!   across the whole load.
 //!
 //! Every problem names the file, the path in the document and the reason.
 
+mod openslo;
 mod sloth;
 mod windows;
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use windows::{AlertWindows, QuickSlow, Window, promql_duration};
+pub use windows::{AlertWindows, BurnPair, QuickSlow, Severity, Window, promql_duration};
 
 /// The template variable Sloth queries carry their window in.
 pub const WINDOW_VAR: &str = "{{.window}}";
@@ -33,9 +35,30 @@ pub struct Slo {
     /// The spec's and the SLO's labels, the SLO's winning.
     pub labels: BTreeMap<String, String>,
     pub alerting: Alerting,
+    /// The SLO period; `None`: the alert windows' (30 days by default).
+    pub period_ms: Option<i64>,
+    /// Burn-rate conditions the spec names itself (OpenSLO alert
+    /// conditions); empty: the alert windows' pairs.
+    pub conditions: Vec<BurnPair>,
 }
 
 impl Slo {
+    /// The conditions this SLO alerts on, its disabled severities left out.
+    pub fn burn_pairs(&self, windows: &AlertWindows) -> Vec<BurnPair> {
+        let pairs = if self.conditions.is_empty() {
+            windows.pairs(self.period_ms)
+        } else {
+            self.conditions.clone()
+        };
+        pairs
+            .into_iter()
+            .filter(|p| match p.severity {
+                Severity::Page => self.alerting.page.is_some(),
+                Severity::Ticket => self.alerting.ticket.is_some(),
+            })
+            .collect()
+    }
+
     /// The share of events allowed to fail: `(100 - objective) / 100`,
     /// as Sloth computes it.
     pub fn error_budget(&self) -> f64 {
@@ -133,6 +156,7 @@ pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
     }
     let mut set = SloSet::default();
     let mut windows: Option<(String, AlertWindows)> = None;
+    let mut openslo_objects = Vec::new();
     for f in &files {
         let text = match std::fs::read_to_string(f) {
             Ok(t) => t,
@@ -147,6 +171,7 @@ pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
         };
         match load_text(f, &text) {
             Ok(loaded) => {
+                openslo_objects.extend(loaded.openslo);
                 for s in loaded.slos {
                     if set.slos.iter().any(|o| o.id == s.id) {
                         errors.push(SpecError {
@@ -173,6 +198,21 @@ pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
             Err(e) => errors.extend(e),
         }
     }
+    for resolved in openslo::resolve(&openslo_objects) {
+        match resolved {
+            Ok(s) if set.slos.iter().any(|o| o.id == s.id) => errors.push(SpecError {
+                file: openslo_objects
+                    .iter()
+                    .find(|o| o.name() == s.name)
+                    .map(|o| o.file.clone())
+                    .unwrap_or_default(),
+                path: "metadata.name".into(),
+                reason: format!("SLO {:?} is defined twice", s.id),
+            }),
+            Ok(s) => set.slos.push(s),
+            Err((file, path, reason)) => errors.push(SpecError { file, path, reason }),
+        }
+    }
     if let Some((_, w)) = windows {
         set.windows = w;
     }
@@ -187,6 +227,7 @@ pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
 struct Loaded {
     slos: Vec<Slo>,
     windows: Vec<AlertWindows>,
+    openslo: Vec<openslo::Object>,
 }
 
 fn load_text(file: &Path, text: &str) -> Result<Loaded, Vec<SpecError>> {
@@ -254,17 +295,19 @@ fn load_text(file: &Path, text: &str) -> Result<Loaded, Vec<SpecError>> {
                 })
                 .map(|w| out.windows.push(w))
         } else if api.starts_with("openslo/") {
-            Err(fail(
-                format!("{prefix}apiVersion"),
-                format!(
-                    "OpenSLO ({api}, kind {kind}) is not supported yet; write the SLO as a Sloth prometheus/v1 spec"
-                ),
-            ))
+            let file_name = file.display().to_string();
+            openslo::Doc::deserialize(doc)
+                .map_err(|e| yaml_error(&prefix, &e))
+                .and_then(|d| {
+                    d.into_object(&file_name, &prefix)
+                        .map_err(|(p, r)| fail(format!("{prefix}{p}"), r))
+                })
+                .map(|o| out.openslo.push(o))
         } else {
             Err(fail(
                 prefix.trim_end().to_string(),
-                "not an SLO spec: expected Sloth's `version: prometheus/v1`, or `apiVersion: sloth.slok.dev/v1` \
-                 with kind PrometheusServiceLevel or AlertWindows"
+                "not an SLO spec: expected Sloth's `version: prometheus/v1`, `apiVersion: sloth.slok.dev/v1` \
+                 with kind PrometheusServiceLevel or AlertWindows, or `apiVersion: openslo/v1`"
                     .into(),
             ))
         };

@@ -279,6 +279,8 @@ impl Spec {
                     page,
                     ticket,
                 },
+                period_ms: None,
+                conditions: Vec::new(),
             });
         }
         Ok(out)

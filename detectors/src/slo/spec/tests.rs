@@ -89,7 +89,7 @@ fn the_kubernetes_form_and_custom_windows_load() {
     assert_eq!(set.slos.len(), 2);
     assert_eq!(set.windows.period_ms, 7 * 86_400_000);
     // 8 % of 168 h within 1 h.
-    assert!((set.windows.factor(&set.windows.page.quick) - 13.44).abs() < 1e-9);
+    assert!((set.windows.pairs(None)[0].factor - 13.44).abs() < 1e-9);
 }
 
 #[test]
@@ -134,9 +134,24 @@ fn invalid_specs_name_the_file_the_path_and_the_reason() {
             "SLI plugin \"sloth-common/kubernetes/apiserver/availability\" is not supported",
         ),
         (
-            "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec: {}\n".to_string(),
-            "apiVersion",
-            "OpenSLO",
+            OPENSLO.replace("budgetingMethod: Occurrences", "budgetingMethod: Timeslices"),
+            "document 3 spec.budgetingMethod",
+            "not supported: driftline budgets Occurrences",
+        ),
+        (
+            OPENSLO.replace("isRolling: true", "isRolling: false"),
+            "document 3 spec.timeWindow[0]",
+            "calendar windows are not supported",
+        ),
+        (
+            OPENSLO.replace("indicatorRef: web-successful-requests", "indicatorRef: nope"),
+            "document 3 spec.indicatorRef",
+            "no SLI named \"nope\"",
+        ),
+        (
+            OPENSLO.replace("apiVersion: openslo/v1\nkind: SLI", "apiVersion: openslo/v1alpha\nkind: SLI"),
+            "document 2 apiVersion",
+            "driftline reads openslo/v1",
         ),
     ];
     for (text, path, reason) in cases {
@@ -145,4 +160,107 @@ fn invalid_specs_name_the_file_the_path_and_the_reason() {
         assert!(e.path.starts_with(path), "{path}: {e}");
         assert!(e.reason.contains(reason), "{reason}: {e}");
     }
+}
+
+pub(super) const OPENSLO: &str = r#"apiVersion: openslo/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  description: The storefront.
+---
+apiVersion: openslo/v1
+kind: SLI
+metadata:
+  name: web-successful-requests
+spec:
+  ratioMetric:
+    counter: true
+    good:
+      metricSource:
+        type: Prometheus
+        spec:
+          query: http_requests_total{job="web",code!~"5.."}
+    total:
+      metricSource:
+        type: Prometheus
+        spec:
+          query: http_requests_total{job="web"}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: web-availability
+  displayName: Web availability
+spec:
+  service: web
+  indicatorRef: web-successful-requests
+  timeWindow:
+    - duration: 28d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - displayName: Good
+      target: 0.995
+  alertPolicies:
+    - alertPolicyRef: web-burn
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata:
+  name: web-burn
+spec:
+  alertWhenBreaching: true
+  conditions:
+    - conditionRef: web-fast-burn
+    - kind: AlertCondition
+      metadata:
+        name: web-slow-burn
+      spec:
+        severity: ticket
+        condition:
+          kind: burnrate
+          op: gt
+          threshold: 2
+          lookbackWindow: 1d
+          alertAfter: 1h
+---
+apiVersion: openslo/v1
+kind: AlertCondition
+metadata:
+  name: web-fast-burn
+spec:
+  severity: page
+  condition:
+    kind: burnrate
+    op: gte
+    threshold: 14.4
+    lookbackWindow: 1h
+    alertAfter: 5m
+"#;
+
+#[test]
+fn openslo_objects_resolve_across_documents() {
+    let set = load_str("web.yaml", OPENSLO).unwrap();
+    assert_eq!(set.slos.len(), 1);
+    let s = &set.slos[0];
+    assert_eq!(s.id, "web-web-availability");
+    assert!((s.objective - 99.5).abs() < 1e-9);
+    assert_eq!(s.period_ms, Some(28 * 86_400_000));
+    // good/total: errors are what is not good; plain counters are rated.
+    let q = s.sli.ratio_query("5m");
+    assert!(q.starts_with("1 - ("), "{q}");
+    assert!(
+        q.contains("sum(rate(http_requests_total{job=\"web\"}[5m]))"),
+        "{q}"
+    );
+    assert_eq!(s.conditions.len(), 2);
+    assert_eq!(s.conditions[0].severity, Severity::Page);
+    assert_eq!(
+        (s.conditions[0].short_ms, s.conditions[0].long_ms),
+        (300_000, 3_600_000)
+    );
+    assert_eq!(s.conditions[0].factor, 14.4);
+    assert_eq!(s.conditions[1].severity, Severity::Ticket);
+    assert_eq!(s.burn_pairs(&set.windows).len(), 2);
 }

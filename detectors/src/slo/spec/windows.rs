@@ -55,25 +55,57 @@ impl Default for AlertWindows {
     }
 }
 
+/// Page or ticket: how urgent an SLO alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Page,
+    Ticket,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
+    }
+}
+
+/// One resolved condition: both windows' error ratios above `factor`
+/// times the error budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurnPair {
+    pub severity: Severity,
+    pub short_ms: i64,
+    pub long_ms: i64,
+    pub factor: f64,
+}
+
 impl AlertWindows {
-    /// The burn rate a pair alerts above, computed as Sloth computes it
-    /// (so the thresholds match its rules to the last bit).
-    pub fn factor(&self, w: &Window) -> f64 {
+    /// The burn rate a pair alerts above over an SLO period of
+    /// `period_ms`, computed as Sloth computes it (so the thresholds match
+    /// its rules to the last bit). Sloth's 28-day windows are its 30-day
+    /// ones over another period; so are these.
+    pub fn factor(&self, w: &Window, period_ms: i64) -> f64 {
         let hours = |ms: i64| ms as f64 / HOUR as f64;
-        let hours_to_spend = w.budget_percent * hours(self.period_ms) / 100.0;
+        let hours_to_spend = w.budget_percent * hours(period_ms) / 100.0;
         hours_to_spend / hours(w.long_ms)
     }
 
-    /// Every window length used, shortest first, once each.
-    pub fn lengths(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = [self.page, self.ticket]
-            .iter()
-            .flat_map(|qs| [qs.quick, qs.slow])
-            .flat_map(|w| [w.short_ms, w.long_ms])
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+    /// The four pairs over an SLO period (the windows' own when `None`).
+    pub fn pairs(&self, period_ms: Option<i64>) -> Vec<BurnPair> {
+        let period = period_ms.unwrap_or(self.period_ms);
+        [(Severity::Page, self.page), (Severity::Ticket, self.ticket)]
+            .into_iter()
+            .flat_map(|(severity, qs)| [(severity, qs.quick), (severity, qs.slow)])
+            .map(|(severity, w)| BurnPair {
+                severity,
+                short_ms: w.short_ms,
+                long_ms: w.long_ms,
+                factor: self.factor(&w, period),
+            })
+            .collect()
     }
 }
 
@@ -176,13 +208,15 @@ mod tests {
     #[test]
     fn google_windows_give_the_workbook_factors() {
         let w = AlertWindows::default();
-        let f = |x: &Window| (w.factor(x) * 1000.0).round() / 1000.0;
-        assert_eq!(f(&w.page.quick), 14.4);
-        assert_eq!(f(&w.page.slow), 6.0);
-        assert_eq!(f(&w.ticket.quick), 3.0);
-        assert_eq!(f(&w.ticket.slow), 1.0);
+        let factors: Vec<f64> = w
+            .pairs(None)
+            .iter()
+            .map(|p| (p.factor * 1000.0).round() / 1000.0)
+            .collect();
+        assert_eq!(factors, [14.4, 6.0, 3.0, 1.0]);
+        // Sloth's 28-day set: the same windows over 28 days.
+        assert!((w.pairs(Some(28 * DAY))[0].factor - 13.44).abs() < 1e-12);
         assert_eq!(promql_duration(3 * DAY), "3d");
         assert_eq!(promql_duration(30 * MIN), "30m");
-        assert_eq!(w.lengths().len(), 7);
     }
 }
