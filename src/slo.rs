@@ -46,6 +46,13 @@ pub struct EvalArgs {
     /// Last step [default: the last sample].
     #[arg(long)]
     to: Option<String>,
+    /// Split every SLO by this label's values (repeatable).
+    #[arg(long, value_name = "LABEL")]
+    group_by: Vec<String>,
+    /// Alert only when the long window saw at least N events (SLIs that
+    /// count events).
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    min_events: f64,
     #[arg(long, value_enum, default_value_t = EvalOutput::Table)]
     output: EvalOutput,
 }
@@ -102,7 +109,15 @@ fn read_samples(path: &PathBuf) -> anyhow::Result<SeriesSet> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let set = load_specs(&args.spec)?;
+    let mut set = load_specs(&args.spec)?;
+    if !args.group_by.is_empty() || args.min_events > 0.0 {
+        set.tune(&[spec::Tuning {
+            slo: None,
+            group_by: args.group_by.clone(),
+            min_events: args.min_events,
+        }])
+        .map_err(|e| anyhow::anyhow!("--group-by/--min-events: {e}"))?;
+    }
     let step = parse_duration(&args.step).map_err(|e| anyhow::anyhow!("--step: {e}"))?;
     let step_ms = step.as_millis() as i64;
     if step_ms <= 0 {

@@ -56,6 +56,46 @@ impl Query {
         })
     }
 
+    /// Splits the query by `labels`: every aggregation at its top (not
+    /// inside a function or another aggregation) keeps them as well, so
+    /// `sum(rate(x[5m])) / sum(rate(y[5m]))` answers one ratio per value.
+    /// An aggregation `without` labels already keeps them.
+    pub fn group_by(mut self, labels: &[String]) -> Self {
+        fn walk(e: &mut Expr, labels: &[String]) {
+            use promql_parser::label::Labels as Names;
+            use promql_parser::parser::LabelModifier;
+            match e {
+                Expr::Aggregate(a) => match &mut a.modifier {
+                    None => {
+                        a.modifier = Some(LabelModifier::Include(Names {
+                            labels: labels.to_vec(),
+                        }))
+                    }
+                    Some(LabelModifier::Include(names)) => {
+                        for l in labels {
+                            if !names.labels.contains(l) {
+                                names.labels.push(l.clone());
+                            }
+                        }
+                    }
+                    Some(LabelModifier::Exclude(_)) => {}
+                },
+                Expr::Binary(b) => {
+                    walk(&mut b.lhs, labels);
+                    walk(&mut b.rhs, labels);
+                }
+                Expr::Paren(p) => walk(&mut p.expr, labels),
+                Expr::Unary(u) => walk(&mut u.expr, labels),
+                _ => {}
+            }
+        }
+        if !labels.is_empty() {
+            walk(&mut self.expr, labels);
+            self.text = self.expr.to_string();
+        }
+        self
+    }
+
     /// The query's value at `at` (milliseconds).
     pub fn eval(&self, ev: &Evaluator, at: i64) -> Result<Value, PromqlError> {
         ev.eval(&self.expr, at)

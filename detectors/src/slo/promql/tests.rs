@@ -178,3 +178,50 @@ fn what_the_evaluator_lacks_is_refused_when_parsed() {
         Err(PromqlError::Parse(_))
     ));
 }
+
+#[test]
+fn group_by_splits_the_top_aggregations_only() {
+    let mut s = SeriesSet::default();
+    series(
+        &mut s,
+        "errors",
+        &[("route", "/a"), ("code", "500")],
+        &[2.0],
+    );
+    series(
+        &mut s,
+        "errors",
+        &[("route", "/b"), ("code", "500")],
+        &[3.0],
+    );
+    series(&mut s, "total", &[("route", "/a")], &[10.0]);
+    series(&mut s, "total", &[("route", "/b")], &[30.0]);
+    let ev = Evaluator {
+        series: &s,
+        lookback_ms: LOOKBACK_MS,
+        interval_ms: MIN,
+    };
+    let q = Query::parse("sum(errors) / sum(total)")
+        .unwrap()
+        .group_by(&["route".to_string()]);
+    let Value::Vector(mut v) = q.eval(&ev, 0).unwrap() else {
+        panic!()
+    };
+    v.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let got: Vec<(String, f64)> = v
+        .into_iter()
+        .map(|s| (s.labels.to_string(), s.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("{route=\"/a\"}".into(), 0.2),
+            ("{route=\"/b\"}".into(), 0.1)
+        ]
+    );
+    // Nested aggregations keep their own grouping.
+    let q = Query::parse("sum(max by (code) (errors))")
+        .unwrap()
+        .group_by(&["route".into()]);
+    assert_eq!(q.text, "sum by (route) (max by (code) (errors))");
+}

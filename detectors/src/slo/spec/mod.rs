@@ -40,6 +40,12 @@ pub struct Slo {
     /// Burn-rate conditions the spec names itself (OpenSLO alert
     /// conditions); empty: the alert windows' pairs.
     pub conditions: Vec<BurnPair>,
+    /// Labels the SLO is split by: each value is its own SLO, with its own
+    /// budget and alerts (`Tuning`).
+    pub group_by: Vec<String>,
+    /// The fewest events a long window must hold before it may alert, so
+    /// one failure in three requests at night does not page (`Tuning`).
+    pub min_events: f64,
 }
 
 impl Slo {
@@ -73,6 +79,9 @@ pub enum Sli {
     Events { error: String, total: String },
     /// A query that already answers the error ratio.
     Raw { error_ratio: String },
+    /// Good events over all events (OpenSLO's good/total); errors are
+    /// the rest.
+    Good { good: String, total: String },
 }
 
 impl Sli {
@@ -86,7 +95,72 @@ impl Sli {
                 total.replace(WINDOW_VAR, window)
             ),
             Sli::Raw { error_ratio } => error_ratio.replace(WINDOW_VAR, window),
+            Sli::Good { good, total } => format!(
+                "1 - (\n({})\n/\n({})\n)",
+                good.replace(WINDOW_VAR, window),
+                total.replace(WINDOW_VAR, window)
+            ),
         }
+    }
+
+    /// All events per second over `window`, when the SLI counts events.
+    pub fn total_query(&self, window: &str) -> Option<String> {
+        match self {
+            Sli::Events { total, .. } | Sli::Good { total, .. } => {
+                Some(total.replace(WINDOW_VAR, window))
+            }
+            Sli::Raw { .. } => None,
+        }
+    }
+}
+
+/// What driftline's configuration adds to specs (`[[slo.tuning]]`, or
+/// `slo eval --group-by/--min-events`): a split by label values and a
+/// minimum-traffic guard, for one SLO (`slo`: its id) or every one.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    #[serde(default)]
+    pub slo: Option<String>,
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    #[serde(default)]
+    pub min_events: f64,
+}
+
+impl SloSet {
+    /// Applies tunings in order; one naming an SLO that is not loaded, or
+    /// a guard on an SLI that does not count events, is refused.
+    pub fn tune(&mut self, tunings: &[Tuning]) -> Result<(), String> {
+        for t in tunings {
+            if t.min_events < 0.0 || t.min_events.is_nan() {
+                return Err(format!("min_events {} must be 0 or more", t.min_events));
+            }
+            let mut matched = false;
+            for s in &mut self.slos {
+                if t.slo.as_ref().is_some_and(|id| *id != s.id) {
+                    continue;
+                }
+                matched = true;
+                if t.min_events > 0.0 && s.sli.total_query("5m").is_none() {
+                    if t.slo.is_some() {
+                        return Err(format!(
+                            "SLO {}: min_events needs an SLI that counts events (events or good/total), not a raw ratio",
+                            s.id
+                        ));
+                    }
+                    continue;
+                }
+                s.group_by.clone_from(&t.group_by);
+                s.min_events = t.min_events;
+            }
+            if let Some(id) = &t.slo
+                && !matched
+            {
+                return Err(format!("no SLO {id:?} is loaded"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -370,10 +370,7 @@ fn sli(at: &str, spec: &serde_norway::Value) -> Result<Sli, Problem> {
         }),
         (Some(good), None) => {
             let good = query(&format!("{at}.good"), good, r.counter)?;
-            // Errors are what is not good, as Sloth maps OpenSLO.
-            Ok(Sli::Raw {
-                error_ratio: format!("1 - (\n({good})\n/\n({total})\n)"),
-            })
+            Ok(Sli::Good { good, total })
         }
     }
 }
@@ -613,5 +610,7 @@ fn slo<'a>(o: &Object, find: &dyn Fn(&str, &str) -> Option<&'a Object>) -> Resul
         },
         period_ms: Some(period_ms),
         conditions,
+        group_by: Vec::new(),
+        min_events: 0.0,
     })
 }

@@ -281,6 +281,8 @@ impl Spec {
                 },
                 period_ms: None,
                 conditions: Vec::new(),
+                group_by: Vec::new(),
+                min_events: 0.0,
             });
         }
         Ok(out)
