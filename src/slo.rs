@@ -20,6 +20,26 @@ pub enum SloCommand {
     /// Evaluate SLO specs over recorded samples and print the alert
     /// intervals (`{"alerts":[…]}` with `--output json`).
     Eval(EvalArgs),
+    /// Each SLO's error budget over its current period, from the samples
+    /// in the store (`metric_samples`).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Sloth or OpenSLO spec files or folders.
+    #[arg(long, required = true)]
+    spec: Vec<PathBuf>,
+    #[command(flatten)]
+    store: crate::sql::StoreArgs,
+    /// The report's time (RFC 3339 or Unix seconds) [default: now].
+    #[arg(long)]
+    at: Option<String>,
+    /// Split every SLO by this label's values (repeatable).
+    #[arg(long, value_name = "LABEL")]
+    group_by: Vec<String>,
+    #[arg(long, value_enum, default_value_t = EvalOutput::Table)]
+    output: EvalOutput,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -60,7 +80,91 @@ pub struct EvalArgs {
 pub fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
     match command {
         SloCommand::Eval(args) => eval(args),
+        SloCommand::Report(args) => report(args),
     }
+}
+
+/// Most samples a report reads: 30 days of one-minute samples for 460
+/// series. Past it the report refuses rather than answer from part.
+const REPORT_MAX_SAMPLES: usize = 20_000_000;
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use driftline_detectors::slo::report;
+    use driftline_pipeline::store::QueryLimits;
+    let mut set = load_specs(&args.spec)?;
+    if !args.group_by.is_empty() {
+        set.tune(&[spec::Tuning {
+            slo: None,
+            group_by: args.group_by.clone(),
+            min_events: 0.0,
+        }])
+        .map_err(|e| anyhow::anyhow!("--group-by: {e}"))?;
+    }
+    let at = match &args.at {
+        Some(t) => time_arg("at", t)?,
+        None => driftline_pipeline::now_ms(),
+    };
+    // The longest period, and the lookback before it.
+    let from = at - report::longest_period_ms(&set) - driftline_detectors::slo::promql::LOOKBACK_MS;
+    let names = report::metric_names(&set);
+    let store = args.store.open()?;
+    let sql = report::samples_sql(names.as_deref(), from, at);
+    let limits = QueryLimits {
+        timeout: std::time::Duration::from_secs(300),
+        max_rows: REPORT_MAX_SAMPLES,
+    };
+    let answer = store
+        .query(&sql, &limits)
+        .context("reading metric_samples")?;
+    if answer.truncated {
+        bail!(
+            "the SLOs' metrics hold more than {REPORT_MAX_SAMPLES} samples over the period; \
+             report fewer SLOs at a time"
+        );
+    }
+    let series = report::series_from(&answer.batches).map_err(|e| anyhow::anyhow!(e))?;
+    let budgets = report::budgets(&set, &series, at, 60_000)?;
+    match args.output {
+        EvalOutput::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "at": format_epoch_ms(at), "slos": budgets })
+                )?
+            )
+        }
+        EvalOutput::Table => {
+            println!(
+                "{:<36} {:<14} {:>9} {:>7} {:>12} {:>17}  firing",
+                "SLO", "SERVICE", "OBJECTIVE", "PERIOD", "ERROR RATIO", "BUDGET REMAINING"
+            );
+            for b in &budgets {
+                let labels: Vec<String> =
+                    b.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let name = if labels.is_empty() {
+                    b.slo.clone()
+                } else {
+                    format!("{}{{{}}}", b.slo, labels.join(","))
+                };
+                let remaining = if b.budget_remaining.is_nan() {
+                    "no data".to_string()
+                } else {
+                    format!("{:.1}%", b.budget_remaining * 100.0)
+                };
+                println!(
+                    "{:<36} {:<14} {:>8}% {:>7} {:>12.6} {:>17}  {}",
+                    name,
+                    b.service,
+                    b.objective,
+                    b.period,
+                    b.error_ratio,
+                    remaining,
+                    b.firing.join(",")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads specs, every problem on its own line.

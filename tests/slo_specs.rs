@@ -72,3 +72,86 @@ fn slo_eval_reports_where_the_samples_are_wrong() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s.om: line 1:"), "{err}");
 }
+
+/// One day of one request a second to `checkout`, one in 2000 failing:
+/// written straight into the store's `metric_samples`.
+fn day_of_checkout(store: &common::finops::Store, dir: &std::path::Path) -> i64 {
+    use driftline_pipeline::telemetry::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use driftline_pipeline::telemetry::tables::{METRIC_SAMPLES, MetricRows};
+    let config = driftline_pipeline::store::StoreConfig {
+        clickhouse: match store {
+            common::finops::Store::ClickHouse(url) => Some(url.clone()),
+            common::finops::Store::Parquet(_) => None,
+        },
+        ..Default::default()
+    };
+    let data_dir = match store {
+        common::finops::Store::Parquet(d) => d.path().to_path_buf(),
+        common::finops::Store::ClickHouse(_) => dir.to_path_buf(),
+    };
+    let s = driftline_pipeline::store::open(&config, &data_dir, &Default::default()).unwrap();
+    let start = 1_767_225_600_000i64; // 2026-01-01T00:00:00Z
+    let minutes = 24 * 60;
+    let series = |code: &str, per_minute: f64| TimeSeries {
+        labels: vec![
+            Label::new("__name__", "http_requests_total"),
+            Label::new("code", code),
+            Label::new("job", "checkout"),
+        ],
+        samples: (0..=minutes)
+            .map(|m| Sample {
+                value: per_minute * m as f64,
+                timestamp: start + m * 60_000,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut rows = MetricRows::default();
+    rows.push_request(
+        "test",
+        &WriteRequest {
+            timeseries: vec![series("200", 59.97), series("500", 0.03)],
+            metadata: vec![],
+        },
+    );
+    s.append(METRIC_SAMPLES, &rows.finish().unwrap()).unwrap();
+    start + minutes * 60_000
+}
+
+#[test]
+fn slo_report_reads_the_budget_from_either_store() {
+    for store in common::finops::stores("slo_report") {
+        let dir = tempfile::tempdir().unwrap();
+        let at = day_of_checkout(&store, dir.path());
+        let out = driftline()
+            .args(["slo", "report", "--output", "json", "--spec"])
+            .arg(repo().join("examples/slo/checkout.yaml"))
+            .args(store.args())
+            .args(["--at", &(at / 1000).to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            store.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let slos = v["slos"].as_array().unwrap();
+        let availability = slos
+            .iter()
+            .find(|s| s["slo"] == "requests-availability")
+            .unwrap_or_else(|| panic!("{}: {v}", store.name()));
+        // 0.03 of 60 a minute fail: 0.05 % of a 0.1 % budget, half spent.
+        let ratio = availability["error_ratio"].as_f64().unwrap();
+        assert!((ratio - 0.0005).abs() < 1e-9, "{}: {ratio}", store.name());
+        let remaining = availability["budget_remaining"].as_f64().unwrap();
+        assert!(
+            (remaining - 0.5).abs() < 1e-6,
+            "{}: {remaining}",
+            store.name()
+        );
+        assert_eq!(availability["period"], "30d");
+        assert_eq!(availability["firing"], serde_json::json!([]));
+    }
+}

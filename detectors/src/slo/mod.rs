@@ -5,4 +5,5 @@
 pub mod burn;
 pub mod offline;
 pub mod promql;
+pub mod report;
 pub mod spec;

@@ -96,6 +96,48 @@ impl Query {
         self
     }
 
+    /// The metric names the query selects, or `None` when a selector
+    /// names none (it may select any metric).
+    pub fn metric_names(&self) -> Option<Vec<String>> {
+        fn walk(e: &Expr, out: &mut Vec<String>) -> bool {
+            use promql_parser::label::MatchOp;
+            let selector = |vs: &promql_parser::parser::VectorSelector, out: &mut Vec<String>| {
+                let name = vs.name.clone().or_else(|| {
+                    vs.matchers
+                        .matchers
+                        .iter()
+                        .find(|m| m.name == "__name__" && matches!(m.op, MatchOp::Equal))
+                        .map(|m| m.value.clone())
+                });
+                match name {
+                    Some(n) => {
+                        out.push(n);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            match e {
+                Expr::VectorSelector(vs) => selector(vs, out),
+                Expr::MatrixSelector(m) => selector(&m.vs, out),
+                Expr::Aggregate(a) => walk(&a.expr, out),
+                Expr::Unary(u) => walk(&u.expr, out),
+                Expr::Binary(b) => walk(&b.lhs, out) & walk(&b.rhs, out),
+                Expr::Paren(p) => walk(&p.expr, out),
+                Expr::Subquery(s) => walk(&s.expr, out),
+                Expr::Call(c) => c.args.args.iter().all(|a| walk(a, out)),
+                Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+                Expr::Extension(_) => false,
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.expr, &mut out).then(|| {
+            out.sort();
+            out.dedup();
+            out
+        })
+    }
+
     /// The query's value at `at` (milliseconds).
     pub fn eval(&self, ev: &Evaluator, at: i64) -> Result<Value, PromqlError> {
         ev.eval(&self.expr, at)

@@ -1,0 +1,168 @@
+//! `driftline slo report`: each SLO's error budget over its current
+//! period, from the samples a store holds. The period's error ratio is
+//! the SLI's ratio over the whole period (its rates over `[30d]`, say),
+//! the budget remaining `1 - ratio / budget`: 100 % untouched, 0 % spent,
+//! below zero overspent.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type};
+
+use super::burn::{BurnError, BurnRates};
+use super::promql::{Evaluator, LOOKBACK_MS, Labels, Query, SeriesSet, Value};
+use super::spec::{SloSet, promql_duration};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Budget {
+    pub slo: String,
+    pub service: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub objective: f64,
+    pub period: String,
+    /// The share of events that failed over the period.
+    pub error_ratio: f64,
+    /// `1 - error_ratio / budget`.
+    pub budget_remaining: f64,
+    /// Alerts firing now.
+    pub firing: Vec<String>,
+}
+
+/// The longest period of any SLO: how far back the report reads.
+pub fn longest_period_ms(set: &SloSet) -> i64 {
+    set.slos
+        .iter()
+        .map(|s| s.period_ms.unwrap_or(set.windows.period_ms))
+        .max()
+        .unwrap_or(set.windows.period_ms)
+}
+
+/// The metric names every SLO's queries select; `None` when one selects
+/// by labels only (then every metric must be read).
+pub fn metric_names(set: &SloSet) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for s in &set.slos {
+        let q = Query::parse(&s.sli.ratio_query("5m")).ok()?;
+        names.extend(q.metric_names()?);
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+/// SQL both stores answer: the samples of `names` in `[from, to]`, each
+/// series in time order.
+pub fn samples_sql(names: Option<&[String]>, from_ms: i64, to_ms: i64) -> String {
+    let filter = match names {
+        Some(n) => {
+            let quoted: Vec<String> = n
+                .iter()
+                .map(|n| format!("'{}'", n.replace('\'', "''")))
+                .collect();
+            format!(" AND metric_name IN ({})", quoted.join(", "))
+        }
+        None => String::new(),
+    };
+    format!(
+        "SELECT metric_name, label_keys, label_values, timestamp_ms, value FROM metric_samples \
+         WHERE timestamp_ms >= {from_ms} AND timestamp_ms <= {to_ms}{filter} ORDER BY timestamp_ms"
+    )
+}
+
+/// The rows `samples_sql` answers, as series. Staleness markers (NaN, or
+/// null where a store cannot answer NaN) are left out.
+pub fn series_from(batches: &[RecordBatch]) -> Result<SeriesSet, String> {
+    let mut set = SeriesSet::default();
+    for b in batches {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| format!("metric_samples answer has no column {name}"))
+        };
+        let names = col("metric_name")?
+            .as_string_opt::<i32>()
+            .ok_or("metric_name is not text")?;
+        let keys = col("label_keys")?
+            .as_list_opt::<i32>()
+            .ok_or("label_keys is not a list")?;
+        let values = col("label_values")?
+            .as_list_opt::<i32>()
+            .ok_or("label_values is not a list")?;
+        let ts = col("timestamp_ms")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or("timestamp_ms is not Int64")?;
+        let vs = col("value")?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or("value is not Float64")?;
+        for i in 0..b.num_rows() {
+            if vs.is_null(i) || vs.value(i).is_nan() {
+                continue;
+            }
+            let k = keys.value(i);
+            let v = values.value(i);
+            let (k, v) = (k.as_string::<i32>(), v.as_string::<i32>());
+            let mut pairs: Vec<(String, String)> = (0..k.len())
+                .map(|j| (k.value(j).to_string(), v.value(j).to_string()))
+                .collect();
+            pairs.push(("__name__".into(), names.value(i).to_string()));
+            // A repeat or a late sample of a series is skipped, as the
+            // TSDB would refuse it.
+            set.push(Labels::new(pairs), ts.value(i), vs.value(i));
+        }
+    }
+    Ok(set)
+}
+
+/// Every SLO's (and split's) budget at `at`.
+pub fn budgets(
+    set: &SloSet,
+    series: &SeriesSet,
+    at: i64,
+    interval_ms: i64,
+) -> Result<Vec<Budget>, BurnError> {
+    let ev = Evaluator {
+        series,
+        lookback_ms: LOOKBACK_MS,
+        interval_ms,
+    };
+    let firing = BurnRates::new(set)?.step(series, at, interval_ms)?;
+    let mut out = Vec::new();
+    for (i, slo) in set.slos.iter().enumerate() {
+        let period = slo.period_ms.unwrap_or(set.windows.period_ms);
+        let window = promql_duration(period);
+        let fail = |source| BurnError {
+            slo: slo.id.clone(),
+            window: window.clone(),
+            source,
+        };
+        let q = Query::parse(&slo.sli.ratio_query(&window))
+            .map_err(fail)?
+            .group_by(&slo.group_by);
+        let ratios: Vec<(Labels, f64)> = match q.eval(&ev, at).map_err(fail)? {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| (s.labels.without_name(), s.value))
+                .collect(),
+            Value::Scalar(v) => vec![(Labels::default(), v)],
+            _ => Vec::new(),
+        };
+        for (labels, ratio) in ratios {
+            let firing_now: Vec<String> = firing
+                .iter()
+                .filter(|f| f.slo == i && f.labels == labels)
+                .map(|f| f.severity.as_str().to_string())
+                .collect();
+            out.push(Budget {
+                slo: slo.name.clone(),
+                service: slo.service.clone(),
+                labels: labels.pairs().iter().cloned().collect(),
+                objective: slo.objective,
+                period: window.clone(),
+                error_ratio: ratio,
+                budget_remaining: 1.0 - ratio / slo.error_budget(),
+                firing: firing_now,
+            });
+        }
+    }
+    Ok(out)
+}
