@@ -39,20 +39,25 @@ fn the_shipped_examples_load_and_broken_specs_are_refused() {
     );
 }
 
+/// `slo eval` of the checkout example over `samples`: its stderr.
+fn eval_errors(samples: &std::path::Path) -> String {
+    let out = driftline()
+        .args(["slo", "eval", "--spec"])
+        .arg(repo().join("examples/slo/checkout.yaml"))
+        .arg("--samples")
+        .arg(samples)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn slo_eval_reports_where_the_samples_are_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let samples = dir.path().join("s.om");
     std::fs::write(&samples, "http_requests_total{job=\"checkout\"} 1\n# EOF\n").unwrap();
-    let out = driftline()
-        .args(["slo", "eval", "--spec"])
-        .arg(repo().join("examples/slo/checkout.yaml"))
-        .arg("--samples")
-        .arg(&samples)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = eval_errors(&samples);
     assert!(
         err.contains("s.om: sample http_requests_total has no timestamp"),
         "{err}"
@@ -62,14 +67,7 @@ fn slo_eval_reports_where_the_samples_are_wrong() {
         "http_requests_total{job=\"checkout\" 1 0\n# EOF\n",
     )
     .unwrap();
-    let out = driftline()
-        .args(["slo", "eval", "--spec"])
-        .arg(repo().join("examples/slo/checkout.yaml"))
-        .arg("--samples")
-        .arg(&samples)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = eval_errors(&samples);
     assert!(err.contains("s.om: line 1:"), "{err}");
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::promql::{Evaluator, LOOKBACK_MS, Labels, PromqlError, Query, SeriesSet, Value};
+use super::promql::{Evaluator, Labels, PromqlError, Query, SeriesSet};
 use super::spec::{BurnPair, Slo, SloSet, promql_duration};
 
 pub use super::spec::Severity;
@@ -94,11 +94,7 @@ impl<'a> BurnRates<'a> {
         at: i64,
         interval_ms: i64,
     ) -> Result<Vec<Firing>, BurnError> {
-        let ev = Evaluator {
-            series,
-            lookback_ms: LOOKBACK_MS,
-            interval_ms,
-        };
+        let ev = Evaluator::new(series, interval_ms);
         let mut out = Vec::new();
         for (i, (slo, plan)) in self.set.slos.iter().zip(&self.plans).enumerate() {
             let by_labels = |w: i64, q: &Query| -> Result<BTreeMap<Labels, f64>, BurnError> {
@@ -107,14 +103,11 @@ impl<'a> BurnRates<'a> {
                     window: promql_duration(w),
                     source,
                 };
-                Ok(match q.eval(&ev, at).map_err(fail)? {
-                    Value::Vector(v) => v
-                        .into_iter()
-                        .map(|s| (s.labels.without_name(), s.value))
-                        .collect(),
-                    Value::Scalar(v) => BTreeMap::from([(Labels::default(), v)]),
-                    _ => BTreeMap::new(),
-                })
+                Ok(q.eval(&ev, at)
+                    .map_err(fail)?
+                    .by_labels()
+                    .into_iter()
+                    .collect())
             };
             let mut ratios: BTreeMap<i64, BTreeMap<Labels, f64>> = BTreeMap::new();
             for (&w, q) in &plan.queries {

@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type};
 
 use super::burn::{BurnError, BurnRates};
-use super::promql::{Evaluator, LOOKBACK_MS, Labels, Query, SeriesSet, Value};
+use super::promql::{Evaluator, Labels, Query, SeriesSet};
 use super::spec::{SloSet, promql_duration};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -120,11 +120,7 @@ pub fn budgets(
     at: i64,
     interval_ms: i64,
 ) -> Result<Vec<Budget>, BurnError> {
-    let ev = Evaluator {
-        series,
-        lookback_ms: LOOKBACK_MS,
-        interval_ms,
-    };
+    let ev = Evaluator::new(series, interval_ms);
     let firing = BurnRates::new(set)?.step(series, at, interval_ms)?;
     let mut out = Vec::new();
     for (i, slo) in set.slos.iter().enumerate() {
@@ -138,14 +134,7 @@ pub fn budgets(
         let q = Query::parse(&slo.sli.ratio_query(&window))
             .map_err(fail)?
             .group_by(&slo.group_by);
-        let ratios: Vec<(Labels, f64)> = match q.eval(&ev, at).map_err(fail)? {
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| (s.labels.without_name(), s.value))
-                .collect(),
-            Value::Scalar(v) => vec![(Labels::default(), v)],
-            _ => Vec::new(),
-        };
+        let ratios = q.eval(&ev, at).map_err(fail)?.by_labels();
         for (labels, ratio) in ratios {
             let firing_now: Vec<String> = firing
                 .iter()

@@ -40,12 +40,39 @@ pub enum Value {
     Matrix(Vec<Range>),
 }
 
+impl Value {
+    /// Each element's labels (without the metric name) and value; a
+    /// scalar is one element without labels.
+    pub fn by_labels(self) -> Vec<(Labels, f64)> {
+        match self {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| (s.labels.without_name(), s.value))
+                .collect(),
+            Value::Scalar(v) => vec![(Labels::default(), v)],
+            Value::String(_) | Value::Matrix(_) => Vec::new(),
+        }
+    }
+}
+
 pub struct Evaluator<'a> {
     pub series: &'a SeriesSet,
     /// How far back an instant selector looks for a point (5 m).
     pub lookback_ms: i64,
     /// The default subquery step: the rule evaluation interval.
     pub interval_ms: i64,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Prometheus's defaults: a 5-minute lookback; `interval_ms` is the
+    /// rule evaluation interval.
+    pub fn new(series: &'a SeriesSet, interval_ms: i64) -> Self {
+        Self {
+            series,
+            lookback_ms: super::LOOKBACK_MS,
+            interval_ms,
+        }
+    }
 }
 
 fn ms(d: &std::time::Duration) -> i64 {

@@ -20,11 +20,7 @@ fn series(set: &mut SeriesSet, name: &str, pairs: &[(&str, &str)], values: &[f64
 }
 
 fn eval(set: &SeriesSet, q: &str, at: i64) -> Vec<(String, f64)> {
-    let ev = Evaluator {
-        series: set,
-        lookback_ms: LOOKBACK_MS,
-        interval_ms: MIN,
-    };
+    let ev = Evaluator::new(set, MIN);
     let mut out: Vec<(String, f64)> = match Query::parse(q).unwrap().eval(&ev, at).unwrap() {
         Value::Vector(v) => v
             .into_iter()
@@ -105,11 +101,7 @@ fn matchers_aggregations_and_vector_matching() {
     );
     // Many-to-one needs group_left, and keeps the many side's labels.
     let e = Query::parse("errors / on (job) total").unwrap();
-    let ev = Evaluator {
-        series: &s,
-        lookback_ms: LOOKBACK_MS,
-        interval_ms: MIN,
-    };
+    let ev = Evaluator::new(&s, MIN);
     assert!(
         e.eval(&ev, 0)
             .unwrap_err()
@@ -196,11 +188,7 @@ fn group_by_splits_the_top_aggregations_only() {
     );
     series(&mut s, "total", &[("route", "/a")], &[10.0]);
     series(&mut s, "total", &[("route", "/b")], &[30.0]);
-    let ev = Evaluator {
-        series: &s,
-        lookback_ms: LOOKBACK_MS,
-        interval_ms: MIN,
-    };
+    let ev = Evaluator::new(&s, MIN);
     let q = Query::parse("sum(errors) / sum(total)")
         .unwrap()
         .group_by(&["route".to_string()]);

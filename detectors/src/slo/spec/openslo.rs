@@ -450,6 +450,24 @@ pub(super) fn resolve(objects: &[Object]) -> Vec<Result<Slo, (String, String, St
     out
 }
 
+/// An object given by name (`{field}: name`) or written inline: its spec.
+fn referred<'a>(
+    find: &dyn Fn(&str, &str) -> Option<&'a Object>,
+    kind: &str,
+    at: &str,
+    field: &str,
+    by_name: &Option<String>,
+    inline: &Option<serde_norway::Value>,
+) -> Result<serde_norway::Value, Problem> {
+    match (by_name, inline) {
+        (Some(name), None) => find(kind, name)
+            .map(|o| o.spec.clone())
+            .ok_or_else(|| (format!("{at}.{field}"), format!("no {kind} named {name:?}"))),
+        (None, Some(spec)) => Ok(spec.clone()),
+        _ => Err((at.to_string(), format!("give {field} or an inline {kind}"))),
+    }
+}
+
 fn slo<'a>(o: &Object, find: &dyn Fn(&str, &str) -> Option<&'a Object>) -> Result<Slo, Problem> {
     let s: SloSpec = typed("spec", &o.spec)?;
     if s.budgeting_method != "Occurrences" {
@@ -544,19 +562,14 @@ fn slo<'a>(o: &Object, find: &dyn Fn(&str, &str) -> Option<&'a Object>) -> Resul
     let mut conditions = Vec::new();
     for (i, p) in s.alert_policies.iter().enumerate() {
         let at = format!("spec.alertPolicies[{i}]");
-        let policy_spec = match (&p.alert_policy_ref, &p.spec) {
-            (Some(name), None) => match find("AlertPolicy", name) {
-                Some(found) => found.spec.clone(),
-                None => {
-                    return Err((
-                        format!("{at}.alertPolicyRef"),
-                        format!("no AlertPolicy named {name:?}"),
-                    ));
-                }
-            },
-            (None, Some(spec)) => spec.clone(),
-            _ => return Err((at, "give alertPolicyRef or an inline AlertPolicy".into())),
-        };
+        let policy_spec = referred(
+            find,
+            "AlertPolicy",
+            &at,
+            "alertPolicyRef",
+            &p.alert_policy_ref,
+            &p.spec,
+        )?;
         let _ = (&p.kind, &p.metadata);
         let policy: PolicySpec = typed(&at, &policy_spec)?;
         let _ = (
@@ -568,19 +581,14 @@ fn slo<'a>(o: &Object, find: &dyn Fn(&str, &str) -> Option<&'a Object>) -> Resul
         );
         for (j, c) in policy.conditions.iter().enumerate() {
             let at = format!("{at}.conditions[{j}]");
-            let spec = match (&c.condition_ref, &c.spec) {
-                (Some(name), None) => match find("AlertCondition", name) {
-                    Some(found) => found.spec.clone(),
-                    None => {
-                        return Err((
-                            format!("{at}.conditionRef"),
-                            format!("no AlertCondition named {name:?}"),
-                        ));
-                    }
-                },
-                (None, Some(spec)) => spec.clone(),
-                _ => return Err((at, "give conditionRef or an inline AlertCondition".into())),
-            };
+            let spec = referred(
+                find,
+                "AlertCondition",
+                &at,
+                "conditionRef",
+                &c.condition_ref,
+                &c.spec,
+            )?;
             let _ = (&c.kind, &c.metadata);
             conditions.push(condition(&at, &spec)?);
         }
