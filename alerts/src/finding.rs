@@ -34,7 +34,7 @@ pub fn alert_name(detector: &str, class: &str) -> String {
 /// error; an edited or unmanaged one a warning.
 fn default_severity(class: FindingClass) -> &'static str {
     match class {
-        FindingClass::Missing | FindingClass::SourceUnavailable => "error",
+        FindingClass::Missing | FindingClass::SourceUnavailable | FindingClass::SloBurn => "error",
         FindingClass::Changed | FindingClass::Unmanaged | FindingClass::Policy => "warning",
     }
 }
@@ -42,6 +42,9 @@ fn default_severity(class: FindingClass) -> &'static str {
 /// The labels of a finding. `tag_labels` names the resource tags copied
 /// in (matched without case; the label is the lower-case name).
 pub fn labels_of(f: &Finding, tag_labels: &[String]) -> Labels {
+    if let Some(burn) = &f.slo {
+        return slo_labels(f, burn);
+    }
     let mut l: Labels = BTreeMap::new();
     let mut put = |k: &str, v: &str| {
         if !v.is_empty() {
@@ -87,6 +90,21 @@ pub fn labels_of(f: &Finding, tag_labels: &[String]) -> Labels {
     l
 }
 
+/// An SLO burn's labels: its spec's alert name and labels, the split's
+/// labels, and `slo`, `service` and `severity` (page or ticket, which the
+/// built-in inhibition pairs on `slo`).
+fn slo_labels(f: &Finding, burn: &driftline_pipeline::SloBurn) -> Labels {
+    let mut l: Labels = burn.labels.clone();
+    l.insert("alertname".into(), burn.alert_name.clone());
+    l.insert("detector".into(), f.detector.clone());
+    l.insert("class".into(), f.class.as_str().into());
+    l.insert("slo".into(), burn.id.clone());
+    l.insert("service".into(), burn.service.clone());
+    l.insert("severity".into(), burn.severity.clone());
+    l.retain(|_, v| !v.is_empty());
+    l
+}
+
 /// A finding event as an engine input.
 pub fn input_of(e: &FindingEvent, at_ms: i64, tag_labels: &[String]) -> AlertInput {
     let f = &e.finding;
@@ -97,6 +115,25 @@ pub fn input_of(e: &FindingEvent, at_ms: i64, tag_labels: &[String]) -> AlertInp
     }
     if let Some(s) = &f.source {
         annotations.insert("source".into(), s.clone());
+    }
+    if let Some(burn) = &f.slo {
+        annotations.extend(burn.annotations.clone());
+        for (w, b) in &burn.burn_rates {
+            annotations.insert(format!("burn_rate_{w}"), format!("{b:.2}"));
+        }
+        let details = json!({
+            "slo": burn.id,
+            "objective": burn.objective,
+            "burn_rates": burn.burn_rates,
+        });
+        return AlertInput {
+            fingerprint: f.fingerprint.clone(),
+            labels: labels_of(f, tag_labels),
+            annotations,
+            details,
+            firing: e.event != FindingEventKind::Resolved,
+            at_ms,
+        };
     }
     let details = json!({
         "diff": f.diffs,
@@ -127,5 +164,48 @@ mod tests {
             alert_name("source", "source_unavailable"),
             "SourceUnavailable"
         );
+    }
+
+    #[test]
+    fn an_slo_burn_is_labelled_for_routing_and_inhibition() {
+        let f = Finding {
+            fingerprint: "fp".into(),
+            detector: "slo".into(),
+            class: FindingClass::SloBurn,
+            resource_key: "slo/shop-availability/page/".into(),
+            resource_type: "SLO".into(),
+            resource_id: "shop-availability".into(),
+            tf_type: None,
+            address: None,
+            source: None,
+            account: String::new(),
+            region: String::new(),
+            diffs: Vec::new(),
+            summary: "shop SLO availability burns".into(),
+            remediation: Vec::new(),
+            tags: BTreeMap::new(),
+            reason: None,
+            slo: Some(driftline_pipeline::SloBurn {
+                id: "shop-availability".into(),
+                name: "availability".into(),
+                service: "shop".into(),
+                severity: "page".into(),
+                alert_name: "ShopAvailability".into(),
+                objective: 99.0,
+                labels: BTreeMap::from([("route".into(), "/a".into())]),
+                annotations: BTreeMap::from([("runbook".into(), "https://x".into())]),
+                burn_rates: BTreeMap::from([("5m".into(), 40.0)]),
+            }),
+        };
+        let ev = FindingEvent::new(FindingEventKind::New, 0, f);
+        let input = input_of(&ev, 0, &[]);
+        assert_eq!(input.labels["alertname"], "ShopAvailability");
+        assert_eq!(input.labels["slo"], "shop-availability");
+        assert_eq!(input.labels["severity"], "page");
+        assert_eq!(input.labels["service"], "shop");
+        assert_eq!(input.labels["route"], "/a");
+        assert_eq!(input.annotations["burn_rate_5m"], "40.00");
+        assert_eq!(input.annotations["runbook"], "https://x");
+        assert!(input.firing);
     }
 }

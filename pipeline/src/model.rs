@@ -201,6 +201,9 @@ pub enum FindingClass {
     SourceUnavailable,
     /// A policy or tagging rule (`detectors/rules/*.sql`) matched.
     Policy,
+    /// An SLO burns its error budget too fast (`detectors/src/slo/`).
+    #[serde(rename = "slo_burn")]
+    SloBurn,
 }
 
 impl FindingClass {
@@ -211,6 +214,7 @@ impl FindingClass {
             FindingClass::Unmanaged => "unmanaged",
             FindingClass::SourceUnavailable => "source_unavailable",
             FindingClass::Policy => "policy",
+            FindingClass::SloBurn => "slo_burn",
         }
     }
 }
@@ -265,6 +269,30 @@ pub struct Finding {
     /// Why a source is unavailable (`source_unavailable` only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
+    /// The burn (`slo_burn` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub slo: Option<SloBurn>,
+}
+
+/// What an `slo_burn` finding says: which SLO, how urgent, how fast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloBurn {
+    /// `{service}-{name}`.
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// The spec's alert name (Sloth's `alerting.name`).
+    pub alert_name: String,
+    pub objective: f64,
+    /// The split's labels and the spec's alert labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// Error ratio over budget, per window (`5m` → 16.2).
+    pub burn_rates: std::collections::BTreeMap<String, f64>,
 }
 
 /// What happened to a finding in a streaming run.

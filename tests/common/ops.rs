@@ -29,6 +29,7 @@ pub fn finding(id: &str, class: FindingClass, team: &str) -> Finding {
         remediation: Vec::new(),
         tags: [("team".to_string(), team.to_string())].into(),
         reason: None,
+        slo: None,
     }
 }
 

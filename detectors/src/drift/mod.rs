@@ -491,7 +491,8 @@ impl DriftDetector {
                 // The join classifies nothing as a source outage.
                 FindingClass::Unmanaged
                 | FindingClass::SourceUnavailable
-                | FindingClass::Policy => {
+                | FindingClass::Policy
+                | FindingClass::SloBurn => {
                     summary.unmanaged += 1;
                     (
                         format!("{resource_type} {tf_id} exists but no Terraform state manages it"),
@@ -516,6 +517,7 @@ impl DriftDetector {
                 remediation,
                 tags: tags_of(get(o_tags, i), get(d_gone, i)),
                 reason: None,
+                slo: None,
             });
         }
         Ok(())

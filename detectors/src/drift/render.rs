@@ -76,6 +76,9 @@ pub fn write_table(out: &mut impl Write, r: &DriftReport) -> std::io::Result<()>
                 FindingClass::Policy => {
                     rows.push(vec!["policy".into(), name(f), f.summary.clone()])
                 }
+                FindingClass::SloBurn => {
+                    rows.push(vec!["slo_burn".into(), name(f), f.summary.clone()])
+                }
             }
         }
         text::write_table(out, &["CLASS", "RESOURCE", "DETAIL"], &rows)?;
@@ -241,6 +244,11 @@ fn rule(class: FindingClass) -> (&'static str, &'static str, &'static str) {
             "policy/rule",
             "warning",
             "A policy or tagging rule matched the resource",
+        ),
+        FindingClass::SloBurn => (
+            "slo/burn",
+            "error",
+            "A service burns its error budget too fast",
         ),
     }
 }

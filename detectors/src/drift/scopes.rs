@@ -283,6 +283,7 @@ pub fn source_unavailable(s: &SourceStatus) -> Finding {
         remediation: Vec::new(),
         tags: BTreeMap::new(),
         reason: Some(reason),
+        slo: None,
     }
 }
 

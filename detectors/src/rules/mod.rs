@@ -433,6 +433,7 @@ async fn run(ctx: &SessionContext, rule: &Rule) -> Result<Vec<Finding>, RuleErro
                 remediation: Vec::new(),
                 tags: Default::default(),
                 reason: None,
+                slo: None,
             });
         }
     }

@@ -39,13 +39,13 @@ struct Plan {
     totals: BTreeMap<i64, Query>,
 }
 
-pub struct BurnRates<'a> {
-    set: &'a SloSet,
+pub struct BurnRates {
+    set: SloSet,
     plans: Vec<Plan>,
 }
 
-impl<'a> BurnRates<'a> {
-    pub fn new(set: &'a SloSet) -> Result<Self, BurnError> {
+impl BurnRates {
+    pub fn new(set: &SloSet) -> Result<Self, BurnError> {
         let mut plans = Vec::with_capacity(set.slos.len());
         for slo in &set.slos {
             let pairs = slo.burn_pairs(&set.windows);
@@ -79,7 +79,10 @@ impl<'a> BurnRates<'a> {
                 totals,
             });
         }
-        Ok(Self { set, plans })
+        Ok(Self {
+            set: set.clone(),
+            plans,
+        })
     }
 
     pub fn slos(&self) -> &[Slo] {

@@ -7,3 +7,4 @@ pub mod offline;
 pub mod promql;
 pub mod report;
 pub mod spec;
+pub mod stage;

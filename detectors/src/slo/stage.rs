@@ -1,0 +1,392 @@
+//! The SLO detector on the stream: `driftline.metrics` in, the samples of
+//! the metrics the SLOs' queries name kept for their longest window, and
+//! every evaluation interval the burn-rate decision made at the aligned
+//! step. What starts firing is published on `driftline.findings` as a
+//! `new` `slo_burn` finding, what stops as `resolved`, so the alert engine
+//! pages (and inhibits a ticket under a page) as it does for drift.
+//!
+//! One instance sees every series: run one detect role per bus, or the
+//! sums of a split topic would be partial.
+
+use std::collections::{BTreeMap, HashSet};
+
+use driftline_pipeline::bus::{ConsumerSpec, Message, OutMessage, Topic};
+use driftline_pipeline::codec::encode_finding_event;
+use driftline_pipeline::model::fingerprint;
+use driftline_pipeline::stage::{Stage, StageError};
+use driftline_pipeline::telemetry::decode_metrics;
+use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, SloBurn};
+
+use super::burn::{BurnRates, Firing};
+use super::promql::{LOOKBACK_MS, Labels, SeriesSet};
+use super::report;
+use super::spec::SloSet;
+
+pub struct SloStage {
+    rates: BurnRates,
+    group: String,
+    series: SeriesSet,
+    /// The metric names kept; `None`: every metric (a query selects by
+    /// labels only).
+    names: Option<HashSet<String>>,
+    /// How much history a decision reads: the longest window, the lookback.
+    keep_ms: i64,
+    interval_ms: i64,
+    /// The next step to decide at.
+    next_step: Option<i64>,
+    /// What fires now, by fingerprint.
+    open: BTreeMap<String, Finding>,
+    clock: fn() -> i64,
+}
+
+impl SloStage {
+    pub fn new(
+        set: &SloSet,
+        group: String,
+        interval_ms: i64,
+    ) -> Result<Self, super::burn::BurnError> {
+        let keep_ms = set
+            .slos
+            .iter()
+            .flat_map(|s| s.burn_pairs(&set.windows))
+            .map(|p| p.long_ms)
+            .max()
+            .unwrap_or(0)
+            + LOOKBACK_MS;
+        Ok(Self {
+            rates: BurnRates::new(set)?,
+            group,
+            series: SeriesSet::default(),
+            names: report::metric_names(set).map(|n| n.into_iter().collect()),
+            keep_ms,
+            interval_ms: interval_ms.max(1000),
+            next_step: None,
+            open: BTreeMap::new(),
+            clock: driftline_pipeline::now_ms,
+        })
+    }
+
+    /// Decides with another clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn take_one(&mut self, m: &Message) -> Result<(), String> {
+        let payload = m.payload.as_deref().ok_or("no payload")?;
+        let req = decode_metrics(payload)?;
+        for ts in req.timeseries {
+            let name = ts
+                .labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .map(|l| l.value.as_str())
+                .unwrap_or("");
+            if self.names.as_ref().is_some_and(|n| !n.contains(name)) {
+                continue;
+            }
+            let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
+            for s in ts.samples {
+                // A sample older than its series' newest is dropped, as the
+                // TSDB drops it.
+                self.series.push(labels.clone(), s.timestamp, s.value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The finding for one firing alert.
+    fn finding(&self, f: &Firing) -> Finding {
+        let slo = &self.rates.slos()[f.slo];
+        let split: Vec<String> = f
+            .labels
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let key = format!("slo/{}/{}/{}", slo.id, f.severity.as_str(), split.join(","));
+        let alert = match f.severity {
+            super::burn::Severity::Page => slo.alerting.page.as_ref(),
+            super::burn::Severity::Ticket => slo.alerting.ticket.as_ref(),
+        };
+        let mut labels: BTreeMap<String, String> = slo.labels.clone();
+        labels.extend(slo.alerting.labels.clone());
+        if let Some(a) = alert {
+            labels.extend(a.labels.clone());
+        }
+        labels.extend(f.labels.pairs().iter().cloned());
+        let mut annotations = slo.alerting.annotations.clone();
+        if let Some(a) = alert {
+            annotations.extend(a.annotations.clone());
+        }
+        let fastest = f
+            .burn_rates
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(w, b)| format!(" ({b:.1}× over {w})"))
+            .unwrap_or_default();
+        Finding {
+            fingerprint: fingerprint("slo", &key, FindingClass::SloBurn, ""),
+            detector: "slo".into(),
+            class: FindingClass::SloBurn,
+            resource_key: key,
+            resource_type: "SLO".into(),
+            resource_id: slo.id.clone(),
+            tf_type: None,
+            address: None,
+            source: None,
+            account: String::new(),
+            region: String::new(),
+            diffs: Vec::new(),
+            summary: format!(
+                "{} SLO {} ({}%) burns its error budget too fast{fastest}{}",
+                slo.service,
+                slo.name,
+                slo.objective,
+                if split.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {}", split.join(", "))
+                }
+            ),
+            remediation: Vec::new(),
+            tags: BTreeMap::new(),
+            reason: None,
+            slo: Some(SloBurn {
+                id: slo.id.clone(),
+                name: slo.name.clone(),
+                service: slo.service.clone(),
+                severity: f.severity.as_str().into(),
+                alert_name: slo.alerting.name.clone(),
+                objective: slo.objective,
+                labels,
+                annotations,
+                burn_rates: f.burn_rates.clone(),
+            }),
+        }
+    }
+
+    /// Decides at `step`: the events that change what fires.
+    fn decide(&mut self, step: i64) -> Result<Vec<FindingEvent>, StageError> {
+        self.series.trim(step - self.keep_ms);
+        let firing = self
+            .rates
+            .step(&self.series, step, self.interval_ms)
+            .map_err(|e| StageError::of("slo", e))?;
+        let mut now: BTreeMap<String, Finding> = BTreeMap::new();
+        for f in &firing {
+            let finding = self.finding(f);
+            now.insert(finding.fingerprint.clone(), finding);
+        }
+        let mut events = Vec::new();
+        for (fp, f) in &self.open {
+            if !now.contains_key(fp) {
+                events.push(FindingEvent::new(
+                    FindingEventKind::Resolved,
+                    step,
+                    f.clone(),
+                ));
+            }
+        }
+        for (fp, f) in &now {
+            if !self.open.contains_key(fp) {
+                events.push(FindingEvent::new(FindingEventKind::New, step, f.clone()));
+            }
+        }
+        self.open = now;
+        Ok(events)
+    }
+}
+
+impl Stage for SloStage {
+    fn name(&self) -> &'static str {
+        "slo"
+    }
+
+    fn consumes(&self) -> ConsumerSpec {
+        ConsumerSpec {
+            group: self.group.clone(),
+            topics: vec![Topic::Metrics],
+            rewind: Vec::new(),
+        }
+    }
+
+    fn replay(&mut self, _messages: Vec<Message>) {}
+
+    fn ready_at_start(&self) -> bool {
+        true
+    }
+
+    fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+        let mut rejected = Vec::new();
+        for m in messages {
+            if let Err(reason) = self.take_one(&m) {
+                rejected.push((m, reason));
+            }
+        }
+        rejected
+    }
+
+    fn flush(&mut self, _drained: bool) -> Result<Option<Vec<OutMessage>>, StageError> {
+        let now = (self.clock)();
+        let step = now.div_euclid(self.interval_ms) * self.interval_ms;
+        let next = *self.next_step.get_or_insert(step);
+        if now < next {
+            return Ok(Some(Vec::new()));
+        }
+        self.next_step = Some(step + self.interval_ms);
+        let mut out = Vec::new();
+        for ev in self.decide(step)? {
+            out.push(encode_finding_event(&ev).map_err(|e| StageError::of("slo", e))?);
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use driftline_pipeline::codec::{decode_finding_event, encode_metrics};
+    use driftline_pipeline::telemetry::MetricBatch;
+    use driftline_pipeline::telemetry::prompb::{Label, Sample, TimeSeries};
+
+    use super::*;
+    use crate::slo::spec;
+
+    static NOW: AtomicI64 = AtomicI64::new(0);
+    fn now() -> i64 {
+        NOW.load(Ordering::Relaxed)
+    }
+
+    const MIN: i64 = 60_000;
+
+    fn set() -> SloSet {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("shop.yaml");
+        std::fs::write(
+            &f,
+            r#"version: "prometheus/v1"
+service: shop
+slos:
+  - name: availability
+    objective: 99
+    sli:
+      events:
+        error_query: sum(rate(req_total{code="500"}[{{.window}}]))
+        total_query: sum(rate(req_total[{{.window}}]))
+    alerting:
+      name: ShopAvailability
+      labels:
+        team: shop
+      page_alert:
+        labels:
+          routing_key: shop-oncall
+      ticket_alert:
+        disable: true
+"#,
+        )
+        .unwrap();
+        spec::load(&[f]).unwrap()
+    }
+
+    /// Minutes `from..to` of 60 requests a minute, `failing` of them 500s.
+    fn minutes(from: i64, to: i64, failing: f64, counts: &mut (f64, f64)) -> Vec<Message> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for m in from..to {
+            counts.0 += 60.0 - failing;
+            counts.1 += failing;
+            ok.push(Sample {
+                value: counts.0,
+                timestamp: m * MIN,
+            });
+            bad.push(Sample {
+                value: counts.1,
+                timestamp: m * MIN,
+            });
+        }
+        let series = |code: &str, samples| TimeSeries {
+            labels: vec![
+                Label::new("__name__", "req_total"),
+                Label::new("code", code),
+                Label::new("job", "shop"),
+            ],
+            samples,
+            ..Default::default()
+        };
+        // Also a metric no SLO reads: not kept.
+        let other = TimeSeries {
+            labels: vec![Label::new("__name__", "unrelated")],
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: from * MIN,
+            }],
+            ..Default::default()
+        };
+        let batch = MetricBatch {
+            source: "test".into(),
+            series: vec![series("200", ok), series("500", bad), other],
+        };
+        encode_metrics(&batch)
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| Message {
+                topic: m.topic,
+                partition: 0,
+                offset: i as i64,
+                key: Some(m.key),
+                payload: m.payload.map(Into::into),
+                replay: false,
+            })
+            .collect()
+    }
+
+    fn events(out: Vec<OutMessage>) -> Vec<FindingEvent> {
+        out.iter()
+            .map(|m| decode_finding_event(m.payload.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_burn_is_published_once_and_resolved_once() {
+        let mut stage = SloStage::new(&set(), "g".into(), MIN)
+            .unwrap()
+            .with_clock(now);
+        let mut counts = (0.0, 0.0);
+        // An hour within budget.
+        assert!(stage.take(minutes(0, 61, 0.0, &mut counts)).is_empty());
+        NOW.store(60 * MIN + 5_000, Ordering::Relaxed);
+        assert!(events(stage.flush(true).unwrap().unwrap()).is_empty());
+        assert_eq!(stage.series.len(), 2, "only the SLO's metric is kept");
+        // Twenty minutes at 40 % errors: the 5m and 1h windows both pass
+        // 14.4 × 1 %.
+        stage.take(minutes(61, 81, 24.0, &mut counts));
+        NOW.store(80 * MIN + 5_000, Ordering::Relaxed);
+        let ev = events(stage.flush(true).unwrap().unwrap());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].event, FindingEventKind::New);
+        let burn = ev[0].finding.slo.as_ref().unwrap();
+        assert_eq!(
+            (burn.severity.as_str(), burn.alert_name.as_str()),
+            ("page", "ShopAvailability")
+        );
+        assert_eq!(burn.labels["team"], "shop");
+        assert_eq!(burn.labels["routing_key"], "shop-oncall");
+        assert!(burn.burn_rates["5m"] > 14.4, "{burn:?}");
+        // Within the same step nothing more; the next step, still firing,
+        // publishes nothing new.
+        assert!(events(stage.flush(true).unwrap().unwrap()).is_empty());
+        stage.take(minutes(81, 82, 24.0, &mut counts));
+        NOW.store(81 * MIN + 5_000, Ordering::Relaxed);
+        assert!(events(stage.flush(true).unwrap().unwrap()).is_empty());
+        // Recovery: clean traffic until the slow pair's 30m window drops
+        // below 6 × 1 % as well.
+        stage.take(minutes(82, 116, 0.0, &mut counts));
+        NOW.store(115 * MIN + 5_000, Ordering::Relaxed);
+        let ev = events(stage.flush(true).unwrap().unwrap());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].event, FindingEventKind::Resolved);
+        assert_eq!(ev[0].finding.class, FindingClass::SloBurn);
+    }
+}
