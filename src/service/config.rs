@@ -35,6 +35,50 @@ pub struct ServiceConfig {
     pub logs: driftline_collectors::logs::LogsConfig,
     /// driftline's own spans, exported over OTLP.
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// SLO specs evaluated on the metrics stream (detect role).
+    pub slo: SloSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloSection {
+    /// Sloth or OpenSLO spec files or folders; none: no SLO detector.
+    pub specs: Vec<PathBuf>,
+    /// How often the burn-rate decision is made (Prometheus duration),
+    /// as a rule group's evaluation interval.
+    pub interval: String,
+    /// Splits and traffic guards (`[[slo.tuning]]`: `slo`, `group_by`,
+    /// `min_events`).
+    pub tuning: Vec<driftline_detectors::slo::spec::Tuning>,
+}
+
+impl Default for SloSection {
+    fn default() -> Self {
+        Self {
+            specs: Vec::new(),
+            interval: "1m".into(),
+            tuning: Vec::new(),
+        }
+    }
+}
+
+impl SloSection {
+    /// The specs, tuned, and the interval in milliseconds; errors name the
+    /// file and path, or the key.
+    pub fn load(&self) -> anyhow::Result<Option<(driftline_detectors::slo::spec::SloSet, i64)>> {
+        if self.specs.is_empty() {
+            return Ok(None);
+        }
+        let mut set = crate::slo::load_specs(&self.specs)?;
+        set.tune(&self.tuning)
+            .map_err(|e| anyhow::anyhow!("slo.tuning: {e}"))?;
+        let interval = driftline_pipeline::time::parse_duration(&self.interval)
+            .map_err(|e| anyhow::anyhow!("slo.interval: {e}"))?;
+        if interval.is_zero() {
+            anyhow::bail!("slo.interval must be longer than zero");
+        }
+        Ok(Some((set, interval.as_millis() as i64)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +119,7 @@ impl Default for ServiceConfig {
             metrics: Default::default(),
             logs: Default::default(),
             telemetry: Default::default(),
+            slo: Default::default(),
         }
     }
 }

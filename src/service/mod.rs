@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Policy rules: `shipped` or a folder of `*.sql`, hot-reloaded.
     #[arg(long, value_name = "DIR|shipped")]
     pub rules: Option<PathBuf>,
+    /// SLO specs (Sloth or OpenSLO files or folders, repeatable), evaluated
+    /// on the metrics stream; burns page through the alert engine.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub slo: Vec<PathBuf>,
     /// Page PagerDuty: the environment variable holding the Events API v2
     /// routing key (the key itself never goes on a command line).
     #[arg(long, value_name = "VAR")]
@@ -117,6 +121,7 @@ fn settle(args: RunArgs) -> anyhow::Result<ServiceConfig> {
     if let Some(r) = args.rules {
         cfg.drift.rules = Some(r);
     }
+    cfg.slo.specs.extend(args.slo);
     if let Some(d) = args.driftignore {
         cfg.drift.driftignore = Some(d);
     }
@@ -159,6 +164,9 @@ pub fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     cfg.alerts
         .validate()
         .map_err(|e| anyhow::anyhow!("{}: alerts.{e}", path.display()))?;
+    cfg.slo
+        .load()
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
     println!(
         "{}: ok (roles {:?}; state {:?}; observed {:?})",
         path.display(),
@@ -332,6 +340,26 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
         let (bus, stop, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
         spawn(
             "detect".into(),
+            Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
+        );
+    }
+    if let (true, Some((slos, interval_ms))) = (cfg.roles.contains(&Role::Detect), cfg.slo.load()?)
+    {
+        let ready = Arc::new(AtomicBool::new(false));
+        health.ready.push(ready.clone());
+        let mut stage = driftline_detectors::slo::stage::SloStage::new(
+            &slos,
+            format!("{}-slo", cfg.bus.group),
+            interval_ms,
+        )?;
+        tracing::info!(
+            slos = slos.slos.len(),
+            interval_ms,
+            "SLO detector on the metrics stream"
+        );
+        let (bus, stop, batch_max) = (bus.clone(), stop.clone(), cfg.bus.batch_max);
+        spawn(
+            "slo".into(),
             Box::new(move || Ok(stage::run(&mut stage, &*bus, batch_max, &stop, &ready)?)),
         );
     }
