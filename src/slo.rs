@@ -97,6 +97,7 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
             slo: None,
             group_by: args.group_by.clone(),
             min_events: 0.0,
+            resources: Vec::new(),
         }])
         .map_err(|e| anyhow::anyhow!("--group-by: {e}"))?;
     }
@@ -219,6 +220,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             slo: None,
             group_by: args.group_by.clone(),
             min_events: args.min_events,
+            resources: Vec::new(),
         }])
         .map_err(|e| anyhow::anyhow!("--group-by/--min-events: {e}"))?;
     }

@@ -121,10 +121,22 @@ pub fn input_of(e: &FindingEvent, at_ms: i64, tag_labels: &[String]) -> AlertInp
         for (w, b) in &burn.burn_rates {
             annotations.insert(format!("burn_rate_{w}"), format!("{b:.2}"));
         }
+        if let Some(c) = burn.probable_cause.first() {
+            annotations.insert(
+                "probable_cause".into(),
+                format!(
+                    "{} ({}, {})",
+                    c.summary,
+                    c.address.as_deref().unwrap_or(&c.resource_key),
+                    c.at
+                ),
+            );
+        }
         let details = json!({
             "slo": burn.id,
             "objective": burn.objective,
             "burn_rates": burn.burn_rates,
+            "probable_cause": burn.probable_cause,
         });
         return AlertInput {
             fingerprint: f.fingerprint.clone(),
@@ -195,6 +207,17 @@ mod tests {
                 labels: BTreeMap::from([("route".into(), "/a".into())]),
                 annotations: BTreeMap::from([("runbook".into(), "https://x".into())]),
                 burn_rates: BTreeMap::from([("5m".into(), 40.0)]),
+                probable_cause: vec![driftline_pipeline::ProbableCause {
+                    at: "2026-12-03T10:00:00.000Z".into(),
+                    event: "new".into(),
+                    class: "changed".into(),
+                    resource_key: "aws/1/eu-west-1/AWS::EC2::SecurityGroup/sg-1".into(),
+                    resource_type: "AWS::EC2::SecurityGroup".into(),
+                    resource_id: "sg-1".into(),
+                    address: Some("aws_security_group.web".into()),
+                    summary: "ingress changed".into(),
+                    diffs: Vec::new(),
+                }],
             }),
         };
         let ev = FindingEvent::new(FindingEventKind::New, 0, f);
@@ -206,6 +229,11 @@ mod tests {
         assert_eq!(input.labels["route"], "/a");
         assert_eq!(input.annotations["burn_rate_5m"], "40.00");
         assert_eq!(input.annotations["runbook"], "https://x");
+        assert_eq!(
+            input.annotations["probable_cause"],
+            "ingress changed (aws_security_group.web, 2026-12-03T10:00:00.000Z)"
+        );
+        assert_eq!(input.details["probable_cause"][0]["resource_id"], "sg-1");
         assert!(input.firing);
     }
 }

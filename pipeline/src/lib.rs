@@ -46,8 +46,8 @@ pub fn http_client_with_timeout(timeout: std::time::Duration) -> reqwest::blocki
 }
 pub use model::{
     AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
-    FindingEventKind, InstanceStatus, ObservedResource, Remediation, ResourceMode, SCHEMA_VERSION,
-    SloBurn, fingerprint, resource_key, type_id, type_id_of_key,
+    FindingEventKind, InstanceStatus, ObservedResource, ProbableCause, Remediation, ResourceMode,
+    SCHEMA_VERSION, SloBurn, fingerprint, resource_key, type_id, type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, TypeSet, is_status_key, status_key};
 pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};

@@ -293,6 +293,31 @@ pub struct SloBurn {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Error ratio over budget, per window (`5m` → 16.2).
     pub burn_rates: std::collections::BTreeMap<String, f64>,
+    /// Drift on the service's resources in the lookback before the burn
+    /// began, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probable_cause: Vec<ProbableCause>,
+}
+
+/// One change that may have caused an SLO burn: a drift finding event on
+/// one of the service's resources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbableCause {
+    /// RFC 3339, when the drift was seen.
+    pub at: String,
+    /// `new` or `changed`.
+    pub event: String,
+    /// `changed`, `missing` or `unmanaged`.
+    pub class: String,
+    pub resource_key: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub summary: String,
+    /// Which paths, declared vs observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<AttributeDiff>,
 }
 
 /// What happened to a finding in a streaming run.

@@ -47,9 +47,14 @@ pub struct SloSection {
     /// How often the burn-rate decision is made (Prometheus duration),
     /// as a rule group's evaluation interval.
     pub interval: String,
-    /// Splits and traffic guards (`[[slo.tuning]]`: `slo`, `group_by`,
-    /// `min_events`).
+    /// Splits, traffic guards and the resources of an SLO
+    /// (`[[slo.tuning]]`: `slo`, `group_by`, `min_events`, `resources`).
     pub tuning: Vec<driftline_detectors::slo::spec::Tuning>,
+    /// The resource tag whose value is an SLO's service: the drift on
+    /// those resources is the probable cause on its pages.
+    pub cause_tag: String,
+    /// How far before a burn begins its probable cause is looked for.
+    pub cause_lookback: String,
 }
 
 impl Default for SloSection {
@@ -58,6 +63,8 @@ impl Default for SloSection {
             specs: Vec::new(),
             interval: "1m".into(),
             tuning: Vec::new(),
+            cause_tag: "service".into(),
+            cause_lookback: "1h".into(),
         }
     }
 }
@@ -65,6 +72,13 @@ impl Default for SloSection {
 impl SloSection {
     /// The specs, tuned, and the interval in milliseconds; errors name the
     /// file and path, or the key.
+    /// The probable cause's lookback, in milliseconds.
+    pub fn cause_lookback_ms(&self) -> anyhow::Result<i64> {
+        let d = driftline_pipeline::time::parse_duration(&self.cause_lookback)
+            .map_err(|e| anyhow::anyhow!("slo.cause_lookback: {e}"))?;
+        Ok(d.as_millis() as i64)
+    }
+
     pub fn load(&self) -> anyhow::Result<Option<(driftline_detectors::slo::spec::SloSet, i64)>> {
         if self.specs.is_empty() {
             return Ok(None);
@@ -77,6 +91,7 @@ impl SloSection {
         if interval.is_zero() {
             anyhow::bail!("slo.interval must be longer than zero");
         }
+        self.cause_lookback_ms()?;
         Ok(Some((set, interval.as_millis() as i64)))
     }
 }

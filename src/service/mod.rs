@@ -351,7 +351,12 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
             &slos,
             format!("{}-slo", cfg.bus.group),
             interval_ms,
-        )?;
+        )?
+        .with_causes(driftline_detectors::slo::stage::Causes {
+            store: store.clone(),
+            tag: cfg.slo.cause_tag.clone(),
+            lookback_ms: cfg.slo.cause_lookback_ms()?,
+        });
         tracing::info!(
             slos = slos.slos.len(),
             interval_ms,

@@ -238,6 +238,7 @@ mod tests {
                 conditions: Vec::new(),
                 group_by: Vec::new(),
                 min_events: 0.0,
+                resources: Vec::new(),
             }],
             windows: Default::default(),
         }
@@ -276,8 +277,8 @@ mod tests {
         assert_eq!(fired.len(), 1, "25 % errors page without a guard");
         set.tune(&[Tuning {
             slo: None,
-            group_by: Vec::new(),
             min_events: 1000.0,
+            ..Default::default()
         }])
         .unwrap();
         let fired = BurnRates::new(&set)
@@ -295,6 +296,7 @@ mod tests {
             slo: Some("shop-availability".into()),
             group_by: vec!["route".into()],
             min_events: 0.0,
+            resources: Vec::new(),
         }])
         .unwrap();
         let fired = BurnRates::new(&set)

@@ -3,6 +3,7 @@
 //! multi-burn-rate alerts of the SRE workbook.
 
 pub mod burn;
+pub mod cause;
 pub mod offline;
 pub mod promql;
 pub mod report;

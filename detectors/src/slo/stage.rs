@@ -18,12 +18,22 @@ use driftline_pipeline::telemetry::decode_metrics;
 use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, SloBurn};
 
 use super::burn::{BurnRates, Firing};
+use super::cause::{CauseScope, causes_from, causes_sql};
 use super::promql::{LOOKBACK_MS, Labels, SeriesSet};
 use super::report;
 use super::spec::SloSet;
 
+/// Where the probable cause is looked up: the store's drift events, the
+/// tag that names a resource's service, and how far back from a burn.
+pub struct Causes {
+    pub store: std::sync::Arc<dyn driftline_pipeline::Store>,
+    pub tag: String,
+    pub lookback_ms: i64,
+}
+
 pub struct SloStage {
     rates: BurnRates,
+    causes: Option<Causes>,
     group: String,
     series: SeriesSet,
     /// The metric names kept; `None`: every metric (a query selects by
@@ -55,6 +65,7 @@ impl SloStage {
             + LOOKBACK_MS;
         Ok(Self {
             rates: BurnRates::new(set)?,
+            causes: None,
             group,
             series: SeriesSet::default(),
             names: report::metric_names(set).map(|n| n.into_iter().collect()),
@@ -64,6 +75,42 @@ impl SloStage {
             open: BTreeMap::new(),
             clock: driftline_pipeline::now_ms,
         })
+    }
+
+    /// Attaches the probable cause to each new burn.
+    pub fn with_causes(mut self, causes: Causes) -> Self {
+        self.causes = Some(causes);
+        self
+    }
+
+    /// The drift on `slo`'s resources in the lookback before `step`. A
+    /// store that cannot answer leaves the page without it, said in the log.
+    fn probable_cause(
+        &self,
+        slo: &super::spec::Slo,
+        step: i64,
+    ) -> Vec<driftline_pipeline::ProbableCause> {
+        let Some(c) = &self.causes else {
+            return Vec::new();
+        };
+        let scope = CauseScope {
+            tag: c.tag.clone(),
+            service: slo.service.clone(),
+            resources: slo.resources.clone(),
+        };
+        let limits = driftline_pipeline::store::QueryLimits::default();
+        match c
+            .store
+            .query(&causes_sql(step - c.lookback_ms, step), &limits)
+            .map_err(|e| e.to_string())
+            .and_then(|r| causes_from(&r.batches, &scope))
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(slo = %slo.id, error = %e, "probable cause not looked up");
+                Vec::new()
+            }
+        }
     }
 
     /// Decides with another clock (tests).
@@ -162,6 +209,7 @@ impl SloStage {
                 labels,
                 annotations,
                 burn_rates: f.burn_rates.clone(),
+                probable_cause: Vec::new(),
             }),
         }
     }
@@ -188,9 +236,18 @@ impl SloStage {
                 ));
             }
         }
-        for (fp, f) in &now {
-            if !self.open.contains_key(fp) {
-                events.push(FindingEvent::new(FindingEventKind::New, step, f.clone()));
+        for (fp, f) in &mut now {
+            match self.open.get(fp) {
+                // Still firing: the cause found when it began stays on it.
+                Some(open) => f.slo.clone_from(&open.slo),
+                None => {
+                    if let Some(burn) = f.slo.as_mut()
+                        && let Some(slo) = self.rates.slos().iter().find(|s| s.id == burn.id)
+                    {
+                        burn.probable_cause = self.probable_cause(slo, step);
+                    }
+                    events.push(FindingEvent::new(FindingEventKind::New, step, f.clone()));
+                }
             }
         }
         self.open = now;

@@ -46,6 +46,9 @@ pub struct Slo {
     /// The fewest events a long window must hold before it may alert, so
     /// one failure in three requests at night does not page (`Tuning`).
     pub min_events: f64,
+    /// Resource keys or ids that belong to the SLO's service whatever
+    /// their tags, for the probable cause (`Tuning`).
+    pub resources: Vec<String>,
 }
 
 impl Slo {
@@ -126,6 +129,10 @@ pub struct Tuning {
     pub group_by: Vec<String>,
     #[serde(default)]
     pub min_events: f64,
+    /// Resources (keys or ids) whose drift is a probable cause of this
+    /// SLO's burns, beside those tagged with its service.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 impl SloSet {
@@ -153,6 +160,7 @@ impl SloSet {
                 }
                 s.group_by.clone_from(&t.group_by);
                 s.min_events = t.min_events;
+                s.resources.clone_from(&t.resources);
             }
             if let Some(id) = &t.slo
                 && !matched

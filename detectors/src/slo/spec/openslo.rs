@@ -620,5 +620,6 @@ fn slo<'a>(o: &Object, find: &dyn Fn(&str, &str) -> Option<&'a Object>) -> Resul
         conditions,
         group_by: Vec::new(),
         min_events: 0.0,
+        resources: Vec::new(),
     })
 }

@@ -283,6 +283,7 @@ impl Spec {
                 conditions: Vec::new(),
                 group_by: Vec::new(),
                 min_events: 0.0,
+                resources: Vec::new(),
             });
         }
         Ok(out)
