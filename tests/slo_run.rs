@@ -1,7 +1,8 @@
 //! SLOs on the stream: `driftline run` watches the demo estate (whose
 //! security group has drifted; every resource is tagged
-//! `service=checkout`) and evaluates a checkout SLO over remote-written
-//! samples every interval. When the budget burns, exactly one SLO page
+//! `service=checkout`) and evaluates a checkout SLO every interval over
+//! the samples a real Prometheus (Debian's 2.42) scrapes from the
+//! checkout's counters and remote-writes to it. When the budget burns, exactly one SLO page
 //! reaches PagerDuty, with the drift as its probable cause, and it
 //! resolves when the burn stops. The windows are seconds long (an
 //! `AlertWindows` document over a one-hour period) so the test runs in
@@ -13,10 +14,12 @@ mod pagerduty;
 
 use std::time::{Duration, Instant};
 
-use common::{Service, wait_for};
-use driftline_pipeline::telemetry::prompb;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{Service, prometheus, wait_for};
 use pagerduty::{KEY, Receiver};
-use prost::Message;
 
 const SPEC: &str = r#"version: "prometheus/v1"
 service: checkout
@@ -25,8 +28,8 @@ slos:
     objective: 90
     sli:
       events:
-        error_query: sum(rate(checkout_requests_total{code="500"}[{{.window}}]))
-        total_query: sum(rate(checkout_requests_total[{{.window}}]))
+        error_query: sum(rate(checkout_requests_total{job="checkout",code="500"}[{{.window}}]))
+        total_query: sum(rate(checkout_requests_total{job="checkout"}[{{.window}}]))
     alerting:
       name: CheckoutAvailability
       annotations:
@@ -46,60 +49,62 @@ spec:
     slow: {errorBudgetPercent: 100, shortWindow: 1m, longWindow: 10m}
 "#;
 
-/// The checkout's two counters, pushed as Prometheus would remote-write
-/// them.
-struct Shop {
-    ok: f64,
-    failed: f64,
+/// The checkout's two request counters, served on `/metrics` for
+/// Prometheus to scrape; `failing` decides which one grows (20 a second).
+struct Checkout {
+    addr: String,
+    failing: Arc<AtomicBool>,
 }
 
-impl Shop {
-    fn push(&mut self, addr: &str, failing: bool) {
-        if failing {
-            self.failed += 10.0;
-        } else {
-            self.ok += 10.0;
+impl Checkout {
+    fn serve() -> Checkout {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let failing = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Mutex::new((0u64, 0u64)));
+        {
+            let (failing, counts) = (failing.clone(), counts.clone());
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let mut c = counts.lock().unwrap();
+                    if failing.load(Ordering::Relaxed) {
+                        c.1 += 2;
+                    } else {
+                        c.0 += 2;
+                    }
+                }
+            });
         }
-        let now = driftline_pipeline::now_ms();
-        let series = |code: &str, v: f64| prompb::TimeSeries {
-            labels: vec![
-                prompb::Label::new("__name__", "checkout_requests_total"),
-                prompb::Label::new("code", code),
-                prompb::Label::new("job", "checkout"),
-            ],
-            samples: vec![prompb::Sample {
-                value: v,
-                timestamp: now,
-            }],
-            ..Default::default()
-        };
-        let req = prompb::WriteRequest {
-            timeseries: vec![series("200", self.ok), series("500", self.failed)],
-            metadata: vec![],
-        };
-        let body = snap::raw::Encoder::new()
-            .compress_vec(&req.encode_to_vec())
-            .unwrap();
-        let (code, _, text) = common::http_post_bytes(
-            addr,
-            "/api/v1/write",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", "snappy"),
-            ],
-            &body,
-        )
-        .unwrap();
-        assert_eq!(code, 204, "{text}");
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let (ok, failed) = *counts.lock().unwrap();
+                let body = format!(
+                    "# TYPE checkout_requests_total counter\n\
+                     checkout_requests_total{{code=\"200\"}} {ok}\n\
+                     checkout_requests_total{{code=\"500\"}} {failed}\n"
+                );
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Checkout { addr, failing }
     }
 
-    /// Pushes every 500 ms until `done` or `secs` pass.
-    fn until(&mut self, addr: &str, failing: bool, secs: u64, what: &str, done: impl Fn() -> bool) {
+    /// Waits, `failing` or not, until `done` (at most `secs`).
+    fn until(&self, failing: bool, secs: u64, what: &str, done: impl Fn() -> bool) {
+        self.failing.store(failing, Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !done() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.push(addr, failing);
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 }
@@ -184,22 +189,23 @@ max_backoff = "1s"
             .cloned()
             .collect()
     };
-    let mut shop = Shop {
-        ok: 0.0,
-        failed: 0.0,
+    let checkout = Checkout::serve();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n\
+         scrape_configs:\n  - job_name: checkout\n    static_configs:\n      - targets: ['{}']\n\
+         remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      max_shards: 2\n",
+        checkout.addr, svc.listen
+    );
+    let Some(_prom) = prometheus::start(None, &config, &[]) else {
+        return;
     };
-    // Healthy traffic: no SLO page.
-    for _ in 0..6 {
-        shop.push(&svc.listen, false);
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // Healthy traffic for a few scrapes: no SLO page.
+    std::thread::sleep(Duration::from_secs(6));
     assert!(slo_events("trigger").is_empty(), "{:?}", pd.actions());
     // Every request fails: the 5s and 1m windows pass 6 × 10 %.
-    shop.until(&svc.listen, true, 40, "the page", || {
-        !slo_events("trigger").is_empty()
-    });
+    checkout.until(true, 60, "the page", || !slo_events("trigger").is_empty());
     // Healthy again: it resolves.
-    shop.until(&svc.listen, false, 90, "the resolve", || {
+    checkout.until(false, 120, "the resolve", || {
         !slo_events("resolve").is_empty()
     });
     std::thread::sleep(Duration::from_secs(2));
