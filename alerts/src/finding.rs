@@ -132,28 +132,22 @@ pub fn input_of(e: &FindingEvent, at_ms: i64, tag_labels: &[String]) -> AlertInp
                 ),
             );
         }
-        let details = json!({
+    }
+    let details = match &f.slo {
+        Some(burn) => json!({
             "slo": burn.id,
             "objective": burn.objective,
             "burn_rates": burn.burn_rates,
             "probable_cause": burn.probable_cause,
-        });
-        return AlertInput {
-            fingerprint: f.fingerprint.clone(),
-            labels: labels_of(f, tag_labels),
-            annotations,
-            details,
-            firing: e.event != FindingEventKind::Resolved,
-            at_ms,
-        };
-    }
-    let details = json!({
-        "diff": f.diffs,
-        "remediation": f.remediation,
-        "resource_key": f.resource_key,
-        "address": f.address,
-        "tags": f.tags,
-    });
+        }),
+        None => json!({
+            "diff": f.diffs,
+            "remediation": f.remediation,
+            "resource_key": f.resource_key,
+            "address": f.address,
+            "tags": f.tags,
+        }),
+    };
     AlertInput {
         fingerprint: f.fingerprint.clone(),
         labels: labels_of(f, tag_labels),

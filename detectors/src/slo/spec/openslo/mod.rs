@@ -16,35 +16,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+mod docs;
+
+pub(in crate::slo::spec) use docs::Doc;
+use docs::*;
 
 use super::{Alert, Alerting, BurnPair, Severity, Sli, Slo, WINDOW_VAR};
 use crate::slo::promql::Query;
 
 /// A problem: the path in the document, and why.
 pub(super) type Problem = (String, String);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Doc {
-    #[serde(rename = "apiVersion")]
-    api_version: String,
-    kind: String,
-    metadata: Metadata,
-    spec: serde_norway::Value,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Metadata {
-    name: String,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    labels: Option<serde_norway::Value>,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-}
 
 /// One object of a load, as written, with where it came from.
 pub(super) struct Object {
@@ -100,168 +81,6 @@ impl Doc {
             spec: self.spec,
         })
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SloSpec {
-    #[serde(default)]
-    description: String,
-    service: String,
-    #[serde(default)]
-    indicator: Option<Inline>,
-    #[serde(default)]
-    indicator_ref: Option<String>,
-    time_window: Vec<TimeWindow>,
-    budgeting_method: String,
-    objectives: Vec<Objective>,
-    #[serde(default)]
-    alert_policies: Vec<PolicyEntry>,
-}
-
-/// An object written inline: its metadata and spec.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Inline {
-    #[serde(default)]
-    kind: Option<String>,
-    metadata: Metadata,
-    spec: serde_norway::Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TimeWindow {
-    duration: String,
-    #[serde(default)]
-    is_rolling: bool,
-    #[serde(default)]
-    calendar: Option<serde_norway::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Objective {
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    target: Option<f64>,
-    #[serde(default)]
-    target_percent: Option<f64>,
-    #[serde(default)]
-    time_slice_target: Option<f64>,
-    #[serde(default)]
-    time_slice_window: Option<String>,
-    #[serde(default)]
-    indicator: Option<Inline>,
-    #[serde(default)]
-    indicator_ref: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PolicyEntry {
-    #[serde(default)]
-    alert_policy_ref: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    spec: Option<serde_norway::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SliSpec {
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    threshold_metric: Option<serde_norway::Value>,
-    #[serde(default)]
-    ratio_metric: Option<RatioMetric>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RatioMetric {
-    #[serde(default)]
-    counter: bool,
-    #[serde(default)]
-    good: Option<MetricRef>,
-    #[serde(default)]
-    bad: Option<MetricRef>,
-    #[serde(default)]
-    total: Option<MetricRef>,
-    #[serde(default)]
-    raw_type: Option<String>,
-    #[serde(default)]
-    raw: Option<serde_norway::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MetricRef {
-    metric_source: MetricSource,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MetricSource {
-    #[serde(default)]
-    metric_source_ref: Option<String>,
-    #[serde(default, rename = "type")]
-    source_type: Option<String>,
-    spec: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PolicySpec {
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    alert_when_no_data: bool,
-    #[serde(default)]
-    alert_when_resolved: bool,
-    #[serde(default)]
-    alert_when_breaching: bool,
-    conditions: Vec<ConditionEntry>,
-    #[serde(default)]
-    notification_targets: Vec<serde_norway::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConditionEntry {
-    #[serde(default)]
-    condition_ref: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    spec: Option<serde_norway::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConditionSpec {
-    #[serde(default)]
-    description: String,
-    severity: String,
-    condition: Condition,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Condition {
-    kind: String,
-    op: String,
-    threshold: f64,
-    lookback_window: String,
-    #[serde(default)]
-    alert_after: Option<String>,
 }
 
 fn typed<T: serde::de::DeserializeOwned>(at: &str, v: &serde_norway::Value) -> Result<T, Problem> {
