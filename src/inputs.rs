@@ -24,3 +24,13 @@ pub fn load_mappings(dir: Option<&Path>) -> anyhow::Result<Mappings> {
     }
     Ok(m)
 }
+
+/// SLO specs (Sloth, OpenSLO), every problem on its own line.
+pub fn load_slo_specs(
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<driftline_detectors::slo::spec::SloSet> {
+    driftline_detectors::slo::spec::load(paths).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("invalid SLO spec:\n  {}", lines.join("\n  "))
+    })
+}

@@ -91,7 +91,7 @@ const REPORT_MAX_SAMPLES: usize = 20_000_000;
 fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     use driftline_detectors::slo::report;
     use driftline_pipeline::store::QueryLimits;
-    let mut set = load_specs(&args.spec)?;
+    let mut set = crate::inputs::load_slo_specs(&args.spec)?;
     if !args.group_by.is_empty() {
         set.tune(&[spec::Tuning {
             slo: None,
@@ -168,14 +168,6 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads specs, every problem on its own line.
-pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<spec::SloSet> {
-    spec::load(paths).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("invalid SLO spec:\n  {}", lines.join("\n  "))
-    })
-}
-
 fn time_arg(flag: &str, text: &str) -> anyhow::Result<i64> {
     if let Ok(secs) = text.parse::<f64>() {
         return Ok((secs * 1000.0).round() as i64);
@@ -214,7 +206,7 @@ fn read_samples(path: &PathBuf) -> anyhow::Result<SeriesSet> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let mut set = load_specs(&args.spec)?;
+    let mut set = crate::inputs::load_slo_specs(&args.spec)?;
     if !args.group_by.is_empty() || args.min_events > 0.0 {
         set.tune(&[spec::Tuning {
             slo: None,

@@ -83,7 +83,7 @@ impl SloSection {
         if self.specs.is_empty() {
             return Ok(None);
         }
-        let mut set = crate::slo::load_specs(&self.specs)?;
+        let mut set = crate::inputs::load_slo_specs(&self.specs)?;
         set.tune(&self.tuning)
             .map_err(|e| anyhow::anyhow!("slo.tuning: {e}"))?;
         let interval = driftline_pipeline::time::parse_duration(&self.interval)

@@ -5,8 +5,8 @@
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::PromqlError;
-use super::eval::{Evaluator, Sample, Value};
 use super::series::Labels;
+use super::value::{Sample, Value};
 
 pub const SUPPORTED: &[&str] = &[
     "sum", "count", "min", "max", "avg", "group", "stddev", "stdvar",
@@ -19,12 +19,11 @@ struct Group {
     count: f64,
 }
 
-pub fn aggregate(ev: &Evaluator, a: &AggregateExpr, ts: i64) -> Result<Value, PromqlError> {
+pub fn aggregate(a: &AggregateExpr, input: Vec<Sample>) -> Result<Value, PromqlError> {
     let op = a.op.to_string();
     if !SUPPORTED.contains(&op.as_str()) {
         return Err(PromqlError::unsupported(format!("aggregation {op}")));
     }
-    let input = ev.vector(&a.expr, ts)?;
     let mut groups: Vec<Group> = Vec::new();
     let mut index: std::collections::HashMap<Labels, usize> = Default::default();
     for s in input {

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::PromqlError;
-use super::eval::{Evaluator, Sample, Value, kind};
 use super::series::Labels;
+use super::value::{Sample, Value, kind};
 
 fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
@@ -36,11 +36,9 @@ fn apply(op: &str, l: f64, r: f64) -> Result<(f64, bool), PromqlError> {
     })
 }
 
-pub fn binary(ev: &Evaluator, b: &BinaryExpr, ts: i64) -> Result<Value, PromqlError> {
+pub fn binary(b: &BinaryExpr, lhs: Value, rhs: Value) -> Result<Value, PromqlError> {
     let op = b.op.to_string();
     let return_bool = b.return_bool();
-    let lhs = ev.eval(&b.lhs, ts)?;
-    let rhs = ev.eval(&b.rhs, ts)?;
     match (lhs, rhs) {
         (Value::Scalar(l), Value::Scalar(r)) => {
             let (v, keep) = apply(&op, l, r)?;

@@ -4,56 +4,12 @@
 //! subqueries stepped at multiples of their step (the evaluation
 //! interval when none is given).
 
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
-use super::series::{Labels, Point, SeriesSet};
+use super::series::{Labels, SeriesSet};
+use super::value::{Arg, Range, Sample, Value, Window, kind};
 use super::{PromqlError, aggregate, binary, functions};
-
-/// One element of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    pub value: f64,
-}
-
-/// One series of a range vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Range {
-    pub labels: Labels,
-    pub points: Vec<Point>,
-}
-
-/// A range vector with the window it was selected over, which rate's
-/// extrapolation needs.
-pub struct Window {
-    pub series: Vec<Range>,
-    /// `[from, to]`, milliseconds.
-    pub from: i64,
-    pub to: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Scalar(f64),
-    String(String),
-    Vector(Vec<Sample>),
-    Matrix(Vec<Range>),
-}
-
-impl Value {
-    /// Each element's labels (without the metric name) and value; a
-    /// scalar is one element without labels.
-    pub fn by_labels(self) -> Vec<(Labels, f64)> {
-        match self {
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| (s.labels.without_name(), s.value))
-                .collect(),
-            Value::Scalar(v) => vec![(Labels::default(), v)],
-            Value::String(_) | Value::Matrix(_) => Vec::new(),
-        }
-    }
-}
 
 pub struct Evaluator<'a> {
     pub series: &'a SeriesSet,
@@ -122,9 +78,21 @@ impl Evaluator<'_> {
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 Value::Matrix(self.window(expr, ts)?.series)
             }
-            Expr::Call(c) => functions::call(self, c, ts)?,
-            Expr::Aggregate(a) => aggregate::aggregate(self, a, ts)?,
-            Expr::Binary(b) => binary::binary(self, b, ts)?,
+            Expr::Call(c) => {
+                // Each argument as its parameter's type asks.
+                let mut args = Vec::with_capacity(c.args.args.len());
+                for (i, a) in c.args.args.iter().enumerate() {
+                    let t = c.func.arg_types.get(i).or(c.func.arg_types.last());
+                    args.push(if matches!(t, Some(ValueType::Matrix)) {
+                        Arg::Window(self.window(a, ts)?)
+                    } else {
+                        Arg::Value(self.eval(a, ts)?)
+                    });
+                }
+                functions::call(c, args, ts)?
+            }
+            Expr::Aggregate(a) => aggregate::aggregate(a, self.vector(&a.expr, ts)?)?,
+            Expr::Binary(b) => binary::binary(b, self.eval(&b.lhs, ts)?, self.eval(&b.rhs, ts)?)?,
             Expr::Extension(_) => return Err(PromqlError::unsupported("extension expressions")),
         })
     }
@@ -218,14 +186,5 @@ impl Evaluator<'_> {
             t += step;
         }
         Ok(Window { series, from, to })
-    }
-}
-
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Scalar(_) => "scalar",
-        Value::String(_) => "string",
-        Value::Vector(_) => "instant vector",
-        Value::Matrix(_) => "range vector",
     }
 }

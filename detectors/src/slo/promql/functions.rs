@@ -5,8 +5,8 @@
 use promql_parser::parser::{Call, Expr};
 
 use super::PromqlError;
-use super::eval::{Evaluator, Range, Sample, Value, Window};
 use super::series::{Labels, Point};
+use super::value::{Arg, Range, Sample, Value, Window, kind};
 
 /// Every function `call` evaluates; `check` refuses the others up front.
 pub const SUPPORTED: &[&str] = &[
@@ -32,48 +32,94 @@ pub const SUPPORTED: &[&str] = &[
     "absent",
 ];
 
-pub fn call(ev: &Evaluator, c: &Call, ts: i64) -> Result<Value, PromqlError> {
-    let args = &c.args.args;
-    let arg = |i: usize| -> Result<&Expr, PromqlError> {
-        args.get(i)
-            .map(|b| b.as_ref())
-            .ok_or_else(|| PromqlError::eval(format!("{} needs argument {}", c.func.name, i + 1)))
-    };
-    let over_window = |f: &dyn Fn(&[Point]) -> f64| -> Result<Value, PromqlError> {
-        let w = ev.window(arg(0)?, ts)?;
-        Ok(Value::Vector(
-            w.series
-                .into_iter()
-                .map(|r| Sample {
-                    value: f(&r.points),
-                    labels: r.labels.without_name(),
-                })
-                .collect(),
+/// A call's evaluated arguments, taken by position and type.
+struct Args {
+    name: &'static str,
+    args: Vec<Option<Arg>>,
+}
+
+impl Args {
+    fn take(&mut self, i: usize) -> Result<Arg, PromqlError> {
+        self.args
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| PromqlError::eval(format!("{} needs argument {}", self.name, i + 1)))
+    }
+
+    fn wrong(&self, i: usize, want: &str, got: &str) -> PromqlError {
+        PromqlError::eval(format!(
+            "{}: argument {} must be {want}, not {got}",
+            self.name,
+            i + 1
         ))
+    }
+
+    fn window(&mut self, i: usize) -> Result<Window, PromqlError> {
+        match self.take(i)? {
+            Arg::Window(w) => Ok(w),
+            Arg::Value(v) => Err(self.wrong(i, "a range vector", kind(&v))),
+        }
+    }
+
+    fn vector(&mut self, i: usize) -> Result<Vec<Sample>, PromqlError> {
+        match self.take(i)? {
+            Arg::Value(Value::Vector(v)) => Ok(v),
+            Arg::Value(v) => Err(self.wrong(i, "an instant vector", kind(&v))),
+            Arg::Window(_) => Err(self.wrong(i, "an instant vector", "a range vector")),
+        }
+    }
+
+    fn scalar(&mut self, i: usize) -> Result<f64, PromqlError> {
+        match self.take(i)? {
+            Arg::Value(Value::Scalar(v)) => Ok(v),
+            Arg::Value(v) => Err(self.wrong(i, "a scalar", kind(&v))),
+            Arg::Window(_) => Err(self.wrong(i, "a scalar", "a range vector")),
+        }
+    }
+}
+
+/// One value per series of a window.
+fn over_window(w: Window, f: &dyn Fn(&[Point]) -> f64) -> Value {
+    Value::Vector(
+        w.series
+            .into_iter()
+            .map(|r| Sample {
+                value: f(&r.points),
+                labels: r.labels.without_name(),
+            })
+            .collect(),
+    )
+}
+
+/// A call, its arguments evaluated in order (`eval.rs`).
+pub fn call(c: &Call, args: Vec<Arg>, ts: i64) -> Result<Value, PromqlError> {
+    let mut a = Args {
+        name: c.func.name,
+        args: args.into_iter().map(Some).collect(),
     };
     Ok(match c.func.name {
-        "rate" => extrapolated(ev.window(arg(0)?, ts)?, true, true),
-        "increase" => extrapolated(ev.window(arg(0)?, ts)?, true, false),
-        "delta" => extrapolated(ev.window(arg(0)?, ts)?, false, false),
+        "rate" => extrapolated(a.window(0)?, true, true),
+        "increase" => extrapolated(a.window(0)?, true, false),
+        "delta" => extrapolated(a.window(0)?, false, false),
         "irate" => {
-            let w = ev.window(arg(0)?, ts)?;
+            let w = a.window(0)?;
             Value::Vector(w.series.into_iter().filter_map(irate).collect())
         }
-        "sum_over_time" => over_window(&|p| kahan_sum(p.iter().map(|p| p.1)))?,
-        "avg_over_time" => over_window(&avg_over_time)?,
-        "count_over_time" => over_window(&|p| p.len() as f64)?,
-        "min_over_time" => over_window(&|p| {
+        "sum_over_time" => over_window(a.window(0)?, &|p| kahan_sum(p.iter().map(|p| p.1))),
+        "avg_over_time" => over_window(a.window(0)?, &avg_over_time),
+        "count_over_time" => over_window(a.window(0)?, &|p| p.len() as f64),
+        "min_over_time" => over_window(a.window(0)?, &|p| {
             p.iter()
                 .map(|p| p.1)
                 .fold(f64::NAN, |m, v| if m > v || m.is_nan() { v } else { m })
-        })?,
-        "max_over_time" => over_window(&|p| {
+        }),
+        "max_over_time" => over_window(a.window(0)?, &|p| {
             p.iter()
                 .map(|p| p.1)
                 .fold(f64::NAN, |m, v| if m < v || m.is_nan() { v } else { m })
-        })?,
+        }),
         "last_over_time" => {
-            let w = ev.window(arg(0)?, ts)?;
+            let w = a.window(0)?;
             // The only *_over_time that keeps the metric name.
             Value::Vector(
                 w.series
@@ -88,36 +134,40 @@ pub fn call(ev: &Evaluator, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             )
         }
         "histogram_quantile" => {
-            let q = ev.scalar(arg(0)?, ts)?;
-            Value::Vector(histogram_quantile(q, ev.vector(arg(1)?, ts)?))
+            let q = a.scalar(0)?;
+            Value::Vector(histogram_quantile(q, a.vector(1)?))
         }
         "vector" => Value::Vector(vec![Sample {
             labels: Labels::default(),
-            value: ev.scalar(arg(0)?, ts)?,
+            value: a.scalar(0)?,
         }]),
         "scalar" => {
-            let v = ev.vector(arg(0)?, ts)?;
+            let v = a.vector(0)?;
             Value::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN })
         }
         "time" => Value::Scalar(ts as f64 / 1000.0),
-        "abs" => map_values(ev.vector(arg(0)?, ts)?, f64::abs),
-        "ceil" => map_values(ev.vector(arg(0)?, ts)?, f64::ceil),
-        "floor" => map_values(ev.vector(arg(0)?, ts)?, f64::floor),
+        "abs" => map_values(a.vector(0)?, f64::abs),
+        "ceil" => map_values(a.vector(0)?, f64::ceil),
+        "floor" => map_values(a.vector(0)?, f64::floor),
         "clamp_min" => {
-            let min = ev.scalar(arg(1)?, ts)?;
-            map_values(ev.vector(arg(0)?, ts)?, |v| v.max(min))
+            let min = a.scalar(1)?;
+            map_values(a.vector(0)?, |v| v.max(min))
         }
         "clamp_max" => {
-            let max = ev.scalar(arg(1)?, ts)?;
-            map_values(ev.vector(arg(0)?, ts)?, |v| v.min(max))
+            let max = a.scalar(1)?;
+            map_values(a.vector(0)?, |v| v.min(max))
         }
         "absent" => {
-            let e = arg(0)?;
-            if !ev.vector(e, ts)?.is_empty() {
+            if !a.vector(0)?.is_empty() {
                 Value::Vector(Vec::new())
             } else {
                 Value::Vector(vec![Sample {
-                    labels: absent_labels(e),
+                    labels: c
+                        .args
+                        .args
+                        .first()
+                        .map(|e| absent_labels(e))
+                        .unwrap_or_default(),
                     value: 1.0,
                 }])
             }

@@ -10,9 +10,11 @@ mod binary;
 mod eval;
 mod functions;
 mod series;
+mod value;
 
-pub use eval::{Evaluator, Range, Sample, Value};
+pub use eval::Evaluator;
 pub use series::{Labels, Point, Series, SeriesSet};
+pub use value::{Range, Sample, Value};
 
 use promql_parser::parser::Expr;
 
