@@ -352,7 +352,7 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
             format!("{}-slo", cfg.bus.group),
             interval_ms,
         )?
-        .with_causes(driftline_detectors::slo::stage::Causes {
+        .with_history(driftline_detectors::slo::stage::History {
             store: store.clone(),
             tag: cfg.slo.cause_tag.clone(),
             lookback_ms: cfg.slo.cause_lookback_ms()?,

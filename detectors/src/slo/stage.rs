@@ -23,9 +23,11 @@ use super::promql::{LOOKBACK_MS, Labels, SeriesSet};
 use super::report;
 use super::spec::SloSet;
 
-/// Where the probable cause is looked up: the store's drift events, the
-/// tag that names a resource's service, and how far back from a burn.
-pub struct Causes {
+/// What the stage reads from the store: at start, the recent samples of
+/// the SLO metrics (so a restart does not forget the windows); at a burn,
+/// the drift on the service's resources (`tag` names a resource's
+/// service; `lookback_ms` is how far back from the burn).
+pub struct History {
     pub store: std::sync::Arc<dyn driftline_pipeline::Store>,
     pub tag: String,
     pub lookback_ms: i64,
@@ -33,7 +35,9 @@ pub struct Causes {
 
 pub struct SloStage {
     rates: BurnRates,
-    causes: Option<Causes>,
+    history: Option<History>,
+    /// The store's samples have been read (once, before live ones).
+    backfilled: bool,
     group: String,
     series: SeriesSet,
     /// The metric names kept; `None`: every metric (a query selects by
@@ -65,7 +69,8 @@ impl SloStage {
             + LOOKBACK_MS;
         Ok(Self {
             rates: BurnRates::new(set)?,
-            causes: None,
+            history: None,
+            backfilled: false,
             group,
             series: SeriesSet::default(),
             names: report::metric_names(set).map(|n| n.into_iter().collect()),
@@ -77,10 +82,48 @@ impl SloStage {
         })
     }
 
-    /// Attaches the probable cause to each new burn.
-    pub fn with_causes(mut self, causes: Causes) -> Self {
-        self.causes = Some(causes);
+    /// Starts from the store's recent samples and attaches the probable
+    /// cause to each new burn.
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
         self
+    }
+
+    /// The store's samples of the SLO metrics over the longest window, read
+    /// before any live sample (a series refuses older points after newer).
+    /// A store that cannot answer leaves the windows to fill from the
+    /// stream, said in the log.
+    fn backfill(&mut self) {
+        if std::mem::replace(&mut self.backfilled, true) {
+            return;
+        }
+        let Some(h) = &self.history else {
+            return;
+        };
+        let now = (self.clock)();
+        let names: Option<Vec<String>> = self.names.as_ref().map(|n| n.iter().cloned().collect());
+        let sql = report::samples_sql(names.as_deref(), now - self.keep_ms, now);
+        let limits = driftline_pipeline::store::QueryLimits {
+            timeout: std::time::Duration::from_secs(120),
+            max_rows: 20_000_000,
+        };
+        match h
+            .store
+            .query(&sql, &limits)
+            .map_err(|e| e.to_string())
+            .and_then(|r| report::series_from(&r.batches))
+        {
+            Ok(series) => {
+                tracing::info!(
+                    series = series.len(),
+                    "SLO windows read back from the store"
+                );
+                self.series = series;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SLO windows start empty: the store's samples could not be read")
+            }
+        }
     }
 
     /// The drift on `slo`'s resources in the lookback before `step`. A
@@ -90,7 +133,7 @@ impl SloStage {
         slo: &super::spec::Slo,
         step: i64,
     ) -> Vec<driftline_pipeline::ProbableCause> {
-        let Some(c) = &self.causes else {
+        let Some(c) = &self.history else {
             return Vec::new();
         };
         let scope = CauseScope {
@@ -270,11 +313,17 @@ impl Stage for SloStage {
 
     fn replay(&mut self, _messages: Vec<Message>) {}
 
+    fn caught_up(&mut self) -> Result<(), StageError> {
+        self.backfill();
+        Ok(())
+    }
+
     fn ready_at_start(&self) -> bool {
         true
     }
 
     fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
+        self.backfill();
         let mut rejected = Vec::new();
         for m in messages {
             if let Err(reason) = self.take_one(&m) {
@@ -445,5 +494,40 @@ slos:
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].event, FindingEventKind::Resolved);
         assert_eq!(ev[0].finding.class, FindingClass::SloBurn);
+    }
+
+    #[test]
+    fn a_restart_reads_its_windows_back_from_the_store() {
+        use driftline_pipeline::telemetry::prompb::WriteRequest;
+        use driftline_pipeline::telemetry::tables::{METRIC_SAMPLES, MetricRows};
+        // What an earlier run stored: an hour clean, twenty minutes at 40 %.
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn driftline_pipeline::Store> =
+            std::sync::Arc::new(driftline_pipeline::store::ParquetStore::open(dir.path()).unwrap());
+        let mut counts = (0.0, 0.0);
+        let mut rows = MetricRows::default();
+        for (from, to, failing) in [(0, 61, 0.0), (61, 81, 24.0)] {
+            for m in minutes(from, to, failing, &mut counts) {
+                let req: WriteRequest = decode_metrics(m.payload.as_deref().unwrap()).unwrap();
+                rows.push_request("remote_write", &req);
+            }
+        }
+        store
+            .append(METRIC_SAMPLES, &rows.finish().unwrap())
+            .unwrap();
+        static LATER: AtomicI64 = AtomicI64::new(80 * MIN + 5_000);
+        let mut stage = SloStage::new(&set(), "g".into(), MIN)
+            .unwrap()
+            .with_clock(|| LATER.load(Ordering::Relaxed))
+            .with_history(History {
+                store,
+                tag: "service".into(),
+                lookback_ms: 3_600_000,
+            });
+        stage.caught_up().unwrap();
+        assert_eq!(stage.series.len(), 2, "the SLO's two series, nothing else");
+        let ev = events(stage.flush(true).unwrap().unwrap());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].event, FindingEventKind::New);
     }
 }
