@@ -107,6 +107,19 @@ impl SloStage {
             timeout: std::time::Duration::from_secs(120),
             max_rows: 20_000_000,
         };
+        // The burns open before the restart: resolved here when they have
+        // stopped, never published again while they go on.
+        match driftline_pipeline::store::open_findings(&*h.store) {
+            Ok(found) => {
+                for f in found
+                    .into_iter()
+                    .filter(|f| f.class == FindingClass::SloBurn)
+                {
+                    self.open.insert(f.fingerprint.clone(), f);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "open SLO burns could not be read back"),
+        }
         match h
             .store
             .query(&sql, &limits)
@@ -282,7 +295,11 @@ impl SloStage {
         for (fp, f) in &mut now {
             match self.open.get(fp) {
                 // Still firing: the cause found when it began stays on it.
-                Some(open) => f.slo.clone_from(&open.slo),
+                Some(open) => {
+                    if let (Some(cur), Some(prev)) = (f.slo.as_mut(), open.slo.as_ref()) {
+                        cur.probable_cause.clone_from(&prev.probable_cause);
+                    }
+                }
                 None => {
                     if let Some(burn) = f.slo.as_mut()
                         && let Some(slo) = self.rates.slos().iter().find(|s| s.id == burn.id)
@@ -529,5 +546,50 @@ slos:
         let ev = events(stage.flush(true).unwrap().unwrap());
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].event, FindingEventKind::New);
+    }
+
+    #[test]
+    fn a_burn_open_before_a_restart_resolves_after_it_and_is_not_paged_again() {
+        use driftline_pipeline::schema::finding_events_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn driftline_pipeline::Store> =
+            std::sync::Arc::new(driftline_pipeline::store::ParquetStore::open(dir.path()).unwrap());
+        // The burn an earlier run published (and the store kept).
+        let mut before = SloStage::new(&set(), "g".into(), MIN).unwrap();
+        let mut counts = (0.0, 0.0);
+        before.take(minutes(0, 61, 0.0, &mut counts));
+        before.take(minutes(61, 81, 24.0, &mut counts));
+        let burning = before.decide(80 * MIN).unwrap();
+        assert_eq!(burning.len(), 1);
+        store
+            .append("finding_events", &finding_events_batch(&burning).unwrap())
+            .unwrap();
+        let history = || History {
+            store: store.clone(),
+            tag: "service".into(),
+            lookback_ms: 3_600_000,
+        };
+        // A restart while it still burns (the samples came back from the
+        // stream here): nothing new is published.
+        let mut after = SloStage::new(&set(), "g".into(), MIN)
+            .unwrap()
+            .with_clock(|| 81 * MIN + 5_000)
+            .with_history(history());
+        after.caught_up().unwrap();
+        assert_eq!(after.open.len(), 1, "the open burn is read back");
+        let mut replay = (0.0, 0.0);
+        after.take(minutes(0, 61, 0.0, &mut replay));
+        after.take(minutes(61, 82, 24.0, &mut replay));
+        assert!(events(after.flush(true).unwrap().unwrap()).is_empty());
+        // A restart that finds it over resolves it.
+        let mut later = SloStage::new(&set(), "g".into(), MIN)
+            .unwrap()
+            .with_clock(|| 300 * MIN)
+            .with_history(history());
+        later.caught_up().unwrap();
+        let ev = events(later.flush(true).unwrap().unwrap());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].event, FindingEventKind::Resolved);
+        assert_eq!(ev[0].finding.fingerprint, burning[0].finding.fingerprint);
     }
 }
