@@ -84,23 +84,9 @@ pub fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Most samples a report reads: 30 days of one-minute samples for 460
-/// series. Past it the report refuses rather than answer from part.
-const REPORT_MAX_SAMPLES: usize = 20_000_000;
-
 fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     use driftline_detectors::slo::report;
-    use driftline_pipeline::store::QueryLimits;
-    let mut set = crate::inputs::load_slo_specs(&args.spec)?;
-    if !args.group_by.is_empty() {
-        set.tune(&[spec::Tuning {
-            slo: None,
-            group_by: args.group_by.clone(),
-            min_events: 0.0,
-            resources: Vec::new(),
-        }])
-        .map_err(|e| anyhow::anyhow!("--group-by: {e}"))?;
-    }
+    let set = load_tuned(&args.spec, &args.group_by, 0.0)?;
     let at = match &args.at {
         Some(t) => time_arg("at", t)?,
         None => driftline_pipeline::now_ms(),
@@ -109,21 +95,8 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let from = at - report::longest_period_ms(&set) - driftline_detectors::slo::promql::LOOKBACK_MS;
     let names = report::metric_names(&set);
     let store = args.store.open()?;
-    let sql = report::samples_sql(names.as_deref(), from, at);
-    let limits = QueryLimits {
-        timeout: std::time::Duration::from_secs(300),
-        max_rows: REPORT_MAX_SAMPLES,
-    };
-    let answer = store
-        .query(&sql, &limits)
-        .context("reading metric_samples")?;
-    if answer.truncated {
-        bail!(
-            "the SLOs' metrics hold more than {REPORT_MAX_SAMPLES} samples over the period; \
-             report fewer SLOs at a time"
-        );
-    }
-    let series = report::series_from(&answer.batches).map_err(|e| anyhow::anyhow!(e))?;
+    let series =
+        report::read_series(&*store, names.as_deref(), from, at).map_err(|e| anyhow::anyhow!(e))?;
     let budgets = report::budgets(&set, &series, at, 60_000)?;
     match args.output {
         EvalOutput::Json => {
@@ -168,6 +141,24 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The specs, with `--group-by` and `--min-events` applied to every SLO.
+fn load_tuned(
+    paths: &[PathBuf],
+    group_by: &[String],
+    min_events: f64,
+) -> anyhow::Result<spec::SloSet> {
+    let mut set = crate::inputs::load_slo_specs(paths)?;
+    if !group_by.is_empty() || min_events > 0.0 {
+        set.tune(&[spec::Tuning {
+            group_by: group_by.to_vec(),
+            min_events,
+            ..Default::default()
+        }])
+        .map_err(|e| anyhow::anyhow!("--group-by/--min-events: {e}"))?;
+    }
+    Ok(set)
+}
+
 fn time_arg(flag: &str, text: &str) -> anyhow::Result<i64> {
     if let Ok(secs) = text.parse::<f64>() {
         return Ok((secs * 1000.0).round() as i64);
@@ -206,16 +197,7 @@ fn read_samples(path: &PathBuf) -> anyhow::Result<SeriesSet> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let mut set = crate::inputs::load_slo_specs(&args.spec)?;
-    if !args.group_by.is_empty() || args.min_events > 0.0 {
-        set.tune(&[spec::Tuning {
-            slo: None,
-            group_by: args.group_by.clone(),
-            min_events: args.min_events,
-            resources: Vec::new(),
-        }])
-        .map_err(|e| anyhow::anyhow!("--group-by/--min-events: {e}"))?;
-    }
+    let set = load_tuned(&args.spec, &args.group_by, args.min_events)?;
     let step = parse_duration(&args.step).map_err(|e| anyhow::anyhow!("--step: {e}"))?;
     let step_ms = step.as_millis() as i64;
     if step_ms <= 0 {

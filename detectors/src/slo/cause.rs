@@ -4,9 +4,10 @@
 //! Resources belong to a service by a tag (`service` by default) or by
 //! an explicit list of resource keys or ids.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::{Array, RecordBatch};
 use driftline_pipeline::{AttributeDiff, ProbableCause};
+
+use super::answer::Answer;
 
 /// How an SLO finds its resources.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,42 +39,27 @@ pub fn causes_from(
 ) -> Result<Vec<ProbableCause>, String> {
     let mut out = Vec::new();
     for b in batches {
-        let col = |name: &str| {
-            b.column_by_name(name)
-                .ok_or_else(|| format!("finding_events answer has no column {name}"))
+        let a = Answer {
+            batch: b,
+            table: "finding_events",
         };
-        let text = |name: &str| -> Result<_, String> {
-            col(name)?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| format!("{name} is not text"))
-        };
-        let at = col("at_ms")?
-            .as_primitive_opt::<Int64Type>()
-            .ok_or("at_ms is not Int64")?;
+        let at = a.int64("at_ms")?;
         let (event, class, key, rtype, rid, address, summary, diffs) = (
-            text("event")?,
-            text("class")?,
-            text("resource_key")?,
-            text("resource_type")?,
-            text("resource_id")?,
-            text("address")?,
-            text("summary")?,
-            text("diffs")?,
+            a.text("event")?,
+            a.text("class")?,
+            a.text("resource_key")?,
+            a.text("resource_type")?,
+            a.text("resource_id")?,
+            a.text("address")?,
+            a.text("summary")?,
+            a.text("diffs")?,
         );
-        let keys = col("tag_keys")?
-            .as_list_opt::<i32>()
-            .ok_or("tag_keys is not a list")?;
-        let values = col("tag_values")?
-            .as_list_opt::<i32>()
-            .ok_or("tag_values is not a list")?;
+        let tags = a.pairs("tag_keys", "tag_values")?;
         for i in 0..b.num_rows() {
-            let tagged = !keys.is_null(i) && {
-                let (k, v) = (keys.value(i), values.value(i));
-                let (k, v) = (k.as_string::<i32>(), v.as_string::<i32>());
-                (0..k.len().min(v.len())).any(|j| {
-                    k.value(j).eq_ignore_ascii_case(&scope.tag) && v.value(j) == scope.service
-                })
-            };
+            let tagged = tags
+                .at(i)
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case(&scope.tag) && *v == scope.service);
             let listed = scope
                 .resources
                 .iter()

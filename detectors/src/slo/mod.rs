@@ -2,6 +2,7 @@
 //! PromQL their indicators are written in, and the multi-window,
 //! multi-burn-rate alerts of the SRE workbook.
 
+mod answer;
 pub mod burn;
 pub mod cause;
 pub mod offline;

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::array::{Array, RecordBatch};
 
+use super::answer::Answer;
 use super::burn::{BurnError, BurnRates};
 use super::promql::{Evaluator, Labels, Query, SeriesSet};
 use super::spec::{SloSet, promql_duration};
@@ -51,9 +51,37 @@ pub fn metric_names(set: &SloSet) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// Most samples one read takes: 30 days of one-minute samples for 460
+/// series. Past it the read is refused rather than answered from part.
+pub const MAX_SAMPLES: usize = 20_000_000;
+
+/// The samples of `names` (every metric when `None`) in `[from, to]` from
+/// the store, as series; refused past `MAX_SAMPLES`.
+pub fn read_series(
+    store: &dyn driftline_pipeline::Store,
+    names: Option<&[String]>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<SeriesSet, String> {
+    let limits = driftline_pipeline::store::QueryLimits {
+        timeout: std::time::Duration::from_secs(300),
+        max_rows: MAX_SAMPLES,
+    };
+    let answer = store
+        .query(&samples_sql(names, from_ms, to_ms), &limits)
+        .map_err(|e| format!("reading metric_samples: {e}"))?;
+    if answer.truncated {
+        return Err(format!(
+            "the SLOs' metrics hold more than {MAX_SAMPLES} samples over the window; \
+             read fewer SLOs at a time"
+        ));
+    }
+    series_from(&answer.batches)
+}
+
 /// SQL both stores answer: the samples of `names` in `[from, to]`, each
 /// series in time order.
-pub fn samples_sql(names: Option<&[String]>, from_ms: i64, to_ms: i64) -> String {
+fn samples_sql(names: Option<&[String]>, from_ms: i64, to_ms: i64) -> String {
     let filter = match names {
         Some(n) => {
             let quoted: Vec<String> = n
@@ -72,38 +100,22 @@ pub fn samples_sql(names: Option<&[String]>, from_ms: i64, to_ms: i64) -> String
 
 /// The rows `samples_sql` answers, as series. Staleness markers (NaN, or
 /// null where a store cannot answer NaN) are left out.
-pub fn series_from(batches: &[RecordBatch]) -> Result<SeriesSet, String> {
+fn series_from(batches: &[RecordBatch]) -> Result<SeriesSet, String> {
     let mut set = SeriesSet::default();
     for b in batches {
-        let col = |name: &str| {
-            b.column_by_name(name)
-                .ok_or_else(|| format!("metric_samples answer has no column {name}"))
+        let a = Answer {
+            batch: b,
+            table: "metric_samples",
         };
-        let names = col("metric_name")?
-            .as_string_opt::<i32>()
-            .ok_or("metric_name is not text")?;
-        let keys = col("label_keys")?
-            .as_list_opt::<i32>()
-            .ok_or("label_keys is not a list")?;
-        let values = col("label_values")?
-            .as_list_opt::<i32>()
-            .ok_or("label_values is not a list")?;
-        let ts = col("timestamp_ms")?
-            .as_primitive_opt::<Int64Type>()
-            .ok_or("timestamp_ms is not Int64")?;
-        let vs = col("value")?
-            .as_primitive_opt::<Float64Type>()
-            .ok_or("value is not Float64")?;
+        let names = a.text("metric_name")?;
+        let labels = a.pairs("label_keys", "label_values")?;
+        let ts = a.int64("timestamp_ms")?;
+        let vs = a.float64("value")?;
         for i in 0..b.num_rows() {
             if vs.is_null(i) || vs.value(i).is_nan() {
                 continue;
             }
-            let k = keys.value(i);
-            let v = values.value(i);
-            let (k, v) = (k.as_string::<i32>(), v.as_string::<i32>());
-            let mut pairs: Vec<(String, String)> = (0..k.len())
-                .map(|j| (k.value(j).to_string(), v.value(j).to_string()))
-                .collect();
+            let mut pairs = labels.at(i);
             pairs.push(("__name__".into(), names.value(i).to_string()));
             // A repeat or a late sample of a series is skipped, as the
             // TSDB would refuse it.

@@ -102,11 +102,6 @@ impl SloStage {
         };
         let now = (self.clock)();
         let names: Option<Vec<String>> = self.names.as_ref().map(|n| n.iter().cloned().collect());
-        let sql = report::samples_sql(names.as_deref(), now - self.keep_ms, now);
-        let limits = driftline_pipeline::store::QueryLimits {
-            timeout: std::time::Duration::from_secs(120),
-            max_rows: 20_000_000,
-        };
         // The burns open before the restart: resolved here when they have
         // stopped, never published again while they go on.
         match driftline_pipeline::store::open_findings(&*h.store) {
@@ -120,12 +115,7 @@ impl SloStage {
             }
             Err(e) => tracing::warn!(error = %e, "open SLO burns could not be read back"),
         }
-        match h
-            .store
-            .query(&sql, &limits)
-            .map_err(|e| e.to_string())
-            .and_then(|r| report::series_from(&r.batches))
-        {
+        match report::read_series(&*h.store, names.as_deref(), now - self.keep_ms, now) {
             Ok(series) => {
                 tracing::info!(
                     series = series.len(),
@@ -139,34 +129,52 @@ impl SloStage {
         }
     }
 
-    /// The drift on `slo`'s resources in the lookback before `step`. A
-    /// store that cannot answer leaves the page without it, said in the log.
-    fn probable_cause(
-        &self,
-        slo: &super::spec::Slo,
-        step: i64,
-    ) -> Vec<driftline_pipeline::ProbableCause> {
-        let Some(c) = &self.history else {
+    /// The drift events of the lookback before `step`, read once for
+    /// every burn that begins at it. A store that cannot answer leaves the
+    /// pages without a probable cause, said in the log.
+    fn drift_before(&self, step: i64) -> Vec<arrow::array::RecordBatch> {
+        let Some(h) = &self.history else {
             return Vec::new();
         };
-        let scope = CauseScope {
-            tag: c.tag.clone(),
-            service: slo.service.clone(),
-            resources: slo.resources.clone(),
-        };
         let limits = driftline_pipeline::store::QueryLimits::default();
-        match c
+        match h
             .store
-            .query(&causes_sql(step - c.lookback_ms, step), &limits)
-            .map_err(|e| e.to_string())
-            .and_then(|r| causes_from(&r.batches, &scope))
+            .query(&causes_sql(step - h.lookback_ms, step), &limits)
         {
-            Ok(found) => found,
+            Ok(answer) => {
+                if answer.truncated {
+                    tracing::warn!(
+                        rows = limits.max_rows,
+                        "probable cause: only the newest drift events were read"
+                    );
+                }
+                answer.batches
+            }
             Err(e) => {
-                tracing::warn!(slo = %slo.id, error = %e, "probable cause not looked up");
+                tracing::warn!(error = %e, "probable cause not looked up");
                 Vec::new()
             }
         }
+    }
+
+    /// What of `drift` belongs to `slo`'s service.
+    fn probable_cause(
+        &self,
+        slo: &super::spec::Slo,
+        drift: &[arrow::array::RecordBatch],
+    ) -> Vec<driftline_pipeline::ProbableCause> {
+        let Some(h) = &self.history else {
+            return Vec::new();
+        };
+        let scope = CauseScope {
+            tag: h.tag.clone(),
+            service: slo.service.clone(),
+            resources: slo.resources.clone(),
+        };
+        causes_from(drift, &scope).unwrap_or_else(|e| {
+            tracing::warn!(slo = %slo.id, error = %e, "probable cause not read");
+            Vec::new()
+        })
     }
 
     /// Decides with another clock (tests).
@@ -277,10 +285,11 @@ impl SloStage {
             .rates
             .step(&self.series, step, self.interval_ms)
             .map_err(|e| StageError::of("slo", e))?;
-        let mut now: BTreeMap<String, Finding> = BTreeMap::new();
+        // Each firing's finding, with the SLO it belongs to.
+        let mut now: BTreeMap<String, (usize, Finding)> = BTreeMap::new();
         for f in &firing {
             let finding = self.finding(f);
-            now.insert(finding.fingerprint.clone(), finding);
+            now.insert(finding.fingerprint.clone(), (f.slo, finding));
         }
         let mut events = Vec::new();
         for (fp, f) in &self.open {
@@ -292,7 +301,8 @@ impl SloStage {
                 ));
             }
         }
-        for (fp, f) in &mut now {
+        let mut drift = None;
+        for (fp, (slo, f)) in &mut now {
             match self.open.get(fp) {
                 // Still firing: the cause found when it began stays on it.
                 Some(open) => {
@@ -301,16 +311,15 @@ impl SloStage {
                     }
                 }
                 None => {
-                    if let Some(burn) = f.slo.as_mut()
-                        && let Some(slo) = self.rates.slos().iter().find(|s| s.id == burn.id)
-                    {
-                        burn.probable_cause = self.probable_cause(slo, step);
+                    let drift = drift.get_or_insert_with(|| self.drift_before(step));
+                    if let Some(burn) = f.slo.as_mut() {
+                        burn.probable_cause = self.probable_cause(&self.rates.slos()[*slo], drift);
                     }
                     events.push(FindingEvent::new(FindingEventKind::New, step, f.clone()));
                 }
             }
         }
-        self.open = now;
+        self.open = now.into_iter().map(|(fp, (_, f))| (fp, f)).collect();
         Ok(events)
     }
 }

@@ -29,7 +29,7 @@ pub fn aggregate(a: &AggregateExpr, input: Vec<Sample>) -> Result<Value, PromqlE
     for s in input {
         let labels = match &a.modifier {
             Some(LabelModifier::Include(l)) => s.labels.keep(&l.labels),
-            Some(LabelModifier::Exclude(l)) => s.labels.drop(&l.labels),
+            Some(LabelModifier::Exclude(l)) => s.labels.without(&l.labels),
             None => Labels::default(),
         };
         let v = s.value;

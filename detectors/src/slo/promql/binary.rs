@@ -100,8 +100,8 @@ fn vector_scalar(
 fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
     match matching {
         Some(LabelModifier::Include(on)) => labels.keep(&on.labels),
-        Some(LabelModifier::Exclude(ignoring)) => labels.drop(&ignoring.labels),
-        None => labels.drop(&[]),
+        Some(LabelModifier::Exclude(ignoring)) => labels.without(&ignoring.labels),
+        None => labels.without(&[]),
     }
 }
 
@@ -194,7 +194,7 @@ fn vector_vector(
             labels = match matching {
                 Some(LabelModifier::Include(on)) => labels.keep(&on.labels),
                 Some(LabelModifier::Exclude(ignoring)) => {
-                    let mut kept = labels.drop(&ignoring.labels);
+                    let mut kept = labels.without(&ignoring.labels);
                     if let Some(n) = labels.name() {
                         kept.set(driftline_pipeline::telemetry::METRIC_NAME_LABEL, n);
                     }

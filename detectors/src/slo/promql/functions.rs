@@ -341,7 +341,7 @@ fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
             // Prometheus skips a bucket without a valid `le`.
             continue;
         };
-        let key = s.labels.drop(&["le".to_string()]);
+        let key = s.labels.without(&["le".to_string()]);
         let i = *index.entry(key.clone()).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1

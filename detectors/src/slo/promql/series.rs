@@ -52,7 +52,7 @@ impl Labels {
     }
 
     /// Every label but those named (and `__name__`).
-    pub fn drop(&self, names: &[String]) -> Self {
+    pub fn without(&self, names: &[String]) -> Self {
         Self(
             self.0
                 .iter()
