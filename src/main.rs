@@ -392,11 +392,16 @@ fn run(command: Command, logging: &Logging) -> anyhow::Result<ExitCode> {
             };
             let outcome = scan::scan(&inputs, None)?;
             let summary = demo::finops_summary(&estate, &outcome.report.findings)?;
+            let slo = demo::slo_story(&outcome.report.findings)?;
             // The demo always has drift; its exit code says only whether it ran.
             let code = finish(outcome, output, false)?;
             if matches!(output, Output::Table) {
                 println!();
                 for line in summary {
+                    println!("{line}");
+                }
+                println!();
+                for line in slo {
                     println!("{line}");
                 }
             }

@@ -407,6 +407,21 @@ fn demo_prints_the_scan_report_and_exits_zero() {
             "demo output lacks {needle:?}:\n{text}"
         );
     }
+    // The SLO story: exactly one page, after the security group's change,
+    // carrying that change first among its probable causes.
+    let slo = &text[text.find("SLOs (").expect("demo has an SLO part")..];
+    assert_eq!(
+        slo.matches("PAGE CheckoutHighErrorRate").count(),
+        1,
+        "{slo}"
+    );
+    let cause = slo.find("probable cause").expect(slo);
+    let first = slo[cause..].lines().nth(1).unwrap();
+    assert!(
+        first.contains("changed: aws_security_group.web (sg-"),
+        "{first}\n{slo}"
+    );
+    assert!(slo[cause..].contains("ingress: declared"), "{slo}");
     let (_, scan, _) = demo_json(&[
         "--driftignore",
         common::estate().join(".driftignore").to_str().unwrap(),

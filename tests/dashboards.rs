@@ -22,10 +22,15 @@ fn type_check(schema: &str, dashboards: &[(String, serde_json::Value)]) -> Resul
         let file = format!("dashboard_{i}.ts");
         // JSON holds a string enum as its value: the type says so too.
         let source = format!(
-            "// {name}\nimport type {{ Dashboard }} from '@grafana/schema';\n\
+            "// {name}\nimport type {{ AnnotationQuery, Dashboard, DataQuery }} from '@grafana/schema';\n\
              type AsJson<T> = T extends string ? `${{T}}` : T extends Array<infer U> ? Array<AsJson<U>>\n\
                : T extends object ? {{ [K in keyof T]: AsJson<T[K]> }} : T;\n\
-             const dashboard: AsJson<Dashboard> = {};\nexport default dashboard;\n",
+             // An annotation's target is its data source's query: DataQuery as\n\
+             // the ClickHouse plugin extends it.\n\
+             interface SqlQuery extends DataQuery {{ editorType: 'sql'; rawSql: string; format: number; }}\n\
+             type Typed = Omit<Dashboard, 'annotations'>\n\
+               & {{ annotations?: {{ list?: Array<AnnotationQuery<SqlQuery>> }} }};\n\
+             const dashboard: AsJson<Typed> = {};\nexport default dashboard;\n",
             serde_json::to_string_pretty(json).unwrap()
         );
         std::fs::write(dir.path().join(&file), source).unwrap();
@@ -60,7 +65,7 @@ fn dashboards_type_check_against_grafanas_dashboard_type() {
     let all = dashboards();
     assert_eq!(
         all.len(),
-        4,
+        5,
         "{:?}",
         all.iter().map(|d| &d.0).collect::<Vec<_>>()
     );
@@ -70,6 +75,13 @@ fn dashboards_type_check_against_grafanas_dashboard_type() {
     broken.1["panels"][0]["gridPos"]["w"] = serde_json::json!("12");
     let err = type_check(&schema, &[broken]).unwrap_err();
     assert!(err.contains("TS2322"), "{err}");
+    // So can an annotation whose SQL is misnamed.
+    let (_, slo) = all.iter().find(|d| d.0 == "slo.json").unwrap();
+    let mut broken = slo.clone();
+    let target = &mut broken["annotations"]["list"][0]["target"];
+    target["sql"] = target["rawSql"].take();
+    let err = type_check(&schema, &[("slo.json".into(), broken)]).unwrap_err();
+    assert!(err.contains("TS2353"), "{err}");
 }
 
 /// ClickHouse loaded as a running estate leaves it: the demo's findings and
@@ -85,6 +97,7 @@ fn load_estate(store: &Store) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("0 new, 1 resolved"), "{stderr}");
     common::ops::page_three_alerts(store);
+    common::ops::record_slo_burn(store);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
@@ -46,6 +47,11 @@ pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 /// A gauge family, registered.
 pub fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+/// A gauge family of fractional values (ratios, rates), registered.
+pub fn float_gauge(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
 }
 
 /// A histogram family with these bucket bounds, registered.

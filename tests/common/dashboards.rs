@@ -31,10 +31,25 @@ pub struct PanelQuery {
     pub text: String,
 }
 
-/// Every target of every panel.
+/// Every target of every panel, and every annotation's.
 pub fn queries() -> Vec<PanelQuery> {
     let mut out = Vec::new();
     for (file, d) in dashboards() {
+        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+            let target = &a["target"];
+            out.push(PanelQuery {
+                place: format!("{file}: annotation {}", a["name"].as_str().unwrap_or("?")),
+                datasource: a["datasource"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                text: target["rawSql"]
+                    .as_str()
+                    .or(target["expr"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
         for panel in d["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().into_iter().flatten() {
                 let datasource = target["datasource"]["type"]

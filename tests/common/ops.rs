@@ -129,3 +129,60 @@ pub fn page_three_alerts(store: &Store) {
     // The group's next flush (after its group_interval) acknowledges the page.
     alerting.tick(t1 + 10 * 60_000).unwrap();
 }
+
+/// One SLO page as the SLO detector publishes it, stored as the findings
+/// sink stores it: a `new` `slo_burn` row in `finding_events`.
+pub fn record_slo_burn(store: &Store) {
+    let data = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        clickhouse: match store {
+            Store::ClickHouse(url) => Some(url.clone()),
+            Store::Parquet(_) => None,
+        },
+        ..StoreConfig::default()
+    };
+    let dir = match store {
+        Store::Parquet(d) => d.path().to_path_buf(),
+        Store::ClickHouse(_) => data.path().to_path_buf(),
+    };
+    let opened = driftline_pipeline::store::open(&config, &dir, &FinOpsConfig::default()).unwrap();
+    let id = "checkout-requests-availability";
+    let key = format!("slo/{id}/page/");
+    let finding = Finding {
+        fingerprint: driftline_pipeline::model::fingerprint("slo", &key, FindingClass::SloBurn, ""),
+        detector: "slo".into(),
+        class: FindingClass::SloBurn,
+        resource_key: key,
+        resource_type: "SLO".into(),
+        resource_id: id.into(),
+        tf_type: None,
+        address: None,
+        source: None,
+        account: String::new(),
+        region: String::new(),
+        diffs: Vec::new(),
+        summary: "checkout SLO requests-availability (99.9%) burns its error budget too fast (80.0× over 5m)".into(),
+        remediation: Vec::new(),
+        tags: Default::default(),
+        reason: None,
+        slo: Some(driftline_pipeline::SloBurn {
+            id: id.into(),
+            name: "requests-availability".into(),
+            service: "checkout".into(),
+            severity: "page".into(),
+            alert_name: "CheckoutHighErrorRate".into(),
+            objective: 99.9,
+            labels: Default::default(),
+            annotations: Default::default(),
+            burn_rates: [("5m".to_string(), 80.0), ("1h".to_string(), 20.0)].into(),
+            probable_cause: Vec::new(),
+        }),
+    };
+    let event = FindingEvent::new(FindingEventKind::New, driftline_pipeline::now_ms(), finding);
+    opened
+        .append(
+            "finding_events",
+            &driftline_pipeline::schema::finding_events_batch(&[event]).unwrap(),
+        )
+        .unwrap();
+}

@@ -23,6 +23,22 @@ pub struct Firing {
     pub burn_rates: BTreeMap<String, f64>,
 }
 
+/// One SLO split's error ratio per window (milliseconds) at one step,
+/// firing or not: what the detector's gauges show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratios {
+    pub slo: usize,
+    pub labels: Labels,
+    pub by_window: BTreeMap<i64, f64>,
+}
+
+/// Everything one step decides.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub firing: Vec<Firing>,
+    pub ratios: Vec<Ratios>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("SLO {slo}: window {window}: {source}")]
 pub struct BurnError {
@@ -89,6 +105,10 @@ impl BurnRates {
         &self.set.slos
     }
 
+    pub fn windows(&self) -> &super::spec::AlertWindows {
+        &self.set.windows
+    }
+
     /// What fires at `at`, for every SLO, given the series up to then.
     /// `interval_ms` is the evaluation interval (subqueries' default step).
     pub fn step(
@@ -97,8 +117,18 @@ impl BurnRates {
         at: i64,
         interval_ms: i64,
     ) -> Result<Vec<Firing>, BurnError> {
+        Ok(self.decide(series, at, interval_ms)?.firing)
+    }
+
+    /// What fires at `at`, and every split's ratio per window.
+    pub fn decide(
+        &self,
+        series: &SeriesSet,
+        at: i64,
+        interval_ms: i64,
+    ) -> Result<Decision, BurnError> {
         let ev = Evaluator::new(series, interval_ms);
-        let mut out = Vec::new();
+        let mut out = Decision::default();
         for (i, (slo, plan)) in self.set.slos.iter().zip(&self.plans).enumerate() {
             let by_labels = |w: i64, q: &Query| -> Result<BTreeMap<Labels, f64>, BurnError> {
                 let fail = |source| BurnError {
@@ -146,7 +176,7 @@ impl BurnRates {
                             r.get(&labels).map(|v| (promql_duration(*w), v / budget))
                         })
                         .collect();
-                    out.push(Firing {
+                    out.firing.push(Firing {
                         slo: i,
                         severity,
                         labels,
@@ -154,6 +184,18 @@ impl BurnRates {
                     });
                 }
             }
+            let mut by_labels: BTreeMap<&Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+            for (w, r) in &ratios {
+                for (labels, v) in r {
+                    by_labels.entry(labels).or_default().insert(*w, *v);
+                }
+            }
+            out.ratios
+                .extend(by_labels.into_iter().map(|(labels, by_window)| Ratios {
+                    slo: i,
+                    labels: labels.clone(),
+                    by_window,
+                }));
         }
         Ok(out)
     }

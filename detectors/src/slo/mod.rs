@@ -3,8 +3,10 @@
 //! multi-burn-rate alerts of the SRE workbook.
 
 mod answer;
+mod budget;
 pub mod burn;
 pub mod cause;
+mod gauges;
 pub mod offline;
 pub mod promql;
 pub mod report;

@@ -50,6 +50,7 @@ pub struct SloStage {
     next_step: Option<i64>,
     /// What fires now, by fingerprint.
     open: BTreeMap<String, Finding>,
+    gauges: super::gauges::Gauges,
     clock: fn() -> i64,
 }
 
@@ -78,6 +79,7 @@ impl SloStage {
             interval_ms: interval_ms.max(1000),
             next_step: None,
             open: BTreeMap::new(),
+            gauges: Default::default(),
             clock: driftline_pipeline::now_ms,
         })
     }
@@ -281,10 +283,17 @@ impl SloStage {
     /// Decides at `step`: the events that change what fires.
     fn decide(&mut self, step: i64) -> Result<Vec<FindingEvent>, StageError> {
         self.series.trim(step - self.keep_ms);
-        let firing = self
+        let decision = self
             .rates
-            .step(&self.series, step, self.interval_ms)
+            .decide(&self.series, step, self.interval_ms)
             .map_err(|e| StageError::of("slo", e))?;
+        let period = |slo: usize| {
+            self.rates.slos()[slo]
+                .period_ms
+                .unwrap_or(self.rates.windows().period_ms)
+        };
+        self.gauges.show(&self.rates, &period, &decision, step);
+        let firing = decision.firing;
         // Each firing's finding, with the SLO it belongs to.
         let mut now: BTreeMap<String, (usize, Finding)> = BTreeMap::new();
         for f in &firing {

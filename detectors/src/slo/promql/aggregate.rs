@@ -25,7 +25,7 @@ pub fn aggregate(a: &AggregateExpr, input: Vec<Sample>) -> Result<Value, PromqlE
         return Err(PromqlError::unsupported(format!("aggregation {op}")));
     }
     let mut groups: Vec<Group> = Vec::new();
-    let mut index: std::collections::HashMap<Labels, usize> = Default::default();
+    let mut index: foldhash::HashMap<Labels, usize> = Default::default();
     for s in input {
         let labels = match &a.modifier {
             Some(LabelModifier::Include(l)) => s.labels.keep(&l.labels),

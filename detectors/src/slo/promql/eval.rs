@@ -4,10 +4,12 @@
 //! subqueries stepped at multiples of their step (the evaluation
 //! interval when none is given).
 
+use std::borrow::Cow;
+
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
-use super::series::{Labels, SeriesSet};
+use super::series::{Labels, Point, SeriesSet};
 use super::value::{Arg, Range, Sample, Value, Window, kind};
 use super::{PromqlError, aggregate, binary, functions};
 
@@ -56,7 +58,7 @@ fn reference_time(at: &Option<AtModifier>, offset: &Option<Offset>, ts: i64) -> 
     base - offset_ms(offset)
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     pub fn eval(&self, expr: &Expr, ts: i64) -> Result<Value, PromqlError> {
         Ok(match expr {
             Expr::NumberLiteral(n) => Value::Scalar(n.val),
@@ -75,9 +77,13 @@ impl Evaluator<'_> {
                 other => return Err(PromqlError::eval(format!("cannot negate {other:?}"))),
             },
             Expr::VectorSelector(vs) => Value::Vector(self.instant(vs, ts)),
-            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                Value::Matrix(self.window(expr, ts)?.series)
-            }
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => Value::Matrix(
+                self.window(expr, ts)?
+                    .series
+                    .into_iter()
+                    .map(Range::into_owned)
+                    .collect(),
+            ),
             Expr::Call(c) => {
                 // Each argument as its parameter's type asks.
                 let mut args = Vec::with_capacity(c.args.args.len());
@@ -133,7 +139,7 @@ impl Evaluator<'_> {
     }
 
     /// A range vector: a matrix selector or a subquery, with its window.
-    pub fn window(&self, expr: &Expr, ts: i64) -> Result<Window, PromqlError> {
+    pub fn window(&self, expr: &Expr, ts: i64) -> Result<Window<'a>, PromqlError> {
         match expr {
             Expr::Paren(p) => self.window(&p.expr, ts),
             Expr::MatrixSelector(m) => {
@@ -142,11 +148,14 @@ impl Evaluator<'_> {
                 let series = self
                     .series
                     .select(m.vs.name.as_deref(), &m.vs.matchers)
-                    .map(|s| Range {
-                        labels: s.labels.clone(),
-                        points: s.range(from, to).collect(),
+                    .filter_map(|s| {
+                        let slice = s.range(from, to);
+                        (!slice.points.is_empty()).then_some(Range {
+                            labels: Cow::Borrowed(&s.labels),
+                            points: Cow::Borrowed(slice.points),
+                            resets: Some(slice.resets),
+                        })
                     })
-                    .filter(|r| !r.points.is_empty())
                     .collect();
                 Ok(Window { series, from, to })
             }
@@ -158,7 +167,7 @@ impl Evaluator<'_> {
         }
     }
 
-    fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<Window, PromqlError> {
+    fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<Window<'a>, PromqlError> {
         let to = reference_time(&sq.at, &sq.offset, ts);
         let from = to - ms(&sq.range);
         let step = sq.step.as_ref().map(ms).unwrap_or(self.interval_ms);
@@ -170,21 +179,26 @@ impl Evaluator<'_> {
         if t < from {
             t += step;
         }
-        let mut series: Vec<Range> = Vec::new();
+        let mut series: Vec<(Labels, Vec<Point>)> = Vec::new();
         let mut index: std::collections::HashMap<Labels, usize> = Default::default();
         while t <= to {
             for s in self.vector(&sq.expr, t)? {
                 let i = *index.entry(s.labels.clone()).or_insert_with(|| {
-                    series.push(Range {
-                        labels: s.labels,
-                        points: Vec::new(),
-                    });
+                    series.push((s.labels, Vec::new()));
                     series.len() - 1
                 });
-                series[i].points.push((t, s.value));
+                series[i].1.push((t, s.value));
             }
             t += step;
         }
+        let series = series
+            .into_iter()
+            .map(|(labels, points)| Range {
+                labels: Cow::Owned(labels),
+                points: Cow::Owned(points),
+                resets: None,
+            })
+            .collect();
         Ok(Window { series, from, to })
     }
 }

@@ -33,13 +33,13 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// A call's evaluated arguments, taken by position and type.
-struct Args {
+struct Args<'a> {
     name: &'static str,
-    args: Vec<Option<Arg>>,
+    args: Vec<Option<Arg<'a>>>,
 }
 
-impl Args {
-    fn take(&mut self, i: usize) -> Result<Arg, PromqlError> {
+impl<'a> Args<'a> {
+    fn take(&mut self, i: usize) -> Result<Arg<'a>, PromqlError> {
         self.args
             .get_mut(i)
             .and_then(Option::take)
@@ -54,7 +54,7 @@ impl Args {
         ))
     }
 
-    fn window(&mut self, i: usize) -> Result<Window, PromqlError> {
+    fn window(&mut self, i: usize) -> Result<Window<'a>, PromqlError> {
         match self.take(i)? {
             Arg::Window(w) => Ok(w),
             Arg::Value(v) => Err(self.wrong(i, "a range vector", kind(&v))),
@@ -85,14 +85,14 @@ fn over_window(w: Window, f: &dyn Fn(&[Point]) -> f64) -> Value {
             .into_iter()
             .map(|r| Sample {
                 value: f(&r.points),
-                labels: r.labels.without_name(),
+                labels: Labels::cow_without_name(r.labels),
             })
             .collect(),
     )
 }
 
 /// A call, its arguments evaluated in order (`eval.rs`).
-pub fn call(c: &Call, args: Vec<Arg>, ts: i64) -> Result<Value, PromqlError> {
+pub fn call(c: &Call, args: Vec<Arg<'_>>, ts: i64) -> Result<Value, PromqlError> {
     let mut a = Args {
         name: c.func.name,
         args: args.into_iter().map(Some).collect(),
@@ -127,7 +127,7 @@ pub fn call(c: &Call, args: Vec<Arg>, ts: i64) -> Result<Value, PromqlError> {
                     .filter_map(|r| {
                         r.points.last().map(|p| Sample {
                             value: p.1,
-                            labels: r.labels,
+                            labels: r.labels.into_owned(),
                         })
                     })
                     .collect(),
@@ -213,60 +213,67 @@ fn absent_labels(e: &Expr) -> Labels {
     }
 }
 
-/// rate, increase and delta: Prometheus's extrapolatedRate.
+/// rate, increase and delta: Prometheus's extrapolatedRate. A range
+/// that knows it holds no counter reset is read at its ends only.
 fn extrapolated(w: Window, is_counter: bool, is_rate: bool) -> Value {
     let range_s = (w.to - w.from) as f64 / 1000.0;
     let out = w
         .series
         .into_iter()
-        .filter_map(|Range { labels, points }| {
-            if points.len() < 2 {
-                return None;
-            }
-            let (first, last) = (points[0], points[points.len() - 1]);
-            let mut result = last.1 - first.1;
-            if is_counter {
-                let mut prev = first.1;
-                for p in &points[1..] {
-                    if p.1 < prev {
-                        result += prev;
+        .filter_map(
+            |Range {
+                 labels,
+                 points,
+                 resets,
+             }| {
+                if points.len() < 2 {
+                    return None;
+                }
+                let (first, last) = (points[0], points[points.len() - 1]);
+                let mut result = last.1 - first.1;
+                if is_counter && resets != Some(0) {
+                    let mut prev = first.1;
+                    for p in &points[1..] {
+                        if p.1 < prev {
+                            result += prev;
+                        }
+                        prev = p.1;
                     }
-                    prev = p.1;
                 }
-            }
-            let mut to_start = (first.0 - w.from) as f64 / 1000.0;
-            let to_end = (w.to - last.0) as f64 / 1000.0;
-            let sampled = (last.0 - first.0) as f64 / 1000.0;
-            let average = sampled / (points.len() - 1) as f64;
-            if is_counter && result > 0.0 && first.1 >= 0.0 {
-                // A counter starts at zero: extrapolate no further back
-                // than where it would have been zero.
-                let to_zero = sampled * (first.1 / result);
-                if to_zero < to_start {
-                    to_start = to_zero;
+                let mut to_start = (first.0 - w.from) as f64 / 1000.0;
+                let to_end = (w.to - last.0) as f64 / 1000.0;
+                let sampled = (last.0 - first.0) as f64 / 1000.0;
+                let average = sampled / (points.len() - 1) as f64;
+                if is_counter && result > 0.0 && first.1 >= 0.0 {
+                    // A counter starts at zero: extrapolate no further back
+                    // than where it would have been zero.
+                    let to_zero = sampled * (first.1 / result);
+                    if to_zero < to_start {
+                        to_start = to_zero;
+                    }
                 }
-            }
-            let threshold = average * 1.1;
-            let mut interval = sampled;
-            interval += if to_start < threshold {
-                to_start
-            } else {
-                average / 2.0
-            };
-            interval += if to_end < threshold {
-                to_end
-            } else {
-                average / 2.0
-            };
-            result *= interval / sampled;
-            if is_rate {
-                result /= range_s;
-            }
-            Some(Sample {
-                labels: labels.without_name(),
-                value: result,
-            })
-        })
+                let threshold = average * 1.1;
+                let mut interval = sampled;
+                interval += if to_start < threshold {
+                    to_start
+                } else {
+                    average / 2.0
+                };
+                interval += if to_end < threshold {
+                    to_end
+                } else {
+                    average / 2.0
+                };
+                result *= interval / sampled;
+                if is_rate {
+                    result /= range_s;
+                }
+                Some(Sample {
+                    labels: Labels::cow_without_name(labels),
+                    value: result,
+                })
+            },
+        )
         .collect();
     Value::Vector(out)
 }
@@ -288,7 +295,7 @@ fn irate(r: Range) -> Option<Sample> {
     }
     value /= interval as f64 / 1000.0;
     Some(Sample {
-        labels: r.labels.without_name(),
+        labels: Labels::cow_without_name(r.labels),
         value,
     })
 }

@@ -2,6 +2,8 @@
 //! and range vectors (with the window rate's extrapolation needs), and the
 //! arguments a function call gets.
 
+use std::borrow::Cow;
+
 use super::series::{Labels, Point};
 
 /// One element of an instant vector.
@@ -11,17 +13,30 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// One series of a range vector.
+/// One series of a range vector. A selector's ranges borrow the stored
+/// points and know their counter resets; a subquery's are built.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Range {
-    pub labels: Labels,
-    pub points: Vec<Point>,
+pub struct Range<'a> {
+    pub labels: Cow<'a, Labels>,
+    pub points: Cow<'a, [Point]>,
+    /// Counter resets between the points, when already counted.
+    pub resets: Option<u32>,
+}
+
+impl Range<'_> {
+    pub fn into_owned(self) -> Range<'static> {
+        Range {
+            labels: Cow::Owned(self.labels.into_owned()),
+            points: Cow::Owned(self.points.into_owned()),
+            resets: self.resets,
+        }
+    }
 }
 
 /// A range vector with the window it was selected over, which rate's
 /// extrapolation needs.
-pub struct Window {
-    pub series: Vec<Range>,
+pub struct Window<'a> {
+    pub series: Vec<Range<'a>>,
     /// `[from, to]`, milliseconds.
     pub from: i64,
     pub to: i64,
@@ -32,7 +47,7 @@ pub enum Value {
     Scalar(f64),
     String(String),
     Vector(Vec<Sample>),
-    Matrix(Vec<Range>),
+    Matrix(Vec<Range<'static>>),
 }
 
 impl Value {
@@ -52,9 +67,9 @@ impl Value {
 
 /// A function's argument, evaluated as its parameter's type asks: a
 /// range vector with its window, or any other value.
-pub enum Arg {
+pub enum Arg<'a> {
     Value(Value),
-    Window(Window),
+    Window(Window<'a>),
 }
 
 pub fn kind(v: &Value) -> &'static str {

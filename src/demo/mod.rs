@@ -1,7 +1,12 @@
 //! `driftline demo`: the example estate, from the checkout or compiled in,
-//! scanned, then a short FinOps summary of its month of spend.
+//! scanned, then a short FinOps summary of its month of spend and an SLO
+//! that burns after a drifted security group (`slo.rs`).
+
+mod slo;
 
 use std::path::{Path, PathBuf};
+
+pub use slo::story as slo_story;
 
 use anyhow::Context;
 use driftline_collectors::cost::CostImport;
@@ -30,23 +35,23 @@ pub fn demo_estate() -> anyhow::Result<PathBuf> {
 const DEMO_FILES: &[(&str, &str)] = &[
     (
         "terraform/terraform.tfstate",
-        include_str!("../examples/estate/terraform/terraform.tfstate"),
+        include_str!("../../examples/estate/terraform/terraform.tfstate"),
     ),
     (
         "aws-config/snapshot.json",
-        include_str!("../examples/estate/aws-config/snapshot.json"),
+        include_str!("../../examples/estate/aws-config/snapshot.json"),
     ),
     (
         "aws-config/notification.json",
-        include_str!("../examples/estate/aws-config/notification.json"),
+        include_str!("../../examples/estate/aws-config/notification.json"),
     ),
     (
         ".driftignore",
-        include_str!("../examples/estate/.driftignore"),
+        include_str!("../../examples/estate/.driftignore"),
     ),
     (
         "cost/focus-2024-09.csv",
-        include_str!("../examples/estate/cost/focus-2024-09.csv"),
+        include_str!("../../examples/estate/cost/focus-2024-09.csv"),
     ),
 ];
 
