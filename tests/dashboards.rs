@@ -78,8 +78,11 @@ fn dashboards_type_check_against_grafanas_dashboard_type() {
     // So can an annotation whose SQL is misnamed.
     let (_, slo) = all.iter().find(|d| d.0 == "slo.json").unwrap();
     let mut broken = slo.clone();
-    let target = &mut broken["annotations"]["list"][0]["target"];
-    target["sql"] = target["rawSql"].take();
+    let target = broken["annotations"]["list"][0]["target"]
+        .as_object_mut()
+        .unwrap();
+    let sql = target.remove("rawSql").unwrap();
+    target.insert("sql".into(), sql);
     let err = type_check(&schema, &[("slo.json".into(), broken)]).unwrap_err();
     assert!(err.contains("TS2353"), "{err}");
 }

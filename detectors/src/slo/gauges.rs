@@ -138,3 +138,88 @@ impl Gauges {
         self.set = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::slo::burn::{Firing, Ratios, Severity};
+
+    #[test]
+    fn a_decision_is_shown_and_what_is_gone_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gauges.yaml");
+        std::fs::write(
+            &f,
+            r#"version: "prometheus/v1"
+service: gaugetest
+slos:
+  - name: availability
+    objective: 99
+    sli:
+      events:
+        error_query: sum by (route) (rate(req_total{code="500"}[{{.window}}]))
+        total_query: sum by (route) (rate(req_total[{{.window}}]))
+    alerting:
+      name: GaugeTest
+"#,
+        )
+        .unwrap();
+        let set = crate::slo::spec::load(&[f]).unwrap();
+        let rates = BurnRates::new(&set).unwrap();
+        let route = Labels::new(vec![("route".into(), "/a".into())]);
+        let decision = Decision {
+            firing: vec![Firing {
+                slo: 0,
+                severity: Severity::Page,
+                labels: route.clone(),
+                burn_rates: BTreeMap::new(),
+            }],
+            ratios: vec![Ratios {
+                slo: 0,
+                labels: route,
+                by_window: BTreeMap::from([(300_000, 0.2), (3_600_000, 0.05)]),
+            }],
+        };
+        let mut g = Gauges::default();
+        g.show(&rates, &|_| 30 * 86_400_000, &decision, 0);
+        let text = driftline_pipeline::metrics::render();
+        let line = |name: &str, labels: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(name)
+                        && l.contains(r#"slo="gaugetest-availability""#)
+                        && l.contains(labels)
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        };
+        let split = r#"split="route=\"/a\"""#;
+        assert_eq!(
+            line("driftline_slo_burn_rate", &format!(r#"{split},window="5m""#)),
+            Some(20.0),
+            "{text}"
+        );
+        assert_eq!(
+            line("driftline_slo_error_ratio", &format!(r#"{split},window="1h""#)),
+            Some(0.05)
+        );
+        // Sloth's period ratio: the shortest window's, averaged: 1 - 0.2 / 0.01.
+        assert_eq!(
+            line("driftline_slo_error_budget_remaining", split),
+            Some(-19.0)
+        );
+        assert_eq!(
+            line("driftline_slo_alerts_firing", r#"severity="page""#),
+            Some(1.0)
+        );
+        // The next decision: nothing for the split any more.
+        g.show(&rates, &|_| 30 * 86_400_000, &Decision::default(), 60_000);
+        let text = driftline_pipeline::metrics::render();
+        assert!(
+            !text.lines().any(|l| l.contains("gaugetest-availability")
+                && !l.starts_with("driftline_slo_objective_ratio")),
+            "{text}"
+        );
+    }
+}
