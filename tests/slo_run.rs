@@ -204,10 +204,36 @@ max_backoff = "1s"
     assert!(slo_events("trigger").is_empty(), "{:?}", pd.actions());
     // Every request fails: the 5s and 1m windows pass 6 × 10 %.
     checkout.until(true, 60, "the page", || !slo_events("trigger").is_empty());
+    // What the SLO dashboard reads: the burn and the alert on /metrics.
+    let metric = |name: &str| -> Vec<String> {
+        let (_, body) = common::http_get(&svc.listen, "/metrics").unwrap();
+        body.lines()
+            .filter(|l| l.starts_with(name) && l.contains(r#"slo="checkout-availability""#))
+            .map(String::from)
+            .collect()
+    };
+    let firing = metric("driftline_slo_alerts_firing");
+    assert!(
+        firing.iter().any(|l| l.contains(r#"severity="page""#) && l.ends_with(" 1")),
+        "{firing:?}"
+    );
+    assert!(
+        metric("driftline_slo_burn_rate").iter().any(|l| l.contains(r#"window="5s""#)),
+        "{:?}",
+        metric("driftline_slo_burn_rate")
+    );
+    assert_eq!(metric("driftline_slo_error_budget_remaining").len(), 1);
     // Healthy again: it resolves.
     checkout.until(false, 120, "the resolve", || {
         !slo_events("resolve").is_empty()
     });
+    assert!(
+        !metric("driftline_slo_alerts_firing")
+            .iter()
+            .any(|l| l.contains(r#"severity="page""#)),
+        "resolved, yet {:?}",
+        metric("driftline_slo_alerts_firing")
+    );
     std::thread::sleep(Duration::from_secs(2));
     let triggers = slo_events("trigger");
     assert_eq!(triggers.len(), 1, "{:?}", pd.actions());
