@@ -214,11 +214,15 @@ max_backoff = "1s"
     };
     let firing = metric("driftline_slo_alerts_firing");
     assert!(
-        firing.iter().any(|l| l.contains(r#"severity="page""#) && l.ends_with(" 1")),
+        firing
+            .iter()
+            .any(|l| l.contains(r#"severity="page""#) && l.ends_with(" 1")),
         "{firing:?}"
     );
     assert!(
-        metric("driftline_slo_burn_rate").iter().any(|l| l.contains(r#"window="5s""#)),
+        metric("driftline_slo_burn_rate")
+            .iter()
+            .any(|l| l.contains(r#"window="5s""#)),
         "{:?}",
         metric("driftline_slo_burn_rate")
     );

@@ -76,18 +76,7 @@ fn slo_eval_reports_where_the_samples_are_wrong() {
 fn day_of_checkout(store: &common::finops::Store, dir: &std::path::Path) -> i64 {
     use driftline_pipeline::telemetry::prompb::{Label, Sample, TimeSeries, WriteRequest};
     use driftline_pipeline::telemetry::tables::{METRIC_SAMPLES, MetricRows};
-    let config = driftline_pipeline::store::StoreConfig {
-        clickhouse: match store {
-            common::finops::Store::ClickHouse(url) => Some(url.clone()),
-            common::finops::Store::Parquet(_) => None,
-        },
-        ..Default::default()
-    };
-    let data_dir = match store {
-        common::finops::Store::Parquet(d) => d.path().to_path_buf(),
-        common::finops::Store::ClickHouse(_) => dir.to_path_buf(),
-    };
-    let s = driftline_pipeline::store::open(&config, &data_dir, &Default::default()).unwrap();
+    let s = store.open(dir);
     let start = 1_767_225_600_000i64; // 2026-01-01T00:00:00Z
     let minutes = 24 * 60;
     let series = |code: &str, per_minute: f64| TimeSeries {
@@ -151,5 +140,102 @@ fn slo_report_reads_the_budget_from_either_store() {
         );
         assert_eq!(availability["period"], "30d");
         assert_eq!(availability["firing"], serde_json::json!([]));
+    }
+}
+
+/// The probable cause's configuration changes, read from the store's
+/// observed history.
+mod configuration_changes {
+    use driftline_pipeline::store::tables::{Side, history_batch, row_facts};
+    use driftline_pipeline::{ConfigStatus, ObservedResource};
+    use serde_json::json;
+
+    use driftline_detectors::slo::cause::{CauseScope, probable_cause, read_evidence};
+    use driftline_pipeline::Store;
+
+    const CAUSE_MIN: i64 = 60_000;
+
+    fn item(id: &str, service: &str, cidr: &str) -> ObservedResource {
+        ObservedResource {
+            resource_key: format!("aws/1/eu-west-1/AWS::EC2::SecurityGroup/{id}"),
+            type_id: "AWS::EC2::SecurityGroup".into(),
+            account: "1".into(),
+            region: "eu-west-1".into(),
+            resource_type: "AWS::EC2::SecurityGroup".into(),
+            resource_id: id.into(),
+            resource_name: None,
+            arn: None,
+            status: ConfigStatus::Ok,
+            captured_at: None,
+            configuration_state_id: None,
+            configuration: json!({"groupId": id, "ipPermissions": [{"ipRanges": [cidr]}], "vpcId": "vpc-1"}),
+            supplementary_configuration: json!({}),
+            tags: json!({"service": service}),
+            relationships: json!([]),
+            summary_only: false,
+            source: "test".into(),
+        }
+    }
+
+    fn observe(store: &dyn Store, items: &[ObservedResource], at: i64) {
+        let refs: Vec<&ObservedResource> = items.iter().collect();
+        let batch = driftline_pipeline::schema::observed_batch(&refs).unwrap();
+        let facts = row_facts(Side::Observed, &batch).unwrap();
+        let rows = history_batch(Side::Observed, &batch, &facts, None, &[], at).unwrap();
+        store.append("resources_observed_history", &rows).unwrap();
+    }
+
+    /// A new version of an observed configuration (here a security group
+    /// opened to the world, through Terraform or not) is a probable cause,
+    /// with its paths before and after, read the same from either store.
+    #[test]
+    fn a_configuration_change_is_a_probable_cause_on_either_store() {
+        for s in crate::common::finops::stores("slo_cause") {
+            let dir = tempfile::tempdir().unwrap();
+            let handle = s.open(dir.path());
+            let store = handle.as_ref();
+            let t0 = 1_800_000_000_000;
+            observe(
+                store,
+                &[
+                    item("sg-web", "checkout", "10.0.0.0/8"),
+                    item("sg-other", "search", "10.0.0.0/8"),
+                ],
+                t0,
+            );
+            // Ten minutes later: checkout's group opens to the world (through
+            // Terraform or not), search's changes too, and a new group appears.
+            observe(
+                store,
+                &[
+                    item("sg-web", "checkout", "0.0.0.0/0"),
+                    item("sg-other", "search", "0.0.0.0/0"),
+                    item("sg-new", "checkout", "10.0.0.0/8"),
+                ],
+                t0 + 10 * CAUSE_MIN,
+            );
+            let scope = CauseScope {
+                tag: "service".into(),
+                service: "checkout".into(),
+                resources: Vec::new(),
+            };
+            let evidence = read_evidence(store, t0 + 5 * CAUSE_MIN, t0 + 20 * CAUSE_MIN).unwrap();
+            let causes = probable_cause(store, &evidence, &scope).unwrap();
+            assert_eq!(causes.len(), 1, "{causes:#?}");
+            let c = &causes[0];
+            assert_eq!(c.class, "configuration_change");
+            assert_eq!(c.resource_id, "sg-web");
+            assert_eq!(
+                c.at,
+                driftline_pipeline::time::format_epoch_ms(t0 + 10 * CAUSE_MIN)
+            );
+            assert_eq!(c.changes.len(), 1, "{c:#?}");
+            assert_eq!(c.changes[0].path, "ipPermissions");
+            assert_eq!(c.changes[0].before, json!([{"ipRanges": ["10.0.0.0/8"]}]));
+            assert_eq!(c.changes[0].after, json!([{"ipRanges": ["0.0.0.0/0"]}]));
+            // Before the change the window holds nothing for checkout.
+            let evidence = read_evidence(store, t0 - 5 * CAUSE_MIN, t0 + 5 * CAUSE_MIN).unwrap();
+            assert!(probable_cause(store, &evidence, &scope).unwrap().is_empty());
+        }
     }
 }

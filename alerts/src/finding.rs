@@ -211,6 +211,7 @@ mod tests {
                     address: Some("aws_security_group.web".into()),
                     summary: "ingress changed".into(),
                     diffs: Vec::new(),
+                    changes: Vec::new(),
                 }],
             }),
         };

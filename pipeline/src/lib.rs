@@ -45,9 +45,10 @@ pub fn http_client_with_timeout(timeout: std::time::Duration) -> reqwest::blocki
         .unwrap_or_else(|_| reqwest::blocking::Client::new())
 }
 pub use model::{
-    AttributeDiff, ConfigStatus, Coverage, DeclaredResource, Finding, FindingClass, FindingEvent,
-    FindingEventKind, InstanceStatus, ObservedResource, ProbableCause, Remediation, ResourceMode,
-    SCHEMA_VERSION, SloBurn, fingerprint, resource_key, type_id, type_id_of_key,
+    AttributeDiff, ConfigStatus, ConfigurationChange, Coverage, DeclaredResource, Finding,
+    FindingClass, FindingEvent, FindingEventKind, InstanceStatus, ObservedResource, ProbableCause,
+    Remediation, ResourceMode, SCHEMA_VERSION, SloBurn, fingerprint, resource_key, type_id,
+    type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, TypeSet, is_status_key, status_key};
 pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};

@@ -299,15 +299,18 @@ pub struct SloBurn {
     pub probable_cause: Vec<ProbableCause>,
 }
 
-/// One change that may have caused an SLO burn: a drift finding event on
-/// one of the service's resources.
+/// One change that may have caused an SLO burn on one of the service's
+/// resources: a drift finding event, or a new version of its observed
+/// configuration (drift or not: a change applied through Terraform is
+/// still a change).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbableCause {
-    /// RFC 3339, when the drift was seen.
+    /// RFC 3339, when the drift or the new configuration was seen.
     pub at: String,
     /// `new` or `changed`.
     pub event: String,
-    /// `changed`, `missing` or `unmanaged`.
+    /// A drift class (`changed`, `missing`, `unmanaged`), or
+    /// `configuration_change` for a new observed version.
     pub class: String,
     pub resource_key: String,
     pub resource_type: String,
@@ -315,9 +318,23 @@ pub struct ProbableCause {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     pub summary: String,
-    /// Which paths, declared vs observed.
+    /// Which paths, declared vs observed (drift).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<AttributeDiff>,
+    /// Which paths of the observed configuration changed, before and
+    /// after (`configuration_change`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ConfigurationChange>,
+}
+
+/// One path of an observed configuration that changed between versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigurationChange {
+    pub path: String,
+    /// `null` when the path is new.
+    pub before: Value,
+    /// `null` when the path is gone.
+    pub after: Value,
 }
 
 /// What happened to a finding in a streaming run.

@@ -32,6 +32,23 @@ impl Store {
         }
     }
 
+    /// The store opened in this process, as `run` opens it (`scratch`
+    /// holds ClickHouse's spool).
+    pub fn open(&self, scratch: &Path) -> std::sync::Arc<dyn driftline_pipeline::Store> {
+        let config = driftline_pipeline::store::StoreConfig {
+            clickhouse: match self {
+                Store::ClickHouse(url) => Some(url.clone()),
+                Store::Parquet(_) => None,
+            },
+            ..Default::default()
+        };
+        let dir = match self {
+            Store::Parquet(d) => d.path(),
+            Store::ClickHouse(_) => scratch,
+        };
+        driftline_pipeline::store::open(&config, dir, &Default::default()).unwrap()
+    }
+
     /// The flags that select this store.
     pub fn args(&self) -> Vec<String> {
         match self {

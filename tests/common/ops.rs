@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use driftline_alerts::Alerting;
-use driftline_pipeline::store::{FinOpsConfig, StoreConfig};
 use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind};
 
 use super::finops::Store;
@@ -40,18 +39,7 @@ pub fn finding(id: &str, class: FindingClass, team: &str) -> Finding {
 /// `remediation_audit` rows in `store`.
 pub fn page_three_alerts(store: &Store) {
     let data = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        clickhouse: match store {
-            Store::ClickHouse(url) => Some(url.clone()),
-            Store::Parquet(_) => None,
-        },
-        ..StoreConfig::default()
-    };
-    let dir = match store {
-        Store::Parquet(d) => d.path().to_path_buf(),
-        Store::ClickHouse(_) => data.path().to_path_buf(),
-    };
-    let opened = driftline_pipeline::store::open(&config, &dir, &FinOpsConfig::default()).unwrap();
+    let opened = store.open(data.path());
     // One PagerDuty receiver (nobody delivers in this test: pages are
     // recorded when the engine sends them to the outbox), and a hook that
     // fixes missing instances without asking.
@@ -134,18 +122,7 @@ pub fn page_three_alerts(store: &Store) {
 /// sink stores it: a `new` `slo_burn` row in `finding_events`.
 pub fn record_slo_burn(store: &Store) {
     let data = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        clickhouse: match store {
-            Store::ClickHouse(url) => Some(url.clone()),
-            Store::Parquet(_) => None,
-        },
-        ..StoreConfig::default()
-    };
-    let dir = match store {
-        Store::Parquet(d) => d.path().to_path_buf(),
-        Store::ClickHouse(_) => data.path().to_path_buf(),
-    };
-    let opened = driftline_pipeline::store::open(&config, &dir, &FinOpsConfig::default()).unwrap();
+    let opened = store.open(data.path());
     let id = "checkout-requests-availability";
     let key = format!("slo/{id}/page/");
     let finding = Finding {

@@ -196,12 +196,18 @@ slos:
         };
         let split = r#"split="route=\"/a\"""#;
         assert_eq!(
-            line("driftline_slo_burn_rate", &format!(r#"{split},window="5m""#)),
+            line(
+                "driftline_slo_burn_rate",
+                &format!(r#"{split},window="5m""#)
+            ),
             Some(20.0),
             "{text}"
         );
         assert_eq!(
-            line("driftline_slo_error_ratio", &format!(r#"{split},window="1h""#)),
+            line(
+                "driftline_slo_error_ratio",
+                &format!(r#"{split},window="1h""#)
+            ),
             Some(0.05)
         );
         // Sloth's period ratio: the shortest window's, averaged: 1 - 0.2 / 0.01.

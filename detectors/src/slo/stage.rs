@@ -18,7 +18,7 @@ use driftline_pipeline::telemetry::decode_metrics;
 use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, SloBurn};
 
 use super::burn::{BurnRates, Firing};
-use super::cause::{CauseScope, causes_from, causes_sql};
+use super::cause::{CauseScope, Evidence, probable_cause, read_evidence};
 use super::promql::{LOOKBACK_MS, Labels, SeriesSet};
 use super::report;
 use super::spec::SloSet;
@@ -131,39 +131,24 @@ impl SloStage {
         }
     }
 
-    /// The drift events of the lookback before `step`, read once for
-    /// every burn that begins at it. A store that cannot answer leaves the
-    /// pages without a probable cause, said in the log.
-    fn drift_before(&self, step: i64) -> Vec<arrow::array::RecordBatch> {
+    /// What changed in the lookback before `step`, read once for every
+    /// burn that begins at it. A store that cannot answer leaves the pages
+    /// without a probable cause, said in the log.
+    fn evidence_before(&self, step: i64) -> Evidence {
         let Some(h) = &self.history else {
-            return Vec::new();
+            return Evidence::default();
         };
-        let limits = driftline_pipeline::store::QueryLimits::default();
-        match h
-            .store
-            .query(&causes_sql(step - h.lookback_ms, step), &limits)
-        {
-            Ok(answer) => {
-                if answer.truncated {
-                    tracing::warn!(
-                        rows = limits.max_rows,
-                        "probable cause: only the newest drift events were read"
-                    );
-                }
-                answer.batches
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "probable cause not looked up");
-                Vec::new()
-            }
-        }
+        read_evidence(h.store.as_ref(), step - h.lookback_ms, step).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "probable cause not looked up");
+            Evidence::default()
+        })
     }
 
-    /// What of `drift` belongs to `slo`'s service.
+    /// What of `evidence` belongs to `slo`'s service.
     fn probable_cause(
         &self,
         slo: &super::spec::Slo,
-        drift: &[arrow::array::RecordBatch],
+        evidence: &Evidence,
     ) -> Vec<driftline_pipeline::ProbableCause> {
         let Some(h) = &self.history else {
             return Vec::new();
@@ -173,13 +158,13 @@ impl SloStage {
             service: slo.service.clone(),
             resources: slo.resources.clone(),
         };
-        causes_from(drift, &scope).unwrap_or_else(|e| {
+        probable_cause(h.store.as_ref(), evidence, &scope).unwrap_or_else(|e| {
             tracing::warn!(slo = %slo.id, error = %e, "probable cause not read");
             Vec::new()
         })
     }
 
-    /// Decides with another clock (tests).
+    /// Decides with another clock (tests, the demo).
     pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
         self
@@ -310,7 +295,7 @@ impl SloStage {
                 ));
             }
         }
-        let mut drift = None;
+        let mut evidence = None;
         for (fp, (slo, f)) in &mut now {
             match self.open.get(fp) {
                 // Still firing: the cause found when it began stays on it.
@@ -320,9 +305,10 @@ impl SloStage {
                     }
                 }
                 None => {
-                    let drift = drift.get_or_insert_with(|| self.drift_before(step));
+                    let evidence = evidence.get_or_insert_with(|| self.evidence_before(step));
                     if let Some(burn) = f.slo.as_mut() {
-                        burn.probable_cause = self.probable_cause(&self.rates.slos()[*slo], drift);
+                        burn.probable_cause =
+                            self.probable_cause(&self.rates.slos()[*slo], evidence);
                     }
                     events.push(FindingEvent::new(FindingEventKind::New, step, f.clone()));
                 }
