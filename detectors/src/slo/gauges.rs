@@ -148,10 +148,8 @@ mod tests {
 
     #[test]
     fn a_decision_is_shown_and_what_is_gone_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("gauges.yaml");
-        std::fs::write(
-            &f,
+        let set = crate::slo::spec::load_test_spec(
+            "gauges.yaml",
             r#"version: "prometheus/v1"
 service: gaugetest
 slos:
@@ -164,9 +162,7 @@ slos:
     alerting:
       name: GaugeTest
 "#,
-        )
-        .unwrap();
-        let set = crate::slo::spec::load(&[f]).unwrap();
+        );
         let rates = BurnRates::new(&set).unwrap();
         let route = Labels::new(vec![("route".into(), "/a".into())]);
         let decision = Decision {

@@ -389,10 +389,8 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn set() -> SloSet {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("shop.yaml");
-        std::fs::write(
-            &f,
+        spec::load_test_spec(
+            "shop.yaml",
             r#"version: "prometheus/v1"
 service: shop
 slos:
@@ -413,8 +411,6 @@ slos:
         disable: true
 "#,
         )
-        .unwrap();
-        spec::load(&[f]).unwrap()
     }
 
     /// Minutes `from..to` of 60 requests a minute, `failing` of them 500s.

@@ -404,5 +404,14 @@ fn load_text(file: &Path, text: &str) -> Result<Loaded, Vec<SpecError>> {
     }
 }
 
+/// One spec file's text, loaded as `load` loads a file (tests).
+#[cfg(test)]
+pub(crate) fn load_test_spec(name: &str, yaml: &str) -> SloSet {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let f = dir.path().join(name);
+    std::fs::write(&f, yaml).expect("the spec written");
+    load(&[f]).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
 #[cfg(test)]
 mod tests;
