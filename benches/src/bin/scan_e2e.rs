@@ -5,6 +5,9 @@
 //!
 //! cargo build --release -p driftline -p driftline-benches
 //! target/release/scan_e2e 100000 1000000
+//!
+//! `DRIFTLINE_BENCH_DIR` says where the inputs go; `DRIFTLINE_BENCH_KEEP=1`
+//! keeps them afterwards (to profile `driftline scan` on them).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -119,6 +122,9 @@ fn main() {
             found.1,
             found.2
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        // DRIFTLINE_BENCH_KEEP=1 leaves the inputs for a profiler.
+        if std::env::var_os("DRIFTLINE_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
