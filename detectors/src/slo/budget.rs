@@ -31,12 +31,7 @@ impl PeriodRatios {
     pub fn observe(&mut self, slo: usize, labels: &Labels, at: i64, ratio: f64, period_ms: i64) {
         let buckets = self.splits.entry((slo, labels.clone())).or_default();
         let hour = at.div_euclid(HOUR_MS);
-        while buckets
-            .front()
-            .is_some_and(|b| (b.hour + 1) * HOUR_MS <= at - period_ms)
-        {
-            buckets.pop_front();
-        }
+        drop_before(buckets, at - period_ms);
         if ratio.is_nan() {
             return;
         }
@@ -62,9 +57,24 @@ impl PeriodRatios {
         (count > 0).then(|| sum / count as f64)
     }
 
-    /// Forgets splits with nothing left in their period.
-    pub fn forget_empty(&mut self) {
-        self.splits.retain(|_, b| !b.is_empty());
+    /// Forgets hours past each split's period, and splits with nothing
+    /// left (a split that stopped reporting, such as a pod's label, does
+    /// not stay forever).
+    pub fn forget_old(&mut self, at: i64, period_ms: &dyn Fn(usize) -> i64) {
+        self.splits.retain(|(slo, _), buckets| {
+            drop_before(buckets, at - period_ms(*slo));
+            !buckets.is_empty()
+        });
+    }
+}
+
+/// Drops the hours that end at or before `edge`.
+fn drop_before(buckets: &mut VecDeque<Bucket>, edge: i64) {
+    while buckets
+        .front()
+        .is_some_and(|b| (b.hour + 1) * HOUR_MS <= edge)
+    {
+        buckets.pop_front();
     }
 }
 
@@ -88,5 +98,9 @@ mod tests {
         let avg = p.average(0, &l).unwrap();
         assert!((avg - 0.03).abs() < 1e-12, "{avg}");
         assert_eq!(p.average(1, &l), None);
+        // Nothing observed for two days: the split is gone.
+        p.forget_old(4 * day + 60_000, &|_| day);
+        assert_eq!(p.average(0, &l), None);
+        assert!(p.splits.is_empty());
     }
 }

@@ -130,7 +130,7 @@ impl Gauges {
                 1.0,
             );
         }
-        self.period.forget_empty();
+        self.period.forget_old(at, period_ms);
         for (family, labels) in self.set.difference(&now) {
             let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
             let _ = FAMILIES[*family].remove_label_values(&refs);
