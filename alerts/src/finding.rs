@@ -174,24 +174,10 @@ mod tests {
 
     #[test]
     fn an_slo_burn_is_labelled_for_routing_and_inhibition() {
-        let f = Finding {
-            fingerprint: "fp".into(),
-            detector: "slo".into(),
-            class: FindingClass::SloBurn,
-            resource_key: "slo/shop-availability/page/".into(),
-            resource_type: "SLO".into(),
-            resource_id: "shop-availability".into(),
-            tf_type: None,
-            address: None,
-            source: None,
-            account: String::new(),
-            region: String::new(),
-            diffs: Vec::new(),
-            summary: "shop SLO availability burns".into(),
-            remediation: Vec::new(),
-            tags: BTreeMap::new(),
-            reason: None,
-            slo: Some(driftline_pipeline::SloBurn {
+        let f = Finding::slo_burn(
+            "slo/shop-availability/page/".into(),
+            "shop SLO availability burns".into(),
+            driftline_pipeline::SloBurn {
                 id: "shop-availability".into(),
                 name: "availability".into(),
                 service: "shop".into(),
@@ -213,8 +199,8 @@ mod tests {
                     diffs: Vec::new(),
                     changes: Vec::new(),
                 }],
-            }),
-        };
+            },
+        );
         let ev = FindingEvent::new(FindingEventKind::New, 0, f);
         let input = input_of(&ev, 0, &[]);
         assert_eq!(input.labels["alertname"], "ShopAvailability");

@@ -274,6 +274,32 @@ pub struct Finding {
     pub slo: Option<SloBurn>,
 }
 
+impl Finding {
+    /// An SLO alert's finding: no resource, account or region of its own;
+    /// identified by `key` (the SLO, the severity and the split).
+    pub fn slo_burn(key: String, summary: String, burn: SloBurn) -> Self {
+        Finding {
+            fingerprint: fingerprint("slo", &key, FindingClass::SloBurn, ""),
+            detector: "slo".into(),
+            class: FindingClass::SloBurn,
+            resource_key: key,
+            resource_type: "SLO".into(),
+            resource_id: burn.id.clone(),
+            tf_type: None,
+            address: None,
+            source: None,
+            account: String::new(),
+            region: String::new(),
+            diffs: Vec::new(),
+            summary,
+            remediation: Vec::new(),
+            tags: std::collections::BTreeMap::new(),
+            reason: None,
+            slo: Some(burn),
+        }
+    }
+}
+
 /// What an `slo_burn` finding says: which SLO, how urgent, how fast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloBurn {

@@ -125,24 +125,11 @@ pub fn record_slo_burn(store: &Store) {
     let opened = store.open(data.path());
     let id = "checkout-requests-availability";
     let key = format!("slo/{id}/page/");
-    let finding = Finding {
-        fingerprint: driftline_pipeline::model::fingerprint("slo", &key, FindingClass::SloBurn, ""),
-        detector: "slo".into(),
-        class: FindingClass::SloBurn,
-        resource_key: key,
-        resource_type: "SLO".into(),
-        resource_id: id.into(),
-        tf_type: None,
-        address: None,
-        source: None,
-        account: String::new(),
-        region: String::new(),
-        diffs: Vec::new(),
-        summary: "checkout SLO requests-availability (99.9%) burns its error budget too fast (80.0× over 5m)".into(),
-        remediation: Vec::new(),
-        tags: Default::default(),
-        reason: None,
-        slo: Some(driftline_pipeline::SloBurn {
+    let finding = Finding::slo_burn(
+        key,
+        "checkout SLO requests-availability (99.9%) burns its error budget too fast (80.0× over 5m)"
+            .into(),
+        driftline_pipeline::SloBurn {
             id: id.into(),
             name: "requests-availability".into(),
             service: "checkout".into(),
@@ -153,8 +140,8 @@ pub fn record_slo_burn(store: &Store) {
             annotations: Default::default(),
             burn_rates: [("5m".to_string(), 80.0), ("1h".to_string(), 20.0)].into(),
             probable_cause: Vec::new(),
-        }),
-    };
+        },
+    );
     let event = FindingEvent::new(FindingEventKind::New, driftline_pipeline::now_ms(), finding);
     opened
         .append(

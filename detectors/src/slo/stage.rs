@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use driftline_pipeline::bus::{ConsumerSpec, Message, OutMessage, Topic};
 use driftline_pipeline::codec::encode_finding_event;
-use driftline_pipeline::model::fingerprint;
 use driftline_pipeline::stage::{Stage, StageError};
 use driftline_pipeline::telemetry::decode_metrics;
 use driftline_pipeline::{Finding, FindingClass, FindingEvent, FindingEventKind, SloBurn};
@@ -223,34 +222,21 @@ impl SloStage {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(w, b)| format!(" ({b:.1}× over {w})"))
             .unwrap_or_default();
-        Finding {
-            fingerprint: fingerprint("slo", &key, FindingClass::SloBurn, ""),
-            detector: "slo".into(),
-            class: FindingClass::SloBurn,
-            resource_key: key,
-            resource_type: "SLO".into(),
-            resource_id: slo.id.clone(),
-            tf_type: None,
-            address: None,
-            source: None,
-            account: String::new(),
-            region: String::new(),
-            diffs: Vec::new(),
-            summary: format!(
-                "{} SLO {} ({}%) burns its error budget too fast{fastest}{}",
-                slo.service,
-                slo.name,
-                slo.objective,
-                if split.is_empty() {
-                    String::new()
-                } else {
-                    format!(" for {}", split.join(", "))
-                }
-            ),
-            remediation: Vec::new(),
-            tags: BTreeMap::new(),
-            reason: None,
-            slo: Some(SloBurn {
+        let summary = format!(
+            "{} SLO {} ({}%) burns its error budget too fast{fastest}{}",
+            slo.service,
+            slo.name,
+            slo.objective,
+            if split.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", split.join(", "))
+            }
+        );
+        Finding::slo_burn(
+            key,
+            summary,
+            SloBurn {
                 id: slo.id.clone(),
                 name: slo.name.clone(),
                 service: slo.service.clone(),
@@ -261,8 +247,8 @@ impl SloStage {
                 annotations,
                 burn_rates: f.burn_rates.clone(),
                 probable_cause: Vec::new(),
-            }),
-        }
+            },
+        )
     }
 
     /// Decides at `step`: the events that change what fires.
