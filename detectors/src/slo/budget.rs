@@ -27,14 +27,14 @@ pub struct PeriodRatios {
 
 impl PeriodRatios {
     /// Adds one step's ratio for a split; a NaN (no traffic in the
-    /// window) adds nothing.
-    pub fn observe(&mut self, slo: usize, labels: &Labels, at: i64, ratio: f64, period_ms: i64) {
-        let buckets = self.splits.entry((slo, labels.clone())).or_default();
-        let hour = at.div_euclid(HOUR_MS);
-        drop_before(buckets, at - period_ms);
+    /// window) adds nothing. `forget_old` drops what falls out of the
+    /// period.
+    pub fn observe(&mut self, slo: usize, labels: &Labels, at: i64, ratio: f64) {
         if ratio.is_nan() {
             return;
         }
+        let buckets = self.splits.entry((slo, labels.clone())).or_default();
+        let hour = at.div_euclid(HOUR_MS);
         match buckets.back_mut() {
             Some(b) if b.hour == hour => {
                 b.sum += ratio;
@@ -90,11 +90,13 @@ mod tests {
         // One day at 1 %, then one day at 3 %, a step a minute.
         for m in 0..(2 * 24 * 60) {
             let r = if m < 24 * 60 { 0.01 } else { 0.03 };
-            p.observe(0, &l, m * 60_000, r, 2 * day);
+            p.forget_old(m * 60_000, &|_| 2 * day);
+            p.observe(0, &l, m * 60_000, r);
         }
         assert!((p.average(0, &l).unwrap() - 0.02).abs() < 1e-12);
         // A day later with a one-day period: only the 3 % day is left.
-        p.observe(0, &l, 2 * day + 60_000, f64::NAN, day);
+        p.forget_old(2 * day + 60_000, &|_| day);
+        p.observe(0, &l, 2 * day + 60_000, f64::NAN);
         let avg = p.average(0, &l).unwrap();
         assert!((avg - 0.03).abs() < 1e-12, "{avg}");
         assert_eq!(p.average(1, &l), None);

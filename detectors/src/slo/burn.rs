@@ -105,8 +105,9 @@ impl BurnRates {
         &self.set.slos
     }
 
-    pub fn windows(&self) -> &super::spec::AlertWindows {
-        &self.set.windows
+    /// SLO `i`'s period.
+    pub fn period_ms(&self, i: usize) -> i64 {
+        self.set.period_ms(&self.set.slos[i])
     }
 
     /// What fires at `at`, for every SLO, given the series up to then.

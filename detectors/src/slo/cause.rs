@@ -99,11 +99,12 @@ fn version_range(from_ms: i64, to_ms: i64) -> (i64, i64) {
     )
 }
 
-/// SQL both stores answer: observed versions seen in `[from, to]`.
+/// SQL both stores answer: observed versions seen in `[from, to]`,
+/// without their configurations (read later for the service's only).
 fn versions_sql(from_ms: i64, to_ms: i64) -> String {
     let (lo, hi) = version_range(from_ms, to_ms);
     format!(
-        "SELECT version, key, resource_type, resource_id, configuration, tag_keys, tag_values \
+        "SELECT version, key, resource_type, resource_id, tag_keys, tag_values \
          FROM resources_observed_history WHERE version >= {lo} AND version <= {hi} AND NOT deleted \
          ORDER BY version DESC"
     )
@@ -115,7 +116,6 @@ struct Version {
     key: String,
     resource_type: String,
     resource_id: String,
-    configuration: String,
 }
 
 fn configuration_changes(
@@ -129,12 +129,11 @@ fn configuration_changes(
             batch: b,
             table: "resources_observed_history",
         };
-        let (version, key, rtype, rid, conf) = (
+        let (version, key, rtype, rid) = (
             a.int64("version")?,
             a.text("key")?,
             a.text("resource_type")?,
             a.text("resource_id")?,
-            a.text("configuration")?,
         );
         let tags = a.pairs("tag_keys", "tag_values")?;
         for i in 0..b.num_rows() {
@@ -144,7 +143,6 @@ fn configuration_changes(
                     key: key.value(i).into(),
                     resource_type: rtype.value(i).into(),
                     resource_id: rid.value(i).into(),
-                    configuration: conf.value(i).into(),
                 });
             }
         }
@@ -152,8 +150,8 @@ fn configuration_changes(
     if changed.is_empty() {
         return Ok(Vec::new());
     }
-    // Every version of those resources up to the window's end: each
-    // change's predecessor is among them.
+    // Every version of those resources up to the window's end, with its
+    // configuration: each change and its predecessor are among them.
     let mut keys: Vec<&str> = changed.iter().map(|v| v.key.as_str()).collect();
     keys.sort();
     keys.dedup();
@@ -190,13 +188,16 @@ fn configuration_changes(
     }
     let mut out = Vec::new();
     for v in changed {
-        let earlier = history.get(&v.key).and_then(|h| {
-            let n = h.partition_point(|(ver, _)| *ver < v.version);
-            n.checked_sub(1).map(|i| &h[i].1)
-        });
+        let Some(h) = history.get(&v.key) else {
+            continue;
+        };
+        let n = h.partition_point(|(ver, _)| *ver < v.version);
+        let after = h.get(n).filter(|(ver, _)| *ver == v.version);
         // A first sighting is not a change.
-        let Some(before) = earlier else { continue };
-        let changes = diff_configurations(before, &v.configuration);
+        let (Some((_, before)), Some((_, after))) = (n.checked_sub(1).map(|i| &h[i]), after) else {
+            continue;
+        };
+        let changes = diff_configurations(before, after);
         if changes.is_empty() {
             continue;
         }

@@ -70,13 +70,8 @@ pub struct Gauges {
 
 impl Gauges {
     /// Shows one decision taken at `at`.
-    pub fn show(
-        &mut self,
-        rates: &BurnRates,
-        period_ms: &dyn Fn(usize) -> i64,
-        d: &Decision,
-        at: i64,
-    ) {
+    pub fn show(&mut self, rates: &BurnRates, d: &Decision, at: i64) {
+        self.period.forget_old(at, &|slo| rates.period_ms(slo));
         let mut now: BTreeSet<(usize, Vec<String>)> = BTreeSet::new();
         let mut put = |family: usize, labels: Vec<String>, v: f64| {
             let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
@@ -106,8 +101,7 @@ impl Gauges {
             }
             // Sloth's period ratio averages the shortest window's.
             if let Some((_, shortest)) = r.by_window.iter().next() {
-                self.period
-                    .observe(r.slo, &r.labels, at, *shortest, period_ms(r.slo));
+                self.period.observe(r.slo, &r.labels, at, *shortest);
             }
             if let Some(avg) = self.period.average(r.slo, &r.labels) {
                 put(
@@ -130,7 +124,6 @@ impl Gauges {
                 1.0,
             );
         }
-        self.period.forget_old(at, period_ms);
         for (family, labels) in self.set.difference(&now) {
             let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
             let _ = FAMILIES[*family].remove_label_values(&refs);
@@ -179,7 +172,7 @@ slos:
             }],
         };
         let mut g = Gauges::default();
-        g.show(&rates, &|_| 30 * 86_400_000, &decision, 0);
+        g.show(&rates, &decision, 0);
         let text = driftline_pipeline::metrics::render();
         let line = |name: &str, labels: &str| {
             text.lines()
@@ -216,7 +209,7 @@ slos:
             Some(1.0)
         );
         // The next decision: nothing for the split any more.
-        g.show(&rates, &|_| 30 * 86_400_000, &Decision::default(), 60_000);
+        g.show(&rates, &Decision::default(), 60_000);
         let text = driftline_pipeline::metrics::render();
         assert!(
             !text.lines().any(|l| l.contains("gaugetest-availability")

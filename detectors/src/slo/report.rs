@@ -33,7 +33,7 @@ pub struct Budget {
 pub fn longest_period_ms(set: &SloSet) -> i64 {
     set.slos
         .iter()
-        .map(|s| s.period_ms.unwrap_or(set.windows.period_ms))
+        .map(|s| set.period_ms(s))
         .max()
         .unwrap_or(set.windows.period_ms)
 }
@@ -136,7 +136,7 @@ pub fn budgets(
     let firing = BurnRates::new(set)?.step(series, at, interval_ms)?;
     let mut out = Vec::new();
     for (i, slo) in set.slos.iter().enumerate() {
-        let period = slo.period_ms.unwrap_or(set.windows.period_ms);
+        let period = set.period_ms(slo);
         let window = promql_duration(period);
         let fail = |source| BurnError {
             slo: slo.id.clone(),

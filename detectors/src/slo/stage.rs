@@ -258,12 +258,7 @@ impl SloStage {
             .rates
             .decide(&self.series, step, self.interval_ms)
             .map_err(|e| StageError::of("slo", e))?;
-        let period = |slo: usize| {
-            self.rates.slos()[slo]
-                .period_ms
-                .unwrap_or(self.rates.windows().period_ms)
-        };
-        self.gauges.show(&self.rates, &period, &decision, step);
+        self.gauges.show(&self.rates, &decision, step);
         let firing = decision.firing;
         // Each firing's finding, with the SLO it belongs to.
         let mut now: BTreeMap<String, (usize, Finding)> = BTreeMap::new();

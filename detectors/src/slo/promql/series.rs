@@ -92,7 +92,7 @@ impl Series {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.points.is_empty() && self.stale.is_empty()
     }
 
@@ -123,8 +123,9 @@ impl Series {
         (t >= at - lookback && !ended).then_some(v)
     }
 
-    /// Points held, staleness markers included.
-    pub fn len(&self) -> usize {
+    /// Points held, staleness markers included (tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.points.len() + self.stale.len()
     }
 }
@@ -198,8 +199,9 @@ impl SeriesSet {
         self.series.is_empty()
     }
 
-    /// Points held over every series, staleness markers included.
-    pub fn points(&self) -> usize {
+    /// Points held over every series, staleness markers included (tests).
+    #[cfg(test)]
+    fn points(&self) -> usize {
         self.series.iter().map(Series::len).sum()
     }
 

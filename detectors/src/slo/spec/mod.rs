@@ -136,6 +136,12 @@ pub struct Tuning {
 }
 
 impl SloSet {
+    /// `slo`'s period: its own (an OpenSLO time window), else the alert
+    /// windows' (30 days unless an `AlertWindows` document says otherwise).
+    pub fn period_ms(&self, slo: &Slo) -> i64 {
+        slo.period_ms.unwrap_or(self.windows.period_ms)
+    }
+
     /// Applies tunings in order; one naming an SLO that is not loaded, or
     /// a guard on an SLI that does not count events, is refused.
     pub fn tune(&mut self, tunings: &[Tuning]) -> Result<(), String> {
