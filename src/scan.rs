@@ -6,13 +6,15 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_collectors::aws_config::api::AwsConfigSettings;
 use driftline_collectors::{Reading, SourceError, Sources, SourcesConfig};
 use driftline_detectors::{
-    DriftDetector, DriftReport, RuleTables, Rules, SourceStatuses, register_snapshots,
+    DriftDetector, DriftInputs, DriftReport, RuleTables, Rules, SourceStatuses, register_snapshots,
+    register_tables,
 };
-use driftline_pipeline::{Snapshots, Store};
+use driftline_pipeline::{DeclaredResource, ObservedResource, Snapshots, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::inputs::{load_driftignore, load_mappings};
@@ -50,6 +52,13 @@ pub struct ScanOutcome {
     pub notes: Vec<String>,
 }
 
+/// The comparison's inputs as read: batches of what it compares, or
+/// whole records when rules or the store need them too.
+enum Tables {
+    Batches(Vec<RecordBatch>, Vec<RecordBatch>),
+    Records(Vec<DeclaredResource>, Vec<ObservedResource>),
+}
+
 /// Inputs larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -85,37 +94,52 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
 
     let bar = progress_bar("reading inputs", sources.size_hint(), PROGRESS_BYTES);
     let started = std::time::Instant::now();
-    let read = Snapshots::new();
-    let collected = sources.poll_once(&read, &|_: &Path, bytes: u64| bar.inc(bytes));
-    bar.finish_and_clear();
-    let read = read.into_set();
-    // What each source could read: nothing in a scope it could not is drift.
-    let statuses = Arc::new(SourceStatuses::from_statuses(read.statuses));
-    let rules = match &inputs.rules {
-        Some(spec) => Some((
-            load_rules(spec)?,
-            RuleTables::from_snapshots(
+    let progress = |_: &Path, bytes: u64| bar.inc(bytes);
+    let (collected, statuses, tables, rules) = if inputs.rules.is_none() && record.is_none() {
+        // Only the comparison to feed: each chunk of records becomes a
+        // batch of what the comparison reads as the collectors publish it.
+        let sink = DriftInputs::new(&mappings);
+        let collected = sources.poll_once(&sink, &progress);
+        let read = sink.into_read();
+        let tables = Tables::Batches(read.declared, read.observed);
+        (collected, read.statuses, tables, None)
+    } else {
+        // Rules and the store's history read every attribute.
+        let sink = Snapshots::new();
+        let collected = sources.poll_once(&sink, &progress);
+        let read = sink.into_set();
+        let rules = match &inputs.rules {
+            Some(spec) => Some((
+                load_rules(spec)?,
+                RuleTables::from_snapshots(
+                    &read.declared,
+                    &read.observed,
+                    record,
+                    &inputs.required_tags,
+                )?,
+            )),
+            None => None,
+        };
+        if let Some(store) = record {
+            // Only a scan that read every source may say a resource is gone.
+            let unavailable = SourceStatuses::from_statuses(read.statuses.clone());
+            let saw_everything =
+                collected.errors.is_empty() && unavailable.unavailable_findings().is_empty();
+            let r = driftline_pipeline::store::record_resources(
+                store,
                 &read.declared,
                 &read.observed,
-                record,
-                &inputs.required_tags,
-            )?,
-        )),
-        None => None,
+                saw_everything,
+                driftline_pipeline::now_ms(),
+            )?;
+            tracing::info!(?r, "resources recorded");
+        }
+        let tables = Tables::Records(read.declared, read.observed);
+        (collected, read.statuses, tables, rules)
     };
-    if let Some(store) = record {
-        // Only a scan that read every source may say a resource is gone.
-        let saw_everything =
-            collected.errors.is_empty() && statuses.unavailable_findings().is_empty();
-        let r = driftline_pipeline::store::record_resources(
-            store,
-            &read.declared,
-            &read.observed,
-            saw_everything,
-            driftline_pipeline::now_ms(),
-        )?;
-        tracing::info!(?r, "resources recorded");
-    }
+    bar.finish_and_clear();
+    // What each source could read: nothing in a scope it could not is drift.
+    let statuses = Arc::new(SourceStatuses::from_statuses(statuses));
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -126,10 +150,19 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
         .build()?;
     let mut errors = collected.errors;
     let mut report = rt.block_on(async {
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-        let summary = register_snapshots(&ctx, &mappings, &read.declared, &read.observed)?;
-        drop((read.declared, read.observed));
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new()
+                .with_target_partitions(cores)
+                .with_repartition_joins(false),
+        );
+        let summary = match tables {
+            Tables::Batches(declared, observed) => {
+                register_tables(&ctx, &mappings, declared, observed)?
+            }
+            Tables::Records(declared, observed) => {
+                register_snapshots(&ctx, &mappings, &declared, &observed)?
+            }
+        };
         DriftDetector::new(mappings.clone(), ignore)
             .with_statuses(statuses.clone())
             .run(&ctx, summary)

@@ -17,6 +17,7 @@
 //! - `push.rs`: what the HTTP push receivers share (limits, answers, back-pressure)
 
 pub mod aws_config;
+mod chunks;
 pub mod cost;
 mod inputs;
 pub mod logs;

@@ -17,8 +17,8 @@ use driftline_pipeline::Finding;
 pub use drift::stage::DriftStage;
 pub use drift::stream::{Side, Skip, StreamingDrift};
 pub use drift::{
-    DriftDetector, DriftIgnore, DriftReport, DriftSummary, SourceStatuses, Unobserved,
-    UnobservedScope, register_snapshots,
+    DriftDetector, DriftIgnore, DriftInputs, DriftReport, DriftSummary, SourceStatuses, Unobserved,
+    UnobservedScope, register_snapshots, register_tables,
 };
 pub use mappings::{Mapping, MappingError, Mappings};
 pub use rules::{RuleError, RuleTables, Rules};

@@ -5,6 +5,7 @@
 //! (`notifications`). Every path ends in the one loader, `normalise`.
 
 pub mod api;
+mod document;
 pub mod inbox;
 mod items;
 pub mod live;
@@ -24,7 +25,9 @@ use driftline_pipeline::{
 };
 use serde_json::{Map, Value};
 
+use crate::chunks::Chunks;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
+use document::DocumentError;
 use shapes::{Found, Skip};
 
 pub use time::to_epoch_ms;
@@ -87,27 +90,113 @@ pub fn is_item_file(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "json") && p.file_name().is_none_or(|n| n != "package.json")
 }
 
+/// Reads one item file, all of it or nothing.
 pub fn load_file(path: &Path, types: &TypeTable) -> Result<LoadedItems, AwsConfigError> {
-    let source = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| AwsConfigError::Read {
-        path: source.clone(),
-        reason: e.to_string(),
-    })?;
-    load_bytes(&bytes, &source, types)
+    let mut items = Vec::new();
+    let read = read_file(path, types, &mut |o| items.push(o))?;
+    Ok(LoadedItems::new(items, read))
 }
 
+/// Reads the items in a document held in memory.
 pub fn load_bytes(
     bytes: &[u8],
     source: &str,
     types: &TypeTable,
 ) -> Result<LoadedItems, AwsConfigError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| AwsConfigError::Json {
-        path: source.to_string(),
-        line: e.line(),
-        column: e.column(),
+    let mut items = Vec::new();
+    let read = read_with(
+        &mut serde_json::Deserializer::from_slice(bytes),
+        source,
+        types,
+        &mut |o| items.push(o),
+    )?;
+    Ok(LoadedItems::new(items, read))
+}
+
+/// What reading a document said besides its items.
+#[derive(Debug, Default)]
+pub struct ItemsRead {
+    /// Items in the file that could not be used, each with its reason.
+    pub item_errors: Vec<String>,
+    /// Set when the whole file is not an item source (a schema file).
+    pub skipped: Option<String>,
+}
+
+impl LoadedItems {
+    fn new(mut items: Vec<ObservedResource>, read: ItemsRead) -> Self {
+        if read.skipped.is_some() {
+            items.clear();
+        }
+        Self {
+            items,
+            item_errors: read.item_errors,
+            skipped: read.skipped,
+        }
+    }
+}
+
+/// Reads one item file as a stream: each item goes to `emit` as soon as it
+/// is decoded, and only a buffer of the file is held. On an error part
+/// way, the items before it were already emitted.
+pub fn read_file(
+    path: &Path,
+    types: &TypeTable,
+    emit: &mut dyn FnMut(ObservedResource),
+) -> Result<ItemsRead, AwsConfigError> {
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| AwsConfigError::Read {
+        path: source.clone(),
         reason: e.to_string(),
     })?;
-    load_value(v, source, types)
+    let reader = std::io::BufReader::with_capacity(crate::terraform::READ_BUFFER, file);
+    read_with(
+        &mut serde_json::Deserializer::from_reader(reader),
+        &source,
+        types,
+        emit,
+    )
+}
+
+fn read_with<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    source: &str,
+    types: &TypeTable,
+    emit: &mut dyn FnMut(ObservedResource),
+) -> Result<ItemsRead, AwsConfigError> {
+    let mut read = ItemsRead::default();
+    let mut found = 0usize;
+    let skip = document::read(de, &mut |f| {
+        match normalise(f, source, types) {
+            Ok(item) => emit(item),
+            Err(e) => read.item_errors.push(format!("item {found}: {e}")),
+        }
+        found += 1;
+    })
+    .map_err(|e| match e {
+        DocumentError::Json(e) if e.is_io() => AwsConfigError::Read {
+            path: source.to_string(),
+            reason: e.to_string(),
+        },
+        DocumentError::Json(e) => AwsConfigError::Json {
+            path: source.to_string(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        },
+        DocumentError::Shape(reason) => AwsConfigError::Shape {
+            path: source.to_string(),
+            reason,
+        },
+    })?;
+    match skip {
+        Some(Skip::Schema) => {
+            read.skipped =
+                Some("a resource property schema (documentation, not a configuration item)".into());
+        }
+        Some(Skip::NoItem(why)) if found == 0 => read.skipped = Some(why),
+        _ => {}
+    }
+    Ok(read)
 }
 
 /// `load_bytes` for a document already parsed (a notification's envelope).
@@ -378,41 +467,32 @@ impl Collector for AwsConfigFileCollector {
     fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
         let mut unreadable = Vec::new();
+        // Streamed in chunks as read, as the Terraform collector does.
         let results = crate::parallel_map(&self.cfg.files, |path| {
-            let r = load_file(path, &self.cfg.types);
+            let mut chunks = Chunks::new(out, Topic::Config);
+            let read = read_file(path, &self.cfg.types, &mut |o| {
+                chunks.push(Record::Observed(Box::new(o)))
+            });
             progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
-            r.map(|mut loaded| {
-                let items = std::mem::take(&mut loaded.items);
-                let n = items.len();
-                let records = items
-                    .into_iter()
-                    .map(|o| Record::Observed(Box::new(o)))
-                    .collect();
-                (
-                    n,
-                    out.publish(Topic::Config, records)
-                        .map_err(|e| e.to_string()),
-                    loaded,
-                )
-            })
+            (read, chunks.finish())
         });
-        for (path, r) in self.cfg.files.iter().zip(results) {
+        for (path, (read, published)) in self.cfg.files.iter().zip(results) {
             let source = path.display().to_string();
-            match r {
-                Ok((n, published, loaded)) => {
-                    report.published += n;
-                    if let Err(e) = published {
-                        report.errors.push(SourceError {
-                            source: source.clone(),
-                            reason: e,
-                        });
-                    }
-                    if let Some(why) = loaded.skipped {
+            match published {
+                Ok(n) => report.published += n,
+                Err(reason) => report.errors.push(SourceError {
+                    source: source.clone(),
+                    reason,
+                }),
+            }
+            match read {
+                Ok(read) => {
+                    if let Some(why) = read.skipped {
                         report.notes.push(format!("{source}: skipped: {why}"));
                     }
                     report
                         .errors
-                        .extend(loaded.item_errors.into_iter().map(|reason| SourceError {
+                        .extend(read.item_errors.into_iter().map(|reason| SourceError {
                             source: source.clone(),
                             reason,
                         }));

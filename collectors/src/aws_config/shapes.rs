@@ -52,7 +52,25 @@ fn is_schema(m: &Map<String, Value>) -> bool {
         && m.values().all(Value::is_string)
 }
 
-fn find_in_object(
+/// The key of the envelope that wraps this object's item, outermost first.
+pub fn wrapping_envelope(m: &Map<String, Value>) -> Option<&'static str> {
+    ["Message", "detail", "invokingEvent", "data"]
+        .into_iter()
+        .find(|key| {
+            m.contains_key(*key)
+                && match *key {
+                    "Message" => {
+                        m.contains_key("TopicArn")
+                            || m.get("Type").and_then(Value::as_str) == Some("Notification")
+                    }
+                    "detail" => m.contains_key("detail-type"),
+                    "data" => m.contains_key("status_code"),
+                    _ => true,
+                }
+        })
+}
+
+pub fn find_in_object(
     mut m: Map<String, Value>,
     out: &mut Vec<Found>,
     path: &str,
@@ -60,20 +78,10 @@ fn find_in_object(
     if is_schema(&m) {
         return Ok(Some(Skip::Schema));
     }
-    // Envelopes, outermost first.
-    for key in ["Message", "detail", "invokingEvent", "data"] {
-        let wraps = match key {
-            "Message" => {
-                m.contains_key("TopicArn")
-                    || m.get("Type").and_then(Value::as_str) == Some("Notification")
-            }
-            "detail" => m.contains_key("detail-type"),
-            "data" => m.contains_key("status_code"),
-            _ => true,
-        };
-        if wraps && let Some(inner) = m.remove(key) {
-            return find(inner, out, &format!("{path}.{key}"));
-        }
+    if let Some(key) = wrapping_envelope(&m)
+        && let Some(inner) = m.remove(key)
+    {
+        return find(inner, out, &format!("{path}.{key}"));
     }
     for key in ["configurationItems", "baseConfigurationItems"] {
         if let Some(items) = m.remove(key) {

@@ -20,6 +20,7 @@ use driftline_pipeline::{
 };
 use serde_json::Value;
 
+use crate::chunks::Chunks;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 
 pub use flatmap::unflatten;
@@ -89,7 +90,6 @@ impl From<TerraformError> for SourceError {
     }
 }
 
-/// Reads and decodes one state file.
 /// Whether a file in a state folder looks like a state file.
 pub fn is_state_file(p: &Path) -> bool {
     let name = p
@@ -99,12 +99,14 @@ pub fn is_state_file(p: &Path) -> bool {
     name.contains(".tfstate") || name.ends_with(".json")
 }
 
+/// How much of a file the streaming readers hold at once.
+pub(crate) const READ_BUFFER: usize = 1 << 20;
+
+/// Reads and decodes one state file, all of it or nothing.
 pub fn load_state(path: &Path, cfg: &TerraformConfig) -> Result<LoadedState, TerraformError> {
-    let bytes = std::fs::read(path).map_err(|e| TerraformError::Read {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    load_state_bytes(&bytes, &path.display().to_string(), cfg)
+    let mut resources = Vec::new();
+    let header = read_state_file(path, cfg, &mut |d| resources.push(d))?;
+    Ok(LoadedState::new(header, resources))
 }
 
 /// Decodes state bytes read from `source` (a path or URL, for messages).
@@ -113,62 +115,126 @@ pub fn load_state_bytes(
     source: &str,
     cfg: &TerraformConfig,
 ) -> Result<LoadedState, TerraformError> {
-    let parsed = state::parse(bytes).map_err(|e| TerraformError::Format {
+    state::check_start(bytes).map_err(|e| TerraformError::Format {
         path: source.to_string(),
         source: e,
     })?;
+    let mut resources = Vec::new();
+    let header = read_with(
+        &mut serde_json::Deserializer::from_slice(bytes),
+        source,
+        cfg,
+        &mut |d| resources.push(d),
+    )?;
+    Ok(LoadedState::new(header, resources))
+}
+
+/// Reads one state file as a stream: each resource goes to `emit` as soon
+/// as it is decoded, and only a buffer of the file is held. On an error
+/// part way, the resources before it were already emitted.
+pub fn read_state_file(
+    path: &Path,
+    cfg: &TerraformConfig,
+    emit: &mut dyn FnMut(DeclaredResource),
+) -> Result<state::StateHeader, TerraformError> {
+    let source = path.display().to_string();
+    let read_error = |e: std::io::Error| TerraformError::Read {
+        path: source.clone(),
+        reason: e.to_string(),
+    };
+    let mut reader = std::io::BufReader::with_capacity(
+        READ_BUFFER,
+        std::fs::File::open(path).map_err(read_error)?,
+    );
+    state::check_start(std::io::BufRead::fill_buf(&mut reader).map_err(read_error)?).map_err(
+        |e| TerraformError::Format {
+            path: source.clone(),
+            source: e,
+        },
+    )?;
+    read_with(
+        &mut serde_json::Deserializer::from_reader(reader),
+        &source,
+        cfg,
+        emit,
+    )
+}
+
+fn read_with<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    source: &str,
+    cfg: &TerraformConfig,
+    emit: &mut dyn FnMut(DeclaredResource),
+) -> Result<state::StateHeader, TerraformError> {
     let now = now_ms();
-    let resources = parsed
-        .instances
-        .into_iter()
-        .map(|inst| {
-            let mut attributes = inst.attributes;
-            let sensitive_paths = secrets::redact(
-                &mut attributes,
-                inst.sensitive_attributes.as_ref(),
-                &cfg.salt,
-            );
-            let mut d = DeclaredResource {
-                resource_key: String::new(),
-                type_id: String::new(),
-                account: String::new(),
-                region: String::new(),
-                address: inst.address,
-                mode: if inst.managed {
-                    ResourceMode::Managed
-                } else {
-                    ResourceMode::Data
-                },
-                tf_type: inst.tf_type,
-                provider: inst.provider,
-                id: attributes.get("id").and_then(scalar_string),
-                index_key: inst.index_key,
-                status: if inst.tainted {
-                    InstanceStatus::Tainted
-                } else {
-                    InstanceStatus::Ready
-                },
-                deposed: inst.deposed,
-                // Serialising a Value (string keys only) cannot fail.
-                attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
-                sensitive_paths,
-                source: source.to_string(),
-                serial: parsed.serial,
-                lineage: parsed.lineage.clone(),
-                observed_at: now,
-            };
-            resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
-            d
-        })
-        .collect();
-    Ok(LoadedState {
-        format_version: parsed.format_version,
-        terraform_version: parsed.terraform_version,
-        serial: parsed.serial,
-        lineage: parsed.lineage,
-        resources,
-        warnings: parsed.warnings,
+    state::read(de, &mut |inst, header| {
+        emit(declare(inst, header, source, now, cfg))
     })
+    .map_err(|e| TerraformError::Format {
+        path: source.to_string(),
+        source: e,
+    })
+}
+
+impl LoadedState {
+    fn new(h: state::StateHeader, resources: Vec<DeclaredResource>) -> Self {
+        Self {
+            format_version: h.format_version,
+            terraform_version: h.terraform_version,
+            serial: h.serial,
+            lineage: h.lineage,
+            resources,
+            warnings: h.warnings,
+        }
+    }
+}
+
+/// One instance as a declared resource: secrets hashed, attributes as
+/// compact text, identity resolved.
+fn declare(
+    inst: state::StateInstance,
+    header: &state::StateHeader,
+    source: &str,
+    now: i64,
+    cfg: &TerraformConfig,
+) -> DeclaredResource {
+    let mut attributes = inst.attributes;
+    let sensitive_paths = secrets::redact(
+        &mut attributes,
+        inst.sensitive_attributes.as_ref(),
+        &cfg.salt,
+    );
+    let mut d = DeclaredResource {
+        resource_key: String::new(),
+        type_id: String::new(),
+        account: String::new(),
+        region: String::new(),
+        address: inst.address,
+        mode: if inst.managed {
+            ResourceMode::Managed
+        } else {
+            ResourceMode::Data
+        },
+        tf_type: inst.tf_type,
+        provider: inst.provider,
+        id: attributes.get("id").and_then(scalar_string),
+        index_key: inst.index_key,
+        status: if inst.tainted {
+            InstanceStatus::Tainted
+        } else {
+            InstanceStatus::Ready
+        },
+        deposed: inst.deposed,
+        // Serialising a Value (string keys only) cannot fail.
+        attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
+        sensitive_paths,
+        source: source.to_string(),
+        serial: header.serial,
+        lineage: header.lineage.clone(),
+        observed_at: now,
+    };
+    resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
+    d
 }
 
 fn now_ms() -> i64 {
@@ -267,37 +333,34 @@ impl Collector for TerraformCollector {
 
     fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
+        // Each file streams onto the sink in chunks as it is read: with
+        // one file per core in flight, memory is bounded by the chunks, not
+        // by the files' sizes. A file that breaks part way has published
+        // what came before the break, and is reported unreadable.
         let results = crate::parallel_map(&self.cfg.files, |path| {
-            let r = load_state(path, &self.cfg);
+            let mut chunks = Chunks::new(out, Topic::Declared);
+            let read = read_state_file(path, &self.cfg, &mut |d| {
+                chunks.push(Record::Declared(Box::new(d)))
+            });
             progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
-            r.map(|loaded| {
-                // Publish from the worker: the bus takes the records without
-                // copying and the next file starts sooner.
-                let warnings = loaded.warnings;
-                let records: Vec<Record> = loaded
-                    .resources
-                    .into_iter()
-                    .map(|d| Record::Declared(Box::new(d)))
-                    .collect();
-                let n = records.len();
-                (
-                    n,
-                    out.publish(Topic::Declared, records)
-                        .map_err(|e| e.to_string()),
-                    warnings,
-                )
-            })
+            (read, chunks.finish())
         });
-        for (path, r) in self.cfg.files.iter().zip(results) {
+        for (path, (read, published)) in self.cfg.files.iter().zip(results) {
             let source = path.display().to_string();
-            match r {
-                Ok((n, Ok(()), warnings)) => {
-                    report.published += n;
-                    report
-                        .notes
-                        .extend(warnings.into_iter().map(|w| format!("{source}: {w}")));
-                }
-                Ok((_, Err(e), _)) => report.errors.push(SourceError { source, reason: e }),
+            match published {
+                Ok(n) => report.published += n,
+                Err(reason) => report.errors.push(SourceError {
+                    source: source.clone(),
+                    reason,
+                }),
+            }
+            match read {
+                Ok(header) => report.notes.extend(
+                    header
+                        .warnings
+                        .into_iter()
+                        .map(|w| format!("{source}: {w}")),
+                ),
                 Err(e) => report.errors.push(e.into()),
             }
         }

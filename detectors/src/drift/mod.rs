@@ -4,7 +4,9 @@
 
 pub mod compare;
 pub mod driftignore;
+mod inputs;
 pub mod normalise;
+mod projection;
 pub mod remediation;
 pub mod render;
 pub mod scopes;
@@ -12,7 +14,7 @@ pub mod stage;
 pub mod stream;
 mod udf;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -20,22 +22,15 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
-use driftline_pipeline::schema::{
-    DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch,
-};
-use driftline_pipeline::{
-    AttributeDiff, Coverage, DeclaredResource, Finding, FindingClass, ObservedResource,
-    ResourceMode, fingerprint,
-};
+use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint};
 use serde::Serialize;
 
 use crate::mappings::Mappings;
 use crate::{Detector, DetectorError};
 pub use driftignore::DriftIgnore;
+pub use inputs::{DriftInputs, register_snapshots, register_tables};
+pub use projection::DriftProjection;
 pub use scopes::{SourceStatuses, Unobserved, UnobservedScope};
-
-/// Rows per Arrow batch when registering snapshot tables.
-const BATCH_ROWS: usize = 64 * 1024;
 
 /// What a drift run found, and what it could not compare.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,103 +67,6 @@ pub struct DriftSummary {
     /// What was withheld, by scope (reported as `DriftReport::unobserved`).
     #[serde(skip)]
     pub withheld: BTreeMap<Unobserved, usize>,
-}
-
-/// Registers `declared` and `observed` tables (only comparable rows) in
-/// `ctx`, keeping the latest observed item per resource. Returns the counts
-/// of what was and was not comparable, for `DriftDetector::run`.
-pub fn register_snapshots(
-    ctx: &SessionContext,
-    mappings: &Mappings,
-    declared: &[DeclaredResource],
-    observed: &[ObservedResource],
-) -> Result<DriftSummary, DetectorError> {
-    let mut summary = DriftSummary::default();
-    let mut comparable_d: Vec<&DeclaredResource> = Vec::with_capacity(declared.len());
-    for d in declared {
-        if d.mode == ResourceMode::Data {
-            summary.declared_data_sources += 1;
-            continue;
-        }
-        summary.declared_instances += 1;
-        if d.type_id.is_empty() || mappings.by_tf_type(&d.tf_type).is_none() {
-            *summary.not_comparable.entry(d.tf_type.clone()).or_default() += 1;
-        } else {
-            comparable_d.push(d);
-        }
-    }
-    // Latest capture per resource: history files hold many items of one resource.
-    let mut latest: HashMap<&str, &ObservedResource> = HashMap::with_capacity(observed.len());
-    for o in observed {
-        summary.observed_items += 1;
-        if mappings.by_config_type(&o.resource_type).is_none() {
-            *summary
-                .unmapped_observed
-                .entry(o.resource_type.clone())
-                .or_default() += 1;
-            continue;
-        }
-        latest
-            .entry(o.resource_key.as_str())
-            .and_modify(|cur| {
-                if o.captured_at.unwrap_or(i64::MIN) >= cur.captured_at.unwrap_or(i64::MIN) {
-                    *cur = o;
-                }
-            })
-            .or_insert(o);
-    }
-    let mut comparable_o: Vec<&ObservedResource> = latest.into_values().collect();
-    comparable_o.sort_by(|a, b| a.resource_key.cmp(&b.resource_key));
-    register(
-        ctx,
-        "declared",
-        DECLARED_SCHEMA.clone(),
-        &comparable_d,
-        declared_batch,
-    )?;
-    register(
-        ctx,
-        "observed",
-        OBSERVED_SCHEMA.clone(),
-        &comparable_o,
-        observed_batch,
-    )?;
-    Ok(summary)
-}
-
-fn register<T: Sync>(
-    ctx: &SessionContext,
-    name: &str,
-    schema: arrow::datatypes::SchemaRef,
-    rows: &[&T],
-    build: impl Fn(&[&T]) -> Result<RecordBatch, arrow::error::ArrowError> + Sync,
-) -> Result<(), DetectorError> {
-    // One partition per core so the join runs in parallel; batches are
-    // built in parallel too (JSON serialisation dominates).
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let chunks: Vec<&[&T]> = rows.chunks(BATCH_ROWS).collect();
-    let built: Vec<Result<RecordBatch, arrow::error::ArrowError>> = std::thread::scope(|s| {
-        let per = chunks.len().div_ceil(cores).max(1);
-        let handles: Vec<_> = chunks
-            .chunks(per)
-            .map(|group| s.spawn(|| group.iter().map(|c| build(c)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let batches: Vec<RecordBatch> = built.into_iter().collect::<Result<_, _>>()?;
-    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores];
-    for (i, b) in batches.into_iter().enumerate() {
-        partitions[i % cores].push(b);
-    }
-    let table = MemTable::try_new(schema, partitions)?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
-    Ok(())
 }
 
 const DELETED: &str = "('ResourceDeleted', 'ResourceDeletedNotRecorded')";

@@ -1,0 +1,250 @@
+//! Reading an item document as a stream. Snapshot and history files are
+//! one object around a `configurationItems` array that can hold a million
+//! items: each item is decoded, found (`shapes`) and handed on before the
+//! next is read, so no tree of the whole file is built. Every other shape
+//! (notifications, select and batch-get outputs) is small and goes through
+//! `shapes::find` whole, as before.
+
+use serde::Deserialize as _;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    value::MapAccessDeserializer,
+};
+use serde_json::{Map, Value};
+
+use super::shapes::{self, Found, Skip};
+
+/// Why a document could not be read.
+pub(super) enum DocumentError {
+    Json(serde_json::Error),
+    /// The JSON is fine but holds no configuration item where one belongs.
+    Shape(String),
+}
+
+/// Walks a document, handing each item found to `emit` in document order.
+/// On an error part way, the items before it were already emitted.
+pub(super) fn read<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    emit: &mut dyn FnMut(Found),
+) -> Result<Option<Skip>, DocumentError> {
+    let mut walk = Walk {
+        emit,
+        shape_error: None,
+    };
+    let outcome = de.deserialize_any(&mut walk).and_then(|skip| {
+        de.end()?;
+        Ok(skip)
+    });
+    match (outcome, walk.shape_error) {
+        (_, Some(reason)) => Err(DocumentError::Shape(reason)),
+        (Err(e), None) => Err(DocumentError::Json(e)),
+        (Ok(skip), None) => Ok(skip),
+    }
+}
+
+struct Walk<'e> {
+    emit: &'e mut dyn FnMut(Found),
+    /// Set when `shapes` rejects a part; the JSON error that stops the walk
+    /// is then only the means of stopping it.
+    shape_error: Option<String>,
+}
+
+impl Walk<'_> {
+    fn fail<E: de::Error>(&mut self, reason: String) -> E {
+        self.shape_error = Some(reason);
+        E::custom("not a configuration item document")
+    }
+
+    /// A part read whole, through `shapes::find`.
+    fn whole<E: de::Error>(&mut self, v: Value, path: &str) -> Result<Option<Skip>, E> {
+        let mut found = Vec::new();
+        match shapes::find(v, &mut found, path) {
+            Ok(skip) => {
+                found.into_iter().for_each(&mut *self.emit);
+                Ok(skip)
+            }
+            Err(reason) => Err(self.fail(reason)),
+        }
+    }
+
+    /// An array's elements one at a time, each through `shapes::find`. A
+    /// schema among them ends the array, as `shapes::find` does.
+    fn elements<'de, A: SeqAccess<'de>>(
+        &mut self,
+        mut seq: A,
+        path: &str,
+    ) -> Result<(usize, Option<Skip>), A::Error> {
+        let mut found = Vec::new();
+        let mut count = 0;
+        let mut i = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            match shapes::find(v, &mut found, &format!("{path}[{i}]")) {
+                Ok(Some(Skip::Schema)) => {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    count += found.len();
+                    found.drain(..).for_each(&mut *self.emit);
+                    return Ok((count, Some(Skip::Schema)));
+                }
+                Ok(_) => {}
+                Err(reason) => return Err(self.fail(reason)),
+            }
+            count += found.len();
+            found.drain(..).for_each(&mut *self.emit);
+            i += 1;
+        }
+        Ok((count, None))
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Walk<'_> {
+    type Value = Option<Skip>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a configuration item document")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok(self.elements(seq, "$")?.1)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rest = Map::new();
+        // Items stream when nothing before them says the object is an
+        // envelope (which would take precedence, as in `shapes`).
+        let mut streamed: Option<usize> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let first_items = key == "configurationItems" && !rest.contains_key(&key);
+            if first_items && streamed.is_none() && shapes::wrapping_envelope(&rest).is_none() {
+                let n = map.next_value_seed(Items {
+                    walk: &mut *self,
+                    path: "$.configurationItems",
+                })?;
+                streamed = Some(n);
+            } else {
+                let v: Value = map.next_value()?;
+                rest.insert(key, v);
+            }
+        }
+        let Some(n) = streamed else {
+            let mut found = Vec::new();
+            return match shapes::find_in_object(rest, &mut found, "$") {
+                Ok(skip) => {
+                    found.into_iter().for_each(&mut *self.emit);
+                    Ok(skip)
+                }
+                Err(reason) => Err(self.fail(reason)),
+            };
+        };
+        if let Some(key) = shapes::wrapping_envelope(&rest) {
+            return Err(self.fail(format!(
+                "$: both configurationItems and the envelope {key}: which holds the items is ambiguous"
+            )));
+        }
+        if rest.contains_key("configurationItems") {
+            return Err(self.fail("$: configurationItems appears twice".into()));
+        }
+        Ok((n == 0).then(|| Skip::NoItem("configurationItems is empty".into())))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        self.whole(Value::String(s.to_string()), "$")
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        self.whole(Value::String(s), "$")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        self.whole(Value::Bool(b), "$")
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        self.whole(Value::from(n), "$")
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        self.whole(Value::from(n), "$")
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        self.whole(Value::from(n), "$")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.whole(Value::Null, "$")
+    }
+}
+
+/// `configurationItems`: an array streamed element by element; anything
+/// else is read whole.
+struct Items<'w, 'e> {
+    walk: &'w mut Walk<'e>,
+    path: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_, '_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Items<'_, '_> {
+    fn whole<E: de::Error>(self, v: Value) -> Result<usize, E> {
+        let mut found = Vec::new();
+        match shapes::find(v, &mut found, self.path) {
+            Ok(_) => {
+                let n = found.len();
+                found.into_iter().for_each(&mut *self.walk.emit);
+                Ok(n)
+            }
+            Err(reason) => Err(self.walk.fail(reason)),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Items<'_, '_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("configuration items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
+        Ok(self.walk.elements(seq, self.path)?.0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<usize, A::Error> {
+        let v = Value::deserialize(MapAccessDeserializer::new(map))?;
+        self.whole(v)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<usize, E> {
+        self.whole(Value::String(s.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<usize, E> {
+        self.whole(Value::String(s))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<usize, E> {
+        self.whole(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
+        self.whole(Value::from(n))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<usize, E> {
+        self.whole(Value::from(n))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<usize, E> {
+        self.whole(Value::from(n))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<usize, E> {
+        self.whole(Value::Null)
+    }
+}

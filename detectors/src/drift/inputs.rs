@@ -1,0 +1,260 @@
+//! The comparison's input tables, `declared` and `observed`: only the rows
+//! that can be compared, and of the observed the latest item per resource.
+//!
+//! A scan builds them as records arrive (`DriftInputs`, a sink the
+//! collectors publish to): each chunk is projected to what the comparison
+//! reads and turned into an Arrow batch on the publishing thread, so no
+//! record outlives its chunk. Callers holding records already use
+//! `register_snapshots`. Both end in `register_tables`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use driftline_pipeline::schema::{
+    DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch,
+};
+use driftline_pipeline::{
+    BusError, DeclaredResource, ObservedResource, Record, RecordSink, SourceStatus, Topic,
+};
+
+use super::{DriftProjection, DriftSummary};
+use crate::DetectorError;
+use crate::mappings::Mappings;
+
+/// Rows per Arrow batch when registering snapshot records.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A one-shot scan's sink: the input tables' batches, built as the
+/// collectors publish, and the sources' statuses.
+pub struct DriftInputs {
+    projection: DriftProjection,
+    read: Mutex<Read>,
+}
+
+/// What the sink gathered.
+#[derive(Default)]
+pub struct Read {
+    pub declared: Vec<RecordBatch>,
+    pub observed: Vec<RecordBatch>,
+    pub statuses: Vec<SourceStatus>,
+}
+
+impl DriftInputs {
+    pub fn new(mappings: &Mappings) -> Self {
+        Self {
+            projection: DriftProjection::new(mappings),
+            read: Mutex::default(),
+        }
+    }
+
+    pub fn into_read(self) -> Read {
+        self.read.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RecordSink for DriftInputs {
+    fn publish(&self, _topic: Topic, records: Vec<Record>) -> Result<(), BusError> {
+        let (mut declared, mut observed, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+        for mut r in records {
+            self.projection.apply(&mut r);
+            match r {
+                Record::Declared(d) => declared.push(d),
+                Record::Observed(o) => observed.push(o),
+                Record::Status(s) => statuses.push(*s),
+                // A one-shot read publishes no tombstones, and reports its
+                // dead letters as errors.
+                _ => {}
+            }
+        }
+        let encode = |e: arrow::error::ArrowError| BusError::Encode(e.to_string());
+        let declared = (!declared.is_empty())
+            .then(|| declared_batch(&declared.iter().map(|d| &**d).collect::<Vec<_>>()))
+            .transpose()
+            .map_err(encode)?
+            .map(shrunk)
+            .transpose()
+            .map_err(encode)?;
+        let observed = (!observed.is_empty())
+            .then(|| observed_batch(&observed.iter().map(|o| &**o).collect::<Vec<_>>()))
+            .transpose()
+            .map_err(encode)?
+            .map(shrunk)
+            .transpose()
+            .map_err(encode)?;
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.declared.extend(declared);
+        read.observed.extend(observed);
+        read.statuses.extend(statuses);
+        Ok(())
+    }
+}
+
+/// The batch without the spare capacity its builders reserved: the scan
+/// holds every batch until the join.
+fn shrunk(b: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let (schema, columns, _) = b.into_parts();
+    let columns = columns
+        .into_iter()
+        .map(|mut c| {
+            if let Some(a) = Arc::get_mut(&mut c) {
+                a.shrink_to_fit();
+            }
+            c
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns)
+}
+
+/// Registers `declared` and `observed` from records (see `register_tables`).
+pub fn register_snapshots(
+    ctx: &SessionContext,
+    mappings: &Mappings,
+    declared: &[DeclaredResource],
+    observed: &[ObservedResource],
+) -> Result<DriftSummary, DetectorError> {
+    let declared = build_batches(&declared.iter().collect::<Vec<_>>(), declared_batch)?;
+    let observed = build_batches(&observed.iter().collect::<Vec<_>>(), observed_batch)?;
+    register_tables(ctx, mappings, declared, observed)
+}
+
+/// Batches of `rows`, built on every core (JSON serialisation dominates).
+fn build_batches<T: Sync>(
+    rows: &[&T],
+    build: impl Fn(&[&T]) -> Result<RecordBatch, arrow::error::ArrowError> + Sync,
+) -> Result<Vec<RecordBatch>, DetectorError> {
+    let chunks: Vec<&[&T]> = rows.chunks(BATCH_ROWS).collect();
+    let per = chunks.len().div_ceil(cores()).max(1);
+    let built: Vec<Result<RecordBatch, arrow::error::ArrowError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|group| s.spawn(|| group.iter().map(|c| build(c)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    Ok(built.into_iter().collect::<Result<_, _>>()?)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Registers the comparable rows of `declared` and `observed` batches in
+/// `ctx`, keeping the latest observed item per resource. Returns the counts
+/// of what was and was not comparable, for `DriftDetector::run`.
+pub fn register_tables(
+    ctx: &SessionContext,
+    mappings: &Mappings,
+    declared: Vec<RecordBatch>,
+    observed: Vec<RecordBatch>,
+) -> Result<DriftSummary, DetectorError> {
+    let mut summary = DriftSummary::default();
+    let text = |b: &RecordBatch, name: &str| -> Result<arrow::array::StringArray, DetectorError> {
+        b.column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+            .ok_or_else(|| {
+                DetectorError::Internal(format!("snapshot batch has no text column {name}"))
+            })
+    };
+    let mut comparable_d = Vec::with_capacity(declared.len());
+    // Each batch is dropped once filtered, so the two never all coexist.
+    for b in declared {
+        let b = &b;
+        let (mode, tf_type, type_id) = (text(b, "mode")?, text(b, "tf_type")?, text(b, "type_id")?);
+        let keep: BooleanArray = (0..b.num_rows())
+            .map(|i| {
+                if mode.value(i) == "data" {
+                    summary.declared_data_sources += 1;
+                    return Some(false);
+                }
+                summary.declared_instances += 1;
+                let t = tf_type.value(i);
+                let comparable = !type_id.value(i).is_empty() && mappings.by_tf_type(t).is_some();
+                if !comparable {
+                    *summary.not_comparable.entry(t.to_string()).or_default() += 1;
+                }
+                Some(comparable)
+            })
+            .collect();
+        comparable_d.push(filter_record_batch(b, &keep)?);
+    }
+    // Latest capture per resource: history files hold many items of one
+    // resource. A later arrival wins a tie.
+    let mut latest: HashMap<&str, (i64, usize, usize)> = HashMap::new();
+    let mut columns = Vec::with_capacity(observed.len());
+    for b in &observed {
+        let captured = b
+            .column_by_name("captured_at")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned())
+            .ok_or_else(|| DetectorError::Internal("snapshot batch has no captured_at".into()))?;
+        columns.push((
+            text(b, "resource_key")?,
+            text(b, "resource_type")?,
+            captured,
+        ));
+    }
+    for (bi, (key, rtype, captured)) in columns.iter().enumerate() {
+        for i in 0..key.len() {
+            summary.observed_items += 1;
+            let t = rtype.value(i);
+            if mappings.by_config_type(t).is_none() {
+                *summary.unmapped_observed.entry(t.to_string()).or_default() += 1;
+                continue;
+            }
+            let at = if captured.is_null(i) {
+                i64::MIN
+            } else {
+                captured.value(i)
+            };
+            latest
+                .entry(key.value(i))
+                .and_modify(|cur| {
+                    if at >= cur.0 {
+                        *cur = (at, bi, i);
+                    }
+                })
+                .or_insert((at, bi, i));
+        }
+    }
+    let mut keep: Vec<Vec<bool>> = observed.iter().map(|b| vec![false; b.num_rows()]).collect();
+    for (_, bi, i) in latest.into_values() {
+        keep[bi][i] = true;
+    }
+    drop(columns);
+    let comparable_o = observed
+        .into_iter()
+        .zip(keep)
+        .map(|(b, k)| filter_record_batch(&b, &BooleanArray::from(k)))
+        .collect::<Result<Vec<_>, _>>()?;
+    register(ctx, "declared", DECLARED_SCHEMA.clone(), comparable_d)?;
+    register(ctx, "observed", OBSERVED_SCHEMA.clone(), comparable_o)?;
+    Ok(summary)
+}
+
+/// One partition per core, so the join runs in parallel.
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(), DetectorError> {
+    let cores = cores();
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores];
+    for (i, b) in batches.into_iter().filter(|b| b.num_rows() > 0).enumerate() {
+        partitions[i % cores].push(b);
+    }
+    let table = MemTable::try_new(schema, partitions)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}

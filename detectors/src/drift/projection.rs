@@ -1,0 +1,207 @@
+//! What the drift comparison reads of a record, and nothing else. A
+//! one-shot scan holds every record until the join, so it keeps of each
+//! only the top-level attributes its type's mapping compares (and the
+//! tags, which a finding carries): a resource's dozens of attributes shrink
+//! to a handful before the record is stored, and the diff reads the same
+//! values it would have read from the whole document.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use driftline_pipeline::{DeclaredResource, ObservedResource, Record, ResourceMode};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::mappings::Mappings;
+
+/// Top-level keys kept, per type.
+#[derive(Debug, Default)]
+pub struct DriftProjection {
+    /// Terraform type → attribute keys.
+    declared: HashMap<String, HashSet<String>>,
+    /// AWS Config type → `configuration` keys.
+    configuration: HashMap<String, HashSet<String>>,
+    /// AWS Config type → `supplementaryConfiguration` keys.
+    supplementary: HashMap<String, HashSet<String>>,
+}
+
+fn first_segment(path: &str) -> &str {
+    path.split('.').next().unwrap_or(path)
+}
+
+impl DriftProjection {
+    pub fn new(mappings: &Mappings) -> Self {
+        let mut p = Self::default();
+        for m in mappings.iter() {
+            let d = p.declared.entry(m.terraform_type.clone()).or_default();
+            // `tags` also for a finding on a resource that is gone.
+            d.insert("tags".into());
+            d.extend(
+                m.tag_attributes
+                    .iter()
+                    .map(|a| first_segment(a).to_string()),
+            );
+            let conf = p.configuration.entry(m.config_type.clone()).or_default();
+            for c in &m.compares {
+                d.insert(first_segment(&c.terraform).to_string());
+                if let Some(rest) = c.observed.strip_prefix("configuration.") {
+                    conf.insert(first_segment(rest).to_string());
+                }
+            }
+            let supp = p.supplementary.entry(m.config_type.clone()).or_default();
+            for c in &m.compares {
+                if let Some(rest) = c.observed.strip_prefix("supplementaryConfiguration.") {
+                    supp.insert(first_segment(rest).to_string());
+                }
+            }
+        }
+        p
+    }
+
+    /// Drops what the comparison does not read from a snapshot record.
+    pub fn apply(&self, record: &mut Record) {
+        match record {
+            Record::Declared(d) => self.declared(d),
+            Record::Observed(o) => self.observed(o),
+            _ => {}
+        }
+    }
+
+    fn declared(&self, d: &mut DeclaredResource) {
+        let keep = match self.declared.get(&d.tf_type) {
+            Some(keep) if d.mode == ResourceMode::Managed && !d.type_id.is_empty() => keep,
+            // Never compared: only counted.
+            _ => {
+                d.attributes = "{}".into();
+                return;
+            }
+        };
+        // The loader wrote this text; should it not parse, it stays whole.
+        if let Ok(kept) = keep_keys(&d.attributes, keep) {
+            d.attributes = kept;
+        }
+        d.sensitive_paths = Vec::new();
+    }
+
+    fn observed(&self, o: &mut ObservedResource) {
+        let empty = HashSet::new();
+        let retain = |v: &mut Value, keep: &HashSet<String>| {
+            if let Value::Object(m) = v {
+                m.retain(|k, _| keep.contains(k));
+            }
+        };
+        retain(
+            &mut o.configuration,
+            self.configuration.get(&o.resource_type).unwrap_or(&empty),
+        );
+        retain(
+            &mut o.supplementary_configuration,
+            self.supplementary.get(&o.resource_type).unwrap_or(&empty),
+        );
+        o.relationships = Value::Null;
+    }
+}
+
+/// The object `text` with only the top-level keys in `keep`, as compact
+/// JSON text; the kept values are copied as written.
+fn keep_keys(text: &str, keep: &HashSet<String>) -> Result<String, serde_json::Error> {
+    let kept = serde_json::Deserializer::from_str(text).deserialize_map(Keep(keep))?;
+    let mut out = String::with_capacity(
+        kept.iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + 2,
+    );
+    out.push('{');
+    for (i, (k, v)) in kept.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k.as_ref())?);
+        out.push(':');
+        out.push_str(v.get());
+    }
+    out.push('}');
+    Ok(out)
+}
+
+struct Keep<'k>(&'k HashSet<String>);
+
+impl<'de> Visitor<'de> for Keep<'_> {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an attributes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            if self.0.contains(k.as_ref()) {
+                kept.push((k, map.next_value::<&RawValue>()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A key borrowed from the text unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_compared_keys_and_tags_with_values_as_written() {
+        let keep: HashSet<String> = ["a", "tags", "k\"q"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let kept = keep_keys(
+            r#"{"a":[1,{"x":"y"}],"b":{"big":"doc"},"tags":{"t":"1"},"k\"q":null}"#,
+            &keep,
+        )
+        .unwrap();
+        assert_eq!(kept, r#"{"a":[1,{"x":"y"}],"tags":{"t":"1"},"k\"q":null}"#);
+    }
+
+    #[test]
+    fn every_mapped_path_survives_the_projection() {
+        let mappings = Mappings::builtin().unwrap();
+        let p = DriftProjection::new(&mappings);
+        let sg = mappings.by_tf_type("aws_security_group").unwrap();
+        let keys = &p.declared["aws_security_group"];
+        for c in &sg.compares {
+            assert!(
+                keys.contains(first_segment(&c.terraform)),
+                "{}",
+                c.terraform
+            );
+        }
+        assert!(p.configuration["AWS::EC2::SecurityGroup"].contains("ipPermissions"));
+    }
+}
