@@ -1,4 +1,4 @@
-//! The process's allocator, and how the long-running service tunes it.
+//! The process's allocator, and how the commands tune it.
 
 // JSON trees are millions of small allocations; glibc's allocator spent
 // most of a large scan in page faults (measured: 17 s of 21 s in the
@@ -6,14 +6,14 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How long freed memory waits before it goes back to the kernel.
-/// mimalloc's default (1 s) let a service that decodes request after
-/// request on several threads hold 2.5× its live heap
-/// (benches/src/bin/telemetry_e2e.rs: 270 MB against 105 MB at 10 ms, at
-/// the same rate), and a scan, which frees each chunk of records once it
-/// is a batch, hold 1.3× (scan_e2e 100 000: 265 MB against 190 MB after
-/// reading, at the same speed).
-const PURGE_DELAY_MS: libc::c_long = 10;
+/// How long freed memory waits before `run` hands it back to the kernel.
+/// mimalloc's default (1 s) suits a batch command: a scan that frees each
+/// chunk of records once it is a batch spent 9.8 s of 26.6 s in the kernel
+/// refaulting pages at 10 ms (scan_e2e 1 000 000), 1.9 s of 17.4 s at 1 s.
+/// A service that decodes request after request on several threads held
+/// 2.5× its live heap with the default (benches/src/bin/telemetry_e2e.rs:
+/// 270 MB against 105 MB at 10 ms, at the same rate).
+const SERVICE_PURGE_DELAY_MS: libc::c_long = 10;
 
 // Positions in mimalloc v3's `mi_option_t` (include/mimalloc.h of the
 // libmimalloc-sys that Cargo.lock pins); its bindings name only v2's.
@@ -21,16 +21,24 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
 /// Settings for every command, made before it starts a thread (mimalloc's
-/// setter is not thread-safe): freed memory goes back soon, and no
-/// transparent huge pages, whose 2 MiB faults turn a few live bytes into
-/// resident megabytes.
+/// setter is not thread-safe): no transparent huge pages, whose 2 MiB
+/// faults turn a few live bytes into resident megabytes (scan_e2e 100 000:
+/// 534 MB with them, 458 MB without, at the same speed).
 pub fn tune() {
     // SAFETY: both calls only set process-wide flags; mimalloc reads its
-    // options on every purge and mapping, and the prctl changes no memory.
+    // options on every mapping, and the prctl changes no memory.
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
         libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
         // Also the arenas mapped before main (mimalloc advised them huge).
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// `driftline run`: freed memory also goes back soon. Called before the
+/// service starts a thread.
+pub fn tune_for_service() {
+    // SAFETY: only sets a process-wide flag, read on every purge.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, SERVICE_PURGE_DELAY_MS);
     }
 }

@@ -340,7 +340,10 @@ fn run(command: Command, logging: &Logging) -> anyhow::Result<ExitCode> {
         Command::Silence { command } => oncall::silence(command),
         Command::Slo { command } => slo::run(command),
         Command::Remediate(args) => oncall::remediate(args),
-        Command::Run(args) => service::run(args, logging),
+        Command::Run(args) => {
+            allocator::tune_for_service();
+            service::run(args, logging)
+        }
         Command::Check { config, rules, slo } => {
             if !slo.is_empty() {
                 let set = match driftline_detectors::slo::spec::load(&slo) {

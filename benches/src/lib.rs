@@ -210,7 +210,44 @@ pub fn peak_rss_self() -> u64 {
     peak_rss_of("self").unwrap_or(0)
 }
 
-/// Peak resident memory of the largest finished child, in bytes.
+/// Runs `cmd` to completion under GNU time (`/usr/bin/time -f %M`) and
+/// returns its output and peak resident memory in bytes.
+///
+/// Not `getrusage(RUSAGE_CHILDREN)`: Linux folds the memory a spawned child
+/// shared with this process before `exec` into the child's maximum, so a
+/// bench that parsed its inputs first would report its own peak.
+pub fn output_with_peak_rss(
+    cmd: &std::process::Command,
+) -> std::io::Result<(std::process::Output, u64)> {
+    let measured = std::env::temp_dir().join(format!("driftline-peak-{}", std::process::id()));
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(&measured)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    let out = timed.output()?;
+    let kb: u64 = std::fs::read_to_string(&measured)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .ok_or_else(|| std::io::Error::other("GNU time wrote no peak RSS"))?;
+    let _ = std::fs::remove_file(&measured);
+    Ok((out, kb * 1024))
+}
+
+/// Peak resident memory of the largest finished child, in bytes. Includes
+/// what a child shared with this process before `exec` (see
+/// `output_with_peak_rss`); only for children that started small.
 pub fn peak_rss_children() -> u64 {
     // SAFETY: getrusage only writes into the struct we pass.
     unsafe {

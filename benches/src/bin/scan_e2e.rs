@@ -1,7 +1,8 @@
 //! End-to-end scan benchmark: generates N declared + N observed resources
 //! with 1% drift, times a plain serde_json parse of every input file (on all
 //! cores, as the scan gets), then runs `driftline scan` on the same files and
-//! reports resources/s, peak RSS, and the scan/parse ratio.
+//! reports resources/s, its peak RSS (from `/usr/bin/time`), and the
+//! scan/parse ratio.
 //!
 //! cargo build --release -p driftline -p driftline-benches
 //! target/release/scan_e2e 100000 1000000
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use driftline_benches::{generate, peak_rss_children, peak_rss_self};
+use driftline_benches::{generate, output_with_peak_rss, peak_rss_self};
 
 // The same allocator as the driftline binary, so the parse baseline is fair.
 #[global_allocator]
@@ -81,15 +82,14 @@ fn main() {
         let parse = t.elapsed();
         let _ = peak_rss_self();
 
-        let t = Instant::now();
-        let out = Command::new(&driftline)
-            .args(["scan", "--output", "json", "--state"])
+        let mut cmd = Command::new(&driftline);
+        cmd.args(["scan", "--output", "json", "--state"])
             .arg(dir.join("state"))
             .arg("--observed")
             .arg(dir.join("observed"))
-            .env("DRIFTLINE_HASH_SALT", "bench")
-            .output()
-            .expect("run driftline");
+            .env("DRIFTLINE_HASH_SALT", "bench");
+        let t = Instant::now();
+        let (out, rss) = output_with_peak_rss(&cmd).expect("run driftline under /usr/bin/time");
         let scan = t.elapsed();
         assert_eq!(
             out.status.code(),
@@ -109,7 +109,6 @@ fn main() {
             (g.changed as u64, g.missing as u64, g.unmanaged as u64),
             "the scan finds exactly the planted drift"
         );
-        let rss = peak_rss_children();
         println!(
             "| {n} | {:.0} MB | {:.2} s | {:.2} s | {:.0} | {:.2} | {:.0} MB | {} changed, {} missing, {} unmanaged |",
             g.bytes as f64 / 1e6,

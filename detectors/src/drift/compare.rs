@@ -33,7 +33,7 @@ fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> 
 /// are turned into values.
 #[derive(Default)]
 pub struct Doc<'a> {
-    top: std::collections::HashMap<String, &'a serde_json::value::RawValue>,
+    top: foldhash::HashMap<String, &'a serde_json::value::RawValue>,
 }
 
 impl<'a> Doc<'a> {

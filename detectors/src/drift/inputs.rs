@@ -7,7 +7,6 @@
 //! record outlives its chunk. Callers holding records already use
 //! `register_snapshots`. Both end in `register_tables`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, BooleanArray};
@@ -190,7 +189,7 @@ pub fn register_tables(
     }
     // Latest capture per resource: history files hold many items of one
     // resource. A later arrival wins a tie.
-    let mut latest: HashMap<&str, (i64, usize, usize)> = HashMap::new();
+    let mut latest: foldhash::HashMap<&str, (i64, usize, usize)> = Default::default();
     let mut columns = Vec::with_capacity(observed.len());
     for b in &observed {
         let captured = b

@@ -3,6 +3,7 @@
 //! compared attributes per the type's mapping file, and IaC coverage.
 
 pub mod compare;
+mod coverage;
 pub mod driftignore;
 mod inputs;
 pub mod normalise;
@@ -19,14 +20,15 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::mappings::Mappings;
 use crate::{Detector, DetectorError};
+use coverage::CoverageTally;
 pub use driftignore::DriftIgnore;
 pub use inputs::{DriftInputs, register_snapshots, register_tables};
 pub use projection::DriftProjection;
@@ -107,18 +109,6 @@ fn pairs_sql() -> String {
     )
 }
 
-fn coverage_sql() -> String {
-    format!(
-        "SELECT o_account AS account, o_region AS region, resource_type,
-                CAST(COUNT(DISTINCT CASE WHEN d_address IS NOT NULL THEN o_key END) AS BIGINT) AS managed,
-                CAST(COUNT(DISTINCT CASE WHEN d_address IS NULL THEN o_key END) AS BIGINT) AS unmanaged
-         FROM drift_pairs
-         WHERE o_key IS NOT NULL AND status IN {PRESENT}
-         GROUP BY o_account, o_region, resource_type
-         ORDER BY account, region, resource_type"
-    )
-}
-
 /// The drift detector. Expects tables `declared` and `observed` (see
 /// `register_snapshots`).
 pub struct DriftDetector {
@@ -155,38 +145,21 @@ impl DriftDetector {
         mut summary: DriftSummary,
     ) -> Result<DriftReport, DetectorError> {
         ctx.register_udf(self.udf());
-        let pairs = ctx.sql(&pairs_sql()).await?.collect().await?;
-        let schema = pairs
-            .first()
-            .map(|b| b.schema())
-            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
-        let table = MemTable::try_new(schema, vec![pairs])?;
-        ctx.deregister_table("drift_pairs")?;
-        ctx.register_table("drift_pairs", Arc::new(table))?;
-
-        // Only findings come back to Rust; the rest is counted where it lies.
-        let compared = ctx
-            .sql("SELECT COUNT(*) FROM drift_pairs WHERE d_address IS NOT NULL AND o_key IS NOT NULL")
-            .await?
-            .collect()
-            .await?;
-        summary.compared = compared
-            .first()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| {
-                b.column(0)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .value(0) as usize
-            })
-            .unwrap_or(0);
+        // The join streams by: only findings come back to Rust as values;
+        // the rest is counted batch by batch, never held.
+        let mut pairs = ctx.sql(&pairs_sql()).await?.execute_stream().await?;
         let mut findings = Vec::new();
-        let rows = ctx
-            .sql("SELECT * FROM drift_pairs WHERE class IS NOT NULL")
-            .await?
-            .collect()
-            .await?;
-        for batch in &rows {
-            self.findings_from(batch, &mut findings, &mut summary)?;
+        let mut coverage = CoverageTally::default();
+        while let Some(b) = pairs.next().await {
+            let b = b?;
+            let (address, o_key) = (b.column_by_name("d_address"), b.column_by_name("o_key"));
+            if let (Some(a), Some(o)) = (address, o_key) {
+                summary.compared += (0..b.num_rows())
+                    .filter(|&i| a.is_valid(i) && o.is_valid(i))
+                    .count();
+            }
+            coverage.add(&b)?;
+            self.findings_from(&b, &mut findings, &mut summary)?;
         }
         for (scope, n) in &summary.withheld {
             match scope.side {
@@ -197,8 +170,7 @@ impl DriftDetector {
         findings.sort_by(|a, b| {
             (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
         });
-        let coverage = ctx.sql(&coverage_sql()).await?.collect().await?;
-        let mut coverage = coverage_rows(&coverage);
+        let mut coverage = coverage.finish();
         let mut unobserved = Vec::new();
         if let Some(st) = &self.statuses {
             // Coverage counts only what every source could read.
@@ -232,7 +204,7 @@ impl DriftDetector {
             b.column_by_name(name)
                 .and_then(|c| c.as_string_opt::<i32>())
                 .ok_or_else(|| {
-                    DetectorError::Internal(format!("drift_pairs has no text column {name}"))
+                    DetectorError::Internal(format!("the join has no text column {name}"))
                 })
         };
         let get = |a: &arrow::array::StringArray, i: usize| {
@@ -442,31 +414,6 @@ fn tags_of(
             .collect(),
         _ => Default::default(),
     }
-}
-
-fn coverage_rows(batches: &[RecordBatch]) -> Vec<Coverage> {
-    let mut out = Vec::new();
-    for b in batches {
-        let s = |i: usize| b.column(i).as_string::<i32>();
-        let n = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
-        let (acc, reg, typ, man, unm) = (s(0), s(1), s(2), n(3), n(4));
-        for i in 0..b.num_rows() {
-            let (m, u) = (man.value(i) as u64, unm.value(i) as u64);
-            out.push(Coverage {
-                account: acc.value(i).to_string(),
-                region: reg.value(i).to_string(),
-                resource_type: typ.value(i).to_string(),
-                managed: m,
-                unmanaged: u,
-                coverage: if m + u == 0 {
-                    1.0
-                } else {
-                    m as f64 / (m + u) as f64
-                },
-            });
-        }
-    }
-    out
 }
 
 impl Detector for DriftDetector {
