@@ -245,21 +245,6 @@ pub fn output_with_peak_rss(
     Ok((out, kb * 1024))
 }
 
-/// Peak resident memory of the largest finished child, in bytes. Includes
-/// what a child shared with this process before `exec` (see
-/// `output_with_peak_rss`); only for children that started small.
-pub fn peak_rss_children() -> u64 {
-    // SAFETY: getrusage only writes into the struct we pass.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) == 0 {
-            u.ru_maxrss as u64 * 1024
-        } else {
-            0
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

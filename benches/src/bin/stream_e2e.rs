@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use driftline_benches::{generate, peak_rss_children};
+use driftline_benches::{generate, peak_rss_of};
 use driftline_collectors::Collector;
 use driftline_collectors::aws_config::{AwsConfigFileCollector, AwsConfigFileConfig};
 use driftline_collectors::terraform::{Salt, TerraformCollector, TerraformConfig};
@@ -166,8 +166,9 @@ fn detect_sink_config(dir: &Path, brokers: &str) -> PathBuf {
     cfg
 }
 
-/// (a) driftline: time until its drift group has committed every offset.
-fn driftline_consume(a: &Args, dir: &Path, ends: &BTreeMap<(String, i32), i64>) -> Duration {
+/// (a) driftline: time until its drift group has committed every offset,
+/// and its peak RSS.
+fn driftline_consume(a: &Args, dir: &Path, ends: &BTreeMap<(String, i32), i64>) -> (Duration, u64) {
     let group = bench_group();
     let cfg = detect_sink_config(dir, &a.brokers);
     let probe: BaseConsumer = ClientConfig::new()
@@ -202,8 +203,12 @@ fn driftline_consume(a: &Args, dir: &Path, ends: &BTreeMap<(String, i32), i64>) 
         );
     }
     let took = started.elapsed();
+    // The child's own high-water mark, read while it lives: getrusage's
+    // figure for children would include this process's peak (see
+    // `output_with_peak_rss`).
+    let peak = peak_rss_of(&child.id().to_string()).unwrap_or(0);
     stop(child);
-    took
+    (took, peak)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -387,13 +392,13 @@ fn main() {
         raw.as_secs_f64(),
         raw_rate
     );
-    let dl = driftline_consume(&a, tmp.path(), &ends);
+    let (dl, dl_peak) = driftline_consume(&a, tmp.path(), &ends);
     let dl_rate = published as f64 / dl.as_secs_f64();
     println!(
         "driftline (decode → Arrow → drift → findings → sink): {:.2} s, {:.0} records/s, peak RSS {:.0} MB",
         dl.as_secs_f64(),
         dl_rate,
-        peak_rss_children() as f64 / 1e6
+        dl_peak as f64 / 1e6
     );
     println!(
         "throughput ratio driftline/raw: {:.2} (goal ≥ 0.8)",

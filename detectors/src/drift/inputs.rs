@@ -11,13 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use driftline_pipeline::schema::{
-    DECLARED_SCHEMA, OBSERVED_SCHEMA, declared_batch, observed_batch,
-};
+use driftline_pipeline::schema::{declared_batch, observed_batch};
 use driftline_pipeline::{
     BusError, DeclaredResource, ObservedResource, Record, RecordSink, SourceStatus, Topic,
 };
@@ -113,7 +110,7 @@ fn shrunk(b: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
 /// Registers `declared` and `observed` from records (see `register_tables`).
 pub fn register_snapshots(
     ctx: &SessionContext,
-    mappings: &Mappings,
+    mappings: &Arc<Mappings>,
     declared: &[DeclaredResource],
     observed: &[ObservedResource],
 ) -> Result<DriftSummary, DetectorError> {
@@ -153,7 +150,7 @@ fn cores() -> usize {
 /// of what was and was not comparable, for `DriftDetector::run`.
 pub fn register_tables(
     ctx: &SessionContext,
-    mappings: &Mappings,
+    mappings: &Arc<Mappings>,
     declared: Vec<RecordBatch>,
     observed: Vec<RecordBatch>,
 ) -> Result<DriftSummary, DetectorError> {
@@ -235,25 +232,6 @@ pub fn register_tables(
         .zip(keep)
         .map(|(b, k)| filter_record_batch(&b, &BooleanArray::from(k)))
         .collect::<Result<Vec<_>, _>>()?;
-    register(ctx, "declared", DECLARED_SCHEMA.clone(), comparable_d)?;
-    register(ctx, "observed", OBSERVED_SCHEMA.clone(), comparable_o)?;
+    super::docs::register_compared(ctx, mappings.clone(), comparable_d, comparable_o, cores())?;
     Ok(summary)
-}
-
-/// One partition per core, so the join runs in parallel.
-fn register(
-    ctx: &SessionContext,
-    name: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<(), DetectorError> {
-    let cores = cores();
-    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores];
-    for (i, b) in batches.into_iter().filter(|b| b.num_rows() > 0).enumerate() {
-        partitions[i % cores].push(b);
-    }
-    let table = MemTable::try_new(schema, partitions)?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
-    Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod compare;
 mod coverage;
+mod docs;
 pub mod driftignore;
 mod inputs;
 pub mod normalise;
@@ -20,7 +21,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint};
 use futures::StreamExt;
@@ -94,11 +94,11 @@ fn pairs_sql() -> String {
                   o.resource_key AS o_key, o.resource_type, o.resource_id, o.resource_name, o.arn,
                   o.account AS o_account, o.region AS o_region, o.status, o.source AS o_source,
                   o.tags AS o_tags,
-                  CASE WHEN o.resource_key IS NULL THEN d.attributes END AS d_gone_attributes,
+                  CASE WHEN o.resource_key IS NULL THEN drift_declared_tags(d.attributes_ref) END AS d_gone_tags,
                   CASE WHEN d.address IS NOT NULL AND o.resource_key IS NOT NULL AND NOT d.deposed
                             AND NOT o.summary_only AND o.status IN ('OK', 'ResourceDiscovered')
-                       THEN drift_diff(d.tf_type, d.attributes, o.resource_id, o.configuration,
-                                       o.supplementary_configuration, o.tags, o.resource_name, o.arn)
+                       THEN drift_diff(d.tf_type, d.attributes_ref, o.resource_id, o.configuration_ref,
+                                       o.tags, o.resource_name, o.arn)
                   END AS diffs
            FROM declared d
            FULL OUTER JOIN observed o
@@ -109,8 +109,8 @@ fn pairs_sql() -> String {
     )
 }
 
-/// The drift detector. Expects tables `declared` and `observed` (see
-/// `register_snapshots`).
+/// The drift detector. Expects tables `declared` and `observed` and their
+/// functions, as `register_tables` or `register_snapshots` leave them.
 pub struct DriftDetector {
     mappings: Arc<Mappings>,
     ignore: DriftIgnore,
@@ -134,17 +134,12 @@ impl DriftDetector {
         self
     }
 
-    fn udf(&self) -> ScalarUDF {
-        udf::drift_diff(self.mappings.clone())
-    }
-
     /// Runs the join, classifies, computes coverage, applies `.driftignore`.
     pub async fn run(
         &self,
         ctx: &SessionContext,
         mut summary: DriftSummary,
     ) -> Result<DriftReport, DetectorError> {
-        ctx.register_udf(self.udf());
         // The join streams by: only findings come back to Rust as values;
         // the rest is counted batch by batch, never held.
         let mut pairs = ctx.sql(&pairs_sql()).await?.execute_stream().await?;
@@ -228,7 +223,7 @@ impl DriftDetector {
         let (o_account, o_region, o_source) =
             (col("o_account")?, col("o_region")?, col("o_source")?);
         let (diffs, class) = (col("diffs")?, col("class")?);
-        let (o_tags, d_gone) = (col("o_tags")?, col("d_gone_attributes")?);
+        let (o_tags, d_gone) = (col("o_tags")?, col("d_gone_tags")?);
         for i in 0..b.num_rows() {
             let Some(class) = get(class, i) else { continue };
             let class = match class.as_str() {
@@ -398,16 +393,12 @@ impl DriftDetector {
 /// `tags` attribute. Values that are not text are skipped.
 fn tags_of(
     observed: Option<String>,
-    declared_attributes: Option<String>,
+    declared: Option<String>,
 ) -> std::collections::BTreeMap<String, String> {
-    let value = match (observed, declared_attributes) {
-        (Some(t), _) => serde_json::from_str::<serde_json::Value>(&t).ok(),
-        (None, Some(attrs)) => serde_json::from_str::<serde_json::Value>(&attrs)
-            .ok()
-            .and_then(|mut a| a.get_mut("tags").map(serde_json::Value::take)),
-        (None, None) => None,
-    };
-    match value {
+    match observed
+        .or(declared)
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
         Some(serde_json::Value::Object(m)) => m
             .into_iter()
             .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
@@ -338,14 +337,7 @@ impl StreamingDrift {
             let o = gather(&OBSERVED_SCHEMA, &observed)?;
             let ctx =
                 SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-            ctx.register_table(
-                "declared",
-                Arc::new(MemTable::try_new(d.schema(), vec![vec![d]])?),
-            )?;
-            ctx.register_table(
-                "observed",
-                Arc::new(MemTable::try_new(o.schema(), vec![vec![o]])?),
-            )?;
+            super::docs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
             self.detector
                 .run(&ctx, DriftSummary::default())
                 .await?

@@ -1,11 +1,14 @@
-//! The `drift_diff` scalar function the drift join calls on each pair: the
-//! per-type mapping's comparison (`compare`), run inside DataFusion.
+//! The functions the drift join calls on each pair: `drift_diff`, the
+//! per-type mapping's comparison (`compare`), and `drift_declared_tags`,
+//! a gone resource's declared tags. Both read the documents by reference
+//! (`docs`), so the join never carries them.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
+use arrow::datatypes::UInt64Type;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -13,31 +16,35 @@ use datafusion::logical_expr::{
 };
 
 use super::compare;
+use super::docs::Docs;
 use crate::mappings::Mappings;
 
-/// The function, comparing with `mappings`.
-pub(super) fn drift_diff(mappings: Arc<Mappings>) -> ScalarUDF {
+/// The function, comparing with `mappings` the documents in `docs`.
+pub(super) fn drift_diff(mappings: Arc<Mappings>, docs: Arc<Docs>) -> ScalarUDF {
+    use DataType::{UInt64, Utf8};
     ScalarUDF::new_from_impl(DriftDiffUdf {
         mappings,
+        docs,
         signature: Signature::new(
-            TypeSignature::Exact(vec![DataType::Utf8; 8]),
+            TypeSignature::Exact(vec![Utf8, UInt64, Utf8, UInt64, Utf8, Utf8, Utf8]),
             Volatility::Immutable,
         ),
     })
 }
 
-/// `drift_diff(tf_type, attributes, resource_id, configuration,
-/// supplementary_configuration, tags, resource_name, arn)` → JSON array of
-/// differing paths (`[]` when none).
+/// `drift_diff(tf_type, attributes_ref, resource_id, configuration_ref,
+/// tags, resource_name, arn)` → JSON array of differing paths (`[]` when
+/// none).
 #[derive(Debug)]
 struct DriftDiffUdf {
     mappings: Arc<Mappings>,
+    docs: Arc<Docs>,
     signature: Signature,
 }
 
 impl PartialEq for DriftDiffUdf {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.mappings, &other.mappings)
+        Arc::ptr_eq(&self.mappings, &other.mappings) && Arc::ptr_eq(&self.docs, &other.docs)
     }
 }
 impl Eq for DriftDiffUdf {}
@@ -62,12 +69,15 @@ impl ScalarUDFImpl for DriftDiffUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let s: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-        let (tf_type, attrs, rid, conf, supp, tags, name, arn) =
-            (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        let text = |i: usize| arrays[i].as_string::<i32>();
+        let (tf_type, rid, tags, name, arn) = (text(0), text(2), text(4), text(5), text(6));
+        let (attrs, conf) = (
+            arrays[1].as_primitive::<UInt64Type>(),
+            arrays[3].as_primitive::<UInt64Type>(),
+        );
         let mut out = StringBuilder::with_capacity(args.number_rows, args.number_rows * 2);
         let external = |e: serde_json::Error| DataFusionError::External(Box::new(e));
-        fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+        fn opt(a: &StringArray, i: usize) -> Option<&str> {
             (!a.is_null(i)).then(|| a.value(i))
         }
         for i in 0..args.number_rows {
@@ -79,10 +89,13 @@ impl ScalarUDFImpl for DriftDiffUdf {
                 out.append_null();
                 continue;
             };
-            let declared = compare::Doc::parse(attrs.value(i)).map_err(external)?;
+            let (d, o) = (attrs.value(i), conf.value(i));
+            let declared =
+                compare::Doc::parse(self.docs.attributes(d).unwrap_or("{}")).map_err(external)?;
             let side = compare::ObservedSide {
-                configuration: compare::Doc::parse(conf.value(i)).map_err(external)?,
-                supplementary: compare::Doc::parse(opt(supp, i).unwrap_or("{}"))
+                configuration: compare::Doc::parse(self.docs.configuration(o).unwrap_or("{}"))
+                    .map_err(external)?,
+                supplementary: compare::Doc::parse(self.docs.supplementary(o).unwrap_or("{}"))
                     .map_err(external)?,
                 tags: serde_json::from_str(opt(tags, i).unwrap_or("{}")).map_err(external)?,
                 resource_name: opt(name, i),
@@ -93,6 +106,69 @@ impl ScalarUDFImpl for DriftDiffUdf {
                 out.append_value("[]");
             } else {
                 out.append_value(serde_json::to_string(&diffs).map_err(external)?);
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `drift_declared_tags(attributes_ref)` → the declared `tags` attribute
+/// as JSON text, or null: what a finding on a resource that is gone
+/// carries as its tags.
+pub(super) fn declared_tags(docs: Arc<Docs>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(DeclaredTagsUdf {
+        docs,
+        signature: Signature::new(
+            TypeSignature::Exact(vec![DataType::UInt64]),
+            Volatility::Immutable,
+        ),
+    })
+}
+
+#[derive(Debug)]
+struct DeclaredTagsUdf {
+    docs: Arc<Docs>,
+    signature: Signature,
+}
+
+impl PartialEq for DeclaredTagsUdf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.docs, &other.docs)
+    }
+}
+impl Eq for DeclaredTagsUdf {}
+impl Hash for DeclaredTagsUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "drift_declared_tags".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for DeclaredTagsUdf {
+    fn name(&self) -> &str {
+        "drift_declared_tags"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
+        let refs = arrays[0].as_primitive::<UInt64Type>();
+        let mut out = StringBuilder::new();
+        for i in 0..args.number_rows {
+            let tags = (!refs.is_null(i))
+                .then(|| self.docs.attributes(refs.value(i)))
+                .flatten()
+                .and_then(|text| compare::Doc::parse(text).ok()?.get("tags"))
+                .filter(serde_json::Value::is_object);
+            match tags {
+                Some(t) => out.append_value(t.to_string()),
+                None => out.append_null(),
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
