@@ -248,3 +248,61 @@ impl<'de> Visitor<'de> for Items<'_, '_> {
         self.whole(Value::Null)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `read` gives for a document: the items' ids, the skip, or the error.
+    fn walk(text: &str) -> Result<(Vec<String>, Option<String>), String> {
+        let mut ids = Vec::new();
+        let skip = read(&mut serde_json::Deserializer::from_str(text), &mut |f| {
+            if let Found::Item(m) | Found::SelectRow(m) | Found::Summary(m) = f {
+                let id = m.get("resourceId").and_then(Value::as_str);
+                ids.push(id.unwrap_or("?").to_string());
+            }
+        })
+        .map_err(|e| match e {
+            DocumentError::Json(e) => format!("json: {e}"),
+            DocumentError::Shape(s) => format!("shape: {s}"),
+        })?;
+        let skip = skip.map(|s| match s {
+            Skip::Schema => "schema".to_string(),
+            Skip::NoItem(why) => why,
+        });
+        Ok((ids, skip))
+    }
+
+    #[test]
+    fn a_snapshot_streams_its_items_in_order() {
+        let doc = r#"{"fileVersion":"1.0","configurationItems":[
+            {"resourceType":"AWS::S3::Bucket","resourceId":"a"},
+            "{\"resourceType\":\"AWS::S3::Bucket\",\"resourceId\":\"b\"}"]}"#;
+        assert_eq!(walk(doc).unwrap(), (vec!["a".into(), "b".into()], None));
+        let empty = r#"{"configurationItems":[]}"#;
+        let (ids, skip) = walk(empty).unwrap();
+        assert!(ids.is_empty());
+        assert_eq!(skip.as_deref(), Some("configurationItems is empty"));
+    }
+
+    #[test]
+    fn an_envelope_before_the_items_wins_and_after_them_is_ambiguous() {
+        let before = r#"{"Type":"Notification","TopicArn":"t","Message":{"configurationItem":{"resourceType":"AWS::S3::Bucket","resourceId":"m"}},
+            "configurationItems":[{"resourceType":"AWS::S3::Bucket","resourceId":"x"}]}"#;
+        assert_eq!(walk(before).unwrap().0, vec!["m".to_string()]);
+        let after = r#"{"configurationItems":[{"resourceType":"AWS::S3::Bucket","resourceId":"x"}],
+            "invokingEvent":{"configurationItem":{"resourceType":"AWS::S3::Bucket","resourceId":"m"}}}"#;
+        let e = walk(after).unwrap_err();
+        assert!(e.contains("ambiguous"), "{e}");
+    }
+
+    #[test]
+    fn other_shapes_and_scalars_read_as_shapes_says() {
+        let rows = r#"{"Results":["{\"resourceType\":\"AWS::S3::Bucket\",\"resourceId\":\"r\"}"]}"#;
+        assert_eq!(walk(rows).unwrap().0, vec!["r".to_string()]);
+        let e = walk("42").unwrap_err();
+        assert!(e.contains("expected an object, found a number"), "{e}");
+        let e = walk(r#"{"configurationItems":[{"resourceType":"AWS::S3::Bucket"}"#).unwrap_err();
+        assert!(e.starts_with("json:"), "{e}");
+    }
+}
