@@ -1,7 +1,47 @@
 //! Records published in chunks while a loader reads a file, so a bulk read
 //! holds one chunk per file in flight instead of every record of the file.
 
+use std::path::{Path, PathBuf};
+
 use driftline_pipeline::{Record, RecordSink, Topic};
+
+use crate::{CollectReport, ProgressFn, SourceError};
+
+/// Reads `files` one per core with `read`, which pushes each record it
+/// decodes; they reach `out` on `topic` in chunks while the file is read,
+/// so memory is bounded by the chunks in flight, not by the files' sizes.
+/// Returns each file's outcome, in order; how many records it published
+/// (or why publishing stopped) is counted into `report`. A file that
+/// breaks part way has published what came before the break.
+pub(crate) fn stream_files<R: Send>(
+    files: &[PathBuf],
+    out: &dyn RecordSink,
+    topic: Topic,
+    progress: ProgressFn<'_>,
+    report: &mut CollectReport,
+    read: impl Fn(&Path, &mut Chunks<'_>) -> R + Sync,
+) -> Vec<R> {
+    let results = crate::parallel_map(files, |path| {
+        let mut chunks = Chunks::new(out, topic);
+        let r = read(path, &mut chunks);
+        progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
+        (r, chunks.finish())
+    });
+    files
+        .iter()
+        .zip(results)
+        .map(|(path, (r, published))| {
+            match published {
+                Ok(n) => report.published += n,
+                Err(reason) => report.errors.push(SourceError {
+                    source: path.display().to_string(),
+                    reason,
+                }),
+            }
+            r
+        })
+        .collect()
+}
 
 /// Records per publish: large enough that the sink's per-call cost does
 /// not show, small enough that a chunk is a few megabytes.
@@ -17,7 +57,7 @@ pub(crate) struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    pub(crate) fn new(out: &'a dyn RecordSink, topic: Topic) -> Self {
+    fn new(out: &'a dyn RecordSink, topic: Topic) -> Self {
         Self {
             out,
             topic,
@@ -50,7 +90,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// Publishes what is left: the records published, or the first error.
-    pub(crate) fn finish(mut self) -> Result<usize, String> {
+    fn finish(mut self) -> Result<usize, String> {
         self.flush();
         match self.error {
             Some(e) => Err(e),

@@ -257,10 +257,9 @@ mod tests {
     fn walk(text: &str) -> Result<(Vec<String>, Option<String>), String> {
         let mut ids = Vec::new();
         let skip = read(&mut serde_json::Deserializer::from_str(text), &mut |f| {
-            if let Found::Item(m) | Found::SelectRow(m) | Found::Summary(m) = f {
-                let id = m.get("resourceId").and_then(Value::as_str);
-                ids.push(id.unwrap_or("?").to_string());
-            }
+            let (Found::Item(m) | Found::SelectRow(m) | Found::Summary(m)) = f;
+            let id = m.get("resourceId").and_then(Value::as_str);
+            ids.push(id.unwrap_or("?").to_string());
         })
         .map_err(|e| match e {
             DocumentError::Json(e) => format!("json: {e}"),

@@ -25,7 +25,7 @@ use driftline_pipeline::{
 };
 use serde_json::{Map, Value};
 
-use crate::chunks::Chunks;
+use crate::chunks::stream_files;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 use document::DocumentError;
 use shapes::{Found, Skip};
@@ -467,24 +467,20 @@ impl Collector for AwsConfigFileCollector {
     fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
         let mut unreadable = Vec::new();
-        // Streamed in chunks as read, as the Terraform collector does.
-        let results = crate::parallel_map(&self.cfg.files, |path| {
-            let mut chunks = Chunks::new(out, Topic::Config);
-            let read = read_file(path, &self.cfg.types, &mut |o| {
-                chunks.push(Record::Observed(Box::new(o)))
-            });
-            progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
-            (read, chunks.finish())
-        });
-        for (path, (read, published)) in self.cfg.files.iter().zip(results) {
+        let reads = stream_files(
+            &self.cfg.files,
+            out,
+            Topic::Config,
+            progress,
+            &mut report,
+            |path, chunks| {
+                read_file(path, &self.cfg.types, &mut |o| {
+                    chunks.push(Record::Observed(Box::new(o)))
+                })
+            },
+        );
+        for (path, read) in self.cfg.files.iter().zip(reads) {
             let source = path.display().to_string();
-            match published {
-                Ok(n) => report.published += n,
-                Err(reason) => report.errors.push(SourceError {
-                    source: source.clone(),
-                    reason,
-                }),
-            }
             match read {
                 Ok(read) => {
                     if let Some(why) = read.skipped {

@@ -20,7 +20,7 @@ use driftline_pipeline::{
 };
 use serde_json::Value;
 
-use crate::chunks::Chunks;
+use crate::chunks::stream_files;
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 
 pub use flatmap::unflatten;
@@ -333,27 +333,20 @@ impl Collector for TerraformCollector {
 
     fn poll_once(&mut self, out: &dyn RecordSink, progress: ProgressFn<'_>) -> CollectReport {
         let mut report = CollectReport::default();
-        // Each file streams onto the sink in chunks as it is read: with
-        // one file per core in flight, memory is bounded by the chunks, not
-        // by the files' sizes. A file that breaks part way has published
-        // what came before the break, and is reported unreadable.
-        let results = crate::parallel_map(&self.cfg.files, |path| {
-            let mut chunks = Chunks::new(out, Topic::Declared);
-            let read = read_state_file(path, &self.cfg, &mut |d| {
-                chunks.push(Record::Declared(Box::new(d)))
-            });
-            progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
-            (read, chunks.finish())
-        });
-        for (path, (read, published)) in self.cfg.files.iter().zip(results) {
+        let reads = stream_files(
+            &self.cfg.files,
+            out,
+            Topic::Declared,
+            progress,
+            &mut report,
+            |path, chunks| {
+                read_state_file(path, &self.cfg, &mut |d| {
+                    chunks.push(Record::Declared(Box::new(d)))
+                })
+            },
+        );
+        for (path, read) in self.cfg.files.iter().zip(reads) {
             let source = path.display().to_string();
-            match published {
-                Ok(n) => report.published += n,
-                Err(reason) => report.errors.push(SourceError {
-                    source: source.clone(),
-                    reason,
-                }),
-            }
             match read {
                 Ok(header) => report.notes.extend(
                     header

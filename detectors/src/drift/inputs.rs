@@ -68,27 +68,29 @@ impl RecordSink for DriftInputs {
                 _ => {}
             }
         }
-        let encode = |e: arrow::error::ArrowError| BusError::Encode(e.to_string());
-        let declared = (!declared.is_empty())
-            .then(|| declared_batch(&declared.iter().map(|d| &**d).collect::<Vec<_>>()))
-            .transpose()
-            .map_err(encode)?
-            .map(shrunk)
-            .transpose()
-            .map_err(encode)?;
-        let observed = (!observed.is_empty())
-            .then(|| observed_batch(&observed.iter().map(|o| &**o).collect::<Vec<_>>()))
-            .transpose()
-            .map_err(encode)?
-            .map(shrunk)
-            .transpose()
-            .map_err(encode)?;
+        let declared = chunk_batch(&declared, declared_batch)?;
+        let observed = chunk_batch(&observed, observed_batch)?;
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         read.declared.extend(declared);
         read.observed.extend(observed);
         read.statuses.extend(statuses);
         Ok(())
     }
+}
+
+/// One chunk's records as a compact batch; none for no records.
+fn chunk_batch<T>(
+    rows: &[Box<T>],
+    build: impl Fn(&[&T]) -> Result<RecordBatch, arrow::error::ArrowError>,
+) -> Result<Option<RecordBatch>, BusError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<&T> = rows.iter().map(|r| &**r).collect();
+    build(&rows)
+        .and_then(shrunk)
+        .map(Some)
+        .map_err(|e| BusError::Encode(e.to_string()))
 }
 
 /// The batch without the spare capacity its builders reserved: the scan

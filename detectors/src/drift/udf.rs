@@ -19,6 +19,24 @@ use super::compare;
 use super::docs::Docs;
 use crate::mappings::Mappings;
 
+/// DataFusion tells functions apart by equality and hash: one instance
+/// per set of shared data it reads.
+macro_rules! identity {
+    ($udf:ty, $name:literal, $($shared:ident),+) => {
+        impl PartialEq for $udf {
+            fn eq(&self, other: &Self) -> bool {
+                true $(&& Arc::ptr_eq(&self.$shared, &other.$shared))+
+            }
+        }
+        impl Eq for $udf {}
+        impl Hash for $udf {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                $name.hash(state);
+            }
+        }
+    };
+}
+
 /// The function, comparing with `mappings` the documents in `docs`.
 pub(super) fn drift_diff(mappings: Arc<Mappings>, docs: Arc<Docs>) -> ScalarUDF {
     use DataType::{UInt64, Utf8};
@@ -42,17 +60,7 @@ struct DriftDiffUdf {
     signature: Signature,
 }
 
-impl PartialEq for DriftDiffUdf {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.mappings, &other.mappings) && Arc::ptr_eq(&self.docs, &other.docs)
-    }
-}
-impl Eq for DriftDiffUdf {}
-impl Hash for DriftDiffUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        "drift_diff".hash(state);
-    }
-}
+identity!(DriftDiffUdf, "drift_diff", mappings, docs);
 
 impl ScalarUDFImpl for DriftDiffUdf {
     fn name(&self) -> &str {
@@ -131,17 +139,7 @@ struct DeclaredTagsUdf {
     signature: Signature,
 }
 
-impl PartialEq for DeclaredTagsUdf {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.docs, &other.docs)
-    }
-}
-impl Eq for DeclaredTagsUdf {}
-impl Hash for DeclaredTagsUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        "drift_declared_tags".hash(state);
-    }
-}
+identity!(DeclaredTagsUdf, "drift_declared_tags", docs);
 
 impl ScalarUDFImpl for DeclaredTagsUdf {
     fn name(&self) -> &str {
