@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+#[cfg(feature = "alerts")]
+pub mod alerts;
 pub mod focus;
 
 /// Instances per state file and items per snapshot file, as real estates

@@ -98,7 +98,11 @@ fn write_atomically(path: &Path, text: &str) {
 fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 fn stop(mut child: Child) {
@@ -123,10 +127,7 @@ fn main() {
     let (state_dir, obs_dir) = (dir.join("terraform"), dir.join("aws-config"));
     std::fs::create_dir_all(&state_dir).expect("state folder");
     std::fs::create_dir_all(&obs_dir).expect("observed folder");
-    write_atomically(
-        &state_dir.join("soak.tfstate"),
-        &state(a.items).to_string(),
-    );
+    write_atomically(&state_dir.join("soak.tfstate"), &state(a.items).to_string());
     let child = Command::new(&a.driftline)
         .args(["run", "--watch-state"])
         .arg(&state_dir)

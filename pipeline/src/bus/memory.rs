@@ -17,19 +17,57 @@ type Entry = (String, Option<Arc<[u8]>>);
 
 #[derive(Default)]
 struct Partition {
-    /// Offset of `entries[0]`: older entries were consumed by every group.
-    base: i64,
-    /// `None`: removed by compaction (a newer record has the same key).
-    entries: Vec<Option<Entry>>,
+    /// Records in offset order, each with its offset. Offsets have gaps
+    /// where compaction removed a record or every group consumed it.
+    /// `None`: removed by compaction (a newer record has the same key), its
+    /// slot not yet reclaimed.
+    entries: Vec<(i64, Option<Entry>)>,
+    /// The next offset.
+    next: i64,
     /// Compacted topics: key → offset of its latest record.
     latest: HashMap<String, i64>,
     /// Payload bytes held.
     bytes: usize,
+    /// `None` slots in `entries`.
+    emptied: usize,
 }
+
+/// Emptied slots a partition may hold before they are reclaimed (and then
+/// only once they outnumber the records): a table rewritten 5000 times a
+/// second otherwise grows by a slot per record, forever.
+const EMPTIED_SLACK: usize = 4096;
 
 impl Partition {
     fn end(&self) -> i64 {
-        self.base + self.entries.len() as i64
+        self.next
+    }
+
+    /// Where the first record at or after `offset` is.
+    fn index_of(&self, offset: i64) -> usize {
+        self.entries.partition_point(|(o, _)| *o < offset)
+    }
+
+    fn append(&mut self, key: &str, payload: Option<Arc<[u8]>>, table: bool) {
+        let offset = self.next;
+        self.next += 1;
+        if table && let Some(old) = self.latest.insert(key.to_string(), offset) {
+            let i = self.index_of(old);
+            if let Some((o, slot)) = self.entries.get_mut(i)
+                && *o == old
+                && let Some((_, superseded)) = slot.take()
+            {
+                self.bytes -= superseded.map_or(0, |p| p.len());
+                self.emptied += 1;
+            }
+        }
+        self.bytes += payload.as_ref().map_or(0, |p| p.len());
+        self.entries
+            .push((offset, Some((key.to_string(), payload))));
+        if self.emptied > EMPTIED_SLACK && self.emptied * 2 > self.entries.len() {
+            self.entries.retain(|(_, e)| e.is_some());
+            self.entries.shrink_to(self.entries.len() * 2);
+            self.emptied = 0;
+        }
     }
 }
 
@@ -88,7 +126,7 @@ impl InProcessBus {
         let st = self.shared.lock();
         st.logs[&topic]
             .iter()
-            .map(|p| p.entries.iter().flatten().count())
+            .map(|p| p.entries.iter().filter(|(_, e)| e.is_some()).count())
             .sum()
     }
 }
@@ -163,15 +201,7 @@ impl Producer for MemoryProducer {
             for p in partitions {
                 out.with_label_values(&[m.topic.name()]).inc();
                 let part = &mut st.logs.get_mut(&m.topic).ok_or(BusError::Closed)?[p as usize];
-                let offset = part.end();
-                if m.topic.is_table()
-                    && let Some(old) = part.latest.insert(m.key.clone(), offset)
-                    && let Some(slot) = part.entries.get_mut((old - part.base) as usize)
-                {
-                    *slot = None;
-                }
-                part.bytes += payload.as_ref().map_or(0, |p| p.len());
-                part.entries.push(Some((m.key.clone(), payload.clone())));
+                part.append(&m.key, payload.clone(), m.topic.is_table());
             }
         }
         drop(st);
@@ -232,14 +262,16 @@ impl Consumer for MemoryConsumer {
             for (t, p) in keys {
                 let part = &st.logs[&t][p as usize];
                 let pos = positions.get_mut(&(t, p)).ok_or(BusError::Closed)?;
-                if *pos < part.base {
-                    *pos = part.base;
-                }
-                while *pos < part.end() && taken < max {
-                    let i = (*pos - part.base) as usize;
-                    let offset = *pos;
-                    *pos += 1;
-                    let Some((key, payload)) = &part.entries[i] else {
+                let mut i = part.index_of(*pos);
+                while taken < max {
+                    let Some((offset, entry)) = part.entries.get(i) else {
+                        *pos = part.end();
+                        break;
+                    };
+                    let offset = *offset;
+                    i += 1;
+                    *pos = offset + 1;
+                    let Some((key, payload)) = entry else {
                         continue;
                     };
                     let replay = self
@@ -311,16 +343,15 @@ impl Consumer for MemoryConsumer {
                 .min()
                 .unwrap_or(0);
             let part = &mut st.logs.get_mut(&t).ok_or(BusError::Closed)?[p as usize];
-            let drop_n = (min - part.base).clamp(0, part.entries.len() as i64) as usize;
+            let drop_n = part.index_of(min);
             if drop_n > 0 {
                 let freed: usize = part.entries[..drop_n]
                     .iter()
-                    .flatten()
+                    .filter_map(|(_, e)| e.as_ref())
                     .map(|(_, p)| p.as_ref().map_or(0, |p| p.len()))
                     .sum();
                 part.bytes -= freed;
                 part.entries.drain(..drop_n);
-                part.base += drop_n as i64;
             }
         }
         Ok(())
@@ -462,5 +493,34 @@ mod tests {
             .unwrap();
         prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
             .unwrap();
+    }
+
+    #[test]
+    fn a_table_rewritten_forever_holds_its_keys_not_its_history() {
+        let bus = InProcessBus::new(&TopicLayout {
+            partitions: 1,
+            ..TopicLayout::default()
+        });
+        let p = bus.producer().unwrap();
+        for round in 0..20_000 {
+            let batch = (0..5)
+                .map(|k| msg(Topic::Config, &format!("k{k}"), &format!("r{round}")))
+                .collect();
+            p.send(batch).unwrap();
+        }
+        assert_eq!(bus.retained(Topic::Config), 5);
+        let held = bus.shared.lock().logs[&Topic::Config][0].entries.len();
+        assert!(held <= 2 * EMPTIED_SLACK + 10, "{held} slots for 5 keys");
+        // A new group replays the table: the latest of each key, once.
+        let mut c = bus
+            .consumer(&ConsumerSpec {
+                group: "g".into(),
+                topics: vec![Topic::Config],
+                rewind: vec![Topic::Config],
+            })
+            .unwrap();
+        let got = payloads(&c.poll(100, Duration::from_millis(10)).unwrap());
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().all(|(body, _)| body == "r19999"), "{got:?}");
     }
 }
