@@ -7,6 +7,8 @@
 
 pub mod backends;
 mod flatmap;
+mod instance;
+mod legacy;
 mod secrets;
 mod state;
 

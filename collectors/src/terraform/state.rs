@@ -11,21 +11,8 @@ use serde::de::{
 use serde_json::{Map, Value};
 
 use super::flatmap::unflatten;
-
-/// One resource instance object as the state records it.
-#[derive(Debug, Clone)]
-pub struct StateInstance {
-    pub address: String,
-    pub managed: bool,
-    pub tf_type: String,
-    pub provider: String,
-    pub index_key: Option<Value>,
-    pub tainted: bool,
-    pub deposed: Option<String>,
-    pub attributes: Value,
-    pub sensitive_attributes: Option<Value>,
-    pub identity: Option<Value>,
-}
+pub use super::instance::StateInstance;
+use super::legacy::{ModuleV3, v3_instances};
 
 /// What a state file says about itself, beside its instances.
 #[derive(Debug, Default, Clone)]
@@ -84,35 +71,6 @@ struct InstanceV4 {
     attributes_flat: Option<BTreeMap<String, Value>>,
     sensitive_attributes: Option<Value>,
     identity: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ModuleV3 {
-    #[serde(default)]
-    path: Vec<String>,
-    #[serde(default)]
-    resources: BTreeMap<String, ResourceV3>,
-}
-
-#[derive(Deserialize)]
-struct ResourceV3 {
-    #[serde(rename = "type")]
-    tf_type: Option<String>,
-    #[serde(default)]
-    provider: String,
-    primary: Option<InstanceV3>,
-    #[serde(default)]
-    deposed: Vec<InstanceV3>,
-    tainted: Option<Vec<InstanceV3>>,
-}
-
-#[derive(Deserialize)]
-struct InstanceV3 {
-    id: Option<String>,
-    #[serde(default)]
-    attributes: BTreeMap<String, Value>,
-    #[serde(default)]
-    tainted: bool,
 }
 
 fn looks(bytes: &[u8]) -> &'static str {
@@ -440,97 +398,6 @@ fn v4_instances(r: ResourceV4, out: &mut dyn FnMut(StateInstance)) {
     }
 }
 
-/// `aws_instance.web.0` → (managed, type, name, index); `data.x.y` → data.
-fn split_v3_name(key: &str) -> (bool, String, String, Option<Value>) {
-    let (managed, rest) = match key.strip_prefix("data.") {
-        Some(r) => (false, r),
-        None => (true, key),
-    };
-    let mut parts: Vec<&str> = rest.split('.').collect();
-    let index = match parts.last().and_then(|p| p.parse::<u64>().ok()) {
-        Some(i) if parts.len() >= 3 => {
-            parts.pop();
-            Some(Value::from(i))
-        }
-        _ => None,
-    };
-    let tf_type = parts.first().copied().unwrap_or_default().to_string();
-    let name = parts.get(1..).map(|p| p.join(".")).unwrap_or_default();
-    (managed, tf_type, name, index)
-}
-
-/// `provider.aws.west` (0.11), `module.x.provider.aws` → the 0.12+ spelling.
-fn v3_provider(raw: &str, tf_type: &str) -> String {
-    if raw.is_empty() {
-        // 0.7 states carry no provider: it is the type's prefix.
-        let p = tf_type.split('_').next().unwrap_or(tf_type);
-        return format!("provider.{p}");
-    }
-    raw.to_string()
-}
-
-fn v3_instances(modules: Vec<ModuleV3>) -> Vec<StateInstance> {
-    let mut out = Vec::new();
-    for m in modules {
-        let mut prefix = String::new();
-        for p in m.path.iter().skip(1) {
-            prefix.push_str("module.");
-            prefix.push_str(p);
-            prefix.push('.');
-        }
-        for (key, r) in m.resources {
-            let (managed, name_type, name, index) = split_v3_name(&key);
-            let tf_type = r.tf_type.clone().unwrap_or(name_type);
-            let mut address = format!(
-                "{prefix}{}{tf_type}.{name}",
-                if managed { "" } else { "data." }
-            );
-            if let Some(i) = &index {
-                address.push_str(&format!("[{i}]"));
-            }
-            let provider = v3_provider(&r.provider, &tf_type);
-            let mut objects: Vec<(InstanceV3, Option<String>, bool)> = Vec::new();
-            if let Some(p) = r.primary {
-                let tainted = p.tainted;
-                objects.push((p, None, tainted));
-            }
-            for (n, d) in r.deposed.into_iter().enumerate() {
-                objects.push((d, Some(format!("deposed-{n}")), false));
-            }
-            // Terraform 0.6 kept tainted objects in their own list.
-            for t in r.tainted.unwrap_or_default() {
-                objects.push((t, None, true));
-            }
-            for (obj, deposed, tainted) in objects {
-                let pairs: Vec<(&str, &str)> = obj
-                    .attributes
-                    .iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))
-                    .collect();
-                let mut attrs = unflatten(pairs);
-                if let Some(id) = &obj.id {
-                    attrs
-                        .entry("id")
-                        .or_insert_with(|| Value::String(id.clone()));
-                }
-                out.push(StateInstance {
-                    address: address.clone(),
-                    managed,
-                    tf_type: tf_type.clone(),
-                    provider: provider.clone(),
-                    index_key: index.clone(),
-                    tainted,
-                    deposed,
-                    attributes: Value::Object(attrs),
-                    sensitive_attributes: None,
-                    identity: None,
-                });
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,23 +419,6 @@ mod tests {
             instances,
             warnings: header.warnings,
         })
-    }
-
-    #[test]
-    fn v3_names() {
-        assert_eq!(
-            split_v3_name("aws_instance.web.0"),
-            (
-                true,
-                "aws_instance".into(),
-                "web".into(),
-                Some(Value::from(0))
-            )
-        );
-        assert_eq!(
-            split_v3_name("data.aws_ami.ubuntu"),
-            (false, "aws_ami".into(), "ubuntu".into(), None)
-        );
     }
 
     #[test]

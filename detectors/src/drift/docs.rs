@@ -6,15 +6,10 @@
 
 use std::sync::Arc;
 
+use crate::DetectorError;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
-
-use super::udf;
-use crate::DetectorError;
-use crate::mappings::Mappings;
 
 /// The text columns of the registered batches, by batch.
 #[derive(Debug, Default)]
@@ -109,17 +104,12 @@ fn split(
     )?)
 }
 
-/// Registers `declared` and `observed` (comparable rows only) in `ctx`,
-/// split into the joined columns and the documents, and the functions that
-/// read the documents back: `drift_diff` and `drift_declared_tags`. One
-/// partition per `partitions`, so the join runs in parallel.
-pub(super) fn register_compared(
-    ctx: &SessionContext,
-    mappings: Arc<Mappings>,
+/// The comparable rows' batches split into the joined columns and the
+/// documents: (the documents, `declared`'s batches, `observed`'s).
+pub(super) fn split_documents(
     declared: Vec<RecordBatch>,
     observed: Vec<RecordBatch>,
-    partitions: usize,
-) -> Result<(), DetectorError> {
+) -> Result<(Docs, Vec<RecordBatch>, Vec<RecordBatch>), DetectorError> {
     let mut docs = Docs::default();
     let mut slim_d = Vec::with_capacity(declared.len());
     for b in declared.iter().filter(|b| b.num_rows() > 0) {
@@ -142,13 +132,7 @@ pub(super) fn register_compared(
             ],
         )?);
     }
-    drop((declared, observed));
-    let docs = Arc::new(docs);
-    register(ctx, "declared", slim_d, declared_schema(), partitions)?;
-    register(ctx, "observed", slim_o, observed_schema(), partitions)?;
-    ctx.register_udf(udf::drift_diff(mappings, docs.clone()));
-    ctx.register_udf(udf::declared_tags(docs));
-    Ok(())
+    Ok((docs, slim_d, slim_o))
 }
 
 fn slim_schema(full: &Schema, joined: &[&str], name: &str) -> Arc<Schema> {
@@ -160,7 +144,7 @@ fn slim_schema(full: &Schema, joined: &[&str], name: &str) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
-fn declared_schema() -> Arc<Schema> {
+pub(super) fn declared_schema() -> Arc<Schema> {
     slim_schema(
         &driftline_pipeline::schema::DECLARED_SCHEMA,
         DECLARED_JOINED,
@@ -168,28 +152,10 @@ fn declared_schema() -> Arc<Schema> {
     )
 }
 
-fn observed_schema() -> Arc<Schema> {
+pub(super) fn observed_schema() -> Arc<Schema> {
     slim_schema(
         &driftline_pipeline::schema::OBSERVED_SCHEMA,
         OBSERVED_JOINED,
         "configuration_ref",
     )
-}
-
-fn register(
-    ctx: &SessionContext,
-    name: &str,
-    batches: Vec<RecordBatch>,
-    schema: Arc<Schema>,
-    partitions: usize,
-) -> Result<(), DetectorError> {
-    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.max(1)];
-    let n = parts.len();
-    for (i, b) in batches.into_iter().enumerate() {
-        parts[i % n].push(b);
-    }
-    let table = MemTable::try_new(schema, parts)?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
-    Ok(())
 }

@@ -11,15 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::schema::{declared_batch, observed_batch};
 use driftline_pipeline::{
     BusError, DeclaredResource, ObservedResource, Record, RecordSink, SourceStatus, Topic,
 };
 
-use super::{DriftProjection, DriftSummary};
+use super::{DriftProjection, DriftSummary, docs, udf};
 use crate::DetectorError;
 use crate::mappings::Mappings;
 
@@ -234,6 +235,45 @@ pub fn register_tables(
         .zip(keep)
         .map(|(b, k)| filter_record_batch(&b, &BooleanArray::from(k)))
         .collect::<Result<Vec<_>, _>>()?;
-    super::docs::register_compared(ctx, mappings.clone(), comparable_d, comparable_o, cores())?;
+    register_compared(ctx, mappings.clone(), comparable_d, comparable_o, cores())?;
     Ok(summary)
+}
+
+/// Registers `declared` and `observed` (comparable rows only) in `ctx`,
+/// split into the joined columns and the documents (`docs`), and the
+/// functions that read the documents back: `drift_diff` and
+/// `drift_declared_tags`. `partitions` partitions each, so the join runs
+/// in parallel.
+pub(super) fn register_compared(
+    ctx: &SessionContext,
+    mappings: Arc<Mappings>,
+    declared: Vec<RecordBatch>,
+    observed: Vec<RecordBatch>,
+    partitions: usize,
+) -> Result<(), DetectorError> {
+    let (docs, slim_d, slim_o) = docs::split_documents(declared, observed)?;
+    let docs = Arc::new(docs);
+    register(ctx, "declared", slim_d, docs::declared_schema(), partitions)?;
+    register(ctx, "observed", slim_o, docs::observed_schema(), partitions)?;
+    ctx.register_udf(udf::drift_diff(mappings, docs.clone()));
+    ctx.register_udf(udf::declared_tags(docs));
+    Ok(())
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+    partitions: usize,
+) -> Result<(), DetectorError> {
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.max(1)];
+    let n = parts.len();
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    let table = MemTable::try_new(schema, parts)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
 }

@@ -337,7 +337,7 @@ impl StreamingDrift {
             let o = gather(&OBSERVED_SCHEMA, &observed)?;
             let ctx =
                 SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-            super::docs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
+            super::inputs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
             self.detector
                 .run(&ctx, DriftSummary::default())
                 .await?

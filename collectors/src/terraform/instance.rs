@@ -1,0 +1,18 @@
+//! What every state format reads into: one resource instance object.
+
+use serde_json::Value;
+
+/// One resource instance object as the state records it.
+#[derive(Debug, Clone)]
+pub struct StateInstance {
+    pub address: String,
+    pub managed: bool,
+    pub tf_type: String,
+    pub provider: String,
+    pub index_key: Option<Value>,
+    pub tainted: bool,
+    pub deposed: Option<String>,
+    pub attributes: Value,
+    pub sensitive_attributes: Option<Value>,
+    pub identity: Option<Value>,
+}
