@@ -23,7 +23,18 @@ use driftline_benches::peak_rss_self;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Per group: (alerts notified firing, alerts notified resolved, messages).
-type Tally = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>, usize)>;
+/// Alerts are counted by a hash of their resource key: the tally lives in
+/// this process, whose peak RSS is driftline's figure, and 2 M key strings
+/// would weigh in it.
+type Tally = BTreeMap<String, (BTreeSet<u64>, BTreeSet<u64>, usize)>;
+
+fn key_hash(resource_key: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    // DefaultHasher::new() is keyed alike in every process and run.
+    let mut h = DefaultHasher::new();
+    resource_key.hash(&mut h);
+    h.finish()
+}
 
 fn driftline(n: usize, teams: usize) -> (Duration, Tally, usize, u64) {
     let cfg = config();
@@ -53,7 +64,7 @@ fn driftline(n: usize, teams: usize) -> (Duration, Tally, usize, u64) {
                         .entry(driftline_alerts::labels::render(&n.group_labels))
                         .or_default();
                     for a in n.alerts.iter() {
-                        let key = a.labels["resource_key"].clone();
+                        let key = key_hash(&a.labels["resource_key"]);
                         if a.state == driftline_alerts::AlertState::Resolved {
                             t.1.insert(key);
                         } else {
@@ -141,10 +152,7 @@ fn counter() -> (String, Arc<Mutex<Tally>>) {
                     let mut t = t.lock().unwrap();
                     let e = t.entry(driftline_alerts::labels::render(&gl)).or_default();
                     for a in &alerts {
-                        let key = a["labels"]["resource_key"]
-                            .as_str()
-                            .unwrap_or("")
-                            .to_string();
+                        let key = key_hash(a["labels"]["resource_key"].as_str().unwrap_or(""));
                         if a["status"] == "resolved" {
                             e.1.insert(key);
                         } else {
