@@ -198,8 +198,19 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
 /// Peak resident memory (VmHWM) of process `pid`, in bytes; `None` once
 /// it has exited.
 pub fn peak_rss_of(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// Resident memory (VmRSS) of process `pid` now, in bytes; `None` once it
+/// has exited.
+pub fn rss_of(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/{pid}/status`, in bytes.
+fn status_bytes(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace()
         .nth(1)?
         .parse::<u64>()

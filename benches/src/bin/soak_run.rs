@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use driftline_benches::peak_rss_of;
+use driftline_benches::{peak_rss_of, rss_of};
 
 struct Args {
     driftline: PathBuf,
@@ -95,16 +95,6 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename snapshot");
 }
 
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(|kb| kb * 1024)
-}
-
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -172,7 +162,7 @@ fn main() {
     let mut last_written = 0;
     while started.elapsed() < total {
         std::thread::sleep(Duration::from_secs(a.sample_secs));
-        let Some(rss) = rss_of(pid) else {
+        let Some(rss) = rss_of(&pid.to_string()) else {
             panic!(
                 "driftline exited early; see {}",
                 dir.join("driftline.log").display()
@@ -194,6 +184,11 @@ fn main() {
     let _ = load.join();
     let hwm = peak_rss_of(&pid.to_string()).unwrap_or(0);
     stop(child);
+    if samples.is_empty() {
+        println!("\nno sample taken: run for at least --sample-secs");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let q = samples.len() / 4;
     let (settled, last) = (
         mean(&samples[q..(2 * q).max(q + 1).min(samples.len())]),
