@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use driftline_pipeline::Store;
 use driftline_pipeline::store::tables::{ALERT_EVENTS, AlertEventRow, alert_events_batch};
 
-use crate::engine::{Alert, AlertState, Notification, StateChange};
+use crate::engine::{AlertContent, AlertState, Notification, StateChange};
 
 fn state_name(s: AlertState) -> &'static str {
     match s {
@@ -19,7 +19,7 @@ fn state_name(s: AlertState) -> &'static str {
 
 /// One `alert_events` row about `alert`.
 pub fn alert_event(
-    alert: &Alert,
+    alert: &AlertContent,
     event: &'static str,
     at_ms: i64,
     receiver: &str,
@@ -27,8 +27,8 @@ pub fn alert_event(
     AlertEventRow {
         at_ms,
         event,
-        fingerprint: alert.fingerprint.clone(),
-        labels: alert.labels.clone(),
+        fingerprint: alert.fingerprint.to_string(),
+        labels: alert.labels.to_labels(),
         receiver: receiver.to_string(),
     }
 }
@@ -49,27 +49,25 @@ pub fn record(
     let mut rows = Vec::new();
     for c in changes {
         if let StateChange::Alert(a) = c
-            && written.insert(a.fingerprint.clone(), a.state) != Some(a.state)
+            && written.insert(a.fingerprint().to_string(), a.state) != Some(a.state)
         {
-            rows.push(alert_event(a, state_name(a.state), now, ""));
+            rows.push(alert_event(&a.content, state_name(a.state), now, ""));
         }
     }
     for n in notifications {
-        let told = |fp: &str| n.alerts.iter().find(|a| a.fingerprint == fp);
         if n.integration.per_alert() {
             for (list, event) in [(&n.trigger, "notified"), (&n.acknowledge, "silenced")] {
-                rows.extend(
-                    list.iter()
-                        .filter_map(|fp| told(fp))
-                        .map(|a| alert_event(a, event, n.at_ms, &n.integration.id)),
-                );
+                rows.extend(list.iter().map(|i| {
+                    let a = &n.alerts[*i as usize];
+                    alert_event(&a.content, event, n.at_ms, &n.integration.id)
+                }));
             }
         } else {
             rows.extend(
                 n.alerts
                     .iter()
                     .filter(|a| a.state == AlertState::Firing)
-                    .map(|a| alert_event(a, "notified", n.at_ms, &n.integration.id)),
+                    .map(|a| alert_event(&a.content, "notified", n.at_ms, &n.integration.id)),
             );
         }
     }

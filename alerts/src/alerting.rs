@@ -213,9 +213,9 @@ impl Alerting {
         }
         let mut messages = Vec::new();
         for n in &notifications {
-            if let Some(notifier) = self.notifiers.get(&n.integration.id) {
+            if let Some(notifier) = self.notifiers.get(&*n.integration.id) {
                 for body in notifier.render(n, &self.links) {
-                    messages.push((n.integration.id.clone(), body));
+                    messages.push((n.integration.id.to_string(), body));
                 }
             }
         }
@@ -226,11 +226,11 @@ impl Alerting {
                 .with_label_values(&[state])
                 .set(n as i64);
         }
-        let resolved: Vec<String> = changes
+        let resolved: Vec<std::sync::Arc<str>> = changes
             .iter()
             .filter_map(|c| match c {
                 StateChange::Alert(a) if a.state == AlertState::Resolved => {
-                    Some(a.fingerprint.clone())
+                    Some(a.fingerprint().clone())
                 }
                 _ => None,
             })
@@ -269,7 +269,7 @@ impl Alerting {
         let mut recs = Vec::new();
         for n in &notifications {
             for a in n.alerts.iter().filter(|a| a.state == AlertState::Firing) {
-                for p in rem.on_firing(a)? {
+                for p in rem.on_firing(&a.content)? {
                     recs.push(JournalEntry::Proposal(Box::new(p)));
                 }
             }
@@ -376,7 +376,7 @@ pub fn page_once(
                     Outcome::Retry { reason, .. } | Outcome::Reject { reason } => {
                         errors.push(format!(
                             "PagerDuty refused the trigger for {}: {reason}",
-                            m["dedup_key"].as_str().unwrap_or("?")
+                            crate::notify::dedup_key_of(&m).as_deref().unwrap_or("?")
                         ));
                         break;
                     }

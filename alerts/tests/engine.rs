@@ -64,13 +64,13 @@ fn hooks(ns: &[Notification]) -> Vec<(Vec<String>, Vec<String>)> {
                 .alerts
                 .iter()
                 .filter(|a| a.state != AlertState::Resolved)
-                .map(|a| a.fingerprint.clone())
+                .map(|a| a.fingerprint().to_string())
                 .collect();
             let r = n
                 .alerts
                 .iter()
                 .filter(|a| a.state == AlertState::Resolved)
-                .map(|a| a.fingerprint.clone())
+                .map(|a| a.fingerprint().to_string())
                 .collect();
             (f, r)
         })
@@ -81,8 +81,8 @@ fn pd(ns: &[Notification]) -> (Vec<String>, Vec<String>) {
     let mut t = Vec::new();
     let mut r = Vec::new();
     for n in ns.iter().filter(|n| n.integration.per_alert()) {
-        t.extend(n.trigger.clone());
-        r.extend(n.resolve.clone());
+        t.extend(n.pick(&n.trigger).map(|a| a.fingerprint().to_string()));
+        r.extend(n.pick(&n.resolve).map(|a| a.fingerprint().to_string()));
     }
     (t, r)
 }
@@ -166,7 +166,7 @@ fn for_duration_holds_pending_and_a_short_blip_pages_nobody() {
     );
     let n = e.tick(40 * S);
     assert_eq!(pd(&n), (vec!["real".into()], vec![]));
-    assert_eq!(n[0].alerts[0].labels["severity"], "critical");
+    assert_eq!(n[0].alerts[0].labels().get("severity"), Some("critical"));
 }
 
 #[test]
@@ -242,7 +242,9 @@ fn silencing_a_paged_alert_acknowledges_it_once() {
     .unwrap();
     e.add_silence(s);
     let acks = |ns: &[Notification]| -> Vec<String> {
-        ns.iter().flat_map(|n| n.acknowledge.clone()).collect()
+        ns.iter()
+            .flat_map(|n| n.pick(&n.acknowledge).map(|a| a.fingerprint().to_string()))
+            .collect()
     };
     assert_eq!(acks(&e.tick(70 * S)), vec!["p".to_string()]);
     assert!(acks(&e.tick(130 * S)).is_empty(), "acknowledged once");

@@ -72,11 +72,11 @@ pub fn router(api: Api) -> Router {
 
 fn alert_json(a: &crate::Alert, muted: bool) -> Value {
     json!({
-        "fingerprint": a.fingerprint,
+        "fingerprint": a.fingerprint(),
         "state": a.state,
-        "labels": a.labels,
-        "annotations": a.annotations,
-        "details": a.details,
+        "labels": a.labels(),
+        "annotations": a.content.annotations,
+        "details": a.content.details,
         "startsAt": format_epoch_ms(a.starts_at_ms),
         "endsAt": a.ends_at_ms.map(format_epoch_ms),
         "flapping": a.flapping,
@@ -89,7 +89,7 @@ async fn list_alerts(State(api): State<Api>) -> Response {
     let now = now_ms();
     let mut v: Vec<Value> = e
         .active_alerts()
-        .map(|a| alert_json(a, e.muted(&a.fingerprint, &a.labels, now)))
+        .map(|a| alert_json(a, e.muted(a.fingerprint(), a.labels(), now)))
         .collect();
     v.sort_by(|a, b| a["fingerprint"].as_str().cmp(&b["fingerprint"].as_str()));
     Json(v).into_response()
@@ -98,9 +98,11 @@ async fn list_alerts(State(api): State<Api>) -> Response {
 async fn one_alert(State(api): State<Api>, Path(fp): Path<String>) -> Response {
     let e = api.alerting.engine();
     match e.alert(&fp) {
-        Some(a) => {
-            Json(alert_json(a, e.muted(&a.fingerprint, &a.labels, now_ms()))).into_response()
-        }
+        Some(a) => Json(alert_json(
+            a,
+            e.muted(a.fingerprint(), a.labels(), now_ms()),
+        ))
+        .into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no alert {fp}")),
     }
 }

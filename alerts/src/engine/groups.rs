@@ -3,46 +3,70 @@
 //! and the notification log's `needsUpdate` per receiver integration.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::{Alert, AlertEngine, AlertState, NflogEntry, Notification, ms};
-use crate::labels::{self, Labels};
+use super::{Alert, AlertEngine, AlertState, NflogEntry, Notification, fingerprint_hash, ms};
+use crate::labels::{self, LabelSet, Labels};
 
 pub(super) struct Group {
     pub(super) route: usize,
-    pub(super) labels: Labels,
-    pub(super) alerts: BTreeSet<String>,
+    pub(super) labels: Arc<Labels>,
+    pub(super) alerts: BTreeSet<Arc<str>>,
     pub(super) next_flush_ms: i64,
     pub(super) has_flushed: bool,
 }
 
 impl AlertEngine {
-    pub(super) fn join_groups(&mut self, fp: &str, labels: &Labels, now: i64) {
+    pub(super) fn join_groups(&mut self, fp: &Arc<str>, labels: &LabelSet, now: i64) {
         let starts_at = self.alerts.get(fp).map(|a| a.starts_at_ms).unwrap_or(now);
+        let mut key = String::new();
         for r in self.matching_routes(labels) {
             let route = &self.routes[r];
-            let group_labels: Labels = match &route.group_by {
-                None => labels.clone(),
+            // The group's labels, sorted by name as `Labels` would hold them.
+            let mut pairs: Vec<(&str, &str)> = match &route.group_by {
+                None => labels.iter().collect(),
                 Some(names) => names
                     .iter()
-                    .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                    .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v)))
                     .collect(),
             };
-            let key = format!("{}:{}", route.key, labels::render(&group_labels));
+            pairs.sort_unstable();
+            pairs.dedup_by(|a, b| a.0 == b.0);
+            key.clear();
+            key.push_str(&route.key);
+            key.push(':');
+            labels::render_pairs(&mut key, pairs.iter().copied());
             let wait = route.group_wait;
-            let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
-                route: r,
-                labels: group_labels,
-                alerts: BTreeSet::new(),
-                next_flush_ms: now + wait,
-                has_flushed: false,
-            });
+            if !self.groups.contains_key(key.as_str()) {
+                let group = Group {
+                    route: r,
+                    labels: Arc::new(
+                        pairs
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
+                    ),
+                    alerts: BTreeSet::new(),
+                    next_flush_ms: now + wait,
+                    has_flushed: false,
+                };
+                self.groups.insert(Arc::from(key.as_str()), group);
+            }
+            let g = self.groups.get_mut(key.as_str()).expect("inserted above");
             // As Alertmanager: an alert older than group_wait flushes a
             // group that never flushed at once.
             if !g.has_flushed && starts_at + wait < now {
                 g.next_flush_ms = now;
             }
-            if g.alerts.insert(fp.to_string()) {
-                self.membership.entry(fp.to_string()).or_default().push(key);
+            if g.alerts.insert(fp.clone()) {
+                let group_key = self
+                    .groups
+                    .get_key_value(key.as_str())
+                    .expect("just joined")
+                    .0;
+                if let Some(a) = self.alerts.get_mut(fp) {
+                    a.groups.push(group_key.clone());
+                }
             }
         }
     }
@@ -73,7 +97,7 @@ impl AlertEngine {
                 _ => {}
             }
         }
-        let mut due: Vec<(i64, String)> = self
+        let mut due: Vec<(i64, Arc<str>)> = self
             .groups
             .iter()
             .filter(|(_, g)| g.next_flush_ms <= now)
@@ -91,16 +115,17 @@ impl AlertEngine {
         out
     }
 
-    pub(super) fn flush(&mut self, key: &str, now: i64, out: &mut Vec<Notification>) {
+    pub(super) fn flush(&mut self, key: &Arc<str>, now: i64, out: &mut Vec<Notification>) {
         let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         g.next_flush_ms = now + self.routes[g.route].group_interval;
         g.has_flushed = true;
         let route = &self.routes[g.route];
-        let (receiver, repeat) = (route.receiver.clone(), route.repeat_interval);
+        let (receiver, repeat): (Arc<str>, _) =
+            (route.receiver.as_str().into(), route.repeat_interval);
         let group_labels = g.labels.clone();
-        let members: Vec<String> = g.alerts.iter().cloned().collect();
+        let members: Vec<Arc<str>> = g.alerts.iter().cloned().collect();
         let mut shown: Vec<&Alert> = Vec::with_capacity(members.len());
         let mut resolved_all = Vec::new();
         let mut muted_paged: Vec<&Alert> = Vec::new();
@@ -111,7 +136,7 @@ impl AlertEngine {
             if a.state == AlertState::Resolved {
                 resolved_all.push(fp.clone());
             }
-            if !self.muted(fp, &a.labels, now) {
+            if !self.muted(fp, a.labels(), now) {
                 shown.push(a);
             } else if !a.paged.is_empty() {
                 muted_paged.push(a);
@@ -120,9 +145,9 @@ impl AlertEngine {
         // A muted alert that already paged: acknowledged (once) when someone
         // silenced it, and still resolved when it recovers — an incident
         // PagerDuty holds open is never forgotten.
-        let mut acked_changes: Vec<(String, String)> = Vec::new();
-        let mut muted_resolves: Vec<(String, String, bool)> = Vec::new();
-        for integ in self.receivers.get(&receiver).into_iter().flatten() {
+        let mut acked_changes: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        let mut paged_changes: Vec<(Arc<str>, Arc<str>, bool)> = Vec::new();
+        for integ in self.receivers.get(&*receiver).into_iter().flatten() {
             if !integ.per_alert() {
                 continue;
             }
@@ -132,7 +157,8 @@ impl AlertEngine {
                     if integ.send_resolved {
                         res.push(*a);
                     }
-                } else if !a.acked.contains(&integ.id) && self.silenced_by(&a.labels, now).is_some()
+                } else if !a.acked.contains(&integ.id)
+                    && self.silenced_by(a.labels(), now).is_some()
                 {
                     ack.push(*a);
                 }
@@ -142,70 +168,74 @@ impl AlertEngine {
             }
             acked_changes.extend(
                 ack.iter()
-                    .map(|a| (a.fingerprint.clone(), integ.id.clone())),
+                    .map(|a| (a.fingerprint().clone(), integ.id.clone())),
             );
-            muted_resolves.extend(
+            paged_changes.extend(
                 res.iter()
-                    .map(|a| (a.fingerprint.clone(), integ.id.clone(), false)),
+                    .map(|a| (a.fingerprint().clone(), integ.id.clone(), false)),
             );
+            let told = (ack.len() + res.len()) as u32;
             out.push(Notification {
                 receiver: receiver.clone(),
                 integration: integ.clone(),
-                group_key: key.to_string(),
+                group_key: key.clone(),
                 group_labels: group_labels.clone(),
-                alerts: std::sync::Arc::new(
-                    ack.iter().chain(res.iter()).map(|a| (*a).clone()).collect(),
-                ),
+                alerts: ack.iter().chain(res.iter()).map(|a| a.notified()).collect(),
                 trigger: Vec::new(),
-                resolve: res.iter().map(|a| a.fingerprint.clone()).collect(),
-                acknowledge: ack.iter().map(|a| a.fingerprint.clone()).collect(),
+                resolve: (ack.len() as u32..told).collect(),
+                acknowledge: (0..ack.len() as u32).collect(),
                 at_ms: now,
             });
         }
-        shown.sort_by(|a, b| a.labels.cmp(&b.labels));
-        let firing: BTreeSet<String> = shown
-            .iter()
-            .filter(|a| a.state != AlertState::Resolved)
-            .map(|a| a.fingerprint.clone())
-            .collect();
-        let resolved: BTreeSet<String> = shown
-            .iter()
-            .filter(|a| a.state == AlertState::Resolved)
-            .map(|a| a.fingerprint.clone())
-            .collect();
-        let mut paged_changes: Vec<(String, String, bool)> = muted_resolves;
-        let mut all: Option<std::sync::Arc<Vec<Alert>>> = None;
+        shown.sort_unstable_by(|a, b| {
+            (a.labels(), a.fingerprint()).cmp(&(b.labels(), b.fingerprint()))
+        });
+        let hashes = |resolved: bool| {
+            let mut h: Vec<u64> = shown
+                .iter()
+                .filter(|a| (a.state == AlertState::Resolved) == resolved)
+                .map(|a| fingerprint_hash(a.fingerprint()))
+                .collect();
+            h.sort_unstable();
+            h.dedup();
+            h
+        };
+        let (firing, resolved) = (hashes(false), hashes(true));
+        let mut all: Option<Arc<[_]>> = None;
         if !shown.is_empty() {
-            for integ in self.receivers.get(&receiver).into_iter().flatten() {
+            let mut unresolved: Option<Vec<&Alert>> = None;
+            for integ in self.receivers.get(&*receiver).into_iter().flatten() {
                 let log_key = format!("{key}|{}", integ.id);
                 let entry = self.nflog.get(&log_key);
                 if !needs_update(entry, &firing, &resolved, repeat, integ.send_resolved, now) {
                     continue;
                 }
-                let alerts = if integ.send_resolved || resolved.is_empty() {
-                    all.get_or_insert_with(|| {
-                        std::sync::Arc::new(shown.iter().map(|a| (*a).clone()).collect())
-                    })
-                    .clone()
+                let (told, alerts) = if integ.send_resolved || resolved.is_empty() {
+                    let alerts = all
+                        .get_or_insert_with(|| shown.iter().map(|a| a.notified()).collect())
+                        .clone();
+                    (&shown, alerts)
                 } else {
-                    std::sync::Arc::new(
+                    let told = unresolved.get_or_insert_with(|| {
                         shown
                             .iter()
+                            .copied()
                             .filter(|a| a.state != AlertState::Resolved)
-                            .map(|a| (*a).clone())
-                            .collect(),
-                    )
+                            .collect()
+                    });
+                    let alerts = told.iter().map(|a| a.notified()).collect();
+                    (&*told, alerts)
                 };
                 let (mut trigger, mut resolve) = (Vec::new(), Vec::new());
                 if integ.per_alert() {
-                    for a in alerts.iter() {
+                    for (i, a) in told.iter().enumerate() {
                         let open = a.paged.contains(&integ.id);
                         if a.state == AlertState::Resolved && open {
-                            resolve.push(a.fingerprint.clone());
-                            paged_changes.push((a.fingerprint.clone(), integ.id.clone(), false));
+                            resolve.push(i as u32);
+                            paged_changes.push((a.fingerprint().clone(), integ.id.clone(), false));
                         } else if a.state != AlertState::Resolved && !open {
-                            trigger.push(a.fingerprint.clone());
-                            paged_changes.push((a.fingerprint.clone(), integ.id.clone(), true));
+                            trigger.push(i as u32);
+                            paged_changes.push((a.fingerprint().clone(), integ.id.clone(), true));
                         }
                     }
                 }
@@ -218,7 +248,7 @@ impl AlertEngine {
                     out.push(Notification {
                         receiver: receiver.clone(),
                         integration: integ.clone(),
-                        group_key: key.to_string(),
+                        group_key: key.clone(),
                         group_labels: group_labels.clone(),
                         alerts,
                         trigger,
@@ -240,14 +270,14 @@ impl AlertEngine {
         }
         for (fp, integ) in acked_changes {
             if let Some(a) = self.alerts.get_mut(&fp) {
-                a.acked.insert(integ);
+                a.acked.insert(&integ);
                 self.dirty_alerts.insert(fp);
             }
         }
         for (fp, integ, open) in paged_changes {
             if let Some(a) = self.alerts.get_mut(&fp) {
                 if open {
-                    a.paged.insert(integ);
+                    a.paged.insert(&integ);
                 } else {
                     a.paged.remove(&integ);
                     a.acked.remove(&integ);
@@ -259,14 +289,11 @@ impl AlertEngine {
         let g = self.groups.get_mut(key).expect("group exists");
         for fp in &resolved_all {
             g.alerts.remove(fp);
-            if let Some(keys) = self.membership.get_mut(fp) {
-                keys.retain(|k| k != key);
-                if keys.is_empty() {
-                    self.membership.remove(fp);
-                    if let Some(a) = self.alerts.get_mut(fp) {
-                        a.done = true;
-                        self.dirty_alerts.insert(fp.clone());
-                    }
+            if let Some(a) = self.alerts.get_mut(fp) {
+                a.groups.retain(|k| k != key);
+                if a.groups.is_empty() {
+                    a.done = true;
+                    self.dirty_alerts.insert(fp.clone());
                 }
             }
         }
@@ -278,11 +305,11 @@ impl AlertEngine {
     /// Forgets resolved alerts older than the retention.
     pub(super) fn gc(&mut self, now: i64) {
         let horizon = now - self.retention_ms;
-        let old: Vec<String> = self
+        let old: Vec<Arc<str>> = self
             .alerts
             .values()
             .filter(|a| a.done && a.ends_at_ms.unwrap_or(now) < horizon)
-            .map(|a| a.fingerprint.clone())
+            .map(|a| a.fingerprint().clone())
             .collect();
         for fp in old {
             self.alerts.remove(&fp);
@@ -298,11 +325,23 @@ impl Alert {
     }
 }
 
+/// Sorted, deduplicated `small` ⊆ `big`.
+fn is_subset(small: &[u64], big: &[u64]) -> bool {
+    let mut rest = big;
+    small.iter().all(|x| match rest.binary_search(x) {
+        Ok(i) => {
+            rest = &rest[i + 1..];
+            true
+        }
+        Err(_) => false,
+    })
+}
+
 /// Alertmanager's DedupStage.needsUpdate.
 fn needs_update(
     entry: Option<&NflogEntry>,
-    firing: &BTreeSet<String>,
-    resolved: &BTreeSet<String>,
+    firing: &[u64],
+    resolved: &[u64],
     repeat_ms: i64,
     send_resolved: bool,
     now: i64,
@@ -310,13 +349,13 @@ fn needs_update(
     let Some(e) = entry else {
         return !firing.is_empty();
     };
-    if !firing.is_subset(&e.firing) {
+    if !is_subset(firing, &e.firing) {
         return true;
     }
     if firing.is_empty() {
         return !e.firing.is_empty();
     }
-    if send_resolved && !resolved.is_subset(&e.resolved) {
+    if send_resolved && !is_subset(resolved, &e.resolved) {
         return true;
     }
     e.at_ms < now - repeat_ms
@@ -326,8 +365,18 @@ fn needs_update(
 mod tests {
     use super::*;
 
-    fn set(fps: &[&str]) -> BTreeSet<String> {
-        fps.iter().map(|s| s.to_string()).collect()
+    fn set(fps: &[&str]) -> Vec<u64> {
+        let mut h: Vec<u64> = fps.iter().map(|s| fingerprint_hash(s)).collect();
+        h.sort_unstable();
+        h
+    }
+
+    #[test]
+    fn subsets_of_sorted_hashes() {
+        assert!(is_subset(&[], &[1, 2]));
+        assert!(is_subset(&[1, 3], &[1, 2, 3]));
+        assert!(!is_subset(&[1, 4], &[1, 2, 3]));
+        assert!(!is_subset(&[0], &[]));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod routing;
 mod types;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{AlertRule, AlertsConfig, FlapConfig};
@@ -31,8 +32,8 @@ use crate::silence::Silence;
 use groups::Group;
 use routing::{Inhibitor, Route, compile_route};
 pub use types::{
-    Alert, AlertInput, AlertState, Integration, IntegrationKind, NflogEntry, Notification,
-    StateChange, integration_id,
+    Alert, AlertContent, AlertInput, AlertState, Integration, IntegrationKind, IntegrationSet,
+    NflogEntry, Notification, NotifiedAlert, StateChange, fingerprint_hash, integration_id,
 };
 
 pub struct AlertEngine {
@@ -41,21 +42,29 @@ pub struct AlertEngine {
     rules: Vec<AlertRule>,
     flap: FlapConfig,
     retention_ms: i64,
-    alerts: HashMap<String, Alert>,
-    groups: HashMap<String, Group>,
-    /// fingerprint → keys of the groups it is in.
-    membership: HashMap<String, Vec<String>>,
+    /// By fingerprint. Every map and set below holds the same `Arc<str>`
+    /// as the alert's content: one fingerprint string per alert.
+    /// Boxed: a million-entry table of whole alerts would be resized (and
+    /// held twice while it is) at twice the bytes.
+    alerts: Map<Arc<str>, Box<Alert>>,
+    groups: Map<Arc<str>, Group>,
     nflog: HashMap<String, NflogEntry>,
     silences: Vec<Silence>,
     inhibitors: Vec<Inhibitor>,
     /// (due ms, fingerprint) of pending alerts and of flapping alerts' held resolves.
-    timers: BTreeSet<(i64, String)>,
-    dirty_alerts: HashSet<String>,
-    forgotten: Vec<String>,
+    timers: BTreeSet<(i64, Arc<str>)>,
+    dirty_alerts: Set<Arc<str>>,
+    forgotten: Vec<Arc<str>>,
     dirty_nflog: HashSet<String>,
     dirty_silences: HashSet<String>,
     next_gc_ms: i64,
 }
+
+/// The engine's maps and sets, keyed by up to a million fingerprints:
+/// foldhash is several times faster than SipHash there, and is seeded per
+/// process, since fingerprints can come from the API.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 
 pub(super) const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 pub(super) const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(300);
@@ -75,7 +84,7 @@ impl AlertEngine {
             let mut list = Vec::new();
             let mut push = |kind, name: &str, index, send_resolved| {
                 list.push(Integration {
-                    id: integration_id(&r.name, name, index),
+                    id: integration_id(&r.name, name, index).into(),
                     kind,
                     index,
                     send_resolved,
@@ -98,9 +107,8 @@ impl AlertEngine {
             rules: cfg.rules.clone(),
             flap: cfg.flap.clone(),
             retention_ms: ms(cfg.resolved_retention),
-            alerts: HashMap::new(),
-            groups: HashMap::new(),
-            membership: HashMap::new(),
+            alerts: Map::default(),
+            groups: Map::default(),
             nflog: HashMap::new(),
             silences: Vec::new(),
             inhibitors: cfg
@@ -112,7 +120,7 @@ impl AlertEngine {
                 })
                 .collect(),
             timers: BTreeSet::new(),
-            dirty_alerts: HashSet::new(),
+            dirty_alerts: Set::default(),
             forgotten: Vec::new(),
             dirty_nflog: HashSet::new(),
             dirty_silences: HashSet::new(),
@@ -142,8 +150,7 @@ impl AlertEngine {
         if let Some(s) = severity {
             input.labels.insert("severity".into(), s);
         }
-        let fp = input.fingerprint.clone();
-        if let Some(a) = self.alerts.get(&fp) {
+        if let Some(a) = self.alerts.get(input.fingerprint.as_str()) {
             let live = matches!(a.state, AlertState::Pending | AlertState::Firing)
                 && a.clear_since_ms.is_none();
             if input.at_ms < a.last_event_ms
@@ -158,21 +165,24 @@ impl AlertEngine {
         if input.firing {
             self.open(input, for_ms, now_ms);
         } else {
+            let fp = self.alerts[input.fingerprint.as_str()]
+                .content
+                .fingerprint
+                .clone();
             self.close(&fp, input.at_ms, now_ms);
         }
         true
     }
 
     fn open(&mut self, input: AlertInput, for_ms: i64, now: i64) {
-        let fp = input.fingerprint.clone();
         let window = ms(self.flap.window);
         let max = self.flap.max_transitions;
-        match self.alerts.get_mut(&fp) {
+        let at_ms = input.at_ms;
+        match self.alerts.get_mut(input.fingerprint.as_str()) {
             Some(a) if matches!(a.state, AlertState::Pending | AlertState::Firing) => {
-                a.labels = input.labels;
-                a.annotations = input.annotations;
-                a.details = input.details;
-                a.last_event_ms = input.at_ms;
+                let fp = a.content.fingerprint.clone();
+                a.content = Arc::new(AlertContent::new(fp.clone(), input));
+                a.last_event_ms = at_ms;
                 if a.clear_since_ms.is_some() {
                     // A flapping alert came back inside its hold: it never left.
                     let due = a.clear_since_due(window);
@@ -182,39 +192,44 @@ impl AlertEngine {
                 self.dirty_alerts.insert(fp);
             }
             existing => {
-                let mut flips = existing
-                    .map(|a| std::mem::take(&mut a.flips))
-                    .unwrap_or_default();
-                let was_known = !flips.is_empty() || self.alerts.contains_key(&fp);
+                let was_known = existing.is_some();
+                let (fp, mut flips, paged, groups) = match existing {
+                    Some(a) => (
+                        a.content.fingerprint.clone(),
+                        std::mem::take(&mut a.flips),
+                        std::mem::take(&mut a.paged),
+                        // A resolve its groups have not told yet is still in them.
+                        std::mem::take(&mut a.groups),
+                    ),
+                    None => (
+                        Arc::from(input.fingerprint.as_str()),
+                        Vec::new(),
+                        IntegrationSet::default(),
+                        Vec::new(),
+                    ),
+                };
                 if was_known {
                     flips.push(now);
                 }
                 flips.retain(|t| *t > now - window);
                 let flapping = max > 0 && flips.len() > max;
-                let paged = self
-                    .alerts
-                    .get(&fp)
-                    .map(|a| a.paged.clone())
-                    .unwrap_or_default();
                 let a = Alert {
-                    fingerprint: fp.clone(),
-                    labels: input.labels,
-                    annotations: input.annotations,
-                    details: input.details,
+                    content: Arc::new(AlertContent::new(fp.clone(), input)),
                     state: AlertState::Pending,
                     active_since_ms: now,
                     starts_at_ms: now,
                     ends_at_ms: None,
-                    last_event_ms: input.at_ms,
+                    last_event_ms: at_ms,
                     for_ms,
                     flips,
                     flapping,
                     clear_since_ms: None,
                     done: false,
                     paged,
-                    acked: BTreeSet::new(),
+                    acked: IntegrationSet::default(),
+                    groups,
                 };
-                self.alerts.insert(fp.clone(), a);
+                self.alerts.insert(fp.clone(), Box::new(a));
                 self.dirty_alerts.insert(fp.clone());
                 if for_ms > 0 {
                     self.timers.insert((now + for_ms, fp));
@@ -225,18 +240,18 @@ impl AlertEngine {
         }
     }
 
-    fn close(&mut self, fp: &str, at_ms: i64, now: i64) {
+    fn close(&mut self, fp: &Arc<str>, at_ms: i64, now: i64) {
         let window = ms(self.flap.window);
         let Some(a) = self.alerts.get_mut(fp) else {
             return;
         };
         a.last_event_ms = at_ms;
-        self.dirty_alerts.insert(fp.to_string());
+        self.dirty_alerts.insert(fp.clone());
         match a.state {
             AlertState::Pending => {
                 // Never fired: nobody was told, nobody needs telling.
                 self.timers
-                    .remove(&(a.active_since_ms + a.for_ms, fp.to_string()));
+                    .remove(&(a.active_since_ms + a.for_ms, fp.clone()));
                 a.state = AlertState::Resolved;
                 a.ends_at_ms = Some(now);
                 a.done = true;
@@ -244,7 +259,7 @@ impl AlertEngine {
             AlertState::Firing if a.flapping => {
                 if a.clear_since_ms.is_none() {
                     a.clear_since_ms = Some(now);
-                    self.timers.insert((now + window, fp.to_string()));
+                    self.timers.insert((now + window, fp.clone()));
                 }
             }
             AlertState::Firing => self.resolve(fp, now),
@@ -252,28 +267,26 @@ impl AlertEngine {
         }
     }
 
-    fn fire(&mut self, fp: &str, now: i64) {
+    fn fire(&mut self, fp: &Arc<str>, now: i64) {
         let Some(a) = self.alerts.get_mut(fp) else {
             return;
         };
         a.state = AlertState::Firing;
         a.starts_at_ms = now;
         a.ends_at_ms = None;
-        let labels = a.labels.clone();
+        let content = a.content.clone();
+        let labels = &content.labels;
         for inh in &mut self.inhibitors {
-            if all_match(&inh.rule.source_matchers, &labels) {
-                let both = all_match(&inh.rule.target_matchers, &labels);
-                let key = inh.equal_key(&labels);
-                inh.sources
-                    .entry(key)
-                    .or_default()
-                    .insert(fp.to_string(), both);
+            if all_match(&inh.rule.source_matchers, labels) {
+                let both = all_match(&inh.rule.target_matchers, labels);
+                let key = inh.equal_key(labels);
+                inh.sources.entry(key).or_default().insert(fp.clone(), both);
             }
         }
-        self.join_groups(fp, &labels, now);
+        self.join_groups(fp, labels, now);
     }
 
-    fn resolve(&mut self, fp: &str, now: i64) {
+    fn resolve(&mut self, fp: &Arc<str>, now: i64) {
         let Some(a) = self.alerts.get_mut(fp) else {
             return;
         };
@@ -281,10 +294,10 @@ impl AlertEngine {
         a.ends_at_ms = Some(now);
         a.clear_since_ms = None;
         a.flips.push(now);
-        let labels = a.labels.clone();
-        self.dirty_alerts.insert(fp.to_string());
+        let content = a.content.clone();
+        self.dirty_alerts.insert(fp.clone());
         for inh in &mut self.inhibitors {
-            let key = inh.equal_key(&labels);
+            let key = inh.equal_key(&content.labels);
             if let Some(set) = inh.sources.get_mut(&key) {
                 set.remove(fp);
                 if set.is_empty() {
@@ -292,11 +305,11 @@ impl AlertEngine {
                 }
             }
         }
-        if !self.membership.contains_key(fp) {
+        if let Some(a) = self.alerts.get_mut(fp)
+            && a.groups.is_empty()
+        {
             // In no group (no route took it): nothing left to notify.
-            if let Some(a) = self.alerts.get_mut(fp) {
-                a.done = true;
-            }
+            a.done = true;
         }
     }
 
@@ -326,12 +339,12 @@ impl AlertEngine {
     }
 
     pub fn alert(&self, fp: &str) -> Option<&Alert> {
-        self.alerts.get(fp)
+        self.alerts.get(fp).map(|a| &**a)
     }
 
     /// Alerts that are pending or firing (or resolved, not yet notified).
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values().filter(|a| !a.done)
+        self.alerts.values().map(|a| &**a).filter(|a| !a.done)
     }
 
     /// Alerts held, resolved ones kept as replay guards included.

@@ -13,7 +13,7 @@ impl AlertEngine {
         }
         for fp in self.dirty_alerts.drain() {
             if let Some(a) = self.alerts.get(&fp) {
-                out.push(StateChange::Alert(Box::new(a.clone())));
+                out.push(StateChange::Alert(a.clone()));
             }
         }
         for k in self.dirty_nflog.drain() {
@@ -37,7 +37,7 @@ impl AlertEngine {
         let mut out: Vec<StateChange> = self
             .alerts
             .values()
-            .map(|a| StateChange::Alert(Box::new(a.clone())))
+            .map(|a| StateChange::Alert(a.clone()))
             .collect();
         out.extend(self.nflog.iter().map(|(k, e)| StateChange::Nflog {
             key: k.clone(),
@@ -54,7 +54,7 @@ impl AlertEngine {
         for c in changes {
             match c {
                 StateChange::Alert(a) => {
-                    self.alerts.insert(a.fingerprint.clone(), *a);
+                    self.alerts.insert(a.fingerprint().clone(), a);
                 }
                 StateChange::ForgetAlert { fingerprint } => {
                     self.alerts.remove(&fingerprint);
@@ -75,16 +75,16 @@ impl AlertEngine {
             match a.state {
                 AlertState::Pending => {
                     self.timers
-                        .insert((a.active_since_ms + a.for_ms, a.fingerprint.clone()));
+                        .insert((a.active_since_ms + a.for_ms, a.fingerprint().clone()));
                 }
                 AlertState::Firing => {
                     if a.clear_since_ms.is_some() {
                         self.timers
-                            .insert((a.clear_since_due(window), a.fingerprint.clone()));
+                            .insert((a.clear_since_due(window), a.fingerprint().clone()));
                     }
-                    firing.push(a.fingerprint.clone());
+                    firing.push(a.fingerprint().clone());
                 }
-                AlertState::Resolved if !a.done => unsent.push(a.fingerprint.clone()),
+                AlertState::Resolved if !a.done => unsent.push(a.fingerprint().clone()),
                 AlertState::Resolved => {}
             }
         }
@@ -92,12 +92,12 @@ impl AlertEngine {
             self.fire_restored(&fp, now);
         }
         for fp in unsent {
-            let labels = self.alerts[&fp].labels.clone();
-            self.join_groups(&fp, &labels, now);
+            let content = self.alerts[&fp].content.clone();
+            self.join_groups(&fp, &content.labels, now);
         }
     }
 
-    pub(super) fn fire_restored(&mut self, fp: &str, now: i64) {
+    pub(super) fn fire_restored(&mut self, fp: &std::sync::Arc<str>, now: i64) {
         let starts = self.alerts[fp].starts_at_ms;
         self.fire(fp, now);
         if let Some(a) = self.alerts.get_mut(fp) {

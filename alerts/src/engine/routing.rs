@@ -3,11 +3,12 @@
 //! muted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{AlertEngine, DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, ms};
 use crate::config::{InhibitRule, RouteConfig};
-use crate::labels::{self, Labels, Matcher, all_match};
+use crate::labels::{self, LabelLookup, Matcher, all_match};
 use crate::silence::Silence;
 
 pub(super) struct Route {
@@ -27,22 +28,27 @@ pub(super) struct Inhibitor {
     pub(super) rule: InhibitRule,
     /// equal-label values → firing source alerts (and whether each also
     /// matches the target side, which Alertmanager does not let inhibit itself).
-    pub(super) sources: HashMap<Vec<String>, HashMap<String, bool>>,
+    pub(super) sources: HashMap<Vec<String>, HashMap<Arc<str>, bool>>,
 }
 
 impl Inhibitor {
-    pub(super) fn equal_key(&self, labels: &Labels) -> Vec<String> {
+    pub(super) fn equal_key(&self, labels: &(impl LabelLookup + ?Sized)) -> Vec<String> {
         self.rule
             .equal
             .iter()
-            .map(|n| labels.get(n).cloned().unwrap_or_default())
+            .map(|n| labels.label(n).unwrap_or_default().to_string())
             .collect()
     }
 }
 
 impl AlertEngine {
-    pub(super) fn matching_routes(&self, labels: &Labels) -> Vec<usize> {
-        fn walk(routes: &[Route], i: usize, labels: &Labels, out: &mut Vec<usize>) -> bool {
+    pub(super) fn matching_routes(&self, labels: &(impl LabelLookup + ?Sized)) -> Vec<usize> {
+        fn walk(
+            routes: &[Route],
+            i: usize,
+            labels: &(impl LabelLookup + ?Sized),
+            out: &mut Vec<usize>,
+        ) -> bool {
             let r = &routes[i];
             if !all_match(&r.matchers, labels) {
                 return false;
@@ -66,23 +72,23 @@ impl AlertEngine {
     }
 
     /// True when a silence or an inhibition rule mutes these labels now.
-    pub fn muted(&self, fp: &str, labels: &Labels, now: i64) -> bool {
+    pub fn muted(&self, fp: &str, labels: &(impl LabelLookup + ?Sized), now: i64) -> bool {
         self.silenced_by(labels, now).is_some() || self.inhibited(fp, labels)
     }
 
-    pub fn silenced_by(&self, labels: &Labels, now: i64) -> Option<&Silence> {
+    pub fn silenced_by(&self, labels: &(impl LabelLookup + ?Sized), now: i64) -> Option<&Silence> {
         self.silences
             .iter()
             .find(|s| s.is_active(now) && all_match(&s.matchers, labels))
     }
 
-    pub(super) fn inhibited(&self, fp: &str, labels: &Labels) -> bool {
+    pub(super) fn inhibited(&self, fp: &str, labels: &(impl LabelLookup + ?Sized)) -> bool {
         self.inhibitors.iter().any(|inh| {
             all_match(&inh.rule.target_matchers, labels)
                 && inh.sources.get(&inh.equal_key(labels)).is_some_and(|set| {
                     let self_both = all_match(&inh.rule.source_matchers, labels);
                     set.iter()
-                        .any(|(src, both)| src != fp && !(self_both && *both))
+                        .any(|(src, both)| &**src != fp && !(self_both && *both))
                 })
         })
     }
@@ -145,7 +151,7 @@ pub(super) fn compile_route(
 mod tests {
     use super::*;
     use crate::config::AlertsConfig;
-    use crate::labels::parse_matchers;
+    use crate::labels::{Labels, parse_matchers};
 
     fn route(matchers: &str, receiver: &str, continue_: bool) -> RouteConfig {
         RouteConfig {

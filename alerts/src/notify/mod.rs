@@ -9,9 +9,10 @@ mod webhook;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
-use crate::engine::{Alert, Notification};
+use crate::engine::Notification;
 
 pub use pagerduty::PagerDuty;
 pub use slack::Slack;
@@ -40,24 +41,54 @@ pub enum Delivery {
     },
 }
 
+/// A rendered message: JSON text, written once when the notification is
+/// rendered, kept as is in the outbox and sent as is.
+pub type Message = Box<RawValue>;
+
 pub trait Notifier: Send + Sync {
     /// The messages for one notification, in the order they must arrive.
-    fn render(&self, n: &Notification, links: &Links) -> Vec<Value>;
+    fn render(&self, n: &Notification, links: &Links) -> Vec<Message>;
     /// Sends one rendered message.
-    fn deliver(&self, message: &Value) -> Delivery;
+    fn deliver(&self, message: &RawValue) -> Delivery;
+}
+
+/// Serialises a message. Our message types hold strings, numbers and JSON
+/// values only, which always serialise.
+fn to_message(m: &impl Serialize) -> Message {
+    serde_json::value::to_raw_value(m).expect("a message serialises")
+}
+
+/// The `dedup_key` of a PagerDuty event (for dead letters and errors).
+pub fn dedup_key_of(message: &RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        dedup_key: Option<String>,
+    }
+    serde_json::from_str::<Keyed>(message.get()).ok()?.dedup_key
 }
 
 /// `2024-05-01T12:00:00.000Z`.
 fn rfc3339(ms: i64) -> String {
-    driftline_pipeline::format_epoch_ms(ms)
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    // The alerts of one flush mostly share their times: each is formatted once.
+    LAST.with_borrow_mut(|last| match last {
+        Some((at, text)) if *at == ms => text.clone(),
+        _ => last
+            .insert((ms, driftline_pipeline::format_epoch_ms(ms)))
+            .1
+            .clone(),
+    })
 }
 
-fn alert_url(links: &Links, a: &Alert) -> String {
-    format!(
-        "{}/api/alerts/{}",
-        links.external_url.trim_end_matches('/'),
-        a.fingerprint
-    )
+fn alert_url(links: &Links, fingerprint: &str) -> String {
+    let base = links.external_url.trim_end_matches('/');
+    let mut url = String::with_capacity(base.len() + 12 + fingerprint.len());
+    url.push_str(base);
+    url.push_str("/api/alerts/");
+    url.push_str(fingerprint);
+    url
 }
 
 /// POSTs JSON and classifies the answer as PagerDuty documents it (and as
@@ -67,14 +98,19 @@ fn alert_url(links: &Links, a: &Alert) -> String {
 fn post_json(
     client: &reqwest::blocking::Client,
     url: &str,
-    body: &Value,
+    body: String,
     secret: Option<&str>,
 ) -> Delivery {
     let scrub = |s: String| match secret {
         Some(k) if !k.is_empty() => s.replace(k, "<redacted>"),
         _ => s,
     };
-    let resp = match client.post(url).json(body).send() {
+    let resp = match client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+    {
         Ok(r) => r,
         Err(e) => {
             return Delivery::Retry {
@@ -152,6 +188,18 @@ pub use driftline_pipeline::http_client;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_urls() {
+        for ms in [0, 0, 1_500, 0, 1_500] {
+            assert_eq!(rfc3339(ms), driftline_pipeline::format_epoch_ms(ms));
+        }
+        let links = Links {
+            external_url: "http://d:9464/".into(),
+            dashboard_url: None,
+        };
+        assert_eq!(alert_url(&links, "ab12"), "http://d:9464/api/alerts/ab12");
+    }
 
     #[test]
     fn retry_after_and_redaction() {

@@ -6,10 +6,16 @@
 //! warning, info; the whole event under 512 KB. The routing key is added
 //! at send time only.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
-use super::{Delivery, Links, Notifier, alert_url, cut, post_json, rfc3339};
-use crate::engine::{Alert, Notification};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{Delivery, Links, Message, Notifier, alert_url, cut, post_json, rfc3339, to_message};
+use crate::engine::{Notification, NotifiedAlert};
+use crate::labels::LabelSet;
 
 const SUMMARY_MAX: usize = 1024;
 const DEDUP_MAX: usize = 255;
@@ -43,8 +49,8 @@ impl PagerDuty {
 }
 
 /// Our severity label → PagerDuty's four values.
-fn severity(a: &Alert) -> &'static str {
-    match a.labels.get("severity").map(String::as_str) {
+fn severity(labels: &LabelSet) -> &'static str {
+    match labels.get("severity") {
         Some("critical") | Some("page") => "critical",
         Some("error") => "error",
         Some("info") => "info",
@@ -52,104 +58,253 @@ fn severity(a: &Alert) -> &'static str {
     }
 }
 
-fn dedup_key(fp: &str) -> String {
-    fp.chars().take(DEDUP_MAX).collect()
+/// The fingerprint's first 255 characters.
+fn dedup_key(fp: &str) -> &str {
+    if fp.len() <= DEDUP_MAX {
+        // No more characters than bytes.
+        return fp;
+    }
+    match fp.char_indices().nth(DEDUP_MAX) {
+        Some((end, _)) => &fp[..end],
+        None => fp,
+    }
+}
+
+/// An event as PagerDuty's Events API v2 documents it, borrowed from the
+/// alert and serialised straight to text: a million triggers are a million
+/// strings, not a million JSON trees.
+#[derive(Serialize)]
+struct Event<'a> {
+    event_action: &'static str,
+    dedup_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<Payload<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<Link<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    summary: Cow<'a, str>,
+    source: &'a str,
+    severity: &'static str,
+    timestamp: String,
+    component: &'a str,
+    group: Cow<'a, str>,
+    class: &'a str,
+    custom_details: Details<'a>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    href: Cow<'a, str>,
+    text: &'static str,
+}
+
+/// `custom_details`: labels, annotations, group key and firing time, then
+/// the alert's own details (diff, cause, remediation), which win a clash.
+struct Details<'a> {
+    alert: &'a NotifiedAlert,
+    group_key: &'a str,
+    /// The diff made the event too big: say so instead of sending it.
+    diff_elided: bool,
+}
+
+impl Serialize for Details<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let content = &self.alert.content;
+        let extra = match &content.details {
+            Value::Object(m) => Some(m),
+            _ => None,
+        };
+        let own = |k: &str| extra.and_then(|m| m.get(k)).is_some_and(|v| !v.is_null());
+        let mut map = s.serialize_map(None)?;
+        if !own("labels") {
+            map.serialize_entry("labels", &content.labels)?;
+        }
+        if !own("annotations") {
+            map.serialize_entry("annotations", &content.annotations)?;
+        }
+        if !own("group_key") {
+            map.serialize_entry("group_key", self.group_key)?;
+        }
+        if !own("firing_since") {
+            map.serialize_entry("firing_since", &rfc3339(self.alert.starts_at_ms))?;
+        }
+        for (k, v) in extra.into_iter().flatten().filter(|(_, v)| !v.is_null()) {
+            if k == "diff" && self.diff_elided {
+                map.serialize_entry(
+                    k,
+                    "diff too large for PagerDuty; see the alert in driftline",
+                )?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The labels a trigger event reads, found in one pass over the set (""
+/// when absent).
+#[derive(Default)]
+struct Named<'a> {
+    alertname: &'a str,
+    resource_key: &'a str,
+    resource_type: &'a str,
+    instance: &'a str,
+    job: &'a str,
+    service: &'a str,
+    team: &'a str,
+    account: &'a str,
+    region: &'a str,
+}
+
+impl<'a> Named<'a> {
+    fn of(labels: &'a LabelSet) -> Self {
+        let mut l = Self::default();
+        for (name, value) in labels.iter() {
+            let slot = match name {
+                "alertname" => &mut l.alertname,
+                "resource_key" => &mut l.resource_key,
+                "resource_type" => &mut l.resource_type,
+                "instance" => &mut l.instance,
+                "job" => &mut l.job,
+                "service" => &mut l.service,
+                "team" => &mut l.team,
+                "account" => &mut l.account,
+                "region" => &mut l.region,
+                _ => continue,
+            };
+            *slot = value;
+        }
+        l
+    }
 }
 
 /// The trigger event for an alert (without `routing_key`).
-pub fn trigger_event(a: &Alert, n: &Notification, links: &Links, client: &str) -> Value {
-    let l = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
-    let summary = a
-        .annotations
-        .get("summary")
-        .cloned()
-        .unwrap_or_else(|| l("alertname"));
-    let source = [l("resource_key"), l("instance"), l("job")]
+pub fn trigger_event(a: &NotifiedAlert, n: &Notification, links: &Links, client: &str) -> Message {
+    let labels = a.labels();
+    let l = Named::of(labels);
+    let summary = match a.content.annotations.get("summary") {
+        Some(s) => s,
+        None => l.alertname,
+    };
+    let source = [l.resource_key, l.instance, l.job]
         .into_iter()
         .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "driftline".into());
-    let group = [
-        l("service"),
-        l("team"),
-        format!("{}/{}", l("account"), l("region")),
-    ]
-    .into_iter()
-    .find(|s| !s.is_empty() && s != "/")
-    .unwrap_or_else(|| "driftline".into());
-    let mut details = json!({
-        "labels": a.labels,
-        "annotations": a.annotations,
-        "group_key": n.group_key,
-        "firing_since": rfc3339(a.starts_at_ms),
-    });
-    if let Value::Object(extra) = &a.details {
-        for (k, v) in extra {
-            if !v.is_null() {
-                details[k] = v.clone();
-            }
+        .unwrap_or("driftline");
+    let group: Cow<str> = match [l.service, l.team].into_iter().find(|s| !s.is_empty()) {
+        Some(g) => g.into(),
+        None if !l.account.is_empty() || !l.region.is_empty() => {
+            format!("{}/{}", l.account, l.region).into()
         }
-    }
-    let mut links_out = vec![json!({"href": alert_url(links, a), "text": "Alert in driftline"})];
+        None => "driftline".into(),
+    };
+    let mut links_out = vec![Link {
+        href: alert_url(links, a.fingerprint()).into(),
+        text: "Alert in driftline",
+    }];
     if let Some(d) = &links.dashboard_url {
-        links_out.push(json!({"href": d, "text": "Dashboard"}));
+        links_out.push(Link {
+            href: d.as_str().into(),
+            text: "Dashboard",
+        });
     }
-    let mut event = json!({
-        "event_action": "trigger",
-        "dedup_key": dedup_key(&a.fingerprint),
-        "payload": {
-            "summary": cut(&summary, SUMMARY_MAX),
-            "source": source,
-            "severity": severity(a),
-            "timestamp": rfc3339(a.starts_at_ms),
-            "component": l("resource_type"),
-            "group": group,
-            "class": l("alertname"),
-            "custom_details": details,
-        },
-        "links": links_out,
-        "client": client,
-        "client_url": links.external_url,
-    });
+    let mut event = Event {
+        event_action: "trigger",
+        dedup_key: dedup_key(a.fingerprint()),
+        payload: Some(Payload {
+            summary: if summary.chars().count() > SUMMARY_MAX {
+                cut(summary, SUMMARY_MAX).into()
+            } else {
+                summary.into()
+            },
+            source,
+            severity: severity(labels),
+            timestamp: rfc3339(a.starts_at_ms),
+            component: l.resource_type,
+            group,
+            class: l.alertname,
+            custom_details: Details {
+                alert: a,
+                group_key: &n.group_key,
+                diff_elided: false,
+            },
+        }),
+        links: links_out,
+        client: Some(client),
+        client_url: Some(&links.external_url),
+    };
+    let text = to_message(&event);
     // Stay under PagerDuty's 512 KB: a huge diff is the only thing that grows.
-    if serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(0) > EVENT_MAX_BYTES - 1024 {
-        event["payload"]["custom_details"]["diff"] =
-            json!("diff too large for PagerDuty; see the alert in driftline");
+    if text.get().len() <= EVENT_MAX_BYTES - 1024 {
+        return text;
     }
-    event
+    if let Some(p) = &mut event.payload {
+        p.custom_details.diff_elided = true;
+    }
+    to_message(&event)
+}
+
+/// A `resolve` or `acknowledge` event: the action and the dedup key.
+fn follow_up(action: &'static str, fp: &str) -> Message {
+    to_message(&Event {
+        event_action: action,
+        dedup_key: dedup_key(fp),
+        payload: None,
+        links: Vec::new(),
+        client: None,
+        client_url: None,
+    })
+}
+
+/// `message` with the routing key as its first member: the only place the
+/// key is ever written, at send time.
+fn with_routing_key(message: &RawValue, routing_key: &str) -> Option<String> {
+    let rest = message.get().trim_start().strip_prefix('{')?;
+    let key = serde_json::to_string(routing_key).ok()?;
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    Some(format!("{{\"routing_key\":{key}{comma}{rest}"))
 }
 
 impl Notifier for PagerDuty {
-    fn render(&self, n: &Notification, links: &Links) -> Vec<Value> {
-        let by_fp: std::collections::HashMap<&str, &Alert> = n
-            .alerts
-            .iter()
-            .map(|a| (a.fingerprint.as_str(), a))
-            .collect();
-        let mut out = Vec::with_capacity(n.trigger.len() + n.resolve.len());
-        for fp in &n.resolve {
-            out.push(json!({
-                "event_action": "resolve",
-                "dedup_key": dedup_key(fp),
-            }));
-        }
-        for fp in &n.acknowledge {
-            out.push(json!({
-                "event_action": "acknowledge",
-                "dedup_key": dedup_key(fp),
-            }));
-        }
-        for fp in &n.trigger {
-            if let Some(a) = by_fp.get(fp.as_str()) {
-                out.push(trigger_event(a, n, links, &self.client_name));
-            }
-        }
+    fn render(&self, n: &Notification, links: &Links) -> Vec<Message> {
+        let alert = |i: &u32| &n.alerts[*i as usize];
+        let mut out = Vec::with_capacity(n.trigger.len() + n.resolve.len() + n.acknowledge.len());
+        out.extend(
+            n.resolve
+                .iter()
+                .map(|i| follow_up("resolve", alert(i).fingerprint())),
+        );
+        out.extend(
+            n.acknowledge
+                .iter()
+                .map(|i| follow_up("acknowledge", alert(i).fingerprint())),
+        );
+        out.extend(
+            n.trigger
+                .iter()
+                .map(|i| trigger_event(alert(i), n, links, &self.client_name)),
+        );
         out
     }
 
-    fn deliver(&self, message: &Value) -> Delivery {
-        let mut body = message.clone();
-        body["routing_key"] = Value::String(self.routing_key.clone());
+    fn deliver(&self, message: &RawValue) -> Delivery {
+        let Some(body) = with_routing_key(message, &self.routing_key) else {
+            return Delivery::Reject {
+                reason: "not a JSON object: no PagerDuty event".into(),
+            };
+        };
         // PagerDuty answers 202; anything 2xx is accepted.
-        post_json(&self.http, &self.url, &body, Some(&self.routing_key))
+        post_json(&self.http, &self.url, body, Some(&self.routing_key))
     }
 }

@@ -1,9 +1,10 @@
 //! Slack incoming webhooks: one message per group notification. The
 //! webhook URL is the secret (it carries the token), kept out of messages.
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{Delivery, Links, Notifier, alert_url, cut, post_json};
+use super::{Delivery, Links, Message, Notifier, alert_url, cut, post_json, to_message};
 use crate::engine::{AlertState, Notification};
 
 pub struct Slack {
@@ -41,14 +42,16 @@ pub fn message(n: &Notification, links: &Links, channel: Option<&str>) -> Value 
         } else {
             ":rotating_light:"
         };
-        let summary = a.annotations.get("summary").cloned().unwrap_or_default();
+        let annotations = &a.content.annotations;
+        let summary = annotations.get("summary").unwrap_or_default();
+        let fp = a.fingerprint();
         lines.push(format!(
             "{mark} <{}|{}> {}",
-            alert_url(links, a),
-            &a.fingerprint[..a.fingerprint.len().min(12)],
-            cut(&summary, 300)
+            alert_url(links, fp),
+            fp.get(..12).unwrap_or(fp),
+            cut(summary, 300)
         ));
-        if let Some(r) = a.annotations.get("remediation") {
+        if let Some(r) = annotations.get("remediation") {
             lines.push(format!("    fix: `{}`", cut(r, 200)));
         }
     }
@@ -63,11 +66,11 @@ pub fn message(n: &Notification, links: &Links, channel: Option<&str>) -> Value 
 }
 
 impl Notifier for Slack {
-    fn render(&self, n: &Notification, links: &Links) -> Vec<Value> {
-        vec![message(n, links, self.channel.as_deref())]
+    fn render(&self, n: &Notification, links: &Links) -> Vec<Message> {
+        vec![to_message(&message(n, links, self.channel.as_deref()))]
     }
 
-    fn deliver(&self, m: &Value) -> Delivery {
-        post_json(&self.http, &self.url, m, Some(&self.url))
+    fn deliver(&self, m: &RawValue) -> Delivery {
+        post_json(&self.http, &self.url, m.get().to_string(), Some(&self.url))
     }
 }

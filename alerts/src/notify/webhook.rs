@@ -1,13 +1,12 @@
 //! Generic webhook in Alertmanager's webhook format (version 4), so
 //! receivers written for Alertmanager work unchanged.
 
-use std::collections::BTreeMap;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
-use serde_json::{Value, json};
-
-use super::{Delivery, Links, Notifier, alert_url, post_json, rfc3339};
-use crate::engine::{Alert, AlertState, Notification};
-use crate::labels::Labels;
+use super::{Delivery, Links, Message, Notifier, alert_url, post_json, rfc3339, to_message};
+use crate::engine::{AlertState, Notification, NotifiedAlert};
+use crate::labels::{LabelSet, Labels};
 
 pub struct Webhook {
     url: String,
@@ -25,62 +24,97 @@ impl Webhook {
     }
 }
 
-/// Labels every alert shares.
-fn common(maps: impl Iterator<Item = Labels>) -> Labels {
-    let mut iter = maps;
-    let Some(mut acc) = iter.next() else {
-        return BTreeMap::new();
+/// Labels every set shares.
+fn common<'a>(mut sets: impl Iterator<Item = &'a LabelSet>) -> Labels {
+    let Some(first) = sets.next() else {
+        return Labels::new();
     };
-    for m in iter {
-        acc.retain(|k, v| m.get(k) == Some(v));
+    let mut acc: Vec<(&str, &str)> = first.iter().collect();
+    for set in sets {
+        if acc.is_empty() {
+            break;
+        }
+        acc.retain(|(k, v)| set.get(k) == Some(*v));
     }
-    acc
+    acc.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
-fn alert_json(a: &Alert, links: &Links) -> Value {
+/// Alertmanager's webhook body (version 4), borrowed from the notification.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    version: &'static str,
+    group_key: &'a str,
+    truncated_alerts: usize,
+    status: &'static str,
+    receiver: &'a str,
+    group_labels: &'a Labels,
+    common_labels: Labels,
+    common_annotations: Labels,
+    #[serde(rename = "externalURL")]
+    external_url: &'a str,
+    alerts: Vec<AlertBody<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertBody<'a> {
+    status: &'static str,
+    labels: &'a LabelSet,
+    annotations: &'a LabelSet,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: &'a str,
+}
+
+fn alert_body<'a>(a: &'a NotifiedAlert, links: &Links) -> AlertBody<'a> {
     let resolved = a.state == AlertState::Resolved;
-    json!({
-        "status": if resolved { "resolved" } else { "firing" },
-        "labels": a.labels,
-        "annotations": a.annotations,
-        "startsAt": rfc3339(a.starts_at_ms),
-        "endsAt": match (resolved, a.ends_at_ms) {
+    AlertBody {
+        status: if resolved { "resolved" } else { "firing" },
+        labels: &a.content.labels,
+        annotations: &a.content.annotations,
+        starts_at: rfc3339(a.starts_at_ms),
+        ends_at: match (resolved, a.ends_at_ms) {
             (true, Some(e)) => rfc3339(e),
             _ => "0001-01-01T00:00:00Z".to_string(),
         },
-        "generatorURL": alert_url(links, a),
-        "fingerprint": a.fingerprint,
-    })
+        generator_url: alert_url(links, a.fingerprint()),
+        fingerprint: a.fingerprint(),
+    }
 }
 
 /// The Alertmanager webhook body for a notification.
-pub fn message(n: &Notification, links: &Links, max_alerts: usize) -> Value {
+pub fn message(n: &Notification, links: &Links, max_alerts: usize) -> Message {
     let firing = n.alerts.iter().any(|a| a.state != AlertState::Resolved);
-    let shown: Vec<&Alert> = if max_alerts > 0 {
-        n.alerts.iter().take(max_alerts).collect()
+    let shown = if max_alerts > 0 {
+        &n.alerts[..n.alerts.len().min(max_alerts)]
     } else {
-        n.alerts.iter().collect()
+        &n.alerts[..]
     };
-    json!({
-        "version": "4",
-        "groupKey": n.group_key,
-        "truncatedAlerts": n.alerts.len() - shown.len(),
-        "status": if firing { "firing" } else { "resolved" },
-        "receiver": n.receiver,
-        "groupLabels": n.group_labels,
-        "commonLabels": common(n.alerts.iter().map(|a| a.labels.clone())),
-        "commonAnnotations": common(n.alerts.iter().map(|a| a.annotations.clone())),
-        "externalURL": links.external_url,
-        "alerts": shown.iter().map(|a| alert_json(a, links)).collect::<Vec<_>>(),
+    to_message(&Body {
+        version: "4",
+        group_key: &n.group_key,
+        truncated_alerts: n.alerts.len() - shown.len(),
+        status: if firing { "firing" } else { "resolved" },
+        receiver: &n.receiver,
+        group_labels: &n.group_labels,
+        common_labels: common(n.alerts.iter().map(|a| &a.content.labels)),
+        common_annotations: common(n.alerts.iter().map(|a| &a.content.annotations)),
+        external_url: &links.external_url,
+        alerts: shown.iter().map(|a| alert_body(a, links)).collect(),
     })
 }
 
 impl Notifier for Webhook {
-    fn render(&self, n: &Notification, links: &Links) -> Vec<Value> {
+    fn render(&self, n: &Notification, links: &Links) -> Vec<Message> {
         vec![message(n, links, self.max_alerts)]
     }
 
-    fn deliver(&self, m: &Value) -> Delivery {
-        post_json(&self.http, &self.url, m, None)
+    fn deliver(&self, m: &RawValue) -> Delivery {
+        post_json(&self.http, &self.url, m.get().to_string(), None)
     }
 }

@@ -1,14 +1,16 @@
 //! One message waiting in the outbox, as the alert journal keeps it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::notify::Message;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxMessage {
     pub id: u64,
     /// `{receiver}/{kind}/{index}`.
     pub integration: String,
-    pub body: Value,
+    /// The rendered message, kept as the JSON text it was rendered to.
+    pub body: Message,
     pub created_ms: i64,
     #[serde(default)]
     pub attempts: u32,

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::notify::Message;
 use driftline_pipeline::{DeadLetter, now_ms};
-use serde_json::Value;
 
 use crate::AlertError;
 use crate::metrics::metrics;
@@ -114,7 +114,7 @@ impl Outbox {
 
     /// Assigns ids to new messages; the caller journals the records, then
     /// hands them to `push`.
-    pub fn prepare(&self, messages: Vec<(String, Value)>) -> Vec<OutboxMessage> {
+    pub fn prepare(&self, messages: Vec<(String, Message)>) -> Vec<OutboxMessage> {
         let mut inner = self.lock();
         let now = now_ms();
         messages
@@ -252,12 +252,8 @@ impl Outbox {
                             reason: reason.clone(),
                             partition: None,
                             offset: None,
-                            key: m
-                                .body
-                                .get("dedup_key")
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                            payload: Some(m.body.to_string()),
+                            key: crate::notify::dedup_key_of(&m.body),
+                            payload: Some(m.body.get().to_string()),
                         });
                     }
                     Delivery::Retry { reason, .. } => {

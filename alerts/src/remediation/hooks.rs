@@ -8,15 +8,15 @@ use serde_json::json;
 
 use super::{HookRun, RemediationHook};
 use crate::config::{HookConfig, HookKind};
-use crate::engine::Alert;
+use crate::engine::AlertContent;
 
 const OUTPUT_MAX: usize = 64 * 1024;
 
 /// Fills `{fingerprint}`, `{resource_key}`, `{resource_id}`, `{address}`
 /// and any `{label}` from the alert.
-fn fill(template: &str, a: &Alert) -> String {
+fn fill(template: &str, a: &AlertContent) -> String {
     let mut s = template.replace("{fingerprint}", &a.fingerprint);
-    for (k, v) in &a.labels {
+    for (k, v) in a.labels.iter() {
         s = s.replace(&format!("{{{k}}}"), v);
     }
     s
@@ -110,7 +110,7 @@ pub struct CommandHook {
 }
 
 impl RemediationHook for CommandHook {
-    fn dry_run(&self, a: &Alert) -> HookRun {
+    fn dry_run(&self, a: &AlertContent) -> HookRun {
         let argv: Vec<String> = self.argv.iter().map(|t| fill(t, a)).collect();
         HookRun {
             command: shell_words(&argv),
@@ -119,7 +119,7 @@ impl RemediationHook for CommandHook {
         }
     }
 
-    fn run(&self, a: &Alert) -> HookRun {
+    fn run(&self, a: &AlertContent) -> HookRun {
         let argv: Vec<String> = self.argv.iter().map(|t| fill(t, a)).collect();
         let alert_json = serde_json::to_string(a).unwrap_or_default();
         execute(
@@ -140,7 +140,7 @@ pub struct TerraformHook {
 }
 
 impl TerraformHook {
-    fn argv(&self, a: &Alert, apply: bool) -> Result<Vec<String>, HookRun> {
+    fn argv(&self, a: &AlertContent, apply: bool) -> Result<Vec<String>, HookRun> {
         let Some(addr) = a.labels.get("address") else {
             return Err(HookRun {
                 command: String::new(),
@@ -163,14 +163,14 @@ impl TerraformHook {
 }
 
 impl RemediationHook for TerraformHook {
-    fn dry_run(&self, a: &Alert) -> HookRun {
+    fn dry_run(&self, a: &AlertContent) -> HookRun {
         match self.argv(a, false) {
             Ok(argv) => execute(&argv, Some(&self.workdir), self.timeout, &[]),
             Err(r) => r,
         }
     }
 
-    fn run(&self, a: &Alert) -> HookRun {
+    fn run(&self, a: &AlertContent) -> HookRun {
         match self.argv(a, true) {
             Ok(argv) => execute(&argv, Some(&self.workdir), self.timeout, &[]),
             Err(r) => r,
@@ -185,13 +185,13 @@ pub struct WebhookHook {
 }
 
 impl WebhookHook {
-    fn body(a: &Alert, dry_run: bool) -> serde_json::Value {
+    fn body(a: &AlertContent, dry_run: bool) -> serde_json::Value {
         json!({"dry_run": dry_run, "alert": a})
     }
 }
 
 impl RemediationHook for WebhookHook {
-    fn dry_run(&self, a: &Alert) -> HookRun {
+    fn dry_run(&self, a: &AlertContent) -> HookRun {
         HookRun {
             command: format!("POST {}", self.url),
             output: format!("dry run: would POST {}", Self::body(a, false)),
@@ -199,7 +199,7 @@ impl RemediationHook for WebhookHook {
         }
     }
 
-    fn run(&self, a: &Alert) -> HookRun {
+    fn run(&self, a: &AlertContent) -> HookRun {
         let command = format!("POST {}", self.url);
         match self.http.post(&self.url).json(&Self::body(a, false)).send() {
             Ok(r) => {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AlertError;
 use crate::config::{HookConfig, HookKind};
-use crate::engine::Alert;
+use crate::engine::AlertContent;
 use crate::labels::all_match;
 use crate::metrics::metrics;
 
@@ -37,9 +37,9 @@ pub struct HookRun {
 
 pub trait RemediationHook: Send + Sync {
     /// A preview that changes nothing (`terraform plan`, the rendered command).
-    fn dry_run(&self, alert: &Alert) -> HookRun;
+    fn dry_run(&self, alert: &AlertContent) -> HookRun;
     /// The real thing.
-    fn run(&self, alert: &Alert) -> HookRun;
+    fn run(&self, alert: &AlertContent) -> HookRun;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,8 @@ pub struct Proposal {
     pub kind: HookKind,
     pub status: ProposalStatus,
     pub created_ms: i64,
-    pub alert: Alert,
+    /// What the alert said when the proposal was made.
+    pub alert: Arc<AlertContent>,
     pub plan: HookRun,
     pub approved_by: Option<String>,
     pub approved_ms: Option<i64>,
@@ -211,14 +212,14 @@ impl Remediator {
 
     /// An alert started firing: propose each matching hook (dry run), and
     /// run the allow-listed ones. Returns the proposals that changed.
-    pub fn on_firing(&mut self, alert: &Alert) -> Result<Vec<Proposal>, AlertError> {
+    pub fn on_firing(&mut self, alert: &Arc<AlertContent>) -> Result<Vec<Proposal>, AlertError> {
         let mut changed = Vec::new();
         for i in 0..self.hooks.len() {
             let (cfg, hook) = &self.hooks[i];
             if !all_match(&cfg.matchers, &alert.labels)
                 || !self
                     .proposed
-                    .insert((alert.fingerprint.clone(), cfg.name.clone()))
+                    .insert((alert.fingerprint.to_string(), cfg.name.clone()))
             {
                 continue;
             }
@@ -226,7 +227,7 @@ impl Remediator {
             let allow = cfg.allow;
             let p = Proposal {
                 id: crate::silence::new_id()[..16].to_string(),
-                fingerprint: alert.fingerprint.clone(),
+                fingerprint: alert.fingerprint.to_string(),
                 hook: cfg.name.clone(),
                 kind: cfg.kind,
                 status: ProposalStatus::Proposed,

@@ -10,23 +10,44 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::AlertError;
 
+mod set;
+pub use set::{LabelSet, Pairs};
+
 /// Labels of one alert, sorted by name.
 pub type Labels = BTreeMap<String, String>;
+
+/// What matchers read: a label's value by name. Both the `Labels` map
+/// (configuration, input) and the compact `LabelSet` (held alerts) answer.
+pub trait LabelLookup {
+    fn label(&self, name: &str) -> Option<&str>;
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
 
 /// `{a="1", b="2"}`: Prometheus' rendering of a label set (Go `%q` quoting),
 /// which Alertmanager uses in group keys.
 pub fn render(labels: &Labels) -> String {
-    let mut s = String::from("{");
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(k);
-        s.push('=');
-        quote(&mut s, v);
-    }
-    s.push('}');
+    let mut s = String::new();
+    render_pairs(&mut s, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     s
+}
+
+/// `render` of name-sorted pairs, appended to `out`.
+pub fn render_pairs<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        quote(out, v);
+    }
+    out.push('}');
 }
 
 fn quote(out: &mut String, v: &str) {
@@ -165,8 +186,8 @@ impl Matcher {
         Self::new(name, op, &value)
     }
 
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
+    pub fn matches(&self, labels: &(impl LabelLookup + ?Sized)) -> bool {
+        let v = labels.label(&self.name).unwrap_or("");
         match self.op {
             MatchOp::Eq => v == self.value,
             MatchOp::NotEq => v != self.value,
@@ -225,7 +246,7 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, AlertError> {
 }
 
 /// True when every matcher matches.
-pub fn all_match(matchers: &[Matcher], labels: &Labels) -> bool {
+pub fn all_match(matchers: &[Matcher], labels: &(impl LabelLookup + ?Sized)) -> bool {
     matchers.iter().all(|m| m.matches(labels))
 }
 
