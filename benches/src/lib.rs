@@ -218,6 +218,20 @@ fn status_bytes(pid: &str, field: &str) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds,
+/// from `/proc/{pid}/stat`; `None` once it has exited. Timers cost none of
+/// it, so it compares work with work where wall clocks include waiting.
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
 /// Peak resident memory of this process (VmHWM), in bytes.
 pub fn peak_rss_self() -> u64 {
     peak_rss_of("self").unwrap_or(0)

@@ -13,11 +13,12 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use driftline_alerts::AlertsConfig;
 use driftline_alerts::engine::{AlertEngine, AlertInput, IntegrationKind};
 use driftline_alerts::labels::Labels;
 use driftline_alerts::notify::{Links, Notifier, PagerDuty, webhook_message};
 use driftline_benches::alerts::{config, labels};
-use driftline_benches::peak_rss_self;
+use driftline_benches::{cpu_seconds_of, peak_rss_self};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,35 +37,36 @@ fn key_hash(resource_key: &str) -> u64 {
     h.finish()
 }
 
-fn driftline(n: usize, teams: usize) -> (Duration, Tally, usize, u64) {
-    let cfg = config();
+/// Wall time, tally, PagerDuty events, peak RSS and CPU seconds.
+fn driftline(cfg: &AlertsConfig, n: usize, teams: usize) -> (Duration, Tally, usize, u64, f64) {
     let pd = PagerDuty::new("http://127.0.0.1:1/", "x".repeat(32), "driftline");
     let links = Links {
         external_url: "http://127.0.0.1:9464".into(),
         dashboard_url: None,
     };
-    let mut engine = AlertEngine::new(&cfg);
+    let mut engine = AlertEngine::new(cfg);
     let mut tally = Tally::new();
     let mut pd_events = 0usize;
     let mut bytes = 0u64;
+    let cpu_before = cpu_seconds_of("self").unwrap_or(0.0);
     let started = Instant::now();
     let mut render = |ns: Vec<driftline_alerts::Notification>, tally: &mut Tally| {
         for n in ns {
             match n.integration.kind {
                 IntegrationKind::PagerDuty => {
                     for m in pd.render(&n, &links) {
-                        bytes += serde_json::to_vec(&m).map(|v| v.len() as u64).unwrap_or(0);
+                        bytes += m.get().len() as u64;
                         pd_events += 1;
                     }
                 }
                 _ => {
                     let m = webhook_message(&n, &links, 0);
-                    bytes += serde_json::to_vec(&m).map(|v| v.len() as u64).unwrap_or(0);
+                    bytes += m.get().len() as u64;
                     let t = tally
                         .entry(driftline_alerts::labels::render(&n.group_labels))
                         .or_default();
                     for a in n.alerts.iter() {
-                        let key = key_hash(&a.labels["resource_key"]);
+                        let key = key_hash(a.labels().get("resource_key").unwrap_or(""));
                         if a.state == driftline_alerts::AlertState::Resolved {
                             t.1.insert(key);
                         } else {
@@ -106,11 +108,12 @@ fn driftline(n: usize, teams: usize) -> (Duration, Tally, usize, u64) {
     }
     render(engine.tick(6_000), &mut tally);
     let took = started.elapsed();
+    let cpu = cpu_seconds_of("self").unwrap_or(0.0) - cpu_before;
     eprintln!(
         "driftline: {pd_events} PagerDuty events, {} MB rendered",
         bytes / 1_000_000
     );
-    (took, tally, pd_events, peak_rss_self())
+    (took, tally, pd_events, peak_rss_self(), cpu)
 }
 
 /// Counts Alertmanager's webhook notifications per group.
@@ -180,7 +183,8 @@ fn post(addr: &str, body: &str) {
     );
 }
 
-fn alertmanager(bin: &str, n: usize, teams: usize) -> (Duration, Tally, u64) {
+/// Wall time, tally, peak RSS and the CPU seconds Alertmanager spent.
+fn alertmanager(bin: &str, n: usize, teams: usize) -> (Duration, Tally, u64, f64) {
     let dir = tempfile_dir();
     let (hook, tally) = counter();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -203,7 +207,8 @@ fn alertmanager(bin: &str, n: usize, teams: usize) -> (Duration, Tally, u64) {
         .spawn()
         .expect("alertmanager starts");
     std::thread::sleep(Duration::from_secs(2));
-    let pid = child.id();
+    let pid = child.id().to_string();
+    let cpu_before = cpu_seconds_of(&pid).unwrap_or(0.0);
     let batch = |firing: bool| {
         let ends = if firing {
             String::new()
@@ -244,19 +249,12 @@ fn alertmanager(bin: &str, n: usize, teams: usize) -> (Duration, Tally, u64) {
     batch(false);
     wait_until(&|t: &Tally| t.values().map(|e| e.1.len()).sum::<usize>() >= n);
     let took = started.elapsed();
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024;
+    let cpu = cpu_seconds_of(&pid).unwrap_or(0.0) - cpu_before;
+    let rss = driftline_benches::peak_rss_of(&pid).unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
     let t = tally.lock().unwrap().clone();
-    (took, t, rss)
+    (took, t, rss, cpu)
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -277,23 +275,30 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let teams: usize = arg("--teams").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let (took, tally, pd_events, rss) = driftline(n, teams);
+    let (took, tally, pd_events, rss, cpu) = driftline(&config(), n, teams);
     let groups = tally.len();
     let messages: usize = tally.values().map(|e| e.2).sum();
     let rate = 2.0 * n as f64 / took.as_secs_f64();
     println!(
-        "driftline: {n} alerts fired and resolved in {:.2} s = {rate:.0} alert events/s; {groups} groups, {messages} webhook messages, {pd_events} PagerDuty events; peak RSS {} MB",
+        "driftline: {n} alerts fired and resolved in {:.2} s = {rate:.0} alert events/s ({:.2} CPU s); {groups} groups, {messages} webhook messages, {pd_events} PagerDuty events; peak RSS {} MB",
         took.as_secs_f64(),
+        cpu,
         rss / 1_000_000
     );
     if let Some(bin) = arg("--alertmanager") {
         let m: usize = arg("--am-alerts").and_then(|v| v.parse().ok()).unwrap_or(n);
-        let (d_took, d_tally, _, _) = if m == n {
-            (took, tally.clone(), 0, 0)
-        } else {
-            driftline(m, teams)
-        };
-        let (am_took, am_tally, am_rss) = alertmanager(&bin, m, teams);
+        // The same work on both sides: Alertmanager's route has the
+        // webhook only, so driftline's does too.
+        let mut webhook_only = config();
+        for r in &mut webhook_only.receivers {
+            r.pagerduty_configs.clear();
+        }
+        let (d_took, d_tally, _, _, d_cpu) = driftline(&webhook_only, m, teams);
+        println!(
+            "driftline, webhook only: {m} alerts fired and resolved in {:.2} s ({d_cpu:.2} CPU s)",
+            d_took.as_secs_f64()
+        );
+        let (am_took, am_tally, am_rss, am_cpu) = alertmanager(&bin, m, teams);
         // Alertmanager's clock includes one group_wait (1 s) and one
         // group_interval (5 s) of waiting that the engine's virtual clock skips.
         let am_busy = am_took
@@ -308,15 +313,16 @@ fn main() {
         };
         let same = sets(&d_tally) == sets(&am_tally);
         println!(
-            "alertmanager: {m} alerts fired and resolved in {:.2} s (minus 6 s of timers) = {am_rate:.0} alert events/s; {} groups, {} webhook messages; peak RSS {} MB",
+            "alertmanager: {m} alerts fired and resolved in {:.2} s (minus 6 s of timers) = {am_rate:.0} alert events/s ({am_cpu:.2} CPU s, HTTP ingest included); {} groups, {} webhook messages; peak RSS {} MB",
             am_took.as_secs_f64(),
             am_tally.len(),
             am_tally.values().map(|e| e.2).sum::<usize>(),
             am_rss / 1_000_000
         );
         println!(
-            "same notified alerts per group: {same}; driftline/alertmanager throughput: {:.1}x",
-            d_rate / am_rate
+            "same notified alerts per group: {same}; driftline/alertmanager throughput: {:.1}x by wall clock, {:.1}x per CPU second",
+            d_rate / am_rate,
+            am_cpu / d_cpu.max(1e-3)
         );
     }
 }
