@@ -195,10 +195,18 @@ wait_port() {
 }
 
 stop() {
-  local dir="$1"
+  local dir="$1" pid
   for name in tansu moto clickhouse; do
     if [ -f "$dir/$name.pid" ]; then
-      kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+      pid="$(cat "$dir/$name.pid")"
+      kill "$pid" 2>/dev/null || true
+      # A busy tansu can outlive SIGTERM; a broker left behind keeps a core
+      # busy for every later run on this machine.
+      for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill -9 "$pid" 2>/dev/null || true
       rm -f "$dir/$name.pid"
     fi
   done

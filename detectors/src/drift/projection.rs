@@ -104,6 +104,38 @@ impl DriftProjection {
     }
 }
 
+/// The same projection on documents kept as JSON text (the streaming
+/// detector's decoded rows). Text that is not an object is kept whole, as
+/// the record projection leaves a non-object value alone.
+impl DriftProjection {
+    /// A managed resource's `attributes`, for its Terraform type.
+    pub(super) fn attributes_text(&self, tf_type: &str, text: &str) -> Option<String> {
+        keep_keys(text, self.declared.get(tf_type)?).ok()
+    }
+
+    /// An item's `configuration`, for its AWS Config type.
+    pub(super) fn configuration_text(&self, resource_type: &str, text: &str) -> Option<String> {
+        keep_keys(
+            text,
+            self.configuration
+                .get(resource_type)
+                .unwrap_or(&HashSet::new()),
+        )
+        .ok()
+    }
+
+    /// An item's `supplementaryConfiguration`, for its AWS Config type.
+    pub(super) fn supplementary_text(&self, resource_type: &str, text: &str) -> Option<String> {
+        keep_keys(
+            text,
+            self.supplementary
+                .get(resource_type)
+                .unwrap_or(&HashSet::new()),
+        )
+        .ok()
+    }
+}
+
 /// The object `text` with only the top-level keys in `keep`, as compact
 /// JSON text; the kept values are copied as written.
 fn keep_keys(text: &str, keep: &HashSet<String>) -> Result<String, serde_json::Error> {

@@ -119,6 +119,7 @@ impl DriftStage {
                     Err(Skip::Invalid(reason)) => rejected_out.push(((*m).clone(), reason)),
                 }
             }
+            self.drift.applied();
         }
         rejected_out
     }

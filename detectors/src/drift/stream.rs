@@ -1,5 +1,5 @@
 //! Drift as a stream: the latest declared and observed snapshot of every
-//! resource this instance owns, kept as rows of decoded Arrow batches, and
+//! resource this instance owns, kept as compact owned rows (`rows.rs`), and
 //! the findings currently open for each. A batch of changes re-evaluates
 //! only the resources it touched — with the same SQL as a one-shot scan,
 //! over just those rows — and yields finding events: new, changed,
@@ -22,10 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::interleave_record_batch;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use driftline_pipeline::model::UNKNOWN;
-use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::source_status::STATUS_KEY_PREFIX;
 use driftline_pipeline::{
     Finding, FindingClass, FindingEvent, FindingEventKind, SourceStatus, type_id_of_key,
@@ -43,18 +40,15 @@ pub enum Side {
     Observed,
 }
 
-/// One row of a decoded batch (the batch's buffers are shared, not copied).
-#[derive(Clone)]
-struct Row {
-    batch: RecordBatch,
-    index: usize,
-}
+mod rows;
+
+use rows::{Row, Rows, Snapshots};
 
 #[derive(Default)]
 struct Group {
     partition: i32,
-    declared: BTreeMap<String, Row>,
-    observed: BTreeMap<String, Row>,
+    declared: Snapshots,
+    observed: Snapshots,
     open: BTreeMap<String, Finding>,
 }
 
@@ -72,6 +66,7 @@ pub enum Skip {
 pub struct StreamingDrift {
     mappings: Arc<Mappings>,
     detector: DriftDetector,
+    rows: Rows,
     groups: HashMap<String, Group>,
     /// Open findings by class, kept as groups change (read every batch for
     /// the gauges; counting all groups each time would be O(estate)).
@@ -102,6 +97,7 @@ impl StreamingDrift {
     pub fn new(mappings: Arc<Mappings>, ignore: DriftIgnore) -> Self {
         Self {
             detector: DriftDetector::new(mappings.clone(), ignore),
+            rows: Rows::new(&mappings),
             mappings,
             groups: HashMap::new(),
             open_by_class: BTreeMap::new(),
@@ -151,12 +147,8 @@ impl StreamingDrift {
 
     /// Why a group cannot be evaluated now, if it cannot.
     fn frozen(&self, g: &Group) -> bool {
-        let text = |r: &Row, name: &str| col(&r.batch, name).map(|c| c.value(r.index).to_string());
         // AWS Config says it does not record this resource: unknown.
-        if g.observed
-            .values()
-            .any(|r| text(r, "status").as_deref() == Some("ResourceNotRecorded"))
-        {
+        if g.observed.values().any(|r| r.not_recorded) {
             return true;
         }
         let Some(st) = self.statuses.get(&g.partition) else {
@@ -166,26 +158,12 @@ impl StreamingDrift {
         if st.sees_everything() {
             return false;
         }
-        let unobserved = |r: &Row, ty: &str| {
-            let (acc, reg) = (text(r, "account"), text(r, "region"));
-            st.unobserved(
-                acc.as_deref().unwrap_or(UNKNOWN),
-                reg.as_deref().unwrap_or(UNKNOWN),
-                ty,
-            )
-            .is_some()
+        let unobserved = |r: &Row| {
+            st.unobserved(&r.account, &r.region, &r.resource_type)
+                .is_some()
         };
-        let declared_type = |r: &Row| {
-            let tid = text(r, "type_id").unwrap_or_default();
-            tid.split_once('/')
-                .map_or(tid.clone(), |(t, _)| t.to_string())
-        };
-        g.declared
-            .values()
-            .any(|r| unobserved(r, &declared_type(r)))
-            || g.observed
-                .values()
-                .any(|r| unobserved(r, &text(r, "resource_type").unwrap_or_default()))
+        g.declared.values().any(unobserved)
+            || g.observed.values().any(unobserved)
             || (g.declared.is_empty() && st.declared_unread().is_some())
     }
 
@@ -253,14 +231,18 @@ impl StreamingDrift {
             rows.remove(key);
             return Err(Skip::NotComparable);
         }
-        rows.insert(
-            key.to_string(),
-            Row {
-                batch: batch.clone(),
-                index,
-            },
-        );
+        let row = self
+            .rows
+            .keep(side, batch, index)
+            .map_err(|e| Skip::Invalid(format!("cannot keep the snapshot: {e}")))?;
+        rows.insert(key, row);
         Ok(tid)
+    }
+
+    /// The decoded batch `apply` was given rows of is done with: the
+    /// encoding kept for its other rows can go.
+    pub fn applied(&mut self) {
+        self.rows.release();
     }
 
     /// Forgets the groups on these partitions (handed to another instance).
@@ -333,8 +315,8 @@ impl StreamingDrift {
         let found = if declared.is_empty() && observed.is_empty() {
             Vec::new()
         } else {
-            let d = gather(&DECLARED_SCHEMA, &declared)?;
-            let o = gather(&OBSERVED_SCHEMA, &observed)?;
+            let d = self.rows.batch(Side::Declared, &declared)?;
+            let o = self.rows.batch(Side::Observed, &observed)?;
             let ctx =
                 SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
             super::inputs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
@@ -413,29 +395,6 @@ fn diff_open(
             Some(_) => {}
         }
     }
-}
-
-/// The rows, gathered into one batch.
-fn gather(
-    schema: &arrow::datatypes::SchemaRef,
-    rows: &[&Row],
-) -> Result<RecordBatch, DetectorError> {
-    if rows.is_empty() {
-        return Ok(RecordBatch::new_empty(schema.clone()));
-    }
-    // Index the distinct source batches, then interleave their rows.
-    let mut batches: Vec<&RecordBatch> = Vec::new();
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    let mut indices = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id = Arc::as_ptr(r.batch.column(0)) as *const () as usize;
-        let b = *seen.entry(id).or_insert_with(|| {
-            batches.push(&r.batch);
-            batches.len() - 1
-        });
-        indices.push((b, r.index));
-    }
-    Ok(interleave_record_batch(&batches, &indices)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use super::*;
 use driftline_pipeline::codec::{decode_table, encode_records};
+use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::{
     ConfigStatus, DeclaredResource, InstanceStatus, ObservedResource, Record, ResourceMode, Topic,
 };
@@ -253,4 +254,56 @@ async fn a_scope_nobody_reads_is_frozen_then_thawed_by_its_status() {
         sd.apply_status(0, "source-status/other", Some(region_status(true))),
         Err(Skip::Invalid(_))
     ));
+}
+
+#[test]
+fn a_kept_snapshot_holds_only_what_the_comparison_reads() {
+    let mut rows = Rows::new(&Mappings::builtin().unwrap());
+    let mut d = declared(30);
+    d.attributes = json!({"visibility_timeout_seconds": 30, "tags": {"team": "core"}, "not_compared": "x".repeat(10_000)}).to_string();
+    let mut o = observed(30);
+    o.configuration = json!({"VisibilityTimeout": 30, "NotCompared": "y".repeat(10_000)});
+    for (side, topic, schema, rec) in [
+        (
+            Side::Declared,
+            Topic::Declared,
+            &*DECLARED_SCHEMA,
+            Record::Declared(Box::new(d)),
+        ),
+        (
+            Side::Observed,
+            Topic::Config,
+            &*OBSERVED_SCHEMA,
+            Record::Observed(Box::new(o)),
+        ),
+    ] {
+        let msgs = encode_records(topic, &[rec]).unwrap();
+        let decoded = decode_table(schema, &[msgs[0].payload.as_deref().unwrap()]);
+        let kept = rows.keep(side, &decoded.batch, 0).unwrap();
+        let back = rows.batch(side, &[&kept]).unwrap();
+        assert_eq!(back.schema(), decoded.batch.schema());
+        let doc = if side == Side::Declared {
+            "attributes"
+        } else {
+            "configuration"
+        };
+        let text = back
+            .column_by_name(doc)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0);
+        assert!(text.len() < 200, "{doc} kept whole: {} bytes", text.len());
+        assert!(text.contains("30"), "{text}");
+        for name in ["resource_key", "type_id", "account", "region", "source"] {
+            let column = |b: &RecordBatch| {
+                b.column_by_name(name)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .value(0)
+                    .to_string()
+            };
+            assert_eq!(column(&back), column(&decoded.batch), "{name}");
+        }
+        assert!(!kept.not_recorded);
+    }
 }
