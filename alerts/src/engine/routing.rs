@@ -151,7 +151,7 @@ pub(super) fn compile_route(
 mod tests {
     use super::*;
     use crate::config::AlertsConfig;
-    use crate::labels::{Labels, parse_matchers};
+    use crate::labels::{Labels, of_pairs as labels, parse_matchers};
 
     fn route(matchers: &str, receiver: &str, continue_: bool) -> RouteConfig {
         RouteConfig {
@@ -162,13 +162,6 @@ mod tests {
             group_wait: None,
             ..RouteConfig::default()
         }
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

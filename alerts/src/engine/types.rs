@@ -274,10 +274,7 @@ mod tests {
 
     #[test]
     fn an_alert_is_kept_flat_in_the_state_log_and_reads_back_whole() {
-        let labels: Labels = [("team", "core"), ("alertname", "DriftChanged")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels = crate::labels::of_pairs(&[("team", "core"), ("alertname", "DriftChanged")]);
         let input = AlertInput {
             fingerprint: "fp1".into(),
             labels,

@@ -322,16 +322,20 @@ pub mod duration {
     }
 }
 
+/// A label set from pairs, for tests.
+#[cfg(test)]
+pub(crate) fn of_pairs(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::of_pairs as l;
 
     #[test]
     fn parses_and_matches() {

@@ -162,13 +162,7 @@ impl<'de> Deserialize<'de> for LabelSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::labels::of_pairs as l;
 
     #[test]
     fn reads_orders_and_serialises_as_the_map_it_came_from() {
