@@ -37,36 +37,39 @@ impl AlertEngine {
             key.push(':');
             labels::render_pairs(&mut key, pairs.iter().copied());
             let wait = route.group_wait;
-            if !self.groups.contains_key(key.as_str()) {
-                let group = Group {
-                    route: r,
-                    labels: Arc::new(
-                        pairs
-                            .iter()
-                            .map(|(n, v)| (n.to_string(), v.to_string()))
-                            .collect(),
-                    ),
-                    alerts: BTreeSet::new(),
-                    next_flush_ms: now + wait,
-                    has_flushed: false,
-                };
-                self.groups.insert(Arc::from(key.as_str()), group);
-            }
-            let g = self.groups.get_mut(key.as_str()).expect("inserted above");
+            let group_key = match self.groups.get_key_value(key.as_str()) {
+                Some((k, _)) => k.clone(),
+                None => {
+                    let k: Arc<str> = key.as_str().into();
+                    let group = Group {
+                        route: r,
+                        labels: Arc::new(
+                            pairs
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), v.to_string()))
+                                .collect(),
+                        ),
+                        alerts: BTreeSet::new(),
+                        next_flush_ms: now + wait,
+                        has_flushed: false,
+                    };
+                    self.groups.insert(k.clone(), group);
+                    k
+                }
+            };
+            let g = self
+                .groups
+                .get_mut(&group_key)
+                .expect("found or inserted above");
             // As Alertmanager: an alert older than group_wait flushes a
             // group that never flushed at once.
             if !g.has_flushed && starts_at + wait < now {
                 g.next_flush_ms = now;
             }
-            if g.alerts.insert(fp.clone()) {
-                let group_key = self
-                    .groups
-                    .get_key_value(key.as_str())
-                    .expect("just joined")
-                    .0;
-                if let Some(a) = self.alerts.get_mut(fp) {
-                    a.groups.push(group_key.clone());
-                }
+            if g.alerts.insert(fp.clone())
+                && let Some(a) = self.alerts.get_mut(fp)
+            {
+                a.groups.push(group_key);
             }
         }
     }
@@ -122,8 +125,7 @@ impl AlertEngine {
         g.next_flush_ms = now + self.routes[g.route].group_interval;
         g.has_flushed = true;
         let route = &self.routes[g.route];
-        let (receiver, repeat): (Arc<str>, _) =
-            (route.receiver.as_str().into(), route.repeat_interval);
+        let (receiver, repeat) = (route.receiver.clone(), route.repeat_interval);
         let group_labels = g.labels.clone();
         let members: Vec<Arc<str>> = g.alerts.iter().cloned().collect();
         let mut shown: Vec<&Alert> = Vec::with_capacity(members.len());

@@ -13,7 +13,8 @@ use crate::silence::Silence;
 
 pub(super) struct Route {
     pub(super) key: String,
-    pub(super) receiver: String,
+    /// Shared with every notification this route sends.
+    pub(super) receiver: Arc<str>,
     /// `None`: group by every label (`...`).
     pub(super) group_by: Option<Vec<String>>,
     pub(super) matchers: Vec<Matcher>,
@@ -117,11 +118,11 @@ pub(super) fn compile_route(
     };
     let route = Route {
         key,
-        receiver: cfg
-            .receiver
-            .clone()
-            .or_else(|| p.map(|p| p.receiver.clone()))
-            .unwrap_or_else(|| "default".into()),
+        receiver: match (&cfg.receiver, p) {
+            (Some(own), _) => own.as_str().into(),
+            (None, Some(parent)) => parent.receiver.clone(),
+            (None, None) => "default".into(),
+        },
         group_by,
         matchers,
         continue_: cfg.continue_,
@@ -180,7 +181,7 @@ mod tests {
             engine
                 .matching_routes(l)
                 .into_iter()
-                .map(|i| engine.routes[i].receiver.clone())
+                .map(|i| engine.routes[i].receiver.to_string())
                 .collect()
         };
         // `continue` on the first match goes on to the next sibling; the

@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use crate::DetectorError;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+
+use crate::DetectorError;
 
 /// The text columns of the registered batches, by batch.
 #[derive(Debug, Default)]

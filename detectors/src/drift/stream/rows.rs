@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 
-use super::Side;
+use super::{Side, col};
 use crate::drift::projection::DriftProjection;
 use crate::mappings::Mappings;
 
@@ -48,9 +48,7 @@ fn converter(schema: &SchemaRef) -> RowConverter {
 }
 
 fn text<'a>(batch: &'a RecordBatch, name: &str, index: usize) -> &'a str {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_string_opt::<i32>())
+    col(batch, name)
         .filter(|c| c.is_valid(index))
         .map_or("", |c| c.value(index))
 }
@@ -78,16 +76,18 @@ impl Rows {
         let (_, schema) = self.side(side);
         let mut cut =
             |name: &str, type_column: &str, project: &dyn Fn(&str, &str) -> Option<String>| {
-                let Ok(i) = schema.index_of(name) else {
+                let (Ok(i), Some(docs), Some(types)) = (
+                    schema.index_of(name),
+                    col(batch, name),
+                    col(batch, type_column),
+                ) else {
                     return;
                 };
-                let cut: StringArray = (0..batch.num_rows())
-                    .map(|r| {
-                        let whole = text(batch, name, r);
-                        Some(
-                            project(text(batch, type_column, r), whole)
-                                .unwrap_or_else(|| whole.to_string()),
-                        )
+                let cut: StringArray = docs
+                    .iter()
+                    .zip(types.iter())
+                    .map(|(doc, ty)| {
+                        doc.map(|d| project(ty.unwrap_or(""), d).unwrap_or_else(|| d.to_string()))
                     })
                     .collect();
                 columns[i] = Arc::new(cut);
