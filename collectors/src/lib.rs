@@ -19,6 +19,7 @@
 pub mod aws_config;
 mod chunks;
 pub mod cost;
+pub(crate) mod file_read;
 mod inputs;
 pub mod logs;
 pub mod metrics;

@@ -26,6 +26,7 @@ use driftline_pipeline::{
 use serde_json::{Map, Value};
 
 use crate::chunks::stream_files;
+use crate::file_read::{SourceFile, with_deserializer};
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 use document::DocumentError;
 use shapes::{Found, Skip};
@@ -136,7 +137,7 @@ impl LoadedItems {
 }
 
 /// Reads one item file as a stream: each item goes to `emit` as soon as it
-/// is decoded, and only a buffer of the file is held. On an error part
+/// is decoded, and at most a capped file (`file_read`) is held. On an error part
 /// way, the items before it were already emitted.
 pub fn read_file(
     path: &Path,
@@ -144,17 +145,11 @@ pub fn read_file(
     emit: &mut dyn FnMut(ObservedResource),
 ) -> Result<ItemsRead, AwsConfigError> {
     let source = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| AwsConfigError::Read {
+    let file = SourceFile::open(path).map_err(|e| AwsConfigError::Read {
         path: source.clone(),
         reason: e.to_string(),
     })?;
-    let reader = std::io::BufReader::with_capacity(crate::terraform::READ_BUFFER, file);
-    read_with(
-        &mut serde_json::Deserializer::from_reader(reader),
-        &source,
-        types,
-        emit,
-    )
+    with_deserializer!(file, |de| read_with(de, &source, types, emit))
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(

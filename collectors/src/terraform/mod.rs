@@ -23,6 +23,7 @@ use driftline_pipeline::{
 use serde_json::Value;
 
 use crate::chunks::stream_files;
+use crate::file_read::{SourceFile, with_deserializer};
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 
 pub use flatmap::unflatten;
@@ -101,9 +102,6 @@ pub fn is_state_file(p: &Path) -> bool {
     name.contains(".tfstate") || name.ends_with(".json")
 }
 
-/// How much of a file the streaming readers hold at once.
-pub(crate) const READ_BUFFER: usize = 1 << 20;
-
 /// Reads and decodes one state file, all of it or nothing.
 pub fn load_state(path: &Path, cfg: &TerraformConfig) -> Result<LoadedState, TerraformError> {
     let mut resources = Vec::new();
@@ -132,8 +130,8 @@ pub fn load_state_bytes(
 }
 
 /// Reads one state file as a stream: each resource goes to `emit` as soon
-/// as it is decoded, and only a buffer of the file is held. On an error
-/// part way, the resources before it were already emitted.
+/// as it is decoded, and at most a capped file (`file_read`) is held. On an
+/// error part way, the resources before it were already emitted.
 pub fn read_state_file(
     path: &Path,
     cfg: &TerraformConfig,
@@ -144,22 +142,12 @@ pub fn read_state_file(
         path: source.clone(),
         reason: e.to_string(),
     };
-    let mut reader = std::io::BufReader::with_capacity(
-        READ_BUFFER,
-        std::fs::File::open(path).map_err(read_error)?,
-    );
-    state::check_start(std::io::BufRead::fill_buf(&mut reader).map_err(read_error)?).map_err(
-        |e| TerraformError::Format {
-            path: source.clone(),
-            source: e,
-        },
-    )?;
-    read_with(
-        &mut serde_json::Deserializer::from_reader(reader),
-        &source,
-        cfg,
-        emit,
-    )
+    let mut file = SourceFile::open(path).map_err(read_error)?;
+    state::check_start(file.prefix().map_err(read_error)?).map_err(|e| TerraformError::Format {
+        path: source.clone(),
+        source: e,
+    })?;
+    with_deserializer!(file, |de| read_with(de, &source, cfg, emit))
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
