@@ -138,6 +138,10 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
         (collected, read.statuses, tables, rules)
     };
     bar.finish_and_clear();
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "inputs read"
+    );
     // What each source could read: nothing in a scope it could not is drift.
     let statuses = Arc::new(SourceStatuses::from_statuses(statuses));
 
@@ -163,6 +167,10 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
                 register_snapshots(&ctx, &mappings, &declared, &observed)?
             }
         };
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tables registered"
+        );
         DriftDetector::new(mappings.clone(), ignore)
             .with_statuses(statuses.clone())
             .run(&ctx, summary)

@@ -4,8 +4,9 @@
 //! Terraform loader adds the paths Terraform itself marks sensitive
 //! (`terraform/secrets.rs`).
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -79,22 +80,36 @@ const SECRET_MARKERS: &[&str] = &[
     "kubeconfig",
 ];
 
-/// Names that contain a marker but never hold a secret value.
+/// Endings of names that contain a marker but never hold a secret value.
+const NOT_SECRET_ENDINGS: &[&str] = &[
+    "_arn",
+    "_id",
+    "_ids",
+    "_version",
+    "_enabled",
+    "_required",
+    "_length",
+    "_type",
+    "_name",
+];
+
+/// Every marker at once, in any case: each attribute name of every state
+/// passes through here, so it is one scan of the name, without a copy.
+static MARKERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(SECRET_MARKERS)
+        .expect("the fixed markers form an automaton")
+});
+
+/// Whether `name` looks like it holds a secret: it contains a marker
+/// (any case) and does not end like a name that never does.
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with("_arn")
-        || n.ends_with("_id")
-        || n.ends_with("_ids")
-        || n.ends_with("_version")
-        || n.ends_with("_enabled")
-        || n.ends_with("_required")
-        || n.ends_with("_length")
-        || n.ends_with("_type")
-        || n.ends_with("_name")
-    {
-        return false;
-    }
-    SECRET_MARKERS.iter().any(|m| n.contains(m))
+    let ends_with = |suffix: &str| {
+        name.len() >= suffix.len()
+            && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    !NOT_SECRET_ENDINGS.iter().any(|s| ends_with(s)) && MARKERS.is_match(name)
 }
 
 impl Salt {

@@ -7,10 +7,11 @@ use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
 
 use super::normalise::{Ctx, apply, canonical, get_path, map_strings};
+use super::projection::{Members, top_level};
 use crate::mappings::{Compare, Mapping};
 
-fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> Value {
-    let mut v = v.cloned().unwrap_or(Value::Null);
+fn normalise(c: &Compare, v: Option<Value>, observed_side: bool, ctx: &Ctx) -> Value {
+    let mut v = v.unwrap_or(Value::Null);
     if observed_side && !c.values.is_empty() {
         v = map_strings(v, &|s| {
             c.values.get(s).cloned().unwrap_or_else(|| s.to_string())
@@ -30,10 +31,12 @@ fn normalise(c: &Compare, v: Option<&Value>, observed_side: bool, ctx: &Ctx) -> 
 
 /// A JSON object whose top level is indexed but not parsed: a row holds
 /// dozens of attributes and a mapping compares a handful, so only those
-/// are turned into values.
+/// are turned into values. The members stay a list borrowed from the text:
+/// a projected document has a few, and a lookup scans them faster than a
+/// map of owned keys is built.
 #[derive(Default)]
 pub struct Doc<'a> {
-    top: foldhash::HashMap<String, &'a serde_json::value::RawValue>,
+    top: Members<'a>,
 }
 
 impl<'a> Doc<'a> {
@@ -43,17 +46,19 @@ impl<'a> Doc<'a> {
             return Ok(Doc::default());
         }
         Ok(Doc {
-            top: serde_json::from_str(text)?,
+            top: top_level(text, None)?,
         })
     }
 
-    /// The value at a dotted path.
+    /// The value at a dotted path. Of a key written twice, the last counts,
+    /// as when the document is read into a map.
     pub fn get(&self, path: &str) -> Option<Value> {
         let (first, rest) = match path.split_once('.') {
             Some((f, r)) => (f, Some(r)),
             None => (path, None),
         };
-        let v: Value = serde_json::from_str(self.top.get(first)?.get()).ok()?;
+        let (_, raw) = self.top.iter().rev().find(|(k, _)| k == first)?;
+        let v: Value = serde_json::from_str(raw.get()).ok()?;
         match rest {
             None => Some(v),
             Some(r) => get_path(&v, r).cloned(),
@@ -104,8 +109,8 @@ pub fn diff(
     let ctx = Ctx { resource_id };
     let mut out = Vec::new();
     for c in &m.compares {
-        let d = normalise(c, declared.get(&c.terraform).as_ref(), false, &ctx);
-        let o = normalise(c, observed.get(&c.observed).as_ref(), true, &ctx);
+        let d = normalise(c, declared.get(&c.terraform), false, &ctx);
+        let o = normalise(c, observed.get(&c.observed), true, &ctx);
         if d != o {
             out.push(AttributeDiff {
                 path: c.terraform.clone(),

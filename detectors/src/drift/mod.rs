@@ -79,6 +79,10 @@ const PRESENT: &str = "('OK', 'ResourceDiscovered')";
 /// rows often lack an account (S3 ARNs name none): they match on type and
 /// id, and on account and region wherever both sides know them.
 fn pairs_sql() -> String {
+    // Text whether the table holds it so or as a dictionary (a scan's).
+    let text = |c: &str| format!("arrow_cast({c}, 'Utf8')");
+    let (d_account, d_region, d_source) = (text("d.account"), text("d.region"), text("d.source"));
+    let (o_account, o_region, o_source) = (text("o.account"), text("o.region"), text("o.source"));
     format!(
         "SELECT *,
             CASE
@@ -90,9 +94,10 @@ fn pairs_sql() -> String {
             END AS class
          FROM (
            SELECT d.address AS d_address, d.tf_type, d.id AS d_id, d.resource_key AS d_key,
-                  d.account AS d_account, d.region AS d_region, d.source AS d_source, d.deposed AS d_deposed,
+                  {d_account} AS d_account, {d_region} AS d_region, {d_source} AS d_source,
+                  d.deposed AS d_deposed,
                   o.resource_key AS o_key, o.resource_type, o.resource_id, o.resource_name, o.arn,
-                  o.account AS o_account, o.region AS o_region, o.status, o.source AS o_source,
+                  {o_account} AS o_account, {o_region} AS o_region, o.status, {o_source} AS o_source,
                   o.tags AS o_tags,
                   CASE WHEN o.resource_key IS NULL THEN drift_declared_tags(d.attributes_ref) END AS d_gone_tags,
                   CASE WHEN d.address IS NOT NULL AND o.resource_key IS NOT NULL AND NOT d.deposed

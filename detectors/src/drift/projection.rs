@@ -20,11 +20,23 @@ use crate::mappings::Mappings;
 #[derive(Debug, Default)]
 pub struct DriftProjection {
     /// Terraform type → attribute keys.
-    declared: HashMap<String, HashSet<String>>,
+    declared: HashMap<String, DeclaredKeys>,
     /// AWS Config type → `configuration` keys.
     configuration: HashMap<String, HashSet<String>>,
     /// AWS Config type → `supplementaryConfiguration` keys.
     supplementary: HashMap<String, HashSet<String>>,
+}
+
+/// A Terraform type's attributes the comparison reads.
+#[derive(Debug, Default)]
+struct DeclaredKeys {
+    keep: HashSet<String>,
+    /// `(a, b)`: tag attributes read in this order, the first non-empty
+    /// one counting, and `a` read by nothing else. `a` is dropped where it
+    /// is written exactly as `b`, since the comparison then reads the same
+    /// tags through `b`: `tags_all` repeats `tags` wherever no provider
+    /// default tags apply, and was a quarter of what a scan held.
+    same_as_next: Vec<(String, String)>,
 }
 
 fn first_segment(path: &str) -> &str {
@@ -34,8 +46,9 @@ fn first_segment(path: &str) -> &str {
 impl DriftProjection {
     pub fn new(mappings: &Mappings) -> Self {
         let mut p = Self::default();
+        let mut compared: HashMap<&str, HashSet<&str>> = HashMap::new();
         for m in mappings.iter() {
-            let d = p.declared.entry(m.terraform_type.clone()).or_default();
+            let d = &mut p.declared.entry(m.terraform_type.clone()).or_default().keep;
             // `tags` also for a finding on a resource that is gone.
             d.insert("tags".into());
             d.extend(
@@ -46,6 +59,10 @@ impl DriftProjection {
             let conf = p.configuration.entry(m.config_type.clone()).or_default();
             for c in &m.compares {
                 d.insert(first_segment(&c.terraform).to_string());
+                compared
+                    .entry(&m.terraform_type)
+                    .or_default()
+                    .insert(first_segment(&c.terraform));
                 if let Some(rest) = c.observed.strip_prefix("configuration.") {
                     conf.insert(first_segment(rest).to_string());
                 }
@@ -54,6 +71,23 @@ impl DriftProjection {
             for c in &m.compares {
                 if let Some(rest) = c.observed.strip_prefix("supplementaryConfiguration.") {
                     supp.insert(first_segment(rest).to_string());
+                }
+            }
+        }
+        for m in mappings.iter() {
+            let read_otherwise = |a: &str| {
+                a == "tags"
+                    || a.contains('.')
+                    || compared
+                        .get(m.terraform_type.as_str())
+                        .is_some_and(|c| c.contains(a))
+            };
+            let Some(keys) = p.declared.get_mut(&m.terraform_type) else {
+                continue;
+            };
+            for pair in m.tag_attributes.windows(2) {
+                if !read_otherwise(&pair[0]) && !pair[1].contains('.') {
+                    keys.same_as_next.push((pair[0].clone(), pair[1].clone()));
                 }
             }
         }
@@ -79,7 +113,7 @@ impl DriftProjection {
             }
         };
         // The loader wrote this text; should it not parse, it stays whole.
-        if let Ok(kept) = keep_keys(&d.attributes, keep) {
+        if let Ok(kept) = keep.cut(&d.attributes) {
             d.attributes = kept;
         }
         d.sensitive_paths = Vec::new();
@@ -110,7 +144,7 @@ impl DriftProjection {
 impl DriftProjection {
     /// A managed resource's `attributes`, for its Terraform type.
     pub(super) fn attributes_text(&self, tf_type: &str, text: &str) -> Option<String> {
-        keep_keys(text, self.declared.get(tf_type)?).ok()
+        self.declared.get(tf_type)?.cut(text).ok()
     }
 
     /// An item's `configuration`, for its AWS Config type.
@@ -120,6 +154,7 @@ impl DriftProjection {
             self.configuration
                 .get(resource_type)
                 .unwrap_or(&HashSet::new()),
+            &[],
         )
         .ok()
     }
@@ -131,15 +166,38 @@ impl DriftProjection {
             self.supplementary
                 .get(resource_type)
                 .unwrap_or(&HashSet::new()),
+            &[],
         )
         .ok()
     }
 }
 
+impl DeclaredKeys {
+    fn cut(&self, text: &str) -> Result<String, serde_json::Error> {
+        keep_keys(text, &self.keep, &self.same_as_next)
+    }
+}
+
 /// The object `text` with only the top-level keys in `keep`, as compact
-/// JSON text; the kept values are copied as written.
-fn keep_keys(text: &str, keep: &HashSet<String>) -> Result<String, serde_json::Error> {
-    let kept = serde_json::Deserializer::from_str(text).deserialize_map(Keep(keep))?;
+/// JSON text; the kept values are copied as written. Of each pair in
+/// `same_as_next`, the first is left out where both are written alike.
+fn keep_keys(
+    text: &str,
+    keep: &HashSet<String>,
+    same_as_next: &[(String, String)],
+) -> Result<String, serde_json::Error> {
+    let mut kept = top_level(text, Some(keep))?;
+    for (a, b) in same_as_next {
+        let written = |k: &str| {
+            kept.iter()
+                .rev()
+                .find(|(m, _)| m == k)
+                .map(|(_, v)| v.get())
+        };
+        if written(a).is_some_and(|t| Some(t) == written(b)) {
+            kept.retain(|(m, _)| m != a);
+        }
+    }
     let mut out = String::with_capacity(
         kept.iter()
             .map(|(k, v)| k.len() + v.get().len() + 4)
@@ -159,10 +217,25 @@ fn keep_keys(text: &str, keep: &HashSet<String>) -> Result<String, serde_json::E
     Ok(out)
 }
 
-struct Keep<'k>(&'k HashSet<String>);
+/// An object's top-level members, in document order, with their values
+/// as written (not parsed); only those in `keep` when given.
+pub(super) type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
-impl<'de> Visitor<'de> for Keep<'_> {
-    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+/// Reads the top level of the object `text` (see `Members`).
+pub(super) fn top_level<'a>(
+    text: &'a str,
+    keep: Option<&HashSet<String>>,
+) -> Result<Members<'a>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(TopLevel(keep))?;
+    de.end()?;
+    Ok(members)
+}
+
+struct TopLevel<'k>(Option<&'k HashSet<String>>);
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Members<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an attributes object")
@@ -171,7 +244,7 @@ impl<'de> Visitor<'de> for Keep<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut kept = Vec::new();
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            if self.0.contains(k.as_ref()) {
+            if self.0.is_none_or(|keep| keep.contains(k.as_ref())) {
                 kept.push((k, map.next_value::<&RawValue>()?));
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -216,9 +289,46 @@ mod tests {
         let kept = keep_keys(
             r#"{"a":[1,{"x":"y"}],"b":{"big":"doc"},"tags":{"t":"1"},"k\"q":null}"#,
             &keep,
+            &[],
         )
         .unwrap();
         assert_eq!(kept, r#"{"a":[1,{"x":"y"}],"tags":{"t":"1"},"k\"q":null}"#);
+    }
+
+    #[test]
+    fn tags_all_written_as_tags_is_left_out_and_the_diff_reads_the_same() {
+        let mappings = Mappings::builtin().unwrap();
+        let p = DriftProjection::new(&mappings);
+        let sg = mappings.by_tf_type("aws_security_group").unwrap();
+        let cut = |text: &str| p.attributes_text("aws_security_group", text).unwrap();
+        let same = r#"{"name":"web","tags":{"team":"a"},"tags_all":{"team":"a"},"arn":"x"}"#;
+        assert_eq!(cut(same), r#"{"name":"web","tags":{"team":"a"}}"#);
+        // Provider default tags make them differ: both stay.
+        let defaults = r#"{"name":"web","tags":{"team":"a"},"tags_all":{"team":"a","env":"prod"}}"#;
+        assert_eq!(
+            cut(defaults),
+            r#"{"name":"web","tags":{"team":"a"},"tags_all":{"team":"a","env":"prod"}}"#
+        );
+        // What the comparison reads is unchanged either way.
+        let observed = super::super::compare::ObservedSide {
+            configuration: super::super::compare::Doc::parse(r#"{"groupName":"web"}"#).unwrap(),
+            supplementary: super::super::compare::Doc::default(),
+            tags: serde_json::json!({"team": "b"}),
+            resource_name: None,
+            arn: None,
+        };
+        for text in [same, defaults] {
+            let whole = super::super::compare::Doc::parse(text).unwrap();
+            let projected = cut(text);
+            let kept = super::super::compare::Doc::parse(&projected).unwrap();
+            let paths = |d| {
+                super::super::compare::diff(sg, d, &observed, "sg-1")
+                    .into_iter()
+                    .map(|d| (d.path, d.declared, d.observed))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(paths(&whole), paths(&kept), "{text}");
+        }
     }
 
     #[test]
@@ -226,7 +336,7 @@ mod tests {
         let mappings = Mappings::builtin().unwrap();
         let p = DriftProjection::new(&mappings);
         let sg = mappings.by_tf_type("aws_security_group").unwrap();
-        let keys = &p.declared["aws_security_group"];
+        let keys = &p.declared["aws_security_group"].keep;
         for c in &sg.compares {
             assert!(
                 keys.contains(first_segment(&c.terraform)),
