@@ -86,8 +86,8 @@ impl RecordSink for DriftInputs {
 }
 
 /// The columns of a declared chunk the scan holds until the join: the
-/// joined ones (`docs`), the attributes, and what `register_tables` sorts
-/// the rows by. Provider, status, serial, lineage and the read time are
+/// joined ones (`docs`), the attributes, and what `register_tables` tells
+/// the comparable rows by. Provider, status, serial, lineage and the read time are
 /// only carried by a store's history (about 90 MB at 1 M resources).
 const DECLARED_KEPT: &[&str] = &[
     "resource_key",
