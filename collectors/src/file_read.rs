@@ -11,13 +11,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the files read whole may hold at once, together.
-pub(crate) const WHOLE_FILES_BUDGET: u64 = 128 << 20;
+const WHOLE_FILES_BUDGET: u64 = 128 << 20;
 
 /// The buffer a file is streamed through.
-pub(crate) const READ_BUFFER: usize = 1 << 20;
+const READ_BUFFER: usize = 1 << 20;
 
 /// A budget of bytes, and what of it is in use.
-pub(crate) struct Budget {
+struct Budget {
     limit: u64,
     held: AtomicU64,
 }

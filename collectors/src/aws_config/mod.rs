@@ -137,8 +137,9 @@ impl LoadedItems {
 }
 
 /// Reads one item file as a stream: each item goes to `emit` as soon as it
-/// is decoded, and at most a capped file (`file_read`) is held. On an error part
-/// way, the items before it were already emitted.
+/// is decoded; the file is held whole only within the loaders' shared
+/// budget (`file_read`). On an error part way, the items before it were
+/// already emitted.
 pub fn read_file(
     path: &Path,
     types: &TypeTable,

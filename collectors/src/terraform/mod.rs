@@ -130,8 +130,9 @@ pub fn load_state_bytes(
 }
 
 /// Reads one state file as a stream: each resource goes to `emit` as soon
-/// as it is decoded, and at most a capped file (`file_read`) is held. On an
-/// error part way, the resources before it were already emitted.
+/// as it is decoded; the file is held whole only within the loaders' shared
+/// budget (`file_read`). On an error part way, the resources before it were
+/// already emitted.
 pub fn read_state_file(
     path: &Path,
     cfg: &TerraformConfig,

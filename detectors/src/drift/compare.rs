@@ -7,7 +7,7 @@ use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
 
 use super::normalise::{Ctx, apply, canonical, get_path, map_strings};
-use super::projection::{Members, top_level};
+use super::projection::{Members, member, top_level};
 use crate::mappings::{Compare, Mapping};
 
 fn normalise(c: &Compare, v: Option<Value>, observed_side: bool, ctx: &Ctx) -> Value {
@@ -50,15 +50,13 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// The value at a dotted path. Of a key written twice, the last counts,
-    /// as when the document is read into a map.
+    /// The value at a dotted path (of a key written twice, the last).
     pub fn get(&self, path: &str) -> Option<Value> {
         let (first, rest) = match path.split_once('.') {
             Some((f, r)) => (f, Some(r)),
             None => (path, None),
         };
-        let (_, raw) = self.top.iter().rev().find(|(k, _)| k == first)?;
-        let v: Value = serde_json::from_str(raw.get()).ok()?;
+        let v: Value = serde_json::from_str(member(&self.top, first)?.get()).ok()?;
         match rest {
             None => Some(v),
             Some(r) => get_path(&v, r).cloned(),

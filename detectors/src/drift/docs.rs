@@ -41,7 +41,7 @@ impl Docs {
 }
 
 /// Columns of the snapshot schemas the join reads; the rest stay out.
-const DECLARED_JOINED: &[&str] = &[
+pub(super) const DECLARED_JOINED: &[&str] = &[
     "resource_key",
     "type_id",
     "account",

@@ -71,7 +71,9 @@ impl RecordSink for DriftInputs {
         }
         let declared = chunk_batch(&declared, |rows| {
             declared_batch(rows)
-                .and_then(|b| kept_columns(b, DECLARED_KEPT))
+                .and_then(|b| {
+                    kept_columns(b, docs::DECLARED_JOINED.iter().chain(DECLARED_ALSO_KEPT))
+                })
                 .and_then(dictionary_encoded)
         })?;
         let observed = chunk_batch(&observed, |rows| {
@@ -85,28 +87,19 @@ impl RecordSink for DriftInputs {
     }
 }
 
-/// The columns of a declared chunk the scan holds until the join: the
-/// joined ones (`docs`), the attributes, and what `register_tables` tells
-/// the comparable rows by. Provider, status, serial, lineage and the read time are
-/// only carried by a store's history (about 90 MB at 1 M resources).
-const DECLARED_KEPT: &[&str] = &[
-    "resource_key",
-    "type_id",
-    "account",
-    "region",
-    "address",
-    "mode",
-    "tf_type",
-    "id",
-    "deposed",
-    "attributes",
-    "source",
-];
+/// Of a declared chunk, the scan holds until the join the joined columns
+/// (`docs::DECLARED_JOINED`) and these: the attributes, and the mode
+/// `register_tables` tells data sources by. Provider, status, serial,
+/// lineage and the read time are only carried by a store's history (about
+/// 90 MB at 1 M resources).
+const DECLARED_ALSO_KEPT: &[&str] = &["mode", "attributes"];
 
-fn kept_columns(b: RecordBatch, names: &[&str]) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn kept_columns<'n>(
+    b: RecordBatch,
+    names: impl Iterator<Item = &'n &'n str>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let schema = b.schema();
     let indices = names
-        .iter()
         .map(|n| schema.index_of(n))
         .collect::<Result<Vec<_>, _>>()?;
     b.project(&indices)

@@ -188,12 +188,7 @@ fn keep_keys(
 ) -> Result<String, serde_json::Error> {
     let mut kept = top_level(text, Some(keep))?;
     for (a, b) in same_as_next {
-        let written = |k: &str| {
-            kept.iter()
-                .rev()
-                .find(|(m, _)| m == k)
-                .map(|(_, v)| v.get())
-        };
+        let written = |k: &str| member(&kept, k).map(RawValue::get);
         if written(a).is_some_and(|t| Some(t) == written(b)) {
             kept.retain(|(m, _)| m != a);
         }
@@ -220,6 +215,16 @@ fn keep_keys(
 /// An object's top-level members, in document order, with their values
 /// as written (not parsed); only those in `keep` when given.
 pub(super) type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// The value of member `key`; of a key written twice, the last, as when
+/// the object is read into a map.
+pub(super) fn member<'a>(members: &Members<'a>, key: &str) -> Option<&'a RawValue> {
+    members
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| *v)
+}
 
 /// Reads the top level of the object `text` (see `Members`).
 pub(super) fn top_level<'a>(
@@ -278,6 +283,7 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::compare::{Doc, ObservedSide, diff};
     use super::*;
 
     #[test]
@@ -310,19 +316,19 @@ mod tests {
             r#"{"name":"web","tags":{"team":"a"},"tags_all":{"team":"a","env":"prod"}}"#
         );
         // What the comparison reads is unchanged either way.
-        let observed = super::super::compare::ObservedSide {
-            configuration: super::super::compare::Doc::parse(r#"{"groupName":"web"}"#).unwrap(),
-            supplementary: super::super::compare::Doc::default(),
+        let observed = ObservedSide {
+            configuration: Doc::parse(r#"{"groupName":"web"}"#).unwrap(),
+            supplementary: Doc::default(),
             tags: serde_json::json!({"team": "b"}),
             resource_name: None,
             arn: None,
         };
         for text in [same, defaults] {
-            let whole = super::super::compare::Doc::parse(text).unwrap();
+            let whole = Doc::parse(text).unwrap();
             let projected = cut(text);
-            let kept = super::super::compare::Doc::parse(&projected).unwrap();
+            let kept = Doc::parse(&projected).unwrap();
             let paths = |d| {
-                super::super::compare::diff(sg, d, &observed, "sg-1")
+                diff(sg, d, &observed, "sg-1")
                     .into_iter()
                     .map(|d| (d.path, d.declared, d.observed))
                     .collect::<Vec<_>>()
