@@ -52,7 +52,7 @@ pub(super) const DECLARED_JOINED: &[&str] = &[
     "deposed",
     "source",
 ];
-const OBSERVED_JOINED: &[&str] = &[
+pub(super) const OBSERVED_JOINED: &[&str] = &[
     "resource_key",
     "type_id",
     "account",

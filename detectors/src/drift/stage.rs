@@ -5,9 +5,10 @@
 //! After an assignment the runner replays the compacted topics up to the
 //! committed offsets; the findings that state implies are taken as already
 //! published, so a restart re-emits nothing published and committed before.
-//! Live changes are evaluated once the backlog is drained (or large, or
-//! old): a resource whose two sides sit in different batches of a backlog
-//! must not flap missing → resolved on the way.
+//! Live changes are evaluated once the backlog is drained, or once many or
+//! old, but then only when every resource they touched has been seen on
+//! both sides: a resource whose two sides sit in different batches of a
+//! backlog must not flap missing → resolved on the way.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,6 +27,9 @@ use crate::metrics::metrics;
 const MAX_PENDING: usize = 100_000;
 /// Oldest an unevaluated change may get.
 const MAX_PENDING_AGE: Duration = Duration::from_millis(700);
+/// Longest a backlog's resources seen on one side only wait for their other
+/// side, when the backlog never drains.
+const MAX_ONE_SIDED_WAIT: Duration = Duration::from_secs(600);
 
 pub struct DriftStage {
     drift: StreamingDrift,
@@ -37,6 +41,9 @@ pub struct DriftStage {
     pending: HashSet<String>,
     pending_messages: usize,
     pending_since: Option<Instant>,
+    /// Not before then is `pending` looked through for one-sided groups
+    /// again (it can hold the whole estate while a backlog is read).
+    recheck_at: Option<Instant>,
 }
 
 impl DriftStage {
@@ -51,6 +58,7 @@ impl DriftStage {
             pending: HashSet::new(),
             pending_messages: 0,
             pending_since: None,
+            recheck_at: None,
         })
     }
 
@@ -119,9 +127,27 @@ impl DriftStage {
                     Err(Skip::Invalid(reason)) => rejected_out.push(((*m).clone(), reason)),
                 }
             }
-            self.drift.applied();
         }
         rejected_out
+    }
+
+    /// Whether a backlog is still being read with resources in it seen on
+    /// one side only. Their other side is likely further on in the
+    /// backlog: evaluated now, they would open a missing or unmanaged
+    /// finding for every resource of a new estate, to resolve it moments
+    /// later. So nothing is evaluated (and nothing committed, so nothing is
+    /// lost to a restart) until the backlog drains, or for at most
+    /// `MAX_ONE_SIDED_WAIT`.
+    fn wait_for_other_sides(&mut self, first: Instant) -> bool {
+        if first.elapsed() >= MAX_ONE_SIDED_WAIT {
+            return false;
+        }
+        if self.recheck_at.is_some_and(|at| Instant::now() < at) {
+            return true;
+        }
+        let waiting = self.pending.iter().any(|g| self.drift.one_sided(g));
+        self.recheck_at = waiting.then(|| Instant::now() + MAX_PENDING_AGE);
+        waiting
     }
 
     fn update_gauges(&self) {
@@ -202,7 +228,7 @@ impl Stage for DriftStage {
         };
         let due =
             drained || self.pending_messages >= MAX_PENDING || first.elapsed() >= MAX_PENDING_AGE;
-        if !due {
+        if !due || (!drained && self.wait_for_other_sides(first)) {
             return Ok(None);
         }
         let span = tracing::info_span!(
@@ -219,6 +245,7 @@ impl Stage for DriftStage {
         self.pending.clear();
         self.pending_messages = 0;
         self.pending_since = None;
+        self.recheck_at = None;
         let mut out = Vec::with_capacity(found.len());
         for ev in &found {
             out.push(encode_finding_event(ev)?);
@@ -236,5 +263,64 @@ impl Stage for DriftStage {
             );
         }
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use driftline_pipeline::codec::{decode_finding_event, encode_records};
+    use driftline_pipeline::{FindingEventKind, Record};
+
+    use super::*;
+    use crate::drift::stream::tests::{declared, observed, sd};
+
+    fn message(record: Record, offset: i64) -> Message {
+        let topic = match record {
+            Record::Declared(_) => Topic::Declared,
+            _ => Topic::Config,
+        };
+        let out = encode_records(topic, &[record]).unwrap().remove(0);
+        Message {
+            topic,
+            partition: 0,
+            offset,
+            key: Some(out.key),
+            payload: out.payload.map(Arc::from),
+            replay: false,
+        }
+    }
+
+    fn kinds(out: &[OutMessage]) -> Vec<(FindingEventKind, FindingClass)> {
+        out.iter()
+            .map(|m| decode_finding_event(m.payload.as_deref().unwrap()).unwrap())
+            .map(|e| (e.event, e.finding.class))
+            .collect()
+    }
+
+    #[test]
+    fn a_backlog_read_one_side_first_opens_nothing_until_its_other_side_is_read() {
+        let mut stage = DriftStage::new(sd(), "g".into()).unwrap();
+        stage.caught_up().unwrap();
+        stage.take(vec![message(Record::Declared(Box::new(declared(30))), 0)]);
+        std::thread::sleep(MAX_PENDING_AGE);
+        // Old enough, but the backlog has not drained and the queue's
+        // observed side may be further on in it.
+        assert!(stage.flush(false).unwrap().is_none());
+
+        // Read: the pair is complete and the same, so nothing opens.
+        stage.take(vec![message(Record::Observed(Box::new(observed(30))), 0)]);
+        std::thread::sleep(MAX_PENDING_AGE);
+        assert_eq!(kinds(&stage.flush(false).unwrap().unwrap()), vec![]);
+
+        // A backlog that drains is evaluated whatever it holds.
+        let mut stage = DriftStage::new(sd(), "g".into()).unwrap();
+        stage.caught_up().unwrap();
+        stage.take(vec![message(Record::Declared(Box::new(declared(30))), 0)]);
+        assert_eq!(
+            kinds(&stage.flush(true).unwrap().unwrap()),
+            vec![(FindingEventKind::New, FindingClass::Missing)]
+        );
     }
 }

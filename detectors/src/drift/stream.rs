@@ -40,9 +40,16 @@ pub enum Side {
     Observed,
 }
 
+mod names;
+mod packing;
 mod rows;
 
-use rows::{Row, Rows, Snapshots};
+use rows::{Kept, Row, Rows, Snapshots};
+
+/// Groups evaluated together at most: the batches, the join and the
+/// findings of one evaluation stay this size, whether a few resources
+/// changed or a replay rebuilt a million.
+const EVALUATION_SLICE: usize = 20_000;
 
 #[derive(Default)]
 struct Group {
@@ -50,6 +57,15 @@ struct Group {
     declared: Snapshots,
     observed: Snapshots,
     open: BTreeMap<String, Finding>,
+}
+
+impl Group {
+    fn side(&mut self, side: Side) -> &mut Snapshots {
+        match side {
+            Side::Declared => &mut self.declared,
+            Side::Observed => &mut self.observed,
+        }
+    }
 }
 
 /// Why a record was not taken.
@@ -67,7 +83,7 @@ pub struct StreamingDrift {
     mappings: Arc<Mappings>,
     detector: DriftDetector,
     rows: Rows,
-    groups: HashMap<String, Group>,
+    groups: HashMap<Box<str>, Group>,
     /// Open findings by class, kept as groups change (read every batch for
     /// the gauges; counting all groups each time would be O(estate)).
     open_by_class: BTreeMap<FindingClass, usize>,
@@ -158,8 +174,9 @@ impl StreamingDrift {
         if st.sees_everything() {
             return false;
         }
+        let name = |n| self.rows.name(n);
         let unobserved = |r: &Row| {
-            st.unobserved(&r.account, &r.region, &r.resource_type)
+            st.unobserved(name(r.account), name(r.region), name(r.resource_type))
                 .is_some()
         };
         g.declared.values().any(unobserved)
@@ -188,15 +205,14 @@ impl StreamingDrift {
         let Some(tid) = type_id_of_key(key) else {
             return Err(Skip::NotComparable);
         };
-        let tid = tid.to_string();
+        let Some(scope) = self.rows.key_scope(key) else {
+            return Err(Skip::NotComparable);
+        };
         let Some((batch, index)) = row else {
-            if let Some(g) = self.groups.get_mut(&tid) {
-                match side {
-                    Side::Declared => g.declared.remove(key),
-                    Side::Observed => g.observed.remove(key),
-                };
+            if let Some(g) = self.groups.get_mut(tid) {
+                g.side(side).remove(scope);
             }
-            return Ok(tid);
+            return Ok(tid.to_string());
         };
         let text = |name: &str| col(batch, name).map(|c| c.value(index));
         if text("resource_key") != Some(key) {
@@ -205,7 +221,7 @@ impl StreamingDrift {
                 text("resource_key").unwrap_or("(none)")
             )));
         }
-        if text("type_id") != Some(tid.as_str()) {
+        if text("type_id") != Some(tid) {
             return Err(Skip::Invalid(format!(
                 "type_id {} does not match the key's {tid}",
                 text("type_id").unwrap_or("(none)")
@@ -220,29 +236,21 @@ impl StreamingDrift {
                 text("resource_type").is_some_and(|t| self.mappings.by_config_type(t).is_some())
             }
         };
-        let g = self.groups.entry(tid.clone()).or_default();
-        g.partition = partition;
-        let rows = match side {
-            Side::Declared => &mut g.declared,
-            Side::Observed => &mut g.observed,
-        };
         if !comparable {
             // It may have been comparable before (a mapping was removed).
-            rows.remove(key);
+            if let Some(g) = self.groups.get_mut(tid) {
+                g.side(side).remove(scope);
+            }
             return Err(Skip::NotComparable);
         }
-        let row = self
-            .rows
-            .keep(side, batch, index)
-            .map_err(|e| Skip::Invalid(format!("cannot keep the snapshot: {e}")))?;
-        rows.insert(key, row);
-        Ok(tid)
-    }
-
-    /// The decoded batch `apply` was given rows of is done with: the
-    /// encoding kept for its other rows can go.
-    pub fn applied(&mut self) {
-        self.rows.release();
+        if !self.groups.contains_key(tid) {
+            self.groups.insert(tid.into(), Group::default());
+        }
+        let g = self.groups.get_mut(tid).expect("inserted above");
+        g.partition = partition;
+        g.side(side)
+            .insert(scope, self.rows.keep(side, batch, index));
+        Ok(tid.to_string())
     }
 
     /// Forgets the groups on these partitions (handed to another instance).
@@ -262,6 +270,13 @@ impl StreamingDrift {
             }
             keep
         });
+    }
+
+    /// Whether `group` holds snapshots of one side only.
+    pub fn one_sided(&self, group: &str) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.declared.is_empty() != g.observed.is_empty())
     }
 
     /// Open findings by class.
@@ -292,39 +307,28 @@ impl StreamingDrift {
         emit: bool,
         now_ms: i64,
     ) -> Result<Vec<FindingEvent>, DetectorError> {
-        let mut declared: Vec<&Row> = Vec::new();
-        let mut observed: Vec<&Row> = Vec::new();
-        let mut frozen: Vec<(i32, &String)> = Vec::new();
+        let mut evaluated: Vec<&str> = Vec::new();
+        let mut frozen: Vec<(i32, &str)> = Vec::new();
         for tid in groups {
-            if let Some(g) = self.groups.get(tid) {
+            if let Some(g) = self.groups.get(tid.as_str()) {
                 if self.frozen(g) {
                     frozen.push((g.partition, tid));
-                    continue;
+                } else {
+                    evaluated.push(tid);
                 }
-                declared.extend(g.declared.values());
-                observed.extend(g.observed.values());
             }
         }
         let frozen: HashSet<String> = frozen
             .into_iter()
             .map(|(p, tid)| {
-                self.deferred.entry(p).or_default().insert(tid.clone());
-                tid.clone()
+                self.deferred.entry(p).or_default().insert(tid.to_string());
+                tid.to_string()
             })
             .collect();
-        let found = if declared.is_empty() && observed.is_empty() {
-            Vec::new()
-        } else {
-            let d = self.rows.batch(Side::Declared, &declared)?;
-            let o = self.rows.batch(Side::Observed, &observed)?;
-            let ctx =
-                SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-            super::inputs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
-            self.detector
-                .run(&ctx, DriftSummary::default())
-                .await?
-                .findings
-        };
+        let mut found = Vec::new();
+        for slice in evaluated.chunks(EVALUATION_SLICE) {
+            found.extend(self.evaluate_slice(slice).await?);
+        }
         let mut by_group: HashMap<&str, BTreeMap<String, Finding>> = HashMap::new();
         for f in found {
             let tid = type_id_of_key(&f.resource_key).unwrap_or_default();
@@ -351,7 +355,7 @@ impl StreamingDrift {
                 continue;
             }
             let now_open = by_group.remove(tid.as_str()).unwrap_or_default();
-            let Some(g) = self.groups.get_mut(tid) else {
+            let Some(g) = self.groups.get_mut(tid.as_str()) else {
                 continue;
             };
             if emit {
@@ -361,10 +365,40 @@ impl StreamingDrift {
             tally(&mut self.open_by_class, &now_open, true);
             g.open = now_open;
             if g.declared.is_empty() && g.observed.is_empty() && g.open.is_empty() {
-                self.groups.remove(tid);
+                self.groups.remove(tid.as_str());
             }
         }
         Ok(events)
+    }
+
+    /// The findings of `slice`'s groups, none of them frozen.
+    async fn evaluate_slice(&mut self, slice: &[&str]) -> Result<Vec<Finding>, DetectorError> {
+        let mut declared: Vec<Kept> = Vec::new();
+        let mut observed: Vec<Kept> = Vec::new();
+        for (type_id, g) in slice
+            .iter()
+            .filter_map(|tid| self.groups.get_key_value(*tid))
+        {
+            let kept = |(scope, row)| Kept {
+                type_id,
+                scope,
+                row,
+            };
+            declared.extend(g.declared.iter().map(kept));
+            observed.extend(g.observed.iter().map(kept));
+        }
+        if declared.is_empty() && observed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let d = self.rows.batch(Side::Declared, &declared)?;
+        let o = self.rows.batch(Side::Observed, &observed)?;
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        super::inputs::register_compared(&ctx, self.mappings.clone(), vec![d], vec![o], 1)?;
+        Ok(self
+            .detector
+            .run(&ctx, DriftSummary::default())
+            .await?
+            .findings)
     }
 }
 
@@ -398,4 +432,4 @@ fn diff_open(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -1,29 +1,120 @@
-//! The snapshots the streaming detector keeps: one owned, compact row per
-//! resource and side, not a slice of the batch it was decoded in. A slice
-//! keeps its whole batch alive (every document of every message in the
-//! poll) for as long as any one of its rows is the latest; a row here holds
-//! only itself, with its documents cut to what the comparison reads.
+//! The snapshots the streaming detector keeps: one small owned row per
+//! resource and side, holding only what the join reads, not a slice of the
+//! batch it was decoded in (a slice keeps its whole batch alive).
+//!
+//! A million resources must fit in well under a gigabyte, so a row holds
+//! - nothing the group already says: its record key and type id are
+//!   rebuilt from the group's type id and the key's account and region;
+//! - the texts that repeat across the estate (accounts, regions, types,
+//!   files, item statuses) as 4-byte `Name`s;
+//! - its own texts (address, ids, ARN, tags and the documents cut to what
+//!   the mappings compare), each length-prefixed, the whole packed with its
+//!   side's dictionary (`packing.rs`).
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
-use arrow::row::{OwnedRow, RowConverter, SortField};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 
+use super::names::{Name, Names};
+use super::packing::{Packing, put_len, take_len};
 use super::{Side, col};
+use crate::drift::docs::{DECLARED_JOINED, OBSERVED_JOINED};
 use crate::drift::projection::DriftProjection;
 use crate::mappings::Mappings;
 
-/// One kept snapshot: its columns in Arrow's row format, and what deciding
-/// whether its group is frozen reads.
+/// Where a column of the kept batches comes from.
+enum Source {
+    /// `aws/{account}/{region}/{type id}`, from the snapshot's `KeyScope`.
+    RecordKey,
+    /// The group's type id.
+    TypeId,
+    Named(fn(&Row) -> Name),
+    Flag(fn(&Row) -> bool),
+    /// The row's own texts, at this place.
+    Text(usize),
+}
+
+/// The row's own texts, in the order they are written.
+const DECLARED_TEXTS: &[&str] = &["address", "id", "attributes"];
+const OBSERVED_TEXTS: &[&str] = &[
+    "resource_id",
+    "resource_name",
+    "arn",
+    "tags",
+    "configuration",
+    "supplementary_configuration",
+];
+
+fn source(side: Side, column: &str) -> Source {
+    let texts = match side {
+        Side::Declared => DECLARED_TEXTS,
+        Side::Observed => OBSERVED_TEXTS,
+    };
+    if let Some(i) = texts.iter().position(|t| *t == column) {
+        return Source::Text(i);
+    }
+    match column {
+        "resource_key" => Source::RecordKey,
+        "type_id" => Source::TypeId,
+        "account" => Source::Named(|r| r.account),
+        "region" => Source::Named(|r| r.region),
+        "source" => Source::Named(|r| r.source),
+        "tf_type" => Source::Named(|r| r.tf_type),
+        "resource_type" => Source::Named(|r| r.resource_type),
+        "status" => Source::Named(|r| r.status),
+        "deposed" => Source::Flag(|r| r.deposed),
+        "summary_only" => Source::Flag(|r| r.summary_only),
+        other => unreachable!("no kept column {other}"),
+    }
+}
+
+/// The columns of the batches `Rows::batch` builds: what the join reads
+/// and the documents `drift_diff` reads.
+fn kept_schema(full: &Schema, joined: &[&str], documents: &[&str]) -> SchemaRef {
+    let fields: Vec<_> = joined
+        .iter()
+        .chain(documents)
+        .map(|c| full.field_with_name(c).expect("a snapshot column").clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+static DECLARED_KEPT: LazyLock<SchemaRef> =
+    LazyLock::new(|| kept_schema(&DECLARED_SCHEMA, DECLARED_JOINED, &["attributes"]));
+static OBSERVED_KEPT: LazyLock<SchemaRef> = LazyLock::new(|| {
+    kept_schema(
+        &OBSERVED_SCHEMA,
+        OBSERVED_JOINED,
+        &["configuration", "supplementary_configuration"],
+    )
+});
+
+/// The account and region a record key names (`aws/{account}/{region}/…`):
+/// with the group's type id, the whole key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KeyScope {
+    account: Name,
+    region: Name,
+}
+
+/// One kept snapshot.
 pub(super) struct Row {
-    data: OwnedRow,
-    pub(super) account: Box<str>,
-    pub(super) region: Box<str>,
+    packed: Box<[u8]>,
+    pub(super) account: Name,
+    pub(super) region: Name,
     /// The AWS Config type (declared rows: the type in their `type_id`).
-    pub(super) resource_type: Box<str>,
+    pub(super) resource_type: Name,
+    source: Name,
+    /// Declared rows only.
+    tf_type: Name,
+    /// Observed rows only: the item's status.
+    status: Name,
+    deposed: bool,
+    summary_only: bool,
     /// AWS Config says it does not record this resource.
     pub(super) not_recorded: bool,
 }
@@ -31,157 +122,270 @@ pub(super) struct Row {
 /// Turns decoded rows into kept rows and kept rows back into batches.
 pub(super) struct Rows {
     projection: DriftProjection,
-    declared: RowConverter,
-    observed: RowConverter,
-    /// The last decoded batch, projected and encoded whole: a poll's
-    /// messages arrive one by one but are converted column by column.
-    encoded: Option<(Side, RecordBatch, arrow::row::Rows)>,
+    names: Names,
+    declared: Packing,
+    observed: Packing,
+    /// Reused for every row written or read.
+    text: Vec<u8>,
+    unpacked: Vec<u8>,
 }
 
-fn converter(schema: &SchemaRef) -> RowConverter {
-    let fields = schema
-        .fields()
-        .iter()
-        .map(|f| SortField::new(f.data_type().clone()))
-        .collect();
-    RowConverter::new(fields).expect("the snapshot schemas hold row-encodable types")
-}
-
-fn text<'a>(batch: &'a RecordBatch, name: &str, index: usize) -> &'a str {
+fn text_at<'a>(batch: &'a RecordBatch, name: &str, index: usize) -> Option<&'a str> {
     col(batch, name)
         .filter(|c| c.is_valid(index))
-        .map_or("", |c| c.value(index))
+        .map(|c| c.value(index))
+}
+
+fn flag_at(batch: &RecordBatch, name: &str, index: usize) -> bool {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_boolean_opt())
+        .is_some_and(|c| c.is_valid(index) && c.value(index))
+}
+
+/// The id part of a type id (`{ResourceType}/{id}`).
+fn id_of(type_id: &str) -> &str {
+    type_id.split_once('/').map_or("", |(_, id)| id)
+}
+
+// A text is written as a length tag, then its bytes: the tag is 0 for
+// none, 1 for the id part of the group's type id (most ids repeat it), or
+// its length + 2.
+const NONE: usize = 0;
+const THE_ID: usize = 1;
+
+fn put_text(out: &mut Vec<u8>, text: Option<&str>, id: &str) {
+    match text {
+        None => put_len(out, NONE),
+        Some(t) if t == id && !id.is_empty() => put_len(out, THE_ID),
+        Some(t) => {
+            put_len(out, t.len() + 2);
+            out.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+/// Most texts a row holds (the observed side's).
+const MAX_TEXTS: usize = 6;
+
+fn take_texts<'a>(
+    mut bytes: &'a [u8],
+    id: &'a str,
+) -> Result<[Option<&'a str>; MAX_TEXTS], ArrowError> {
+    let bad = || ArrowError::InvalidArgumentError("a kept row's texts are cut short".into());
+    let mut out = [None; MAX_TEXTS];
+    let mut i = 0;
+    while !bytes.is_empty() {
+        let (tag, rest) = take_len(bytes).ok_or_else(bad)?;
+        bytes = rest;
+        *out.get_mut(i).ok_or_else(bad)? = match tag {
+            NONE => None,
+            THE_ID => Some(id),
+            n => {
+                let (t, rest) = bytes.split_at_checked(n - 2).ok_or_else(bad)?;
+                bytes = rest;
+                Some(std::str::from_utf8(t).map_err(|e| ArrowError::ExternalError(e.into()))?)
+            }
+        };
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// One kept snapshot, as `Rows::batch` reads it.
+pub(super) struct Kept<'a> {
+    pub(super) type_id: &'a str,
+    pub(super) scope: KeyScope,
+    pub(super) row: &'a Row,
 }
 
 impl Rows {
     pub(super) fn new(mappings: &Mappings) -> Self {
         Self {
             projection: DriftProjection::new(mappings),
-            declared: converter(&DECLARED_SCHEMA),
-            observed: converter(&OBSERVED_SCHEMA),
-            encoded: None,
+            names: Names::default(),
+            declared: Packing::default(),
+            observed: Packing::default(),
+            text: Vec::new(),
+            unpacked: Vec::new(),
         }
     }
 
-    fn side(&self, side: Side) -> (&RowConverter, &SchemaRef) {
-        match side {
-            Side::Declared => (&self.declared, &DECLARED_SCHEMA),
-            Side::Observed => (&self.observed, &OBSERVED_SCHEMA),
-        }
+    pub(super) fn name(&self, id: Name) -> &str {
+        self.names.text(id)
     }
 
-    /// `batch`'s columns with its documents cut to what is compared.
-    fn projected(&self, side: Side, batch: &RecordBatch) -> Vec<ArrayRef> {
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        let (_, schema) = self.side(side);
-        let mut cut =
-            |name: &str, type_column: &str, project: &dyn Fn(&str, &str) -> Option<String>| {
-                let (Ok(i), Some(docs), Some(types)) = (
-                    schema.index_of(name),
-                    col(batch, name),
-                    col(batch, type_column),
-                ) else {
-                    return;
-                };
-                let cut: StringArray = docs
-                    .iter()
-                    .zip(types.iter())
-                    .map(|(doc, ty)| {
-                        doc.map(|d| project(ty.unwrap_or(""), d).unwrap_or_else(|| d.to_string()))
-                    })
-                    .collect();
-                columns[i] = Arc::new(cut);
-            };
-        let p = &self.projection;
-        match side {
-            Side::Declared => cut("attributes", "tf_type", &|ty, t| p.attributes_text(ty, t)),
-            Side::Observed => {
-                cut("configuration", "resource_type", &|ty, t| {
-                    p.configuration_text(ty, t)
-                });
-                cut("supplementary_configuration", "resource_type", &|ty, t| {
-                    p.supplementary_text(ty, t)
-                });
-            }
-        }
-        columns
-    }
-
-    /// Row `index` of `batch` (decoded against `side`'s schema), kept.
-    pub(super) fn keep(
-        &mut self,
-        side: Side,
-        batch: &RecordBatch,
-        index: usize,
-    ) -> Result<Row, ArrowError> {
-        let same = |(s, b, _): &(Side, RecordBatch, arrow::row::Rows)| {
-            *s == side
-                && b.num_rows() == batch.num_rows()
-                && b.num_columns() > 0
-                && batch.num_columns() > 0
-                && Arc::ptr_eq(b.column(0), batch.column(0))
-        };
-        if !self.encoded.as_ref().is_some_and(same) {
-            let columns = self.projected(side, batch);
-            let (converter, _) = self.side(side);
-            let encoded = converter.convert_columns(&columns)?;
-            self.encoded = Some((side, batch.clone(), encoded));
-        }
-        let (_, _, encoded) = self.encoded.as_ref().expect("encoded above");
-        let kept_type = match side {
-            Side::Declared => {
-                let tid = text(batch, "type_id", index);
-                tid.split_once('/').map_or(tid, |(t, _)| t)
-            }
-            Side::Observed => text(batch, "resource_type", index),
-        };
-        Ok(Row {
-            data: encoded.row(index).owned(),
-            account: text(batch, "account", index).into(),
-            region: text(batch, "region", index).into(),
-            resource_type: kept_type.into(),
-            not_recorded: side == Side::Observed
-                && text(batch, "status", index) == "ResourceNotRecorded",
+    /// The account and region of `key` (`aws/{account}/{region}/…`).
+    pub(super) fn key_scope(&mut self, key: &str) -> Option<KeyScope> {
+        let (account, rest) = key.strip_prefix("aws/")?.split_once('/')?;
+        let (region, _) = rest.split_once('/')?;
+        Some(KeyScope {
+            account: self.names.id(account),
+            region: self.names.id(region),
         })
     }
 
-    /// Lets the last decoded batch go (its poll is applied).
-    pub(super) fn release(&mut self) {
-        self.encoded = None;
+    /// Row `index` of `batch` (decoded against `side`'s schema), kept.
+    pub(super) fn keep(&mut self, side: Side, batch: &RecordBatch, index: usize) -> Row {
+        let type_id = text_at(batch, "type_id", index).unwrap_or("");
+        let id = id_of(type_id);
+        let mut name = |column: &str| self.names.id(text_at(batch, column, index).unwrap_or(""));
+        let (account, region, source) = (name("account"), name("region"), name("source"));
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let p = &self.projection;
+        let row = match side {
+            Side::Declared => {
+                let tf_type = text_at(batch, "tf_type", index).unwrap_or("");
+                let config_type = type_id.split_once('/').map_or(type_id, |(t, _)| t);
+                put_text(&mut text, text_at(batch, "address", index), id);
+                put_text(&mut text, text_at(batch, "id", index), id);
+                let attributes = text_at(batch, "attributes", index).map(|a| {
+                    p.attributes_text(tf_type, a)
+                        .map_or(Cow::Borrowed(a), Cow::Owned)
+                });
+                put_text(&mut text, attributes.as_deref(), id);
+                Row {
+                    packed: self.declared.pack(&text),
+                    account,
+                    region,
+                    resource_type: self.names.id(config_type),
+                    source,
+                    tf_type: self.names.id(tf_type),
+                    status: self.names.id(""),
+                    deposed: flag_at(batch, "deposed", index),
+                    summary_only: false,
+                    not_recorded: false,
+                }
+            }
+            Side::Observed => {
+                let resource_type = text_at(batch, "resource_type", index).unwrap_or("");
+                for column in &OBSERVED_TEXTS[..4] {
+                    put_text(&mut text, text_at(batch, column, index), id);
+                }
+                let configuration = text_at(batch, "configuration", index).map(|c| {
+                    p.configuration_text(resource_type, c)
+                        .map_or(Cow::Borrowed(c), Cow::Owned)
+                });
+                put_text(&mut text, configuration.as_deref(), id);
+                let supplementary = text_at(batch, "supplementary_configuration", index).map(|c| {
+                    p.supplementary_text(resource_type, c)
+                        .map_or(Cow::Borrowed(c), Cow::Owned)
+                });
+                put_text(&mut text, supplementary.as_deref(), id);
+                let status = text_at(batch, "status", index).unwrap_or("");
+                Row {
+                    packed: self.observed.pack(&text),
+                    account,
+                    region,
+                    resource_type: self.names.id(resource_type),
+                    source,
+                    tf_type: self.names.id(""),
+                    status: self.names.id(status),
+                    deposed: false,
+                    summary_only: flag_at(batch, "summary_only", index),
+                    not_recorded: status == "ResourceNotRecorded",
+                }
+            }
+        };
+        self.text = text;
+        row
     }
 
-    /// The rows as one batch of `side`'s schema.
-    pub(super) fn batch(&self, side: Side, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
-        let (converter, schema) = self.side(side);
-        if rows.is_empty() {
-            return Ok(RecordBatch::new_empty(schema.clone()));
+    /// The rows as one batch of the columns the join and the diff read.
+    pub(super) fn batch(&mut self, side: Side, rows: &[Kept]) -> Result<RecordBatch, ArrowError> {
+        let schema = match side {
+            Side::Declared => DECLARED_KEPT.clone(),
+            Side::Observed => OBSERVED_KEPT.clone(),
+        };
+        let sources: Vec<Source> = schema
+            .fields()
+            .iter()
+            .map(|f| source(side, f.name()))
+            .collect();
+        let n = rows.len();
+        let mut texts: Vec<StringBuilder> = Vec::new();
+        let mut flags: Vec<BooleanBuilder> = Vec::new();
+        for s in &sources {
+            match s {
+                Source::Flag(_) => flags.push(BooleanBuilder::with_capacity(n)),
+                _ => texts.push(StringBuilder::with_capacity(n, n * 32)),
+            }
         }
-        let columns = converter.convert_rows(rows.iter().map(|r| r.data.row()))?;
-        RecordBatch::try_new(schema.clone(), columns)
+        let mut unpacked = std::mem::take(&mut self.unpacked);
+        let mut key = String::new();
+        for kept in rows {
+            let r = kept.row;
+            let packing = match side {
+                Side::Declared => &mut self.declared,
+                Side::Observed => &mut self.observed,
+            };
+            let raw = packing
+                .unpack(&r.packed, &mut unpacked)
+                .map_err(|e| ArrowError::ExternalError(e.into()))?;
+            let own = take_texts(raw, id_of(kept.type_id))?;
+            let (mut t, mut f) = (texts.iter_mut(), flags.iter_mut());
+            for s in &sources {
+                let value = match s {
+                    Source::Flag(get) => {
+                        f.next().expect("a builder per flag").append_value(get(r));
+                        continue;
+                    }
+                    Source::RecordKey => {
+                        key.clear();
+                        key.push_str("aws/");
+                        key.push_str(self.names.text(kept.scope.account));
+                        key.push('/');
+                        key.push_str(self.names.text(kept.scope.region));
+                        key.push('/');
+                        key.push_str(kept.type_id);
+                        Some(key.as_str())
+                    }
+                    Source::TypeId => Some(kept.type_id),
+                    Source::Named(get) => Some(self.names.text(get(r))),
+                    Source::Text(i) => own[*i],
+                };
+                t.next().expect("a builder per text").append_option(value);
+            }
+        }
+        self.unpacked = unpacked;
+        let (mut t, mut f) = (texts.into_iter(), flags.into_iter());
+        let columns: Vec<ArrayRef> = sources
+            .iter()
+            .map(|s| -> ArrayRef {
+                match s {
+                    Source::Flag(_) => Arc::new(f.next().expect("built").finish()),
+                    _ => Arc::new(t.next().expect("built").finish()),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns)
     }
 }
 
-/// One side's snapshots of a resource, by record key, in key order. Nearly
-/// always one: a vector of exactly that, where a map would allocate a
-/// node for eleven per resource.
+/// One side's snapshots of a resource, by the account and region of their
+/// record key. Nearly always one: a vector of exactly that, where a map
+/// would allocate a node for eleven per resource.
 #[derive(Default)]
-pub(super) struct Snapshots(Vec<(Box<str>, Row)>);
+pub(super) struct Snapshots(Vec<(KeyScope, Row)>);
 
 impl Snapshots {
-    pub(super) fn insert(&mut self, key: &str, row: Row) {
-        match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
-            Ok(i) => self.0[i].1 = row,
-            Err(i) => {
+    pub(super) fn insert(&mut self, scope: KeyScope, row: Row) {
+        match self.0.iter_mut().find(|(s, _)| *s == scope) {
+            Some((_, kept)) => *kept = row,
+            None => {
                 self.0.reserve_exact(1);
-                self.0.insert(i, (key.into(), row));
+                self.0.push((scope, row));
             }
         }
     }
 
-    pub(super) fn remove(&mut self, key: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
-            self.0.remove(i);
-        }
+    pub(super) fn remove(&mut self, scope: KeyScope) {
+        self.0.retain(|(s, _)| *s != scope);
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (KeyScope, &Row)> {
+        self.0.iter().map(|(s, r)| (*s, r))
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &Row> {
