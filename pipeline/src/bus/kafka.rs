@@ -236,7 +236,12 @@ impl Bus for KafkaBus {
             .set("statistics.interval.ms", "5000")
             // Change → finding latency: do not let a broker sit on an empty
             // fetch for librdkafka's default 500 ms.
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // Messages fetched ahead, per consumer: librdkafka's default of
+            // 64 MiB for each of a process's groups was a tenth of `run`'s
+            // memory at a million resources; 16 MiB still holds several
+            // polls of the largest batch a stage takes.
+            .set("queued.max.messages.kbytes", "16384");
         let ctx = GroupContext {
             group: spec.group.clone(),
             rewind: spec.rewind.clone(),
