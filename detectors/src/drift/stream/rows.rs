@@ -11,7 +11,6 @@
 //!   the mappings compare), each length-prefixed, the whole packed with its
 //!   side's dictionary (`packing.rs`).
 
-use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder};
@@ -227,69 +226,54 @@ impl Rows {
 
     /// Row `index` of `batch` (decoded against `side`'s schema), kept.
     pub(super) fn keep(&mut self, side: Side, batch: &RecordBatch, index: usize) -> Row {
-        let type_id = text_at(batch, "type_id", index).unwrap_or("");
+        let at = |column: &str| text_at(batch, column, index);
+        let type_id = at("type_id").unwrap_or("");
         let id = id_of(type_id);
-        let mut name = |column: &str| self.names.id(text_at(batch, column, index).unwrap_or(""));
-        let (account, region, source) = (name("account"), name("region"), name("source"));
-        let mut text = std::mem::take(&mut self.text);
-        text.clear();
-        let p = &self.projection;
-        let row = match side {
-            Side::Declared => {
-                let tf_type = text_at(batch, "tf_type", index).unwrap_or("");
-                let config_type = type_id.split_once('/').map_or(type_id, |(t, _)| t);
-                put_text(&mut text, text_at(batch, "address", index), id);
-                put_text(&mut text, text_at(batch, "id", index), id);
-                let attributes = text_at(batch, "attributes", index).map(|a| {
-                    p.attributes_text(tf_type, a)
-                        .map_or(Cow::Borrowed(a), Cow::Owned)
-                });
-                put_text(&mut text, attributes.as_deref(), id);
-                Row {
-                    packed: self.declared.pack(&text),
-                    account,
-                    region,
-                    resource_type: self.names.id(config_type),
-                    source,
-                    tf_type: self.names.id(tf_type),
-                    status: self.names.id(""),
-                    deposed: flag_at(batch, "deposed", index),
-                    summary_only: false,
-                    not_recorded: false,
-                }
-            }
-            Side::Observed => {
-                let resource_type = text_at(batch, "resource_type", index).unwrap_or("");
-                for column in &OBSERVED_TEXTS[..4] {
-                    put_text(&mut text, text_at(batch, column, index), id);
-                }
-                let configuration = text_at(batch, "configuration", index).map(|c| {
-                    p.configuration_text(resource_type, c)
-                        .map_or(Cow::Borrowed(c), Cow::Owned)
-                });
-                put_text(&mut text, configuration.as_deref(), id);
-                let supplementary = text_at(batch, "supplementary_configuration", index).map(|c| {
-                    p.supplementary_text(resource_type, c)
-                        .map_or(Cow::Borrowed(c), Cow::Owned)
-                });
-                put_text(&mut text, supplementary.as_deref(), id);
-                let status = text_at(batch, "status", index).unwrap_or("");
-                Row {
-                    packed: self.observed.pack(&text),
-                    account,
-                    region,
-                    resource_type: self.names.id(resource_type),
-                    source,
-                    tf_type: self.names.id(""),
-                    status: self.names.id(status),
-                    deposed: false,
-                    summary_only: flag_at(batch, "summary_only", index),
-                    not_recorded: status == "ResourceNotRecorded",
-                }
-            }
+        let tf_type = at("tf_type").unwrap_or("");
+        let (resource_type, texts) = match side {
+            Side::Declared => (
+                type_id.split_once('/').map_or(type_id, |(t, _)| t),
+                DECLARED_TEXTS,
+            ),
+            Side::Observed => (at("resource_type").unwrap_or(""), OBSERVED_TEXTS),
         };
-        self.text = text;
-        row
+        let p = &self.projection;
+        self.text.clear();
+        for column in texts {
+            let written = at(column);
+            let cut = written.and_then(|doc| match *column {
+                "attributes" => p.attributes_text(tf_type, doc),
+                "configuration" => p.configuration_text(resource_type, doc),
+                "supplementary_configuration" => p.supplementary_text(resource_type, doc),
+                _ => None,
+            });
+            put_text(&mut self.text, cut.as_deref().or(written), id);
+        }
+        let status = at("status").unwrap_or("");
+        let mut name = |text: &str| self.names.id(text);
+        let (account, region, source) = (
+            name(at("account").unwrap_or("")),
+            name(at("region").unwrap_or("")),
+            name(at("source").unwrap_or("")),
+        );
+        let resource_type = name(resource_type);
+        let packing = match side {
+            Side::Declared => &mut self.declared,
+            Side::Observed => &mut self.observed,
+        };
+        let observed = side == Side::Observed;
+        Row {
+            packed: packing.pack(&self.text),
+            account,
+            region,
+            resource_type,
+            source,
+            tf_type: self.names.id(if observed { "" } else { tf_type }),
+            status: self.names.id(if observed { status } else { "" }),
+            deposed: !observed && flag_at(batch, "deposed", index),
+            summary_only: observed && flag_at(batch, "summary_only", index),
+            not_recorded: observed && status == "ResourceNotRecorded",
+        }
     }
 
     /// The rows as one batch of the columns the join and the diff read.
