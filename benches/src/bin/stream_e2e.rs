@@ -423,13 +423,17 @@ fn main() {
         ],
         &lat_dir.join("driftline.log"),
     );
-    // Wait until it has caught up with the backlog of (a).
+    // Wait until it has caught up with the backlog of (a): a probe sent
+    // before would time out behind the replay and read as slow detection.
     let mut pos = 0;
-    let _ = wait_line(
-        &lat_dir.join("driftline.log"),
-        &mut pos,
-        &["tables rebuilt"],
-        Instant::now() + Duration::from_secs(600),
+    assert!(
+        wait_line(
+            &lat_dir.join("driftline.log"),
+            &mut pos,
+            &["tables rebuilt"],
+            Instant::now() + Duration::from_secs(600),
+        ),
+        "the latency instance did not rebuild its tables within 600 s"
     );
     std::thread::sleep(Duration::from_secs(5));
     let stop_load = Arc::new(AtomicBool::new(false));
