@@ -83,7 +83,9 @@ pub struct StreamingDrift {
     mappings: Arc<Mappings>,
     detector: DriftDetector,
     rows: Rows,
-    groups: HashMap<Box<str>, Group>,
+    /// Boxed: a table of a million groups has room for two million, and
+    /// an empty slot then costs a pointer, not a whole group.
+    groups: HashMap<Box<str>, Box<Group>>,
     /// Open findings by class, kept as groups change (read every batch for
     /// the gauges; counting all groups each time would be O(estate)).
     open_by_class: BTreeMap<FindingClass, usize>,
@@ -244,7 +246,7 @@ impl StreamingDrift {
             return Err(Skip::NotComparable);
         }
         if !self.groups.contains_key(tid) {
-            self.groups.insert(tid.into(), Group::default());
+            self.groups.insert(tid.into(), Box::default());
         }
         let g = self.groups.get_mut(tid).expect("inserted above");
         g.partition = partition;
