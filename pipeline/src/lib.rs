@@ -47,8 +47,8 @@ pub fn http_client_with_timeout(timeout: std::time::Duration) -> reqwest::blocki
 pub use model::{
     AttributeDiff, ConfigStatus, ConfigurationChange, Coverage, DeclaredResource, Finding,
     FindingClass, FindingEvent, FindingEventKind, InstanceStatus, ObservedResource, ProbableCause,
-    Remediation, ResourceMode, SCHEMA_VERSION, SloBurn, fingerprint, resource_key, type_id,
-    type_id_of_key,
+    Remediation, ResourceMode, SCHEMA_VERSION, SloBurn, fingerprint, join_key, resource_key,
+    split_key, type_id, type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, TypeSet, is_status_key, status_key};
 pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};

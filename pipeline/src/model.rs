@@ -411,15 +411,27 @@ impl FindingEvent {
     }
 }
 
+/// The account, region and `{ResourceType}/{resourceId}` of a resource key
+/// (`aws/{account}/{region}/{type id}`), or `None` for keys of another
+/// shape. `join_key` puts them back together.
+pub fn split_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (account, rest) = key.strip_prefix("aws/")?.split_once('/')?;
+    let (region, type_id) = rest.split_once('/')?;
+    (!type_id.is_empty()).then_some((account, region, type_id))
+}
+
+/// Writes the key `split_key` took apart into `out` (cleared first).
+pub fn join_key(out: &mut String, account: &str, region: &str, type_id: &str) {
+    out.clear();
+    for part in ["aws/", account, "/", region, "/", type_id] {
+        out.push_str(part);
+    }
+}
+
 /// The `{ResourceType}/{resourceId}` part of a resource key (after
 /// `aws/{account}/{region}/`), or `None` for keys of another shape.
 pub fn type_id_of_key(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix("aws/")?;
-    let mut slashes = rest.match_indices('/');
-    slashes.next()?;
-    let (i, _) = slashes.next()?;
-    let tid = &rest[i + 1..];
-    (!tid.is_empty()).then_some(tid)
+    split_key(key).map(|(_, _, type_id)| type_id)
 }
 
 /// IaC coverage for one (account, region, type): managed / (managed + unmanaged).
@@ -451,6 +463,28 @@ pub fn fingerprint(detector: &str, resource_key: &str, class: FindingClass, path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_splits_and_joins_back() {
+        let key = resource_key("1", "eu-west-1", "AWS::SQS::Queue", "https://sqs/q");
+        let (account, region, type_id) = split_key(&key).unwrap();
+        assert_eq!(
+            (account, region, type_id),
+            ("1", "eu-west-1", "AWS::SQS::Queue/https://sqs/q")
+        );
+        assert_eq!(type_id_of_key(&key), Some(type_id));
+        let mut back = String::from("left over");
+        join_key(&mut back, account, region, type_id);
+        assert_eq!(back, key);
+        for other in [
+            "source-status/x",
+            "aws/1/eu-west-1/",
+            "aws/1",
+            "gcp/1/r/T/x",
+        ] {
+            assert_eq!(split_key(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn fingerprints_are_stable_and_distinct() {

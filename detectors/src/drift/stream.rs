@@ -204,10 +204,7 @@ impl StreamingDrift {
         key: &str,
         row: Option<(&RecordBatch, usize)>,
     ) -> Result<String, Skip> {
-        let Some(tid) = type_id_of_key(key) else {
-            return Err(Skip::NotComparable);
-        };
-        let Some(scope) = self.rows.key_scope(key) else {
+        let Some((scope, tid)) = self.rows.key_scope(key) else {
             return Err(Skip::NotComparable);
         };
         let Some((batch, index)) = row else {

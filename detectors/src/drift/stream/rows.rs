@@ -17,6 +17,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, String
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
+use driftline_pipeline::{join_key, split_key};
 
 use super::names::{Name, Names};
 use super::packing::{Packing, put_len, take_len};
@@ -214,14 +215,14 @@ impl Rows {
         self.names.text(id)
     }
 
-    /// The account and region of `key` (`aws/{account}/{region}/…`).
-    pub(super) fn key_scope(&mut self, key: &str) -> Option<KeyScope> {
-        let (account, rest) = key.strip_prefix("aws/")?.split_once('/')?;
-        let (region, _) = rest.split_once('/')?;
-        Some(KeyScope {
+    /// The account and region of `key`, and its type id.
+    pub(super) fn key_scope<'k>(&mut self, key: &'k str) -> Option<(KeyScope, &'k str)> {
+        let (account, region, type_id) = split_key(key)?;
+        let scope = KeyScope {
             account: self.names.id(account),
             region: self.names.id(region),
-        })
+        };
+        Some((scope, type_id))
     }
 
     /// Row `index` of `batch` (decoded against `side`'s schema), kept.
@@ -316,13 +317,14 @@ impl Rows {
                         continue;
                     }
                     Source::RecordKey => {
-                        key.clear();
-                        key.push_str("aws/");
-                        key.push_str(self.names.text(kept.scope.account));
-                        key.push('/');
-                        key.push_str(self.names.text(kept.scope.region));
-                        key.push('/');
-                        key.push_str(kept.type_id);
+                        let (account, region) = (kept.scope.account, kept.scope.region);
+                        let names = &self.names;
+                        join_key(
+                            &mut key,
+                            names.text(account),
+                            names.text(region),
+                            kept.type_id,
+                        );
                         Some(key.as_str())
                     }
                     Source::TypeId => Some(kept.type_id),

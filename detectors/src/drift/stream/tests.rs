@@ -280,9 +280,8 @@ fn a_kept_snapshot_holds_only_what_the_comparison_reads() {
         let msgs = encode_records(topic, &[rec]).unwrap();
         let decoded = decode_table(schema, &[msgs[0].payload.as_deref().unwrap()]);
         let key = msgs[0].key.as_str();
-        let scope = rows.key_scope(key).unwrap();
+        let (scope, type_id) = rows.key_scope(key).unwrap();
         let kept = rows.keep(side, &decoded.batch, 0);
-        let type_id = type_id_of_key(key).unwrap();
         let back = rows
             .batch(
                 side,
