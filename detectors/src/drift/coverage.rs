@@ -10,7 +10,7 @@ use driftline_pipeline::Coverage;
 
 use crate::DetectorError;
 
-/// Distinct resource keys (hashed) per group, managed or not. A resource
+/// Distinct resources (their type ids, hashed) per group, managed or not. A resource
 /// several declared instances match is one resource.
 #[derive(Default)]
 pub(super) struct CoverageTally {
@@ -29,10 +29,10 @@ impl CoverageTally {
                     DetectorError::Internal(format!("the join has no text column {name}"))
                 })
         };
-        let (o_key, status, address) = (col("o_key")?, col("status")?, col("d_address")?);
+        let (o_type_id, status, address) = (col("o_type_id")?, col("status")?, col("d_address")?);
         let (account, region, rtype) = (col("o_account")?, col("o_region")?, col("resource_type")?);
         for i in 0..b.num_rows() {
-            if o_key.is_null(i) || !matches!(status.value(i), "OK" | "ResourceDiscovered") {
+            if o_type_id.is_null(i) || !matches!(status.value(i), "OK" | "ResourceDiscovered") {
                 continue;
             }
             self.key.clear();
@@ -44,8 +44,9 @@ impl CoverageTally {
                 Some(g) => g,
                 None => self.groups.entry(self.key.clone()).or_default(),
             };
-            // A fixed seed: one key hashes alike in every batch.
-            let h = foldhash::fast::FixedState::with_seed(0).hash_one(o_key.value(i));
+            // Within its account and region, a type id is the resource's
+            // key. A fixed seed: one hashes alike in every batch.
+            let h = foldhash::fast::FixedState::with_seed(0).hash_one(o_type_id.value(i));
             if address.is_null(i) {
                 group.1.insert(h);
             } else {

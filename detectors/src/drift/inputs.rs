@@ -7,11 +7,12 @@
 //! record outlives its chunk. Callers holding records already use
 //! `register_snapshots`. Both end in `register_tables`.
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32DictionaryArray, StringArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -19,6 +20,7 @@ use driftline_pipeline::schema::{declared_batch, observed_batch};
 use driftline_pipeline::{
     BusError, DeclaredResource, ObservedResource, Record, RecordSink, SourceStatus, Topic,
 };
+use hashbrown::hash_table::{Entry, HashTable};
 
 use super::{DriftProjection, DriftSummary, docs, udf};
 use crate::DetectorError;
@@ -106,11 +108,19 @@ fn kept_columns<'n>(
 }
 
 /// Columns that repeat a few values across a chunk: the file read, the
-/// account and the region. Held as dictionaries, they cost a 4-byte key a
-/// row instead of the text (the file's path alone was 90 MB at 1 M
-/// resources). The join reads them as they are; its answer names them
-/// as text again (`pairs_sql`).
-const REPEATING: &[&str] = &["source", "account", "region"];
+/// account, the region, the types, the mode and the item status. Held as
+/// dictionaries, they cost a 4-byte key a row instead of the text (the
+/// file's path alone was 90 MB at 1 M resources). The join reads them as
+/// they are; its answer names them as text again (`pairs_sql`).
+const REPEATING: &[&str] = &[
+    "source",
+    "account",
+    "region",
+    "tf_type",
+    "mode",
+    "resource_type",
+    "status",
+];
 
 fn dictionary_encoded(b: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
     let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
@@ -204,18 +214,19 @@ pub fn register_tables(
     observed: Vec<RecordBatch>,
 ) -> Result<DriftSummary, DetectorError> {
     let mut summary = DriftSummary::default();
-    let text = |b: &RecordBatch, name: &str| -> Result<arrow::array::StringArray, DetectorError> {
-        b.column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>().cloned())
-            .ok_or_else(|| {
-                DetectorError::Internal(format!("snapshot batch has no text column {name}"))
-            })
+    let text = |b: &RecordBatch, name: &str| -> Result<Text, DetectorError> {
+        b.column_by_name(name).and_then(Text::of).ok_or_else(|| {
+            DetectorError::Internal(format!("snapshot batch has no text column {name}"))
+        })
     };
     let mut comparable_d = Vec::with_capacity(declared.len());
     // Each batch is dropped once filtered, so the two never all coexist.
     for b in declared {
-        let b = &b;
-        let (mode, tf_type, type_id) = (text(b, "mode")?, text(b, "tf_type")?, text(b, "type_id")?);
+        let (mode, tf_type, type_id) = (
+            text(&b, "mode")?,
+            text(&b, "tf_type")?,
+            text(&b, "type_id")?,
+        );
         let keep: BooleanArray = (0..b.num_rows())
             .map(|i| {
                 if mode.value(i) == "data" {
@@ -231,58 +242,144 @@ pub fn register_tables(
                 Some(comparable)
             })
             .collect();
-        comparable_d.push(filter_record_batch(b, &keep)?);
+        comparable_d.push(kept_rows(b, &keep)?);
     }
     // Latest capture per resource: history files hold many items of one
-    // resource. A later arrival wins a tie.
-    let mut latest: foldhash::HashMap<&str, (i64, usize, usize)> = Default::default();
+    // resource. A later arrival wins a tie. The table holds where each
+    // latest item lies (16 bytes) and reads its account, region and type id
+    // (which its key is made of) from the batch: a million resources' keys
+    // would be a 150 MB map of their own.
     let mut columns = Vec::with_capacity(observed.len());
     for b in &observed {
         let captured = b
             .column_by_name("captured_at")
             .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned())
             .ok_or_else(|| DetectorError::Internal("snapshot batch has no captured_at".into()))?;
-        columns.push((
-            text(b, "resource_key")?,
-            text(b, "resource_type")?,
+        columns.push(ItemColumns {
+            account: text(b, "account")?,
+            region: text(b, "region")?,
+            type_id: text(b, "type_id")?,
+            resource_type: text(b, "resource_type")?,
             captured,
-        ));
+        });
     }
-    for (bi, (key, rtype, captured)) in columns.iter().enumerate() {
-        for i in 0..key.len() {
+    let resource = |at: &Latest| columns[at.batch as usize].resource(at.row as usize);
+    let state = foldhash::fast::FixedState::with_seed(0);
+    let mut latest: HashTable<Latest> = HashTable::new();
+    for (bi, c) in columns.iter().enumerate() {
+        for i in 0..c.type_id.len() {
             summary.observed_items += 1;
-            let t = rtype.value(i);
+            let t = c.resource_type.value(i);
             if mappings.by_config_type(t).is_none() {
                 *summary.unmapped_observed.entry(t.to_string()).or_default() += 1;
                 continue;
             }
-            let at = if captured.is_null(i) {
-                i64::MIN
-            } else {
-                captured.value(i)
+            let item = Latest {
+                batch: bi as u32,
+                row: i as u32,
+                captured: if c.captured.is_null(i) {
+                    i64::MIN
+                } else {
+                    c.captured.value(i)
+                },
             };
-            latest
-                .entry(key.value(i))
-                .and_modify(|cur| {
-                    if at >= cur.0 {
-                        *cur = (at, bi, i);
+            let r = c.resource(i);
+            match latest.entry(
+                state.hash_one(r),
+                |e| resource(e) == r,
+                |e| state.hash_one(resource(e)),
+            ) {
+                Entry::Occupied(mut e) => {
+                    if item.captured >= e.get().captured {
+                        *e.get_mut() = item;
                     }
-                })
-                .or_insert((at, bi, i));
+                }
+                Entry::Vacant(e) => {
+                    e.insert(item);
+                }
+            }
         }
     }
     let mut keep: Vec<Vec<bool>> = observed.iter().map(|b| vec![false; b.num_rows()]).collect();
-    for (_, bi, i) in latest.into_values() {
-        keep[bi][i] = true;
+    for at in latest {
+        keep[at.batch as usize][at.row as usize] = true;
     }
     drop(columns);
     let comparable_o = observed
         .into_iter()
         .zip(keep)
-        .map(|(b, k)| filter_record_batch(&b, &BooleanArray::from(k)))
+        .map(|(b, k)| kept_rows(b, &BooleanArray::from(k)))
         .collect::<Result<Vec<_>, _>>()?;
     register_compared(ctx, mappings.clone(), comparable_d, comparable_o, cores())?;
     Ok(summary)
+}
+
+/// The rows of `b` that `keep` marks; `b` itself when that is all of them,
+/// as it mostly is, rather than a copy of it beside it.
+fn kept_rows(b: RecordBatch, keep: &BooleanArray) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if keep.true_count() == b.num_rows() {
+        return Ok(b);
+    }
+    filter_record_batch(&b, keep)
+}
+
+/// Where an observed item lies, and when it was captured.
+struct Latest {
+    batch: u32,
+    row: u32,
+    captured: i64,
+}
+
+/// The columns of an observed batch that pick each resource's latest item.
+struct ItemColumns {
+    account: Text,
+    region: Text,
+    type_id: Text,
+    resource_type: Text,
+    captured: arrow::array::Int64Array,
+}
+
+impl ItemColumns {
+    /// What the item's resource key is made of.
+    fn resource(&self, i: usize) -> (&str, &str, &str) {
+        (
+            self.account.value(i),
+            self.region.value(i),
+            self.type_id.value(i),
+        )
+    }
+}
+
+/// A text column of a snapshot batch, held as text or as a dictionary.
+enum Text {
+    Plain(StringArray),
+    Dictionary(Int32DictionaryArray, StringArray),
+}
+
+impl Text {
+    fn of(c: &ArrayRef) -> Option<Self> {
+        if let Some(d) = c.as_dictionary_opt::<Int32Type>() {
+            let values = d.values().as_string_opt::<i32>()?.clone();
+            return Some(Self::Dictionary(d.clone(), values));
+        }
+        c.as_string_opt::<i32>().cloned().map(Self::Plain)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Plain(a) => a.len(),
+            Self::Dictionary(d, _) => d.len(),
+        }
+    }
+
+    /// The row's text; a null reads as empty.
+    fn value(&self, i: usize) -> &str {
+        match self {
+            Self::Plain(a) => a.value(i),
+            Self::Dictionary(d, _) if d.is_null(i) => "",
+            Self::Dictionary(d, values) => values.value(d.keys().value(i) as usize),
+        }
+    }
 }
 
 /// Registers `declared` and `observed` (comparable rows only) in `ctx`,

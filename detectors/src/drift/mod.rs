@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
-use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint};
+use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint, join_key};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -83,26 +83,32 @@ fn pairs_sql() -> String {
     let text = |c: &str| format!("arrow_cast({c}, 'Utf8')");
     let (d_account, d_region, d_source) = (text("d.account"), text("d.region"), text("d.source"));
     let (o_account, o_region, o_source) = (text("o.account"), text("o.region"), text("o.source"));
+    let (tf_type, resource_type, status) =
+        (text("d.tf_type"), text("o.resource_type"), text("o.status"));
+    // A side's type id stands for its row: null where the row has no such
+    // side. The resource key is written (`join_key`) for findings only.
     format!(
         "SELECT *,
             CASE
               WHEN d_address IS NULL THEN CASE WHEN status IN {PRESENT} THEN 'unmanaged' END
               WHEN d_deposed THEN NULL
-              WHEN o_key IS NULL OR status IN {DELETED} THEN 'missing'
+              WHEN o_type_id IS NULL OR status IN {DELETED} THEN 'missing'
               WHEN status = 'ResourceNotRecorded' THEN 'unobserved'
               WHEN diffs IS NOT NULL AND diffs <> '[]' THEN 'changed'
             END AS class
          FROM (
-           SELECT d.address AS d_address, d.tf_type, d.id AS d_id, d.resource_key AS d_key,
+           SELECT d.address AS d_address, {tf_type} AS tf_type, d.id AS d_id, d.type_id AS d_type_id,
                   {d_account} AS d_account, {d_region} AS d_region, {d_source} AS d_source,
                   d.deposed AS d_deposed,
-                  o.resource_key AS o_key, o.resource_type, o.resource_id, o.resource_name, o.arn,
-                  {o_account} AS o_account, {o_region} AS o_region, o.status, {o_source} AS o_source,
+                  o.type_id AS o_type_id, {resource_type} AS resource_type, o.resource_id,
+                  o.resource_name, o.arn,
+                  {o_account} AS o_account, {o_region} AS o_region, {status} AS status,
+                  {o_source} AS o_source,
                   o.tags AS o_tags,
-                  CASE WHEN o.resource_key IS NULL THEN drift_declared_tags(d.attributes_ref) END AS d_gone_tags,
-                  CASE WHEN d.address IS NOT NULL AND o.resource_key IS NOT NULL AND NOT d.deposed
-                            AND NOT o.summary_only AND o.status IN ('OK', 'ResourceDiscovered')
-                       THEN drift_diff(d.tf_type, d.attributes_ref, o.resource_id, o.configuration_ref,
+                  CASE WHEN o.type_id IS NULL THEN drift_declared_tags(d.attributes_ref) END AS d_gone_tags,
+                  CASE WHEN d.address IS NOT NULL AND o.type_id IS NOT NULL AND NOT d.deposed
+                            AND NOT o.summary_only AND {status} IN ('OK', 'ResourceDiscovered')
+                       THEN drift_diff({tf_type}, d.attributes_ref, o.resource_id, o.configuration_ref,
                                        o.tags, o.resource_name, o.arn)
                   END AS diffs
            FROM declared d
@@ -152,8 +158,9 @@ impl DriftDetector {
         let mut coverage = CoverageTally::default();
         while let Some(b) = pairs.next().await {
             let b = b?;
-            let (address, o_key) = (b.column_by_name("d_address"), b.column_by_name("o_key"));
-            if let (Some(a), Some(o)) = (address, o_key) {
+            let (address, o_type_id) =
+                (b.column_by_name("d_address"), b.column_by_name("o_type_id"));
+            if let (Some(a), Some(o)) = (address, o_type_id) {
                 summary.compared += (0..b.num_rows())
                     .filter(|&i| a.is_valid(i) && o.is_valid(i))
                     .count();
@@ -210,16 +217,16 @@ impl DriftDetector {
         let get = |a: &arrow::array::StringArray, i: usize| {
             (!a.is_null(i)).then(|| a.value(i).to_string())
         };
-        let (address, tf_type, d_id, d_key) = (
+        let (address, tf_type, d_id, d_type_id) = (
             col("d_address")?,
             col("tf_type")?,
             col("d_id")?,
-            col("d_key")?,
+            col("d_type_id")?,
         );
         let (d_account, d_region, d_source) =
             (col("d_account")?, col("d_region")?, col("d_source")?);
-        let (o_key, rtype, rid, rname, arn) = (
-            col("o_key")?,
+        let (o_type_id, rtype, rid, rname, arn) = (
+            col("o_type_id")?,
             col("resource_type")?,
             col("resource_id")?,
             col("resource_name")?,
@@ -278,8 +285,8 @@ impl DriftDetector {
             };
             let Some(mapping) = mapping else { continue };
             let resource_id = get(rid, i).unwrap_or_else(|| {
-                get(d_key, i)
-                    .and_then(|k| k.rsplit('/').next().map(str::to_string))
+                get(d_type_id, i)
+                    .and_then(|t| t.split_once('/').map(|(_, id)| id.to_string()))
                     .unwrap_or_default()
             });
             // The id driftctl-style ignore rules and `terraform import` use.
@@ -311,7 +318,24 @@ impl DriftDetector {
                 }
             }
             let resource_type = observed_type.unwrap_or_else(|| mapping.config_type.clone());
-            let resource_key = get(o_key, i).or_else(|| get(d_key, i)).unwrap_or_default();
+            // The observed side's key when there is one: its account and
+            // region are known where the declared side's may not be.
+            let mut resource_key = String::new();
+            if o_type_id.is_valid(i) {
+                join_key(
+                    &mut resource_key,
+                    o_account.value(i),
+                    o_region.value(i),
+                    o_type_id.value(i),
+                );
+            } else if d_type_id.is_valid(i) {
+                join_key(
+                    &mut resource_key,
+                    d_account.value(i),
+                    d_region.value(i),
+                    d_type_id.value(i),
+                );
+            }
             let account = get(o_account, i)
                 .or_else(|| get(d_account, i))
                 .unwrap_or_default();
@@ -324,7 +348,7 @@ impl DriftDetector {
             // declares is unmanaged only once every state was read.
             if let Some(st) = &self.statuses {
                 let unknown = match class {
-                    FindingClass::Missing if get(o_key, i).is_none() => st.unobserved(
+                    FindingClass::Missing if o_type_id.is_null(i) => st.unobserved(
                         &get(d_account, i).unwrap_or_default(),
                         &get(d_region, i).unwrap_or_default(),
                         &mapping.config_type,

@@ -378,11 +378,7 @@ impl StreamingDrift {
             .iter()
             .filter_map(|tid| self.groups.get_key_value(*tid))
         {
-            let kept = |(scope, row)| Kept {
-                type_id,
-                scope,
-                row,
-            };
+            let kept = |(_, row)| Kept { type_id, row };
             declared.extend(g.declared.iter().map(kept));
             observed.extend(g.observed.iter().map(kept));
         }

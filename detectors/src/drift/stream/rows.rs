@@ -17,7 +17,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, String
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
-use driftline_pipeline::{join_key, split_key};
+use driftline_pipeline::split_key;
 
 use super::names::{Name, Names};
 use super::packing::{Packing, put_len, take_len};
@@ -28,8 +28,6 @@ use crate::mappings::Mappings;
 
 /// Where a column of the kept batches comes from.
 enum Source {
-    /// `aws/{account}/{region}/{type id}`, from the snapshot's `KeyScope`.
-    RecordKey,
     /// The group's type id.
     TypeId,
     Named(fn(&Row) -> Name),
@@ -58,7 +56,6 @@ fn source(side: Side, column: &str) -> Source {
         return Source::Text(i);
     }
     match column {
-        "resource_key" => Source::RecordKey,
         "type_id" => Source::TypeId,
         "account" => Source::Named(|r| r.account),
         "region" => Source::Named(|r| r.region),
@@ -195,7 +192,6 @@ fn take_texts<'a>(
 /// One kept snapshot, as `Rows::batch` reads it.
 pub(super) struct Kept<'a> {
     pub(super) type_id: &'a str,
-    pub(super) scope: KeyScope,
     pub(super) row: &'a Row,
 }
 
@@ -298,7 +294,6 @@ impl Rows {
             }
         }
         let mut unpacked = std::mem::take(&mut self.unpacked);
-        let mut key = String::new();
         for kept in rows {
             let r = kept.row;
             let packing = match side {
@@ -315,17 +310,6 @@ impl Rows {
                     Source::Flag(get) => {
                         f.next().expect("a builder per flag").append_value(get(r));
                         continue;
-                    }
-                    Source::RecordKey => {
-                        let (account, region) = (kept.scope.account, kept.scope.region);
-                        let names = &self.names;
-                        join_key(
-                            &mut key,
-                            names.text(account),
-                            names.text(region),
-                            kept.type_id,
-                        );
-                        Some(key.as_str())
                     }
                     Source::TypeId => Some(kept.type_id),
                     Source::Named(get) => Some(self.names.text(get(r))),

@@ -280,14 +280,13 @@ fn a_kept_snapshot_holds_only_what_the_comparison_reads() {
         let msgs = encode_records(topic, &[rec]).unwrap();
         let decoded = decode_table(schema, &[msgs[0].payload.as_deref().unwrap()]);
         let key = msgs[0].key.as_str();
-        let (scope, type_id) = rows.key_scope(key).unwrap();
+        let (_, type_id) = rows.key_scope(key).unwrap();
         let kept = rows.keep(side, &decoded.batch, 0);
         let back = rows
             .batch(
                 side,
                 &[Kept {
                     type_id,
-                    scope,
                     row: &kept,
                 }],
             )
