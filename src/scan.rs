@@ -90,15 +90,20 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
     cfg.aws = inputs.aws.clone();
     cfg.account = inputs.account.clone();
     cfg.region = inputs.region.clone();
+    // Only the comparison to feed: each chunk of records becomes a batch of
+    // what the comparison reads as the collectors publish it, and the
+    // loaders keep only what it reads of items' documents.
+    let compare_only = inputs.rules.is_none() && record.is_none();
+    let compare_sink = compare_only.then(|| DriftInputs::new(&mappings));
+    if let Some(sink) = &compare_sink {
+        cfg.kept = Some(Arc::new(sink.kept_keys()));
+    }
     let mut sources = Sources::new(&cfg, Reading::Once)?;
 
     let bar = progress_bar("reading inputs", sources.size_hint(), PROGRESS_BYTES);
     let started = std::time::Instant::now();
     let progress = |_: &Path, bytes: u64| bar.inc(bytes);
-    let (collected, statuses, tables, rules) = if inputs.rules.is_none() && record.is_none() {
-        // Only the comparison to feed: each chunk of records becomes a
-        // batch of what the comparison reads as the collectors publish it.
-        let sink = DriftInputs::new(&mappings);
+    let (collected, statuses, tables, rules) = if let Some(sink) = compare_sink {
         let collected = sources.poll_once(&sink, &progress);
         let read = sink.into_read();
         let tables = Tables::Batches(read.declared, read.observed);

@@ -128,6 +128,7 @@ fn publish_estate(bus: &KafkaBus, estate: &Path) -> usize {
             estate.join("aws-config/notification.json"),
         ],
         types,
+        kept: None,
     });
     let sink = BusSink::new(bus.producer().unwrap());
     let none = |_: &Path, _: u64| {};

@@ -2,6 +2,7 @@
 //! holds one chunk per file in flight instead of every record of the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use driftline_pipeline::{Record, RecordSink, Topic};
 
@@ -23,7 +24,9 @@ pub(crate) fn stream_files<R: Send>(
 ) -> Vec<R> {
     let results = crate::parallel_map(files, |path| {
         let mut chunks = Chunks::new(out, topic);
+        let reading = READING.take();
         let r = read(path, &mut chunks);
+        drop(reading);
         progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
         (r, chunks.finish())
     });
@@ -41,6 +44,48 @@ pub(crate) fn stream_files<R: Send>(
             r
         })
         .collect()
+}
+
+/// Files read at once, across every collector reading: one a core. The
+/// collectors of one pass each read on every core, and more files at once
+/// than cores would not be read faster, only held at once.
+static READING: Slots = Slots::new();
+
+struct Slots {
+    taken: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A slot taken, given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    const fn new() -> Self {
+        Self {
+            taken: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot.
+    fn take(&self) -> Slot<'_> {
+        let limit = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken >= limit {
+            taken = self.freed.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        *taken += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// Records per publish: large enough that the sink's per-call cost does

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftline_pipeline::{Record, RecordSink, SourceSide, SourceStatus, TypeTable, now_ms};
+use driftline_pipeline::{
+    KeptKeys, Record, RecordSink, SourceSide, SourceStatus, TypeTable, now_ms,
+};
 
 use crate::aws_config::api::AwsConfigSettings;
 use crate::aws_config::live::AwsConfigApiCollector;
@@ -46,6 +48,9 @@ pub struct SourcesConfig {
     pub aws: AwsConfigSettings,
     /// The resource types the mappings know.
     pub types: Arc<TypeTable>,
+    /// What of AWS Config items' documents files read once keep (a scan
+    /// that only compares); everything when unset.
+    pub kept: Option<Arc<KeptKeys>>,
     /// One salt for every state read, so hashed secrets compare.
     pub salt: Salt,
     /// Account and region for state that does not say (Terraform state
@@ -66,6 +71,7 @@ impl SourcesConfig {
             observed: Vec::new(),
             aws: AwsConfigSettings::default(),
             types,
+            kept: None,
             salt: Salt::from_env_or_random(),
             account: None,
             region: None,
@@ -155,6 +161,9 @@ impl Sources {
         self.unreadable = unreadable(SourceSide::Declared, state_errs)
             .chain(unreadable(SourceSide::Observed, observed_errs))
             .collect();
+        crate::file_read::bulk_read(
+            crate::total_size(&state_files) + crate::total_size(&observed_files),
+        );
         if !state_files.is_empty() {
             let tf = TerraformCollector::new(cfg.terraform(state_files));
             self.collectors.push(Box::new(tf));
@@ -164,6 +173,7 @@ impl Sources {
                 .push(Box::new(AwsConfigFileCollector::new(AwsConfigFileConfig {
                     files: observed_files,
                     types: cfg.types.clone(),
+                    kept: cfg.kept.clone(),
                 })));
         }
     }

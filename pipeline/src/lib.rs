@@ -9,6 +9,7 @@ pub mod bus;
 pub mod codec;
 pub mod focus;
 pub mod identity;
+pub mod kept_keys;
 pub mod metrics;
 pub mod model;
 pub mod schema;
@@ -25,6 +26,7 @@ pub use bus::{
     partition_for,
 };
 pub use identity::{Arn, TypeIdentity, TypeTable};
+pub use kept_keys::KeptKeys;
 pub use metrics::metrics;
 
 /// The shared outbound HTTP client: timeouts so a hung peer cannot stall a

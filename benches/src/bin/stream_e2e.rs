@@ -362,6 +362,7 @@ fn main() {
         + AwsConfigFileCollector::new(AwsConfigFileConfig {
             files: g.observed_files.clone(),
             types: types.clone(),
+            kept: None,
         })
         .poll_once(&sink, &none)
         .published;

@@ -12,6 +12,7 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use super::cut::{Element, ItemCut};
 use super::shapes::{self, Found, Skip};
 
 /// Why a document could not be read.
@@ -22,12 +23,15 @@ pub(super) enum DocumentError {
 }
 
 /// Walks a document, handing each item found to `emit` in document order.
-/// On an error part way, the items before it were already emitted.
+/// On an error part way, the items before it were already emitted. With
+/// `cut`, streamed items keep only the kept keys of their documents.
 pub(super) fn read<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
+    cut: Option<ItemCut>,
     emit: &mut dyn FnMut(Found),
 ) -> Result<Option<Skip>, DocumentError> {
     let mut walk = Walk {
+        cut,
         emit,
         shape_error: None,
     };
@@ -43,6 +47,7 @@ pub(super) fn read<'de, R: serde_json::de::Read<'de>>(
 }
 
 struct Walk<'e> {
+    cut: Option<ItemCut<'e>>,
     emit: &'e mut dyn FnMut(Found),
     /// Set when `shapes` rejects a part; the JSON error that stops the walk
     /// is then only the means of stopping it.
@@ -77,7 +82,10 @@ impl Walk<'_> {
         let mut found = Vec::new();
         let mut count = 0;
         let mut i = 0;
-        while let Some(v) = seq.next_element::<Value>()? {
+        while let Some(v) = match self.cut {
+            Some(cut) => seq.next_element_seed(Element(cut))?,
+            None => seq.next_element::<Value>()?,
+        } {
             match shapes::find(v, &mut found, &format!("{path}[{i}]")) {
                 Ok(Some(Skip::Schema)) => {
                     while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -256,11 +264,15 @@ mod tests {
     /// What `read` gives for a document: the items' ids, the skip, or the error.
     fn walk(text: &str) -> Result<(Vec<String>, Option<String>), String> {
         let mut ids = Vec::new();
-        let skip = read(&mut serde_json::Deserializer::from_str(text), &mut |f| {
-            let (Found::Item(m) | Found::SelectRow(m) | Found::Summary(m)) = f;
-            let id = m.get("resourceId").and_then(Value::as_str);
-            ids.push(id.unwrap_or("?").to_string());
-        })
+        let skip = read(
+            &mut serde_json::Deserializer::from_str(text),
+            None,
+            &mut |f| {
+                let (Found::Item(m) | Found::SelectRow(m) | Found::Summary(m)) = f;
+                let id = m.get("resourceId").and_then(Value::as_str);
+                ids.push(id.unwrap_or("?").to_string());
+            },
+        )
         .map_err(|e| match e {
             DocumentError::Json(e) => format!("json: {e}"),
             DocumentError::Shape(s) => format!("shape: {s}"),

@@ -5,6 +5,7 @@
 //! (`notifications`). Every path ends in the one loader, `normalise`.
 
 pub mod api;
+mod cut;
 mod document;
 pub mod inbox;
 mod items;
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use driftline_pipeline::identity::region_of_zone;
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, ConfigStatus, ObservedResource, Record, RecordSink, Topic, TypeTable, resource_key,
-    type_id,
+    Arn, ConfigStatus, KeptKeys, ObservedResource, Record, RecordSink, Topic, TypeTable,
+    resource_key, type_id,
 };
 use serde_json::{Map, Value};
 
@@ -37,6 +38,8 @@ pub use time::to_epoch_ms;
 pub struct AwsConfigFileConfig {
     pub files: Vec<PathBuf>,
     pub types: Arc<TypeTable>,
+    /// What of the items' documents to keep; all of them when unset.
+    pub kept: Option<Arc<KeptKeys>>,
 }
 
 /// One file after loading.
@@ -94,7 +97,7 @@ pub fn is_item_file(p: &Path) -> bool {
 /// Reads one item file, all of it or nothing.
 pub fn load_file(path: &Path, types: &TypeTable) -> Result<LoadedItems, AwsConfigError> {
     let mut items = Vec::new();
-    let read = read_file(path, types, &mut |o| items.push(o))?;
+    let read = read_file(path, types, None, &mut |o| items.push(o))?;
     Ok(LoadedItems::new(items, read))
 }
 
@@ -109,6 +112,7 @@ pub fn load_bytes(
         &mut serde_json::Deserializer::from_slice(bytes),
         source,
         types,
+        None,
         &mut |o| items.push(o),
     )?;
     Ok(LoadedItems::new(items, read))
@@ -139,10 +143,11 @@ impl LoadedItems {
 /// Reads one item file as a stream: each item goes to `emit` as soon as it
 /// is decoded; the file is held whole only within the loaders' shared
 /// budget (`file_read`). On an error part way, the items before it were
-/// already emitted.
+/// already emitted. With `kept`, an item's documents keep only those keys.
 pub fn read_file(
     path: &Path,
     types: &TypeTable,
+    kept: Option<&KeptKeys>,
     emit: &mut dyn FnMut(ObservedResource),
 ) -> Result<ItemsRead, AwsConfigError> {
     let source = path.display().to_string();
@@ -150,18 +155,20 @@ pub fn read_file(
         path: source.clone(),
         reason: e.to_string(),
     })?;
-    with_deserializer!(file, |de| read_with(de, &source, types, emit))
+    with_deserializer!(file, |de| read_with(de, &source, types, kept, emit))
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
     source: &str,
     types: &TypeTable,
+    kept: Option<&KeptKeys>,
     emit: &mut dyn FnMut(ObservedResource),
 ) -> Result<ItemsRead, AwsConfigError> {
     let mut read = ItemsRead::default();
     let mut found = 0usize;
-    let skip = document::read(de, &mut |f| {
+    let cut = kept.map(|kept| cut::ItemCut { kept, types });
+    let skip = document::read(de, cut, &mut |f| {
         match normalise(f, source, types) {
             Ok(item) => emit(item),
             Err(e) => read.item_errors.push(format!("item {found}: {e}")),
@@ -470,7 +477,7 @@ impl Collector for AwsConfigFileCollector {
             progress,
             &mut report,
             |path, chunks| {
-                read_file(path, &self.cfg.types, &mut |o| {
+                read_file(path, &self.cfg.types, self.cfg.kept.as_deref(), &mut |o| {
                     chunks.push(Record::Observed(Box::new(o)))
                 })
             },

@@ -52,6 +52,12 @@ impl DriftInputs {
         }
     }
 
+    /// What of AWS Config items' documents this sink reads: a loader that
+    /// cuts them as it reads saves building the rest.
+    pub fn kept_keys(&self) -> driftline_pipeline::KeptKeys {
+        self.projection.kept_keys()
+    }
+
     pub fn into_read(self) -> Read {
         self.read.into_inner().unwrap_or_else(|e| e.into_inner())
     }

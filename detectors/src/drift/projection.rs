@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use driftline_pipeline::{DeclaredResource, ObservedResource, Record, ResourceMode};
+use driftline_pipeline::{DeclaredResource, KeptKeys, ObservedResource, Record, ResourceMode};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -92,6 +92,19 @@ impl DriftProjection {
             }
         }
         p
+    }
+
+    /// What of AWS Config items' documents the comparison reads, for a
+    /// loader that cuts them as it reads (`KeptKeys`).
+    pub fn kept_keys(&self) -> KeptKeys {
+        let mut kept = KeptKeys::default();
+        for (t, keys) in &self.configuration {
+            keys.iter().for_each(|k| kept.keep_configuration(t, k));
+        }
+        for (t, keys) in &self.supplementary {
+            keys.iter().for_each(|k| kept.keep_supplementary(t, k));
+        }
+        kept
     }
 
     /// Drops what the comparison does not read from a snapshot record.

@@ -1,0 +1,73 @@
+//! What of an AWS Config item's documents a reader keeps, when all it feeds
+//! is a comparison that reads a few of their top-level keys. A one-shot
+//! scan's loader then never builds the rest of a configuration as a tree:
+//! at a million items, that tree was most of what reading cost. Filled by
+//! the binary from the detector's projection and handed to collectors, as
+//! the type table is; `None` where a reader keeps everything (`run`, the
+//! store, the rules).
+
+use std::collections::{HashMap, HashSet};
+
+/// Top-level keys kept, per AWS Config type (canonical spelling).
+#[derive(Debug, Default, Clone)]
+pub struct KeptKeys {
+    configuration: HashMap<String, HashSet<String>>,
+    supplementary: HashMap<String, HashSet<String>>,
+}
+
+/// The keys kept of one document; a type nobody compares keeps none.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a>(Option<&'a HashSet<String>>);
+
+impl Keys<'_> {
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.is_some_and(|k| k.contains(key))
+    }
+}
+
+impl KeptKeys {
+    /// Keeps `key` of the `configuration` of items of `config_type`.
+    pub fn keep_configuration(&mut self, config_type: &str, key: &str) {
+        keep(&mut self.configuration, config_type, key);
+    }
+
+    /// Keeps `key` of the `supplementaryConfiguration` of items of `config_type`.
+    pub fn keep_supplementary(&mut self, config_type: &str, key: &str) {
+        keep(&mut self.supplementary, config_type, key);
+    }
+
+    pub fn configuration(&self, config_type: &str) -> Keys<'_> {
+        Keys(self.configuration.get(config_type))
+    }
+
+    pub fn supplementary(&self, config_type: &str) -> Keys<'_> {
+        Keys(self.supplementary.get(config_type))
+    }
+}
+
+fn keep(map: &mut HashMap<String, HashSet<String>>, config_type: &str, key: &str) {
+    match map.get_mut(config_type) {
+        Some(keys) => {
+            keys.insert(key.to_string());
+        }
+        None => {
+            map.insert(config_type.to_string(), HashSet::from([key.to_string()]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_kept_per_type_and_document() {
+        let mut k = KeptKeys::default();
+        k.keep_configuration("AWS::S3::Bucket", "name");
+        k.keep_supplementary("AWS::S3::Bucket", "BucketPolicy");
+        assert!(k.configuration("AWS::S3::Bucket").contains("name"));
+        assert!(!k.configuration("AWS::S3::Bucket").contains("BucketPolicy"));
+        assert!(k.supplementary("AWS::S3::Bucket").contains("BucketPolicy"));
+        assert!(!k.configuration("AWS::EC2::VPC").contains("name"));
+    }
+}
