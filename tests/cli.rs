@@ -437,3 +437,38 @@ fn demo_prints_the_scan_report_and_exits_zero() {
         "demo reports what scan reports"
     );
 }
+
+/// A scan that only compares reads each document cut to the keys the
+/// comparison reads (`KeptKeys`); one that records into a store reads them
+/// whole. Over the test estate and every real-world fixture, the two find
+/// the same drift and count the same resources.
+#[test]
+fn a_comparing_scan_finds_what_a_scan_reading_whole_documents_finds() {
+    let estate = common::estate();
+    let fixtures = common::fixtures();
+    let scan = |extra: &[&std::ffi::OsStr]| {
+        let out = common::driftline()
+            .args(["scan", "--output", "json", "--state"])
+            .arg(estate.join("terraform"))
+            .arg(fixtures.join("tfstate"))
+            .arg("--observed")
+            .arg(estate.join("aws-config"))
+            .arg(fixtures.join("awsconfig"))
+            .args(extra)
+            .env("DRIFTLINE_HASH_SALT", "cut")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (v["findings"].clone(), v["summary"].clone())
+    };
+    let (cut, cut_summary) = scan(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, whole_summary) = scan(&["--data-dir".as_ref(), dir.path().as_os_str()]);
+    assert!(
+        cut.as_array().is_some_and(|f| f.len() > 10),
+        "{cut_summary}"
+    );
+    assert_eq!(cut, whole);
+    assert_eq!(cut_summary, whole_summary);
+}

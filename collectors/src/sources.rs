@@ -83,6 +83,7 @@ impl SourcesConfig {
     fn terraform(&self, files: Vec<PathBuf>) -> TerraformConfig {
         let mut cfg = TerraformConfig::new(self.types.clone(), self.salt.clone());
         cfg.files = files;
+        cfg.kept = self.kept.clone();
         cfg.default_account = self.account.clone();
         cfg.default_region = self.region.clone();
         cfg

@@ -1,18 +1,21 @@
-//! What of an AWS Config item's documents a reader keeps, when all it feeds
-//! is a comparison that reads a few of their top-level keys. A one-shot
-//! scan's loader then never builds the rest of a configuration as a tree:
-//! at a million items, that tree was most of what reading cost. Filled by
-//! the binary from the detector's projection and handed to collectors, as
-//! the type table is; `None` where a reader keeps everything (`run`, the
-//! store, the rules).
+//! What of a snapshot's documents a reader keeps, when all it feeds is a
+//! comparison that reads a few of their top-level keys: an AWS Config
+//! item's configuration, a Terraform instance's attributes. A one-shot
+//! scan's loader then never builds the rest of a configuration as a tree,
+//! nor writes the rest of the attributes as text: at a million resources,
+//! that was most of what reading cost. Filled by the binary from the
+//! detector's projection and handed to collectors, as the type table is;
+//! `None` where a reader keeps everything (`run`, the store, the rules).
 
 use std::collections::{HashMap, HashSet};
 
-/// Top-level keys kept, per AWS Config type (canonical spelling).
+/// Top-level keys kept, per AWS Config type (canonical spelling) and per
+/// Terraform type.
 #[derive(Debug, Default, Clone)]
 pub struct KeptKeys {
     configuration: HashMap<String, HashSet<String>>,
     supplementary: HashMap<String, HashSet<String>>,
+    attributes: HashMap<String, HashSet<String>>,
 }
 
 /// The keys kept of one document; a type nobody compares keeps none.
@@ -36,12 +39,23 @@ impl KeptKeys {
         keep(&mut self.supplementary, config_type, key);
     }
 
+    /// Keeps `key` of the attributes of managed instances of `tf_type`.
+    pub fn keep_attribute(&mut self, tf_type: &str, key: &str) {
+        keep(&mut self.attributes, tf_type, key);
+    }
+
     pub fn configuration(&self, config_type: &str) -> Keys<'_> {
         Keys(self.configuration.get(config_type))
     }
 
     pub fn supplementary(&self, config_type: &str) -> Keys<'_> {
         Keys(self.supplementary.get(config_type))
+    }
+
+    /// The attributes kept of a managed instance of `tf_type` whose type
+    /// maps to AWS Config; other instances are only counted, and keep none.
+    pub fn attributes(&self, tf_type: &str) -> Keys<'_> {
+        Keys(self.attributes.get(tf_type))
     }
 }
 
@@ -69,5 +83,8 @@ mod tests {
         assert!(!k.configuration("AWS::S3::Bucket").contains("BucketPolicy"));
         assert!(k.supplementary("AWS::S3::Bucket").contains("BucketPolicy"));
         assert!(!k.configuration("AWS::EC2::VPC").contains("name"));
+        k.keep_attribute("aws_s3_bucket", "bucket");
+        assert!(k.attributes("aws_s3_bucket").contains("bucket"));
+        assert!(!k.attributes("aws_s3_bucket").contains("name"));
     }
 }

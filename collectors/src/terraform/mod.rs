@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, DeclaredResource, InstanceStatus, Record, RecordSink, ResourceMode, Topic, TypeTable,
-    resource_key, type_id,
+    Arn, DeclaredResource, InstanceStatus, KeptKeys, Record, RecordSink, ResourceMode, Topic,
+    TypeTable, resource_key, type_id,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::chunks::stream_files;
 use crate::file_read::{SourceFile, with_deserializer};
@@ -41,6 +41,8 @@ pub struct TerraformConfig {
     pub default_region: Option<String>,
     pub salt: Salt,
     pub types: Arc<TypeTable>,
+    /// What of the instances' attributes to keep; all of them when unset.
+    pub kept: Option<Arc<KeptKeys>>,
 }
 
 impl TerraformConfig {
@@ -52,6 +54,7 @@ impl TerraformConfig {
             default_region: None,
             salt,
             types,
+            kept: None,
         }
     }
 }
@@ -216,8 +219,7 @@ fn declare(
             InstanceStatus::Ready
         },
         deposed: inst.deposed,
-        // Serialising a Value (string keys only) cannot fail.
-        attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
+        attributes: String::new(),
         sensitive_paths,
         source: source.to_string(),
         serial: header.serial,
@@ -225,6 +227,20 @@ fn declare(
         observed_at: now,
     };
     resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
+    if let Some(kept) = &cfg.kept {
+        // As the comparison's projection cuts them: a managed instance of
+        // a mapped type keeps the compared attributes, any other none.
+        // Attributes that are not an object stay as they are.
+        let keys = kept.attributes(&d.tf_type);
+        let compared = d.mode == ResourceMode::Managed && !d.type_id.is_empty();
+        match &mut attributes {
+            Value::Object(m) if compared => m.retain(|k, _| keys.contains(k)),
+            _ if compared => {}
+            _ => attributes = Value::Object(Map::new()),
+        }
+    }
+    // Serialising a Value (string keys only) cannot fail.
+    d.attributes = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
     d
 }
 

@@ -120,6 +120,19 @@ fn pairs_sql() -> String {
     )
 }
 
+/// The order findings are reported in: by class, resource and address, and
+/// by the file that declared them, so that one address in two states (a
+/// copy of a state beside it) reads in the same order on every scan,
+/// whichever file was read first.
+fn report_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    (a.class, &a.resource_key, &a.address, &a.source).cmp(&(
+        b.class,
+        &b.resource_key,
+        &b.address,
+        &b.source,
+    ))
+}
+
 /// The drift detector. Expects tables `declared` and `observed` and their
 /// functions, as `register_tables` or `register_snapshots` leave them.
 pub struct DriftDetector {
@@ -174,9 +187,7 @@ impl DriftDetector {
                 driftline_pipeline::SourceSide::Declared => summary.unmanaged_withheld += n,
             }
         }
-        findings.sort_by(|a, b| {
-            (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
-        });
+        findings.sort_by(report_order);
         let mut coverage = coverage.finish();
         let mut unobserved = Vec::new();
         if let Some(st) = &self.statuses {

@@ -94,10 +94,13 @@ impl DriftProjection {
         p
     }
 
-    /// What of AWS Config items' documents the comparison reads, for a
-    /// loader that cuts them as it reads (`KeptKeys`).
+    /// What of snapshots' documents the comparison reads, for a loader
+    /// that cuts them as it reads (`KeptKeys`).
     pub fn kept_keys(&self) -> KeptKeys {
         let mut kept = KeptKeys::default();
+        for (t, keys) in &self.declared {
+            keys.keep.iter().for_each(|k| kept.keep_attribute(t, k));
+        }
         for (t, keys) in &self.configuration {
             keys.iter().for_each(|k| kept.keep_configuration(t, k));
         }

@@ -291,9 +291,7 @@ impl StreamingDrift {
             .flat_map(|g| g.open.values().cloned())
             .chain(self.source_open.values().cloned())
             .collect();
-        all.sort_by(|a, b| {
-            (a.class, &a.resource_key, &a.address).cmp(&(b.class, &b.resource_key, &b.address))
-        });
+        all.sort_by(super::report_order);
         all
     }
 
