@@ -193,6 +193,15 @@ fn declare(
     cfg: &TerraformConfig,
 ) -> DeclaredResource {
     let mut attributes = inst.attributes;
+    if let (Some(kept), Value::Object(m)) = (&cfg.kept, &mut attributes) {
+        // What is cut below need not be hashed first; what tells the
+        // instance's identity is kept until it is resolved.
+        let keys = kept.attributes(&inst.tf_type);
+        let id_attribute = cfg.types.by_tf_type(&inst.tf_type).map(|t| &t.id_attribute);
+        m.retain(|k, _| {
+            keys.contains(k) || IDENTITY_READ.contains(&k.as_str()) || Some(k) == id_attribute
+        });
+    }
     let sensitive_paths = secrets::redact(
         &mut attributes,
         inst.sensitive_attributes.as_ref(),
@@ -258,6 +267,10 @@ fn scalar_string(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// The attributes `declare` and `resolve_identity` read, besides the
+/// type's id attribute.
+const IDENTITY_READ: &[&str] = &["id", "arn", "owner_id", "region", "availability_zone"];
 
 /// Fills account, region, type id and resource key (DESIGN §3): account and
 /// region from the instance's `identity`, else its ARN, else telling
