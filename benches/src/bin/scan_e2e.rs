@@ -9,6 +9,9 @@
 //!
 //! `DRIFTLINE_BENCH_DIR` says where the inputs go; `DRIFTLINE_BENCH_KEEP=1`
 //! keeps them afterwards (to profile `driftline scan` on them).
+//! `DRIFTLINE_BENCH_SAMPLES` (default 3) times the parse and the scan that
+//! many times, one after the other, and reports the medians: this shared
+//! VM's speed swings by a fifth between runs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,6 +49,28 @@ fn parse_all(files: &[PathBuf]) -> usize {
     })
 }
 
+/// One `driftline scan` of the inputs in `dir`: its output, peak RSS and time.
+fn run_scan(
+    driftline: &std::path::Path,
+    dir: &std::path::Path,
+) -> (std::process::Output, u64, std::time::Duration) {
+    let mut cmd = Command::new(driftline);
+    cmd.args(["scan", "--output", "json", "--state"])
+        .arg(dir.join("state"))
+        .arg("--observed")
+        .arg(dir.join("observed"))
+        .env("DRIFTLINE_HASH_SALT", "bench");
+    let t = Instant::now();
+    let (out, rss) = output_with_peak_rss(&cmd).expect("run driftline under /usr/bin/time");
+    (out, rss, t.elapsed())
+}
+
+/// The middle one of `times`.
+fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -80,20 +105,25 @@ fn main() {
         // timings start once that is done, so neither pays for it.
         let _ = Command::new("sync").status();
 
-        let t = Instant::now();
-        parse_all(&files);
-        let parse = t.elapsed();
-        let _ = peak_rss_self();
-
-        let mut cmd = Command::new(&driftline);
-        cmd.args(["scan", "--output", "json", "--state"])
-            .arg(dir.join("state"))
-            .arg("--observed")
-            .arg(dir.join("observed"))
-            .env("DRIFTLINE_HASH_SALT", "bench");
-        let t = Instant::now();
-        let (out, rss) = output_with_peak_rss(&cmd).expect("run driftline under /usr/bin/time");
-        let scan = t.elapsed();
+        let samples: usize = std::env::var("DRIFTLINE_BENCH_SAMPLES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3)
+            .max(1);
+        let (mut parses, mut scans, mut rss) = (Vec::new(), Vec::new(), 0);
+        let mut out = None;
+        for _ in 0..samples {
+            let t = Instant::now();
+            parse_all(&files);
+            parses.push(t.elapsed());
+            let _ = peak_rss_self();
+            let (o, r, scan) = run_scan(&driftline, &dir);
+            rss = rss.max(r);
+            scans.push(scan);
+            out = Some(o);
+        }
+        let out = out.expect("one sample at least");
+        let (parse, scan) = (median(parses), median(scans));
         assert_eq!(
             out.status.code(),
             Some(1),
