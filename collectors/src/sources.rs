@@ -48,8 +48,8 @@ pub struct SourcesConfig {
     pub aws: AwsConfigSettings,
     /// The resource types the mappings know.
     pub types: Arc<TypeTable>,
-    /// What of AWS Config items' documents files read once keep (a scan
-    /// that only compares); everything when unset.
+    /// What of snapshots' documents the state and item loaders keep (a
+    /// scan that only compares); everything when unset.
     pub kept: Option<Arc<KeptKeys>>,
     /// One salt for every state read, so hashed secrets compare.
     pub salt: Salt,

@@ -20,7 +20,7 @@ use driftline_pipeline::{
     Arn, DeclaredResource, InstanceStatus, KeptKeys, Record, RecordSink, ResourceMode, Topic,
     TypeTable, resource_key, type_id,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::chunks::stream_files;
 use crate::file_read::{SourceFile, with_deserializer};
@@ -194,8 +194,9 @@ fn declare(
 ) -> DeclaredResource {
     let mut attributes = inst.attributes;
     if let (Some(kept), Value::Object(m)) = (&cfg.kept, &mut attributes) {
-        // What is cut below need not be hashed first; what tells the
-        // instance's identity is kept until it is resolved.
+        // What the reader does not keep is neither hashed nor written as
+        // text. What tells the instance's identity is kept too; the reader's
+        // own cut (a scan's projection) decides what of it stays.
         let keys = kept.attributes(&inst.tf_type);
         let id_attribute = cfg.types.by_tf_type(&inst.tf_type).map(|t| &t.id_attribute);
         m.retain(|k, _| {
@@ -228,7 +229,8 @@ fn declare(
             InstanceStatus::Ready
         },
         deposed: inst.deposed,
-        attributes: String::new(),
+        // Serialising a Value (string keys only) cannot fail.
+        attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
         sensitive_paths,
         source: source.to_string(),
         serial: header.serial,
@@ -236,20 +238,6 @@ fn declare(
         observed_at: now,
     };
     resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
-    if let Some(kept) = &cfg.kept {
-        // As the comparison's projection cuts them: a managed instance of
-        // a mapped type keeps the compared attributes, any other none.
-        // Attributes that are not an object stay as they are.
-        let keys = kept.attributes(&d.tf_type);
-        let compared = d.mode == ResourceMode::Managed && !d.type_id.is_empty();
-        match &mut attributes {
-            Value::Object(m) if compared => m.retain(|k, _| keys.contains(k)),
-            _ if compared => {}
-            _ => attributes = Value::Object(Map::new()),
-        }
-    }
-    // Serialising a Value (string keys only) cannot fail.
-    d.attributes = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
     d
 }
 

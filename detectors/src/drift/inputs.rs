@@ -55,7 +55,7 @@ impl DriftInputs {
     /// What of AWS Config items' documents this sink reads: a loader that
     /// cuts them as it reads saves building the rest.
     pub fn kept_keys(&self) -> driftline_pipeline::KeptKeys {
-        self.projection.kept_keys()
+        self.projection.kept_keys().clone()
     }
 
     pub fn into_read(self) -> Read {

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use driftline_pipeline::kept_keys::Keys;
 use driftline_pipeline::{DeclaredResource, KeptKeys, ObservedResource, Record, ResourceMode};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -19,24 +20,16 @@ use crate::mappings::Mappings;
 /// Top-level keys kept, per type.
 #[derive(Debug, Default)]
 pub struct DriftProjection {
-    /// Terraform type → attribute keys.
-    declared: HashMap<String, DeclaredKeys>,
-    /// AWS Config type → `configuration` keys.
-    configuration: HashMap<String, HashSet<String>>,
-    /// AWS Config type → `supplementaryConfiguration` keys.
-    supplementary: HashMap<String, HashSet<String>>,
-}
-
-/// A Terraform type's attributes the comparison reads.
-#[derive(Debug, Default)]
-struct DeclaredKeys {
-    keep: HashSet<String>,
-    /// `(a, b)`: tag attributes read in this order, the first non-empty
-    /// one counting, and `a` read by nothing else. `a` is dropped where it
-    /// is written exactly as `b`, since the comparison then reads the same
-    /// tags through `b`: `tags_all` repeats `tags` wherever no provider
-    /// default tags apply, and was a quarter of what a scan held.
-    same_as_next: Vec<(String, String)>,
+    /// The keys kept of each document, by type (what loaders that cut as
+    /// they read are handed too).
+    kept: KeptKeys,
+    /// Terraform type → `(a, b)`: tag attributes read in this order, the
+    /// first non-empty one counting, and `a` read by nothing else. `a` is
+    /// dropped where it is written exactly as `b`, since the comparison then
+    /// reads the same tags through `b`: `tags_all` repeats `tags` wherever
+    /// no provider default tags apply, and was a quarter of what a scan
+    /// held. Every mapped Terraform type has an entry.
+    same_as_next: HashMap<String, Vec<(String, String)>>,
 }
 
 fn first_segment(path: &str) -> &str {
@@ -48,29 +41,24 @@ impl DriftProjection {
         let mut p = Self::default();
         let mut compared: HashMap<&str, HashSet<&str>> = HashMap::new();
         for m in mappings.iter() {
-            let d = &mut p.declared.entry(m.terraform_type.clone()).or_default().keep;
+            let (tf, config) = (m.terraform_type.as_str(), m.config_type.as_str());
+            p.same_as_next.entry(tf.to_string()).or_default();
             // `tags` also for a finding on a resource that is gone.
-            d.insert("tags".into());
-            d.extend(
-                m.tag_attributes
-                    .iter()
-                    .map(|a| first_segment(a).to_string()),
-            );
-            let conf = p.configuration.entry(m.config_type.clone()).or_default();
+            p.kept.keep_attribute(tf, "tags");
+            for a in &m.tag_attributes {
+                p.kept.keep_attribute(tf, first_segment(a));
+            }
             for c in &m.compares {
-                d.insert(first_segment(&c.terraform).to_string());
+                p.kept.keep_attribute(tf, first_segment(&c.terraform));
                 compared
-                    .entry(&m.terraform_type)
+                    .entry(tf)
                     .or_default()
                     .insert(first_segment(&c.terraform));
                 if let Some(rest) = c.observed.strip_prefix("configuration.") {
-                    conf.insert(first_segment(rest).to_string());
+                    p.kept.keep_configuration(config, first_segment(rest));
                 }
-            }
-            let supp = p.supplementary.entry(m.config_type.clone()).or_default();
-            for c in &m.compares {
                 if let Some(rest) = c.observed.strip_prefix("supplementaryConfiguration.") {
-                    supp.insert(first_segment(rest).to_string());
+                    p.kept.keep_supplementary(config, first_segment(rest));
                 }
             }
         }
@@ -82,12 +70,12 @@ impl DriftProjection {
                         .get(m.terraform_type.as_str())
                         .is_some_and(|c| c.contains(a))
             };
-            let Some(keys) = p.declared.get_mut(&m.terraform_type) else {
+            let Some(pairs) = p.same_as_next.get_mut(&m.terraform_type) else {
                 continue;
             };
             for pair in m.tag_attributes.windows(2) {
                 if !read_otherwise(&pair[0]) && !pair[1].contains('.') {
-                    keys.same_as_next.push((pair[0].clone(), pair[1].clone()));
+                    pairs.push((pair[0].clone(), pair[1].clone()));
                 }
             }
         }
@@ -96,18 +84,8 @@ impl DriftProjection {
 
     /// What of snapshots' documents the comparison reads, for a loader
     /// that cuts them as it reads (`KeptKeys`).
-    pub fn kept_keys(&self) -> KeptKeys {
-        let mut kept = KeptKeys::default();
-        for (t, keys) in &self.declared {
-            keys.keep.iter().for_each(|k| kept.keep_attribute(t, k));
-        }
-        for (t, keys) in &self.configuration {
-            keys.iter().for_each(|k| kept.keep_configuration(t, k));
-        }
-        for (t, keys) in &self.supplementary {
-            keys.iter().for_each(|k| kept.keep_supplementary(t, k));
-        }
-        kept
+    pub fn kept_keys(&self) -> &KeptKeys {
+        &self.kept
     }
 
     /// Drops what the comparison does not read from a snapshot record.
@@ -120,35 +98,33 @@ impl DriftProjection {
     }
 
     fn declared(&self, d: &mut DeclaredResource) {
-        let keep = match self.declared.get(&d.tf_type) {
-            Some(keep) if d.mode == ResourceMode::Managed && !d.type_id.is_empty() => keep,
+        let compared = d.mode == ResourceMode::Managed && !d.type_id.is_empty();
+        let Some(same_as_next) = self.same_as_next.get(&d.tf_type).filter(|_| compared) else {
             // Never compared: only counted.
-            _ => {
-                d.attributes = "{}".into();
-                return;
-            }
+            d.attributes = "{}".into();
+            return;
         };
         // The loader wrote this text; should it not parse, it stays whole.
-        if let Ok(kept) = keep.cut(&d.attributes) {
+        let keep = self.kept.attributes(&d.tf_type);
+        if let Ok(kept) = keep_keys(&d.attributes, keep, same_as_next) {
             d.attributes = kept;
         }
         d.sensitive_paths = Vec::new();
     }
 
     fn observed(&self, o: &mut ObservedResource) {
-        let empty = HashSet::new();
-        let retain = |v: &mut Value, keep: &HashSet<String>| {
+        let retain = |v: &mut Value, keep: Keys| {
             if let Value::Object(m) = v {
                 m.retain(|k, _| keep.contains(k));
             }
         };
         retain(
             &mut o.configuration,
-            self.configuration.get(&o.resource_type).unwrap_or(&empty),
+            self.kept.configuration(&o.resource_type),
         );
         retain(
             &mut o.supplementary_configuration,
-            self.supplementary.get(&o.resource_type).unwrap_or(&empty),
+            self.kept.supplementary(&o.resource_type),
         );
         o.relationships = Value::Null;
     }
@@ -160,37 +136,18 @@ impl DriftProjection {
 impl DriftProjection {
     /// A managed resource's `attributes`, for its Terraform type.
     pub(super) fn attributes_text(&self, tf_type: &str, text: &str) -> Option<String> {
-        self.declared.get(tf_type)?.cut(text).ok()
+        let same_as_next = self.same_as_next.get(tf_type)?;
+        keep_keys(text, self.kept.attributes(tf_type), same_as_next).ok()
     }
 
     /// An item's `configuration`, for its AWS Config type.
     pub(super) fn configuration_text(&self, resource_type: &str, text: &str) -> Option<String> {
-        keep_keys(
-            text,
-            self.configuration
-                .get(resource_type)
-                .unwrap_or(&HashSet::new()),
-            &[],
-        )
-        .ok()
+        keep_keys(text, self.kept.configuration(resource_type), &[]).ok()
     }
 
     /// An item's `supplementaryConfiguration`, for its AWS Config type.
     pub(super) fn supplementary_text(&self, resource_type: &str, text: &str) -> Option<String> {
-        keep_keys(
-            text,
-            self.supplementary
-                .get(resource_type)
-                .unwrap_or(&HashSet::new()),
-            &[],
-        )
-        .ok()
-    }
-}
-
-impl DeclaredKeys {
-    fn cut(&self, text: &str) -> Result<String, serde_json::Error> {
-        keep_keys(text, &self.keep, &self.same_as_next)
+        keep_keys(text, self.kept.supplementary(resource_type), &[]).ok()
     }
 }
 
@@ -199,7 +156,7 @@ impl DeclaredKeys {
 /// `same_as_next`, the first is left out where both are written alike.
 fn keep_keys(
     text: &str,
-    keep: &HashSet<String>,
+    keep: Keys,
     same_as_next: &[(String, String)],
 ) -> Result<String, serde_json::Error> {
     let mut kept = top_level(text, Some(keep))?;
@@ -245,7 +202,7 @@ pub(super) fn member<'a>(members: &Members<'a>, key: &str) -> Option<&'a RawValu
 /// Reads the top level of the object `text` (see `Members`).
 pub(super) fn top_level<'a>(
     text: &'a str,
-    keep: Option<&HashSet<String>>,
+    keep: Option<Keys>,
 ) -> Result<Members<'a>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let members = de.deserialize_map(TopLevel(keep))?;
@@ -253,7 +210,7 @@ pub(super) fn top_level<'a>(
     Ok(members)
 }
 
-struct TopLevel<'k>(Option<&'k HashSet<String>>);
+struct TopLevel<'k>(Option<Keys<'k>>);
 
 impl<'de> Visitor<'de> for TopLevel<'_> {
     type Value = Members<'de>;
@@ -304,13 +261,13 @@ mod tests {
 
     #[test]
     fn keeps_only_compared_keys_and_tags_with_values_as_written() {
-        let keep: HashSet<String> = ["a", "tags", "k\"q"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut keep = KeptKeys::default();
+        for k in ["a", "tags", "k\"q"] {
+            keep.keep_attribute("t", k);
+        }
         let kept = keep_keys(
             r#"{"a":[1,{"x":"y"}],"b":{"big":"doc"},"tags":{"t":"1"},"k\"q":null}"#,
-            &keep,
+            keep.attributes("t"),
             &[],
         )
         .unwrap();
@@ -358,7 +315,7 @@ mod tests {
         let mappings = Mappings::builtin().unwrap();
         let p = DriftProjection::new(&mappings);
         let sg = mappings.by_tf_type("aws_security_group").unwrap();
-        let keys = &p.declared["aws_security_group"].keep;
+        let keys = p.kept.attributes("aws_security_group");
         for c in &sg.compares {
             assert!(
                 keys.contains(first_segment(&c.terraform)),
@@ -366,6 +323,10 @@ mod tests {
                 c.terraform
             );
         }
-        assert!(p.configuration["AWS::EC2::SecurityGroup"].contains("ipPermissions"));
+        assert!(
+            p.kept
+                .configuration("AWS::EC2::SecurityGroup")
+                .contains("ipPermissions")
+        );
     }
 }
