@@ -109,6 +109,14 @@ const ROOTS: &[&str] = &[
 ];
 
 impl Mapping {
+    /// Whether a comparison reads the resource's own id (a security group
+    /// rule naming the group itself).
+    pub(crate) fn reads_resource_id(&self) -> bool {
+        self.compares
+            .iter()
+            .any(|c| c.normalisers.contains(&Normaliser::IpPermissions))
+    }
+
     fn validate(mut self, file: &str) -> Result<Self, MappingError> {
         let bad = |reason: String| MappingError::Invalid {
             file: file.to_string(),

@@ -1,7 +1,7 @@
 //! Attribute comparison: both sides are brought to one canonical form
 //! (`normalise`, as the mapping files say) and then compared structurally.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
@@ -52,6 +52,26 @@ impl<'a> Doc<'a> {
 
     /// The value at a dotted path (of a key written twice, the last).
     pub fn get(&self, path: &str) -> Option<Value> {
+        Lookup::get(self, path)
+    }
+}
+
+/// A document a side's compared paths are read from: a `Doc` where the
+/// document is text (the join's), a `Value` where it is already a tree (a
+/// record being loaded).
+pub trait Lookup {
+    /// The value at a dotted path; numeric segments index lists.
+    fn get(&self, path: &str) -> Option<Value>;
+}
+
+impl Lookup for Value {
+    fn get(&self, path: &str) -> Option<Value> {
+        get_path(self, path).cloned()
+    }
+}
+
+impl Lookup for Doc<'_> {
+    fn get(&self, path: &str) -> Option<Value> {
         let (first, rest) = match path.split_once('.') {
             Some((f, r)) => (f, Some(r)),
             None => (path, None),
@@ -64,16 +84,16 @@ impl<'a> Doc<'a> {
     }
 }
 
-/// The observed side of a configuration item.
-pub struct ObservedSide<'a> {
-    pub configuration: Doc<'a>,
-    pub supplementary: Doc<'a>,
-    pub tags: Value,
+/// The observed side of a configuration item, its documents read as `L`.
+pub struct ObservedSide<'a, L> {
+    pub configuration: L,
+    pub supplementary: L,
+    pub tags: &'a Value,
     pub resource_name: Option<&'a str>,
     pub arn: Option<&'a str>,
 }
 
-impl ObservedSide<'_> {
+impl<L: Lookup> ObservedSide<'_, L> {
     fn get(&self, path: &str) -> Option<Value> {
         let (root, rest) = match path.split_once('.') {
             Some((r, rest)) => (r, Some(rest)),
@@ -83,7 +103,7 @@ impl ObservedSide<'_> {
             ("configuration", Some(p)) => self.configuration.get(p),
             ("supplementaryConfiguration", Some(p)) => self.supplementary.get(p),
             ("tags", None) => Some(self.tags.clone()),
-            ("tags", Some(p)) => get_path(&self.tags, p).cloned(),
+            ("tags", Some(p)) => get_path(self.tags, p).cloned(),
             ("resourceName", _) => self.resource_name.map(|s| Value::String(s.into())),
             ("arn", _) => self.arn.map(|s| Value::String(s.into())),
             _ => None,
@@ -96,19 +116,41 @@ fn is_aws_managed_tag(k: &str) -> bool {
     k.starts_with("aws:")
 }
 
+/// Each compared path's value on the declared side, normalised, in the
+/// mapping's order.
+pub(super) fn declared_values<'m>(
+    m: &'m Mapping,
+    declared: &'m impl Lookup,
+    ctx: &'m Ctx,
+) -> impl Iterator<Item = Value> + 'm {
+    m.compares
+        .iter()
+        .map(move |c| normalise(c, declared.get(&c.terraform), false, ctx))
+}
+
+/// Each compared path's value on the observed side, as `declared_values`.
+pub(super) fn observed_values<'m, L: Lookup>(
+    m: &'m Mapping,
+    observed: &'m ObservedSide<L>,
+    ctx: &'m Ctx,
+) -> impl Iterator<Item = Value> + 'm {
+    m.compares
+        .iter()
+        .map(move |c| normalise(c, observed.get(&c.observed), true, ctx))
+}
+
 /// Every differing compared path between declared attributes and an
 /// observed item, for one mapping.
-pub fn diff(
+pub fn diff<L: Lookup>(
     m: &Mapping,
-    declared: &Doc,
-    observed: &ObservedSide,
+    declared: &impl Lookup,
+    observed: &ObservedSide<L>,
     resource_id: &str,
 ) -> Vec<AttributeDiff> {
     let ctx = Ctx { resource_id };
     let mut out = Vec::new();
-    for c in &m.compares {
-        let d = normalise(c, declared.get(&c.terraform), false, &ctx);
-        let o = normalise(c, observed.get(&c.observed), true, &ctx);
+    let pairs = declared_values(m, declared, &ctx).zip(observed_values(m, observed, &ctx));
+    for (c, (d, o)) in m.compares.iter().zip(pairs) {
         if d != o {
             out.push(AttributeDiff {
                 path: c.terraform.clone(),
@@ -119,37 +161,47 @@ pub fn diff(
         }
     }
     if m.compare_tags {
-        diff_tags(m, declared, &observed.tags, &mut out);
+        diff_tags(m, declared, observed.tags, &mut out);
     }
     out
 }
 
-fn diff_tags(m: &Mapping, declared: &Doc, observed: &Value, out: &mut Vec<AttributeDiff>) {
-    let empty = Map::new();
-    let dtags = m
-        .tag_attributes
+/// The declared tags the comparison reads: the first of the mapping's tag
+/// attributes that is a non-empty object.
+pub(super) fn declared_tags(m: &Mapping, declared: &impl Lookup) -> Map<String, Value> {
+    m.tag_attributes
         .iter()
-        .filter_map(|a| match declared.get(a) {
+        .find_map(|a| match declared.get(a) {
             Some(Value::Object(t)) if !t.is_empty() => Some(t),
             _ => None,
         })
-        .next()
-        .unwrap_or_default();
-    let otags = observed.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = dtags
-        .keys()
-        .chain(otags.keys())
-        .filter(|k| !is_aws_managed_tag(k))
-        .collect();
+        .unwrap_or_default()
+}
+
+/// The tags a side is compared by: its canonical values by key, without
+/// the tags the cloud adds by itself and without absent values (a tag
+/// missing on one side and empty on the other is no difference).
+pub(super) fn compared_tags(tags: &Map<String, Value>) -> impl Iterator<Item = (&str, Value)> {
+    tags.iter()
+        .filter(|(k, _)| !is_aws_managed_tag(k))
+        .map(|(k, v)| (k.as_str(), canonical(v)))
+        .filter(|(_, v)| !v.is_null())
+}
+
+fn diff_tags(m: &Mapping, declared: &impl Lookup, observed: &Value, out: &mut Vec<AttributeDiff>) {
+    let empty = Map::new();
+    let dtags = declared_tags(m, declared);
+    let d: BTreeMap<&str, Value> = compared_tags(&dtags).collect();
+    let o: BTreeMap<&str, Value> = compared_tags(observed.as_object().unwrap_or(&empty)).collect();
+    let keys: BTreeSet<&str> = d.keys().chain(o.keys()).copied().collect();
     for k in keys {
-        let d = dtags.get(k.as_str()).map(canonical).unwrap_or(Value::Null);
-        let o = otags.get(k).map(canonical).unwrap_or(Value::Null);
-        if d != o {
+        let (dv, ov) = (d.get(k), o.get(k));
+        if dv != ov {
             out.push(AttributeDiff {
                 path: format!("tags.{k}"),
                 observed_path: format!("tags.{k}"),
-                declared: d,
-                observed: o,
+                declared: dv.cloned().unwrap_or(Value::Null),
+                observed: ov.cloned().unwrap_or(Value::Null),
             });
         }
     }
@@ -176,15 +228,13 @@ mod tests {
             arn: None,
         };
         // "30" and 30 are one value; a tag AWS adds by itself is no drift.
-        let same = observed(
-            r#"{"VisibilityTimeout": "30"}"#,
+        let (core, web) = (
             serde_json::json!({"team": "core", "aws:cloudformation:stack-name": "x"}),
-        );
-        assert!(diff(queue, &declared, &same, "https://sqs/q").is_empty());
-        let edited = observed(
-            r#"{"VisibilityTimeout": 60}"#,
             serde_json::json!({"team": "web"}),
         );
+        let same = observed(r#"{"VisibilityTimeout": "30"}"#, &core);
+        assert!(diff(queue, &declared, &same, "https://sqs/q").is_empty());
+        let edited = observed(r#"{"VisibilityTimeout": 60}"#, &web);
         let paths: Vec<String> = diff(queue, &declared, &edited, "https://sqs/q")
             .into_iter()
             .map(|d| d.path)

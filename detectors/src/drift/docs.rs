@@ -61,7 +61,12 @@ pub(super) const OBSERVED_JOINED: &[&str] = &[
     "source",
 ];
 
-/// `b` with only the `joined` columns and a reference column `name`; its
+/// A row's compared values' digest (`digest.rs`), where the batch was
+/// built with one; null otherwise, and the pair is diffed in full.
+pub(super) const COMPARED_DIGEST: &str = "compared_digest";
+
+/// `b` with only the `joined` columns, the digest and a reference column
+/// `name`; its
 /// `texts` columns go to `out`, one array per batch.
 fn split(
     b: &RecordBatch,
@@ -89,6 +94,11 @@ fn split(
         fields.push(f.clone());
         columns.push(b.column(i).clone());
     }
+    fields.push(Field::new(COMPARED_DIGEST, DataType::UInt64, true));
+    columns.push(match b.column_by_name(COMPARED_DIGEST) {
+        Some(c) => c.clone(),
+        None => arrow::array::new_null_array(&DataType::UInt64, b.num_rows()),
+    });
     fields.push(Field::new(name, DataType::UInt64, false));
     columns.push(Arc::new(UInt64Array::from_iter_values(
         (0..b.num_rows() as u64).map(|i| index << 32 | i),
@@ -135,6 +145,7 @@ fn slim_schema(full: &Schema, joined: &[&str], name: &str) -> Arc<Schema> {
         .iter()
         .filter_map(|c| full.field_with_name(c).ok().cloned())
         .collect();
+    fields.push(Field::new(COMPARED_DIGEST, DataType::UInt64, true));
     fields.push(Field::new(name, DataType::UInt64, false));
     Arc::new(Schema::new(fields))
 }

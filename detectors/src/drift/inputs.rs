@@ -10,7 +10,9 @@
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32DictionaryArray, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32DictionaryArray, StringArray, UInt64Array,
+};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -22,6 +24,8 @@ use driftline_pipeline::{
 };
 use hashbrown::hash_table::{Entry, HashTable};
 
+use super::digest::Digester;
+use super::one_batch::OneBatchTable;
 use super::{DriftProjection, DriftSummary, docs, udf};
 use crate::DetectorError;
 use crate::mappings::Mappings;
@@ -33,6 +37,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// collectors publish, and the sources' statuses.
 pub struct DriftInputs {
     projection: DriftProjection,
+    digests: Digester,
     read: Mutex<Read>,
 }
 
@@ -48,6 +53,7 @@ impl DriftInputs {
     pub fn new(mappings: &Mappings) -> Self {
         Self {
             projection: DriftProjection::new(mappings),
+            digests: Digester::new(mappings),
             read: Mutex::default(),
         }
     }
@@ -82,10 +88,13 @@ impl RecordSink for DriftInputs {
                 .and_then(|b| {
                     kept_columns(b, docs::DECLARED_JOINED.iter().chain(DECLARED_ALSO_KEPT))
                 })
+                .and_then(|b| with_digests(b, rows.iter().map(|d| self.digests.declared(d))))
                 .and_then(dictionary_encoded)
         })?;
         let observed = chunk_batch(&observed, |rows| {
-            observed_batch(rows).and_then(dictionary_encoded)
+            observed_batch(rows)
+                .and_then(|b| with_digests(b, rows.iter().map(|o| self.digests.observed(o))))
+                .and_then(dictionary_encoded)
         })?;
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         read.declared.extend(declared);
@@ -101,6 +110,18 @@ impl RecordSink for DriftInputs {
 /// lineage and the read time are only carried by a store's history (about
 /// 90 MB at 1 M resources).
 const DECLARED_ALSO_KEPT: &[&str] = &["mode", "attributes"];
+
+/// `b` with its rows' compared digests as one more column.
+fn with_digests(
+    b: RecordBatch,
+    digests: impl Iterator<Item = Option<u64>>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let (schema, mut columns, _) = b.into_parts();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(docs::COMPARED_DIGEST, DataType::UInt64, true));
+    columns.push(Arc::new(UInt64Array::from_iter(digests)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
 
 fn kept_columns<'n>(
     b: RecordBatch,
@@ -401,6 +422,7 @@ pub(super) fn register_compared(
     partitions: usize,
 ) -> Result<(), DetectorError> {
     let (docs, slim_d, slim_o) = docs::split_documents(declared, observed)?;
+    let slim_d = as_one_batch(slim_d)?;
     let docs = Arc::new(docs);
     // The batches' own schema: a scan's hold some columns as dictionaries.
     let schema_of = |b: &[RecordBatch], default: fn() -> SchemaRef| {
@@ -410,11 +432,47 @@ pub(super) fn register_compared(
         schema_of(&slim_d, docs::declared_schema),
         schema_of(&slim_o, docs::observed_schema),
     );
-    register(ctx, "declared", slim_d, schema_d, partitions)?;
+    // The join's build side: handed to it whole (`one_batch`).
+    let table = OneBatchTable::new(schema_d, slim_d.into_iter().next());
+    ctx.deregister_table("declared")?;
+    ctx.register_table("declared", Arc::new(table))?;
     register(ctx, "observed", slim_o, schema_o, partitions)?;
     ctx.register_udf(udf::drift_diff(mappings, docs.clone()));
     ctx.register_udf(udf::declared_tags(docs));
     Ok(())
+}
+
+/// `batches` as one batch. The join copies its build side (`declared`)
+/// into one batch unless it already is one, and then holds both copies:
+/// made one here a column at a time, each column's parts dropped as soon
+/// as they are joined, the two copies never coexist (100 MB at 1 M
+/// resources).
+fn as_one_batch(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    if batches.len() == 1 {
+        return Ok(batches);
+    }
+    let schema = first.schema();
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut parts: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for b in batches {
+        for (column, c) in parts.iter_mut().zip(b.columns()) {
+            column.push(c.clone());
+        }
+    }
+    let mut columns = Vec::with_capacity(parts.len());
+    for column in parts.iter_mut() {
+        let column = std::mem::take(column);
+        let arrays: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
+        columns.push(arrow::compute::concat(&arrays)?);
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(vec![RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?])
 }
 
 fn register(

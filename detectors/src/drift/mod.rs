@@ -4,10 +4,12 @@
 
 pub mod compare;
 mod coverage;
+mod digest;
 mod docs;
 pub mod driftignore;
 mod inputs;
 pub mod normalise;
+mod one_batch;
 mod projection;
 pub mod remediation;
 pub mod render;
@@ -109,7 +111,8 @@ fn pairs_sql() -> String {
                   CASE WHEN d.address IS NOT NULL AND o.type_id IS NOT NULL AND NOT d.deposed
                             AND NOT o.summary_only AND {status} IN ('OK', 'ResourceDiscovered')
                        THEN drift_diff({tf_type}, d.attributes_ref, o.resource_id, o.configuration_ref,
-                                       o.tags, o.resource_name, o.arn)
+                                       o.tags, o.resource_name, o.arn,
+                                       d.compared_digest, o.compared_digest)
                   END AS diffs
            FROM declared d
            FULL OUTER JOIN observed o

@@ -289,10 +289,11 @@ mod tests {
             r#"{"name":"web","tags":{"team":"a"},"tags_all":{"team":"a","env":"prod"}}"#
         );
         // What the comparison reads is unchanged either way.
+        let tags = serde_json::json!({"team": "b"});
         let observed = ObservedSide {
             configuration: Doc::parse(r#"{"groupName":"web"}"#).unwrap(),
             supplementary: Doc::default(),
-            tags: serde_json::json!({"team": "b"}),
+            tags: &tags,
             resource_name: None,
             arn: None,
         };
@@ -300,7 +301,7 @@ mod tests {
             let whole = Doc::parse(text).unwrap();
             let projected = cut(text);
             let kept = Doc::parse(&projected).unwrap();
-            let paths = |d| {
+            let paths = |d: &Doc| {
                 diff(sg, d, &observed, "sg-1")
                     .into_iter()
                     .map(|d| (d.path, d.declared, d.observed))
