@@ -114,7 +114,7 @@ impl Mapping {
     pub(crate) fn reads_resource_id(&self) -> bool {
         self.compares
             .iter()
-            .any(|c| c.normalisers.contains(&Normaliser::IpPermissions))
+            .any(|c| c.normalisers.iter().any(Normaliser::reads_resource_id))
     }
 
     fn validate(mut self, file: &str) -> Result<Self, MappingError> {

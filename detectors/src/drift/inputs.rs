@@ -412,8 +412,9 @@ impl Text {
 /// Registers `declared` and `observed` (comparable rows only) in `ctx`,
 /// split into the joined columns and the documents (`docs`), and the
 /// functions that read the documents back: `drift_diff` and
-/// `drift_declared_tags`. `partitions` partitions each, so the join runs
-/// in parallel.
+/// `drift_declared_tags`. `partitions` partitions `observed`, the join's
+/// probe side, so the join runs in parallel; `declared` is its build side,
+/// held as one batch.
 pub(super) fn register_compared(
     ctx: &SessionContext,
     mappings: Arc<Mappings>,

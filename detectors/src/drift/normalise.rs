@@ -63,8 +63,17 @@ impl Normaliser {
     }
 }
 
+impl Normaliser {
+    /// Whether it reads `Ctx`: the compared digests (`digest.rs`) write
+    /// the id of the rows of a mapping that has such a normaliser.
+    pub(crate) fn reads_resource_id(&self) -> bool {
+        matches!(self, Normaliser::IpPermissions)
+    }
+}
+
 /// Context a normaliser may need: the resource's own id (a security group
-/// rule with `self = true` names the group itself).
+/// rule with `self = true` names the group itself). A normaliser that
+/// reads it says so (`Normaliser::reads_resource_id`).
 pub struct Ctx<'a> {
     pub resource_id: &'a str,
 }
