@@ -64,6 +64,12 @@ pub trait Lookup {
     fn get(&self, path: &str) -> Option<Value>;
 }
 
+impl<T: Lookup> Lookup for &T {
+    fn get(&self, path: &str) -> Option<Value> {
+        (**self).get(path)
+    }
+}
+
 impl Lookup for Value {
     fn get(&self, path: &str) -> Option<Value> {
         get_path(self, path).cloned()

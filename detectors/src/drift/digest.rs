@@ -14,46 +14,32 @@
 //! keys) and never leaves it, so nobody who writes a configuration can aim
 //! a changed value at the declared one's digest to hide it.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
 
 use driftline_pipeline::{DeclaredResource, ObservedResource};
 use foldhash::quality::RandomState;
 use serde_json::{Map, Value};
 
 use super::compare::{
-    Doc, Lookup, ObservedSide, compared_tags, declared_tags, declared_values, observed_values,
+    Doc, ObservedSide, compared_tags, declared_tags, declared_values, observed_values,
 };
 use super::normalise::Ctx;
 use crate::mappings::{Mapping, Mappings};
 
 /// Digests of declared and observed rows, comparable with each other
-/// within one process.
+/// within one process. An observed item is digested by the mapping its
+/// type is adopted as; where the declared side names another one of its
+/// type, the digests differ and the pair is diffed in full.
 #[derive(Debug)]
 pub(super) struct Digester {
-    by_tf_type: HashMap<String, Arc<Mapping>>,
-    /// The mapping an observed item is compared by, unless the declared
-    /// side names another one of its type (then the digests differ, and
-    /// the pair is diffed in full).
-    by_config_type: HashMap<String, Arc<Mapping>>,
+    mappings: Mappings,
     key: RandomState,
 }
 
 impl Digester {
     pub(super) fn new(mappings: &Mappings) -> Self {
-        let mut by_config_type = HashMap::new();
-        for m in mappings.iter() {
-            if let Some(adopted) = mappings.by_config_type(&m.config_type) {
-                by_config_type.insert(m.config_type.clone(), adopted.clone());
-            }
-        }
         Self {
-            by_tf_type: mappings
-                .iter()
-                .map(|m| (m.terraform_type.clone(), m.clone()))
-                .collect(),
-            by_config_type,
+            mappings: mappings.clone(),
             key: RandomState::default(),
         }
     }
@@ -61,7 +47,7 @@ impl Digester {
     /// The digest of a declared resource's compared values; none where it
     /// has no mapping, or no id where the comparison reads one.
     pub(super) fn declared(&self, d: &DeclaredResource) -> Option<u64> {
-        let m = self.by_tf_type.get(&d.tf_type)?;
+        let m = self.mappings.by_tf_type(&d.tf_type)?;
         let doc = Doc::parse(&d.attributes).ok()?;
         // The diff reads the observed item's id; the digest reads the
         // declared one and writes it, so equal digests mean equal ids.
@@ -85,7 +71,7 @@ impl Digester {
     /// The digest of an observed item's compared values, by the mapping its
     /// type is adopted as; none where it has none.
     pub(super) fn observed(&self, o: &ObservedResource) -> Option<u64> {
-        let m = self.by_config_type.get(&o.resource_type)?;
+        let m = self.mappings.by_config_type(&o.resource_type)?;
         let side = ObservedSide {
             configuration: &o.configuration,
             supplementary: &o.supplementary_configuration,
@@ -112,12 +98,6 @@ impl Digester {
         m.terraform_type.hash(&mut h);
         id.hash(&mut h);
         h
-    }
-}
-
-impl<T: Lookup> Lookup for &T {
-    fn get(&self, path: &str) -> Option<Value> {
-        (**self).get(path)
     }
 }
 

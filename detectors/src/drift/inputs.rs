@@ -423,7 +423,6 @@ pub(super) fn register_compared(
     partitions: usize,
 ) -> Result<(), DetectorError> {
     let (docs, slim_d, slim_o) = docs::split_documents(declared, observed)?;
-    let slim_d = as_one_batch(slim_d)?;
     let docs = Arc::new(docs);
     // The batches' own schema: a scan's hold some columns as dictionaries.
     let schema_of = |b: &[RecordBatch], default: fn() -> SchemaRef| {
@@ -434,46 +433,13 @@ pub(super) fn register_compared(
         schema_of(&slim_o, docs::observed_schema),
     );
     // The join's build side: handed to it whole (`one_batch`).
-    let table = OneBatchTable::new(schema_d, slim_d.into_iter().next());
+    let table = OneBatchTable::new(schema_d, slim_d)?;
     ctx.deregister_table("declared")?;
     ctx.register_table("declared", Arc::new(table))?;
     register(ctx, "observed", slim_o, schema_o, partitions)?;
     ctx.register_udf(udf::drift_diff(mappings, docs.clone()));
     ctx.register_udf(udf::declared_tags(docs));
     Ok(())
-}
-
-/// `batches` as one batch. The join copies its build side (`declared`)
-/// into one batch unless it already is one, and then holds both copies:
-/// made one here a column at a time, each column's parts dropped as soon
-/// as they are joined, the two copies never coexist (100 MB at 1 M
-/// resources).
-fn as_one_batch(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
-    let Some(first) = batches.first() else {
-        return Ok(batches);
-    };
-    if batches.len() == 1 {
-        return Ok(batches);
-    }
-    let schema = first.schema();
-    let rows = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut parts: Vec<Vec<ArrayRef>> =
-        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
-    for b in batches {
-        for (column, c) in parts.iter_mut().zip(b.columns()) {
-            column.push(c.clone());
-        }
-    }
-    let mut columns = Vec::with_capacity(parts.len());
-    for column in parts.iter_mut() {
-        let column = std::mem::take(column);
-        let arrays: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
-        columns.push(arrow::compute::concat(&arrays)?);
-    }
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(vec![RecordBatch::try_new_with_options(
-        schema, columns, &options,
-    )?])
 }
 
 fn register(

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -35,8 +37,37 @@ pub(super) struct OneBatchTable {
 }
 
 impl OneBatchTable {
-    pub(super) fn new(schema: SchemaRef, batch: Option<RecordBatch>) -> Self {
-        Self { schema, batch }
+    /// The table of `batches`, joined into one a column at a time: each
+    /// column's parts are dropped as soon as they are joined, so the
+    /// batches and their join never all coexist.
+    pub(super) fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Self, ArrowError> {
+        let batch = match batches.len() {
+            0 => None,
+            1 => batches.into_iter().next(),
+            n => {
+                let rows = batches.iter().map(RecordBatch::num_rows).sum();
+                let mut parts: Vec<Vec<ArrayRef>> =
+                    vec![Vec::with_capacity(n); schema.fields().len()];
+                for b in batches {
+                    for (column, c) in parts.iter_mut().zip(b.columns()) {
+                        column.push(c.clone());
+                    }
+                }
+                let mut columns = Vec::with_capacity(parts.len());
+                for column in parts.iter_mut() {
+                    let column = std::mem::take(column);
+                    let arrays: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
+                    columns.push(arrow::compute::concat(&arrays)?);
+                }
+                let options = RecordBatchOptions::new().with_row_count(Some(rows));
+                Some(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &options,
+                )?)
+            }
+        };
+        Ok(Self { schema, batch })
     }
 }
 
