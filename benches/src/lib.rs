@@ -237,20 +237,17 @@ pub fn peak_rss_self() -> u64 {
     peak_rss_of("self").unwrap_or(0)
 }
 
-/// Runs `cmd` to completion under GNU time (`/usr/bin/time -f %M`) and
-/// returns its output and peak resident memory in bytes.
+/// `cmd` run under GNU time (`/usr/bin/time -f %M -o measured`), which
+/// writes its peak resident memory in kB to `measured` when it exits.
 ///
 /// Not `getrusage(RUSAGE_CHILDREN)`: Linux folds the memory a spawned child
 /// shared with this process before `exec` into the child's maximum, so a
 /// bench that parsed its inputs first would report its own peak.
-pub fn output_with_peak_rss(
-    cmd: &std::process::Command,
-) -> std::io::Result<(std::process::Output, u64)> {
-    let measured = std::env::temp_dir().join(format!("driftline-peak-{}", std::process::id()));
+fn under_time(cmd: &std::process::Command, measured: &Path) -> std::process::Command {
     let mut timed = std::process::Command::new("/usr/bin/time");
     timed
         .args(["-f", "%M", "-o"])
-        .arg(&measured)
+        .arg(measured)
         .arg(cmd.get_program())
         .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
@@ -262,14 +259,79 @@ pub fn output_with_peak_rss(
     if let Some(dir) = cmd.get_current_dir() {
         timed.current_dir(dir);
     }
-    let out = timed.output()?;
-    let kb: u64 = std::fs::read_to_string(&measured)?
+    timed
+}
+
+/// The peak RSS in bytes GNU time wrote to `measured`.
+fn read_peak(measured: &Path) -> std::io::Result<u64> {
+    let kb: u64 = std::fs::read_to_string(measured)?
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .next_back()
         .ok_or_else(|| std::io::Error::other("GNU time wrote no peak RSS"))?;
-    let _ = std::fs::remove_file(&measured);
-    Ok((out, kb * 1024))
+    let _ = std::fs::remove_file(measured);
+    Ok(kb * 1024)
+}
+
+/// Runs `cmd` to completion under GNU time and returns its output and
+/// peak resident memory in bytes.
+pub fn output_with_peak_rss(
+    cmd: &std::process::Command,
+) -> std::io::Result<(std::process::Output, u64)> {
+    let measured = std::env::temp_dir().join(format!("driftline-peak-{}", std::process::id()));
+    let out = under_time(cmd, &measured).output()?;
+    Ok((out, read_peak(&measured)?))
+}
+
+/// A server started under GNU time, so that its peak RSS over its whole
+/// life (the drain after SIGTERM included) is known once it has stopped.
+pub struct TimedServer {
+    time: std::process::Child,
+    measured: PathBuf,
+}
+
+impl TimedServer {
+    /// Starts `cmd`; `configure` sets what only the caller knows (stdio).
+    pub fn spawn(
+        cmd: &std::process::Command,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> std::io::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let measured = std::env::temp_dir().join(format!(
+            "driftline-server-peak-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut timed = under_time(cmd, &measured);
+        configure(&mut timed);
+        Ok(Self {
+            time: timed.spawn()?,
+            measured,
+        })
+    }
+
+    /// The server's own process id (GNU time's only child).
+    pub fn pid(&self) -> Option<u32> {
+        let time = self.time.id();
+        std::fs::read_to_string(format!("/proc/{time}/task/{time}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Stops the server with SIGTERM, waits for it, and answers its peak
+    /// RSS in bytes.
+    pub fn terminate(mut self) -> std::io::Result<u64> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| std::io::Error::other("the server under GNU time is gone"))?;
+        // SAFETY: kill only sends a signal to the process we started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        self.time.wait()?;
+        read_peak(&self.measured)
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //!    and Parquet store) and into Prometheus 2.42 started with
 //!    `--web.enable-remote-write-receiver`. For each: seconds until every
 //!    request was acknowledged, samples/s, 503 retries, and the server's
-//!    peak RSS (VmHWM, sampled until it exits). driftline's time also
+//!    peak RSS over its whole life (under GNU time). driftline's time also
 //!    counts its drain into the store after SIGTERM, and its rows are
 //!    counted back with `driftline sql`.
 //! 2. log files: `--log-lines` JSON lines tailed from a file into the
@@ -20,12 +20,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use driftline_benches::peak_rss_of;
+use driftline_benches::TimedServer;
 use driftline_pipeline::telemetry::prompb;
 use prost::Message;
 
@@ -132,21 +131,6 @@ fn bodies(a: &Args) -> Vec<Vec<Vec<u8>>> {
     out
 }
 
-/// Samples VmHWM of `pid` every 20 ms until it exits or `done`.
-fn watch_rss(pid: u32, done: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while let Some(h) = peak_rss_of(&pid.to_string()) {
-            peak = peak.max(h);
-            if done.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        peak
-    })
-}
-
 /// One HTTP/1.1 request on a kept-alive connection: the status.
 fn post(conn: &mut BufReader<TcpStream>, addr: &str, path: &str, body: &[u8]) -> (u16, String) {
     let head = format!(
@@ -233,26 +217,21 @@ fn wait_http(addr: &str, path: &str) {
     panic!("{addr}{path} never answered 200");
 }
 
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn driftline(a: &Args, dir: &Path, extra: &[&str]) -> (Child, String) {
+/// `driftline run` on a free address, under GNU time for its peak RSS.
+fn driftline(a: &Args, dir: &Path, extra: &[&str]) -> (TimedServer, String) {
     let listen = free_addr();
-    let child = Command::new(&a.driftline)
-        .args(["run", "--data-dir"])
+    let mut cmd = Command::new(&a.driftline);
+    cmd.args(["run", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--listen", &listen])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("driftline.log")).unwrap())
-        .spawn()
-        .expect("driftline starts");
+        .args(extra);
+    let log = std::fs::File::create(dir.join("driftline.log")).unwrap();
+    let server = TimedServer::spawn(&cmd, |c| {
+        c.stdout(Stdio::null()).stderr(log);
+    })
+    .expect("driftline starts");
     wait_http(&listen, "/healthz");
-    (child, listen)
+    (server, listen)
 }
 
 fn count_rows(a: &Args, dir: &Path, query: &str) -> i64 {
@@ -292,15 +271,11 @@ fn main() {
         Some(c) => vec!["--config", c],
         None => Vec::new(),
     };
-    let (mut child, listen) = driftline(&a, dir.path(), &config);
-    let done = Arc::new(AtomicBool::new(false));
-    let rss = watch_rss(child.id(), done.clone());
+    let (child, listen) = driftline(&a, dir.path(), &config);
     let start = Instant::now();
     let (acked, retries) = push_all(&listen, &per_sender);
-    terminate(&mut child);
+    let d_peak = child.terminate().expect("driftline stops");
     let stored = start.elapsed();
-    done.store(true, Ordering::Relaxed);
-    let d_peak = rss.join().unwrap_or(0);
     let rows = count_rows(&a, dir.path(), "SELECT count(*) AS n FROM metric_samples");
     assert_eq!(
         rows, samples as i64,
@@ -319,28 +294,25 @@ fn main() {
     let pdir = tempfile::tempdir().unwrap();
     std::fs::write(pdir.path().join("p.yml"), "global: {}\n").unwrap();
     let paddr = free_addr();
-    let mut prom = Command::new(&a.prometheus)
-        .arg(format!(
-            "--config.file={}",
-            pdir.path().join("p.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            pdir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={paddr}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(pdir.path().join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus starts");
+    let mut cmd = Command::new(&a.prometheus);
+    cmd.arg(format!(
+        "--config.file={}",
+        pdir.path().join("p.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        pdir.path().join("data").display()
+    ))
+    .arg(format!("--web.listen-address={paddr}"))
+    .arg("--web.enable-remote-write-receiver");
+    let log = std::fs::File::create(pdir.path().join("prometheus.log")).unwrap();
+    let prom = TimedServer::spawn(&cmd, |c| {
+        c.stdout(Stdio::null()).stderr(log);
+    })
+    .expect("prometheus starts");
     wait_http(&paddr, "/-/ready");
-    let done = Arc::new(AtomicBool::new(false));
-    let rss = watch_rss(prom.id(), done.clone());
     let (p_acked, p_retries) = push_all(&paddr, &per_sender);
-    done.store(true, Ordering::Relaxed);
-    let p_peak = rss.join().unwrap_or(0);
-    terminate(&mut prom);
+    let p_peak = prom.terminate().expect("prometheus stops");
     let p_rate = samples as f64 / p_acked.as_secs_f64();
     println!(
         "| Prometheus 2.42 receiver | {:.2} s | {:.0} (in head) | — | {p_retries} | {} MB |",
@@ -382,13 +354,11 @@ fn main() {
         )
         .unwrap();
         let start = Instant::now();
-        let (mut child, listen) = driftline(
+        let (child, listen) = driftline(
             &a,
             ldir.path(),
             &["--config", &config.display().to_string()],
         );
-        let done = Arc::new(AtomicBool::new(false));
-        let rss = watch_rss(child.id(), done.clone());
         let want = format!(
             "driftline_ingest_log_records_total{{source=\"file\"}} {}",
             a.log_lines
@@ -412,10 +382,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let read = start.elapsed();
-        terminate(&mut child);
+        let peak = child.terminate().expect("driftline stops");
         let stored = start.elapsed();
-        done.store(true, Ordering::Relaxed);
-        let peak = rss.join().unwrap_or(0);
         let rows = count_rows(&a, ldir.path(), "SELECT count(*) AS n FROM log_records");
         assert_eq!(
             rows, a.log_lines as i64,

@@ -35,8 +35,9 @@ pub struct BusConfig {
     /// name replays the whole findings topic into the alert state.
     pub alert_group: Option<String>,
     /// The embedded bus: most bytes of metrics (and, apart, of logs) held
-    /// before the store writer has taken them. Beyond it the receivers
-    /// answer 503 and senders retry; nothing accepted is dropped.
+    /// before the store writer has taken them. A send beyond it waits up to
+    /// a second for room, then the receivers answer 503 and senders retry;
+    /// nothing accepted is dropped.
     pub memory_telemetry_max_bytes: usize,
 }
 
@@ -51,7 +52,7 @@ impl Default for BusConfig {
             properties: BTreeMap::new(),
             batch_max: 5000,
             alert_group: None,
-            memory_telemetry_max_bytes: 16 << 20,
+            memory_telemetry_max_bytes: 8 << 20,
         }
     }
 }

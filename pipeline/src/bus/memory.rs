@@ -37,6 +37,14 @@ struct Partition {
 /// second otherwise grows by a slot per record, forever.
 const EMPTIED_SLACK: usize = 4096;
 
+/// How long a send to a full telemetry topic waits for the store writer
+/// to free room before it is refused (`BusError::Full`). Room comes back a
+/// whole append at a time, tens of milliseconds apart under load: a sender
+/// refused at once would decode its request again and again meanwhile
+/// (one remote-write request in three, measured), while a second is still
+/// far inside a sender's own timeout (Prometheus's `remote_timeout`: 30 s).
+const FULL_WAIT: Duration = Duration::from_secs(1);
+
 impl Partition {
     fn end(&self) -> i64 {
         self.next
@@ -79,6 +87,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     appended: Condvar,
+    /// Signalled when a commit frees telemetry bytes.
+    freed: Condvar,
     partitions: i32,
     /// Most payload bytes a telemetry topic holds (`Topic::is_telemetry`).
     telemetry_limit: usize,
@@ -106,6 +116,7 @@ impl InProcessBus {
                     committed: HashMap::new(),
                 }),
                 appended: Condvar::new(),
+                freed: Condvar::new(),
                 partitions: layout.partitions.max(1),
                 telemetry_limit: usize::MAX,
             }),
@@ -176,15 +187,19 @@ impl Producer for MemoryProducer {
         if messages.is_empty() {
             return Ok(());
         }
-        let mut st = self.shared.lock();
         // All or nothing: a refused batch leaves no part of itself behind.
         let mut adding: HashMap<Topic, usize> = HashMap::new();
         for m in messages.iter().filter(|m| m.topic.is_telemetry()) {
             *adding.entry(m.topic).or_default() += m.payload.as_ref().map_or(0, Vec::len);
         }
-        for (topic, add) in adding {
-            let held: usize = st.logs[&topic].iter().map(|p| p.bytes).sum();
-            if held > 0 && held + add > self.shared.telemetry_limit {
+        let mut st = self.shared.lock();
+        let deadline = Instant::now() + FULL_WAIT;
+        while let Some((topic, held)) = adding.iter().find_map(|(topic, add)| {
+            let held: usize = st.logs[topic].iter().map(|p| p.bytes).sum();
+            (held > 0 && held + add > self.shared.telemetry_limit).then_some((*topic, held))
+        }) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(BusError::Full {
                     topic: topic.name().into(),
                     reason: format!(
@@ -193,6 +208,12 @@ impl Producer for MemoryProducer {
                     ),
                 });
             }
+            st = self
+                .shared
+                .freed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         let out = &metrics().records_out;
         for m in messages {
@@ -352,6 +373,9 @@ impl Consumer for MemoryConsumer {
                     .sum();
                 part.bytes -= freed;
                 part.entries.drain(..drop_n);
+                if freed > 0 {
+                    self.shared.freed.notify_all();
+                }
             }
         }
         Ok(())
@@ -493,6 +517,35 @@ mod tests {
             .unwrap();
         prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
             .unwrap();
+    }
+
+    #[test]
+    fn a_send_to_a_full_topic_waits_for_the_room_a_commit_frees() {
+        let bus = InProcessBus::new(&TopicLayout::default()).with_telemetry_limit(10);
+        let prod = bus.producer().unwrap();
+        prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
+            .unwrap();
+        let mut c = bus
+            .consumer(&ConsumerSpec {
+                group: "t".into(),
+                topics: vec![Topic::Metrics],
+                rewind: vec![],
+            })
+            .unwrap();
+        c.poll(10, Duration::from_millis(10)).unwrap();
+        let started = Instant::now();
+        let freer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            c.commit(&[(Topic::Metrics, partition_for("k", 6), 1)])
+                .unwrap();
+        });
+        // Taken once the commit frees room, not refused.
+        prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        assert!(started.elapsed() < FULL_WAIT);
+        freer.join().unwrap();
+        assert_eq!(bus.retained(Topic::Metrics), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod clickhouse;
 mod dead_letters_writer;
 mod findings;
 mod ops_views;
+mod parquet_columns;
 mod parquet_store;
 mod resources_writer;
 mod scan_record;

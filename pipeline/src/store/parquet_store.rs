@@ -9,12 +9,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::parquet_columns::write_row_group;
 use super::sql::{QueryLimits, QueryResult, check_read_only};
 use super::views::{FinOpsConfig, datafusion_views};
 use super::{Store, StoreError};
@@ -24,6 +26,13 @@ pub struct ParquetStore {
     dir: PathBuf,
     seq: AtomicU64,
     finops: FinOpsConfig,
+}
+
+fn write_failed(table: &str, e: parquet::errors::ParquetError) -> StoreError {
+    StoreError::Write {
+        table: table.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> StoreError {
@@ -91,10 +100,9 @@ const KEEP_NEWEST: usize = 4;
 const SMALL_FILE: u64 = 64 * 1024 * 1024;
 
 impl ParquetStore {
-    /// Writes `batches` as one Parquet file named `name` under `table`:
-    /// a temporary name, synced, then renamed into place. Batches are
-    /// taken one at a time, so compaction holds one input batch and the
-    /// encoded row group, never every file it merges.
+    /// Writes `batches` as one Parquet file named `name` under `table`.
+    /// Batches are taken one at a time, so compaction holds one input
+    /// batch and the encoded row group, never every file it merges.
     fn write_file(
         &self,
         table: &str,
@@ -107,24 +115,36 @@ impl ParquetStore {
             Some(Err(_)) => return batches.next().map_or(Ok(()), |b| b.map(drop)),
             Some(Ok(first)) => first.schema(),
         };
+        self.write_atomically(table, name, schema, |mut w| {
+            for b in batches {
+                w.write(&b?).map_err(|e| write_failed(table, e))?;
+            }
+            w.into_inner().map_err(|e| write_failed(table, e))
+        })
+    }
+
+    /// Writes a file under `table` named `name`, its content encoded by
+    /// `encode` through the writer it is handed: to a temporary name,
+    /// synced, then renamed into place.
+    fn write_atomically(
+        &self,
+        table: &str,
+        name: &str,
+        schema: SchemaRef,
+        encode: impl FnOnce(ArrowWriter<File>) -> Result<File, StoreError>,
+    ) -> Result<(), StoreError> {
         let dir = self.table_dir(table);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(format!("{name}.parquet"));
-        let write_failed = |e: parquet::errors::ParquetError| StoreError::Write {
-            table: table.to_string(),
-            reason: e.to_string(),
-        };
         let written = (|| {
             let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .build();
-            let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(write_failed)?;
-            for b in batches {
-                w.write(&b?).map_err(write_failed)?;
-            }
-            let file = w.into_inner().map_err(write_failed)?;
+            let w = ArrowWriter::try_new(file, schema, Some(props))
+                .map_err(|e| write_failed(table, e))?;
+            let file = encode(w)?;
             file.sync_all().map_err(|e| io(&tmp, e))
         })();
         if let Err(e) = written {
@@ -213,7 +233,9 @@ impl Store for ParquetStore {
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
-        self.write_file(table, &name, [Ok(batch.clone())])
+        self.write_atomically(table, &name, batch.schema(), |w| {
+            write_row_group(w, batch).map_err(|e| write_failed(table, e))
+        })
     }
 
     fn maintain(&self) -> Result<(), StoreError> {

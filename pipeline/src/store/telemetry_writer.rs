@@ -12,7 +12,7 @@ use super::Store;
 use crate::bus::{ConsumerSpec, Message, OutMessage, Topic};
 use crate::stage::{Stage, StageError};
 use crate::telemetry::tables::{LOG_RECORDS, LogRows, METRIC_SAMPLES, MetricRows};
-use crate::telemetry::{decode_logs, decode_metrics, source_of_key};
+use crate::telemetry::{decode_logs, decode_metrics_shared, source_of_key};
 
 /// Rows (samples plus log records) that make an append before the backlog
 /// is drained.
@@ -39,12 +39,12 @@ impl TelemetryWriter {
     }
 
     fn take_one(&mut self, m: &Message) -> Result<(), String> {
-        let payload = m.payload.as_deref().ok_or("no payload")?;
+        let payload = m.payload.as_ref().ok_or("no payload")?;
         let source = source_of_key(m.key.as_deref());
         match m.topic {
             Topic::Metrics => {
-                let req = decode_metrics(payload)?;
-                let nameless = self.samples.push_request(source, &req);
+                let req = decode_metrics_shared(payload)?;
+                let nameless = self.samples.push_shared_request(source, &req)?;
                 if nameless > 0 {
                     tracing::warn!(nameless, source, "samples without a metric name skipped");
                 }

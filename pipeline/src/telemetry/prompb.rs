@@ -84,3 +84,32 @@ pub struct MetricMetadata {
     #[prost(string, tag = "5")]
     pub unit: String,
 }
+
+/// A `driftline.metrics` payload as the store writer reads it: the wire
+/// format of `WriteRequest`, with each label's text left in the payload
+/// (a `Bytes` slice shares it) rather than copied into two `String`s per
+/// label and sample. Fields the writer does not store are skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SharedWriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<SharedTimeSeries>,
+}
+
+/// `prometheus.TimeSeries`, its labels shared (`SharedWriteRequest`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SharedTimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<SharedLabel>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+}
+
+/// `prometheus.Label`, undecoded: a protobuf `string` and `bytes` share
+/// one wire encoding, and the reader checks the UTF-8 itself.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SharedLabel {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub name: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: bytes::Bytes,
+}

@@ -7,13 +7,13 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::{LogRecord, METRIC_NAME_LABEL, is_stale_nan, prompb, series_id};
+use super::{LogRecord, METRIC_NAME_LABEL, is_stale_nan, prompb, series_id_of};
 use crate::schema::{string_list, utc_ms};
 
 pub const METRIC_SAMPLES: &str = "metric_samples";
@@ -57,19 +57,12 @@ pub static LOG_RECORDS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// The service a series belongs to: its `service` label (OTLP's
 /// `service.name`), else `service_name`, else its `job`.
-fn service_of(labels: &[prompb::Label]) -> &str {
+fn service_of<'a>(labels: &[(&'a str, &'a str)]) -> &'a str {
     ["service", "service_name", "job"]
         .iter()
-        .find_map(|n| labels.iter().find(|l| l.name == *n))
-        .map(|l| l.value.as_str())
+        .find_map(|n| labels.iter().find(|(name, _)| name == n))
+        .map(|(_, value)| *value)
         .unwrap_or("")
-}
-
-fn lists() -> (ListBuilder<StringBuilder>, ListBuilder<StringBuilder>) {
-    (
-        ListBuilder::new(StringBuilder::new()),
-        ListBuilder::new(StringBuilder::new()),
-    )
 }
 
 /// `metric_samples` rows, built a request at a time.
@@ -89,20 +82,7 @@ pub struct MetricRows {
 
 impl Default for MetricRows {
     fn default() -> Self {
-        let (keys, values) = lists();
-        Self {
-            name: StringBuilder::new(),
-            keys,
-            values,
-            series: UInt64Builder::new(),
-            at: TimestampMillisecondBuilder::new().with_timezone("+00:00"),
-            at_ms: Int64Builder::new(),
-            value: Float64Builder::new(),
-            stale: BooleanBuilder::new(),
-            service: StringBuilder::new(),
-            source: StringBuilder::new(),
-            rows: 0,
-        }
+        Self::with_capacity(0, 0, [0; 5])
     }
 }
 
@@ -120,49 +100,133 @@ impl MetricRows {
     /// refuse them before they reach the bus).
     pub fn push_request(&mut self, source: &str, req: &prompb::WriteRequest) -> usize {
         let mut nameless = 0;
+        let mut labels = Vec::new();
         for ts in &req.timeseries {
-            let Some(name) = ts.labels.iter().find(|l| l.name == METRIC_NAME_LABEL) else {
-                nameless += ts.samples.len();
-                continue;
-            };
-            let id = series_id(&ts.labels);
-            let service = service_of(&ts.labels);
-            for s in &ts.samples {
-                self.name.append_value(&name.value);
-                for l in ts.labels.iter().filter(|l| l.name != METRIC_NAME_LABEL) {
-                    self.keys.values().append_value(&l.name);
-                    self.values.values().append_value(&l.value);
-                }
-                self.keys.append(true);
-                self.values.append(true);
-                self.series.append_value(id);
-                self.at.append_value(s.timestamp);
-                self.at_ms.append_value(s.timestamp);
-                self.value.append_value(s.value);
-                self.stale.append_value(is_stale_nan(s.value));
-                self.service.append_value(service);
-                self.source.append_value(source);
-                self.rows += 1;
-            }
+            labels.clear();
+            labels.extend(
+                ts.labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str())),
+            );
+            nameless += self.push_series(source, &labels, &ts.samples);
         }
         nameless
     }
 
+    /// `push_request` for a request read from the bus with its labels
+    /// still in the payload. Every label is checked to be UTF-8 before any
+    /// row is added, so a bad message adds nothing.
+    pub fn push_shared_request(
+        &mut self,
+        source: &str,
+        req: &prompb::SharedWriteRequest,
+    ) -> Result<usize, String> {
+        fn text(b: &[u8], i: usize) -> Result<&str, String> {
+            std::str::from_utf8(b)
+                .map_err(|e| format!("timeseries[{i}]: a label is not UTF-8: {e}"))
+        }
+        // Every series' labels, one after another: one allocation a request.
+        let mut labels = Vec::new();
+        for (i, ts) in req.timeseries.iter().enumerate() {
+            for l in &ts.labels {
+                labels.push((text(&l.name, i)?, text(&l.value, i)?));
+            }
+        }
+        let mut nameless = 0;
+        let mut rest = labels.as_slice();
+        for ts in &req.timeseries {
+            let (these, after) = rest.split_at(ts.labels.len());
+            rest = after;
+            nameless += self.push_series(source, these, &ts.samples);
+        }
+        Ok(nameless)
+    }
+
+    /// Adds a series' samples; answers how many were skipped for want of a
+    /// metric name.
+    fn push_series(
+        &mut self,
+        source: &str,
+        labels: &[(&str, &str)],
+        samples: &[prompb::Sample],
+    ) -> usize {
+        let Some((_, name)) = labels.iter().find(|(n, _)| *n == METRIC_NAME_LABEL) else {
+            return samples.len();
+        };
+        let id = series_id_of(labels.iter().copied());
+        let service = service_of(labels);
+        for s in samples {
+            self.name.append_value(name);
+            for (n, v) in labels.iter().filter(|(n, _)| *n != METRIC_NAME_LABEL) {
+                self.keys.values().append_value(n);
+                self.values.values().append_value(v);
+            }
+            self.keys.append(true);
+            self.values.append(true);
+            self.series.append_value(id);
+            self.at.append_value(s.timestamp);
+            self.at_ms.append_value(s.timestamp);
+            self.value.append_value(s.value);
+            self.stale.append_value(is_stale_nan(s.value));
+            self.service.append_value(service);
+            self.source.append_value(source);
+            self.rows += 1;
+        }
+        0
+    }
+
+    /// The rows gathered so far, as a batch. The builders start again
+    /// sized like this batch: a steady stream makes batches alike, and
+    /// growing from empty copied each column several times over.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        self.rows = 0;
+        let rows = std::mem::take(&mut self.rows);
+        let next = Self::with_capacity(
+            rows,
+            self.keys.values().len(),
+            [
+                self.name.values_slice().len(),
+                self.keys.values().values_slice().len(),
+                self.values.values().values_slice().len(),
+                self.service.values_slice().len(),
+                self.source.values_slice().len(),
+            ],
+        );
+        let mut full = std::mem::replace(self, next);
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.name.finish()),
-            Arc::new(self.keys.finish()),
-            Arc::new(self.values.finish()),
-            Arc::new(self.series.finish()),
-            Arc::new(self.at.finish()),
-            Arc::new(self.at_ms.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.stale.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.source.finish()),
+            Arc::new(full.name.finish()),
+            Arc::new(full.keys.finish()),
+            Arc::new(full.values.finish()),
+            Arc::new(full.series.finish()),
+            Arc::new(full.at.finish()),
+            Arc::new(full.at_ms.finish()),
+            Arc::new(full.value.finish()),
+            Arc::new(full.stale.finish()),
+            Arc::new(full.service.finish()),
+            Arc::new(full.source.finish()),
         ];
         RecordBatch::try_new(METRIC_SAMPLES_SCHEMA.clone(), cols)
+    }
+
+    /// Builders for `rows` samples carrying `labels` labels in all, with
+    /// `text` bytes of names, label keys, label values, services and
+    /// sources.
+    fn with_capacity(rows: usize, labels: usize, text: [usize; 5]) -> Self {
+        let [name, keys, values, service, source] = text;
+        let list =
+            |bytes| ListBuilder::with_capacity(StringBuilder::with_capacity(labels, bytes), rows);
+        Self {
+            name: StringBuilder::with_capacity(rows, name),
+            keys: list(keys),
+            values: list(values),
+            series: UInt64Builder::with_capacity(rows),
+            at: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("+00:00"),
+            at_ms: Int64Builder::with_capacity(rows),
+            value: Float64Builder::with_capacity(rows),
+            stale: BooleanBuilder::with_capacity(rows),
+            service: StringBuilder::with_capacity(rows, service),
+            source: StringBuilder::with_capacity(rows, source),
+            rows: 0,
+        }
     }
 }
 
@@ -303,5 +367,96 @@ mod tests {
             },
         );
         assert_eq!(l.finish().unwrap().num_rows(), 1);
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use prost::Message;
+
+    fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> prompb::TimeSeries {
+        prompb::TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| prompb::Label::new(*n, *v))
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| prompb::Sample { value, timestamp })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shared_requests_make_the_rows_owned_ones_make() {
+        let req = prompb::WriteRequest {
+            timeseries: vec![
+                series(
+                    &[
+                        ("__name__", "http_requests_total"),
+                        ("job", "api"),
+                        ("code", "200"),
+                    ],
+                    &[(1000, 3.0), (2000, 4.5)],
+                ),
+                series(&[("job", "nameless")], &[(1000, 1.0)]),
+                series(
+                    &[("__name__", "up"), ("service", "checkout"), ("zone", "é")],
+                    &[(1000, super::super::stale_nan())],
+                ),
+            ],
+            metadata: vec![],
+        };
+        let mut owned = MetricRows::default();
+        assert_eq!(owned.push_request("remote_write", &req), 1);
+        let payload: Arc<[u8]> = req.encode_to_vec().into();
+        let shared = crate::telemetry::decode_metrics_shared(&payload).unwrap();
+        let mut rows = MetricRows::default();
+        assert_eq!(rows.push_shared_request("remote_write", &shared), Ok(1));
+        let (a, b) = (owned.finish().unwrap(), rows.finish().unwrap());
+        assert_eq!(b.num_rows(), 3);
+        // NaN is not equal to itself: compare everything else, then the marker.
+        for (i, f) in a.schema().fields().iter().enumerate() {
+            if f.name() != "value" {
+                assert_eq!(a.column(i), b.column(i), "{}", f.name());
+            }
+        }
+        let service = b.column_by_name("service_name").unwrap();
+        let service = service
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(service.value(0), "api");
+        assert_eq!(service.value(2), "checkout");
+    }
+
+    #[test]
+    fn a_label_that_is_not_utf8_adds_nothing() {
+        let good = series(&[("__name__", "up")], &[(1, 1.0)]);
+        let mut payload = prompb::WriteRequest {
+            timeseries: vec![
+                good.clone(),
+                series(&[("__name__", "up"), ("k", "vv")], &[(1, 1.0)]),
+            ],
+            metadata: vec![],
+        }
+        .encode_to_vec();
+        // The last label value ("vv") becomes two bytes that are not UTF-8.
+        let at = payload.windows(2).rposition(|w| w == b"vv").unwrap();
+        payload[at] = 0xff;
+        payload[at + 1] = 0xfe;
+        let shared = crate::telemetry::decode_metrics_shared(&payload.into()).unwrap();
+        let mut rows = MetricRows::default();
+        let err = rows
+            .push_shared_request("remote_write", &shared)
+            .unwrap_err();
+        assert!(
+            err.contains("timeseries[1]") && err.contains("UTF-8"),
+            "{err}"
+        );
+        assert!(rows.is_empty());
+        assert_eq!(rows.finish().unwrap().num_rows(), 0);
     }
 }
