@@ -168,3 +168,66 @@ fn kafka_tests_are_compiled_in_under_ci() {
         "built without the `kafka` feature: tests/kafka.rs did not run (use --all-features)"
     );
 }
+
+/// What `run` logs until a second after it says it serves (then it is
+/// stopped): the warning about its listener comes right after that line.
+fn listener_log(listen: &str, token: Option<&str>) -> String {
+    use std::io::BufRead;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = driftline();
+    cmd.args([
+        "--log-level",
+        "info",
+        "run",
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--listen",
+        listen,
+    ])
+    .env_remove("DRIFTLINE_API_TOKEN")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    if let Some(t) = token {
+        cmd.env("DRIFTLINE_API_TOKEN", t);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let mut deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains("serving /metrics") {
+            deadline = Instant::now() + Duration::from_secs(1);
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+#[test]
+fn run_warns_when_it_listens_beyond_loopback_without_a_token() {
+    let warning = "listening beyond loopback without an API token";
+    let open = listener_log("0.0.0.0:0", None);
+    assert!(open.contains(warning), "{open}");
+    let with_token = listener_log("0.0.0.0:0", Some("s3cret-token"));
+    assert!(with_token.contains("serving /metrics"), "{with_token}");
+    assert!(!with_token.contains(warning), "{with_token}");
+    assert!(
+        !with_token.contains("s3cret-token"),
+        "the token is never logged: {with_token}"
+    );
+    let local = listener_log("127.0.0.1:0", None);
+    assert!(local.contains("serving /metrics"), "{local}");
+    assert!(!local.contains(warning), "{local}");
+}

@@ -5,7 +5,7 @@
 //! has grown well past the live state.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -34,6 +34,51 @@ pub struct Journal {
 struct Inner {
     file: File,
     lines: usize,
+    /// The file's length: where the next append starts.
+    len: u64,
+}
+
+/// The entries of a log file, and the length of its whole lines. Only the
+/// last line may be torn: every append ends in a newline and is synced
+/// before the next.
+fn read_log(path: &Path) -> Result<(Vec<JournalEntry>, u64), AlertError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let mut records = Vec::new();
+    let mut good_len = 0;
+    let mut start = 0;
+    let mut number = 0;
+    while start < bytes.len() {
+        number += 1;
+        let (line, next) = match bytes[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => (&bytes[start..start + i], start + i + 1),
+            None => (&bytes[start..], bytes.len()),
+        };
+        let whole = next > start + line.len();
+        if line.iter().all(u8::is_ascii_whitespace) {
+            if whole {
+                good_len = next as u64;
+            }
+        } else {
+            match serde_json::from_slice::<JournalEntry>(line) {
+                Ok(r) if whole => {
+                    records.push(r);
+                    good_len = next as u64;
+                }
+                Err(e) if next < bytes.len() => {
+                    return Err(AlertError::State {
+                        path: format!("{}:{number}", path.display()),
+                        reason: e.to_string(),
+                    });
+                }
+                // The last line, cut before its newline or inside it.
+                _ => {
+                    tracing::warn!(path = %path.display(), line = number, "dropping a torn last line of the alert state log");
+                }
+            }
+        }
+        start = next;
+    }
+    Ok((records, good_len))
 }
 
 fn io(path: &Path, e: std::io::Error) -> AlertError {
@@ -45,53 +90,43 @@ fn io(path: &Path, e: std::io::Error) -> AlertError {
 
 impl Journal {
     /// Opens (or creates) `{dir}/alert-state.jsonl` and returns what it holds.
-    /// A torn last line (a crash mid-write) is dropped; a bad line elsewhere
-    /// is an error naming the line.
+    /// A torn last line (a crash mid-write) is dropped and cut off the file,
+    /// so the next append starts a line of its own; a bad line elsewhere is
+    /// an error naming the line.
     pub fn open(dir: &Path) -> Result<(Self, Vec<JournalEntry>), AlertError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join("alert-state.jsonl");
-        let mut records = Vec::new();
-        if path.exists() {
-            let f = File::open(&path).map_err(|e| io(&path, e))?;
-            let lines: Vec<String> = BufReader::new(f)
-                .lines()
-                .collect::<Result<_, _>>()
-                .map_err(|e| io(&path, e))?;
-            let n = lines.len();
-            for (i, line) in lines.iter().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<JournalEntry>(line) {
-                    Ok(r) => records.push(r),
-                    Err(_) if i + 1 == n => {
-                        tracing::warn!(path = %path.display(), line = i + 1, "dropping a torn last line of the alert state log");
-                    }
-                    Err(e) => {
-                        return Err(AlertError::State {
-                            path: format!("{}:{}", path.display(), i + 1),
-                            reason: e.to_string(),
-                        });
-                    }
-                }
-            }
-        }
+        let (records, good_len) = if path.exists() {
+            read_log(&path)?
+        } else {
+            (Vec::new(), 0)
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| io(&path, e))?;
+        if file.metadata().map_err(|e| io(&path, e))?.len() != good_len {
+            file.set_len(good_len).map_err(|e| io(&path, e))?;
+            file.sync_data().map_err(|e| io(&path, e))?;
+        }
         let lines = records.len();
         Ok((
             Self {
                 path,
-                inner: Mutex::new(Inner { file, lines }),
+                inner: Mutex::new(Inner {
+                    file,
+                    lines,
+                    len: good_len,
+                }),
             },
             records,
         ))
     }
 
-    /// Appends records and syncs them to disk.
+    /// Appends records and syncs them to disk. A write that fails part way
+    /// (a full disk) is cut back off, so the log never holds half a line
+    /// before a whole one.
     pub fn append(&self, records: &[JournalEntry]) -> Result<(), AlertError> {
         if records.is_empty() {
             return Ok(());
@@ -105,9 +140,16 @@ impl Journal {
             buf.push(b'\n');
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.file.write_all(&buf).map_err(|e| io(&self.path, e))?;
-        inner.file.sync_data().map_err(|e| io(&self.path, e))?;
+        let written = inner
+            .file
+            .write_all(&buf)
+            .and_then(|()| inner.file.sync_data());
+        if let Err(e) = written {
+            let _ = inner.file.set_len(inner.len);
+            return Err(io(&self.path, e));
+        }
         inner.lines += records.len();
+        inner.len += buf.len() as u64;
         Ok(())
     }
 
@@ -118,7 +160,7 @@ impl Journal {
     /// Replaces the log with `snapshot` (written aside, synced, renamed).
     pub fn compact(&self, snapshot: &[JournalEntry]) -> Result<(), AlertError> {
         let tmp = self.path.with_extension("jsonl.tmp");
-        {
+        let written = {
             let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
             let mut buf = Vec::new();
             for r in snapshot {
@@ -130,7 +172,8 @@ impl Journal {
             }
             f.write_all(&buf).map_err(|e| io(&tmp, e))?;
             f.sync_all().map_err(|e| io(&tmp, e))?;
-        }
+            buf.len() as u64
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
         if let Some(dir) = self.path.parent()
@@ -143,6 +186,63 @@ impl Journal {
             .open(&self.path)
             .map_err(|e| io(&self.path, e))?;
         inner.lines = snapshot.len();
+        inner.len = written;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(entries: &[JournalEntry]) -> Vec<u64> {
+        entries
+            .iter()
+            .map(|e| match e {
+                JournalEntry::Sent { id } => *id,
+                other => panic!("not a Sent entry: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_so_the_next_append_starts_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        journal
+            .append(&[JournalEntry::Sent { id: 1 }, JournalEntry::Sent { id: 2 }])
+            .unwrap();
+        drop(journal);
+        // A crash mid-write: half a line, cut inside a multi-byte character.
+        let path = dir.path().join("alert-state.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"sent\":{\"id\":3,\"x\":\"\xc3").unwrap();
+        drop(f);
+
+        let (journal, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(ids(&entries), [1, 2]);
+        journal.append(&[JournalEntry::Sent { id: 4 }]).unwrap();
+        drop(journal);
+        let (_, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            ids(&entries),
+            [1, 2, 4],
+            "the append after a torn line is whole"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_before_the_last_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alert-state.jsonl");
+        std::fs::write(
+            &path,
+            "{\"sent\":{\"id\":1}}\nnot json\n{\"sent\":{\"id\":2}}\n",
+        )
+        .unwrap();
+        let Err(e) = Journal::open(dir.path()) else {
+            panic!("a corrupt line in the middle opened");
+        };
+        assert!(e.to_string().contains("alert-state.jsonl:2"), "{e}");
     }
 }

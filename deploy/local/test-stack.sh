@@ -27,6 +27,8 @@ GRAFANA_SCHEMA_VERSION=13.2.3
 # spans, and forwards OTLP into driftline.
 ROTEL_VERSION=0.0.1a15
 TYPESCRIPT_VERSION=7.0.2
+# The property-based tester that holds the HTTP API to its OpenAPI document.
+SCHEMATHESIS_VERSION=4.32.5
 
 log() { echo "test-stack: $*" >&2; }
 
@@ -84,6 +86,12 @@ install() {
     python3 -m venv "$CACHE/rotel-venv"
     "$CACHE/rotel-venv/bin/pip" install -q "rotel==$ROTEL_VERSION"
   fi
+  if ! "$CACHE/schemathesis-venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" 2>/dev/null; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $CACHE/schemathesis-venv"
+    apt_install python3-venv
+    python3 -m venv "$CACHE/schemathesis-venv"
+    "$CACHE/schemathesis-venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
   if ! grep -qs "\"version\": \"$GRAFANA_SCHEMA_VERSION\"" "$CACHE/grafana-schema/node_modules/@grafana/schema/package.json" ||
     [ ! -x "$CACHE/grafana-schema/node_modules/.bin/tsc" ]; then
     log "installing @grafana/schema $GRAFANA_SCHEMA_VERSION and typescript $TYPESCRIPT_VERSION into $CACHE/grafana-schema"
@@ -135,6 +143,7 @@ start() {
   start_clickhouse "$dir/clickhouse"
   echo "export DRIFTLINE_TEST_CHDB_PYTHON=$CACHE/chdb-venv/bin/python"
   echo "export DRIFTLINE_TEST_GRAFANA_SCHEMA=$CACHE/grafana-schema"
+  echo "export DRIFTLINE_TEST_SCHEMATHESIS=$CACHE/schemathesis-venv/bin/schemathesis"
   echo "export DRIFTLINE_TEST_ROTEL=$("$CACHE/rotel-venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 }
 

@@ -36,7 +36,7 @@ pub struct SqlApi {
 /// `POST /api/sql`: the body is one query (as text, or `{"query": …}`);
 /// the answer is a JSON array of objects keyed by column name, and
 /// `X-Driftline-Truncated: true` when the row limit cut it.
-async fn sql(State(api): State<SqlApi>, headers: HeaderMap, body: String) -> Response {
+async fn sql(State(api): State<SqlApi>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let error = |status: StatusCode, message: String| {
         (status, Json(json!({ "error": message }))).into_response()
     };
@@ -55,6 +55,14 @@ async fn sql(State(api): State<SqlApi>, headers: HeaderMap, body: String) -> Res
             "missing or wrong bearer token".into(),
         );
     }
+    // Read only once the token is checked: a request without it is told
+    // so, whatever its body.
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the query is not UTF-8 text".into(),
+        );
+    };
     let query = match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(v) => match v["query"].as_str() {
             Some(q) => q.to_string(),

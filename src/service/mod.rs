@@ -87,6 +87,10 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
     let cfg = settle(args)?;
     // Spans export from here on; dropping the guard at the end flushes them.
     let _telemetry = logging.install(Some(&cfg.telemetry));
+    // Read once: the alert API, the pushes and /api/sql check the same one.
+    let api_token = std::env::var(&cfg.http.api_token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
     let bus = cfg.bus.open()?;
     bus.ensure_topics()
         .context("cannot prepare the bus topics")?;
@@ -346,9 +350,7 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
         );
         api = Some(driftline_alerts::api::Api {
             alerting,
-            token: std::env::var(&cfg.http.api_token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token: api_token.clone(),
         });
     }
     {
@@ -371,9 +373,7 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
     let ingest = if cfg.roles.contains(&Role::Collect) {
         Some(driftline_collectors::push::Ingest {
             sink: Arc::new(BusSink::new(bus.producer()?)),
-            token: std::env::var(&cfg.http.api_token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token: api_token.clone(),
         })
     } else {
         None
@@ -412,9 +412,7 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
     }
     let sql_api = http::SqlApi {
         store: store.clone(),
-        token: std::env::var(&cfg.http.api_token_env)
-            .ok()
-            .filter(|t| !t.is_empty()),
+        token: api_token.clone(),
         limits: Default::default(),
     };
     drop(done_tx);
@@ -443,7 +441,17 @@ pub fn run(args: RunArgs, logging: &crate::Logging) -> anyhow::Result<ExitCode> 
             let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
-            tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz");
+            let local = listener.local_addr()?;
+            tracing::info!(listen = %local, "serving /metrics /healthz /readyz");
+            if api_token.is_none() && !local.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %local,
+                    token_env = %cfg.http.api_token_env,
+                    "listening beyond loopback without an API token: whoever reaches this \
+                     address can push telemetry and notifications and change alerts; set \
+                     the token's variable (/api/sql stays refused without one)"
+                );
+            }
             let app = http::router(
                 health.clone(),
                 api.clone(),

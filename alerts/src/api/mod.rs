@@ -13,7 +13,7 @@ use crate::{AlertError, AlertInput, Alerting, Silence};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use driftline_pipeline::auth::has_token;
@@ -42,20 +42,29 @@ fn from_alert_error(e: AlertError) -> Response {
     error(status, e.to_string())
 }
 
-impl Api {
-    /// `Some(refusal)` when the request lacks the token.
-    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
-        let want = self.token.as_ref()?;
-        let authorization = headers
+/// Every request that changes something (anything but GET) needs the
+/// token when one is set. Checked before the body is read, so a request
+/// without it is told so, whatever its body.
+async fn require_token(
+    State(api): State<Api>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(want) = &api.token
+        && request.method() != axum::http::Method::GET
+    {
+        let authorization = request
+            .headers()
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        (!has_token(authorization, None, want)).then(|| {
-            error(
+        if !has_token(authorization, None, want) {
+            return error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the API token (Authorization: Bearer …)",
-            )
-        })
+            );
+        }
     }
+    next.run(request).await
 }
 
 pub fn router(api: Api) -> Router {
@@ -67,6 +76,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/remediations", get(list_remediations))
         .route("/api/remediations/{id}/approve", post(approve))
         .route("/api/v2/alerts", post(post_alerts))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            require_token,
+        ))
         .with_state(api)
 }
 
@@ -150,14 +163,7 @@ enum MatcherText {
     Many(Vec<String>),
 }
 
-async fn add_silence(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Json<NewSilence>,
-) -> Response {
-    if let Some(r) = api.refuse(&headers) {
-        return r;
-    }
+async fn add_silence(State(api): State<Api>, body: Json<NewSilence>) -> Response {
     let now = now_ms();
     let text = match &body.matchers {
         MatcherText::One(s) => s.clone(),
@@ -182,7 +188,13 @@ async fn add_silence(
         (Err(r), _) => return error(StatusCode::BAD_REQUEST, r),
         (Ok(Some(t)), _) => t,
         (Ok(None), Some(d)) => match crate::labels::duration::parse(d) {
-            Ok(d) => starts + d.as_millis() as i64,
+            Ok(d) => match i64::try_from(d.as_millis())
+                .ok()
+                .and_then(|d| starts.checked_add(d))
+            {
+                Some(ends) => ends,
+                None => return error(StatusCode::BAD_REQUEST, "duration: too long"),
+            },
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("duration: {e}")),
         },
         (Ok(None), None) => return error(StatusCode::BAD_REQUEST, "give endsAt or duration"),
@@ -198,14 +210,7 @@ async fn add_silence(
     }
 }
 
-async fn expire_silence(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = api.refuse(&headers) {
-        return r;
-    }
+async fn expire_silence(State(api): State<Api>, Path(id): Path<String>) -> Response {
     match api.alerting.expire_silence(&id, now_ms()) {
         Ok(true) => Json(json!({"expired": id})).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
@@ -222,15 +227,7 @@ struct Approval {
     approver: String,
 }
 
-async fn approve(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Json<Approval>,
-) -> Response {
-    if let Some(r) = api.refuse(&headers) {
-        return r;
-    }
+async fn approve(State(api): State<Api>, Path(id): Path<String>, body: Json<Approval>) -> Response {
     if body.approver.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "approver: say who approves");
     }
@@ -255,14 +252,7 @@ struct PostableAlert {
     ends_at: Option<String>,
 }
 
-async fn post_alerts(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Json<Vec<PostableAlert>>,
-) -> Response {
-    if let Some(r) = api.refuse(&headers) {
-        return r;
-    }
+async fn post_alerts(State(api): State<Api>, body: Json<Vec<PostableAlert>>) -> Response {
     let now = now_ms();
     let mut inputs = Vec::new();
     for (i, a) in body.0.into_iter().enumerate() {
@@ -272,12 +262,21 @@ async fn post_alerts(
                 format!("[{i}].labels: an alert needs labels"),
             );
         }
-        let ends = a.ends_at.as_deref().and_then(parse_iso8601_ms);
-        let starts = a
-            .starts_at
-            .as_deref()
-            .and_then(parse_iso8601_ms)
-            .unwrap_or(now);
+        // Alertmanager refuses a time it cannot read; so does driftline,
+        // rather than take it for now or for never.
+        let time = |field: &str, t: Option<&str>| match t {
+            None => Ok(None),
+            Some(t) => parse_iso8601_ms(t)
+                .map(Some)
+                .ok_or_else(|| format!("[{i}].{field}: {t:?} is not an RFC 3339 time")),
+        };
+        let (starts, ends) = match (
+            time("startsAt", a.starts_at.as_deref()),
+            time("endsAt", a.ends_at.as_deref()),
+        ) {
+            (Ok(s), Ok(e)) => (s.unwrap_or(now), e),
+            (Err(r), _) | (_, Err(r)) => return error(StatusCode::BAD_REQUEST, r),
+        };
         let labels: Labels = a.labels;
         inputs.push(AlertInput {
             fingerprint: crate::labels::fingerprint(&labels),

@@ -89,6 +89,12 @@ impl NotificationReceiver {
                 ),
             )
         })?;
+        if !envelope.is_object() {
+            return Err(self.dead_letter(
+                out,
+                "not a notification: the body is not a JSON object".into(),
+            ));
+        }
         let kind = envelope.get("Type").and_then(Value::as_str).unwrap_or("");
         if let Some(topic) = envelope.get("TopicArn").and_then(Value::as_str) {
             if !self.settings.topic_arns.is_empty()

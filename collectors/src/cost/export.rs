@@ -3,8 +3,10 @@
 //! and OCI write them. Every row that can be read is kept; each one that
 //! cannot is named by file, line and reason.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimeUnit};
@@ -77,13 +79,48 @@ pub fn read_export(
         let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
         read_parquet(file, &path.display().to_string(), out).map_err(err)
     } else {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| err(e.to_string()))?;
-        read_csv_bytes(&bytes, &path.display().to_string(), out).map_err(err)
+        let mut file =
+            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| err(e.to_string()))?);
+        let gzip = std::io::BufRead::fill_buf(&mut file)
+            .map_err(|e| err(e.to_string()))?
+            .starts_with(&GZIP_MAGIC);
+        let source = path.display().to_string();
+        if gzip {
+            read_csv(flate2::bufread::MultiGzDecoder::new(file), &source, out)
+        } else {
+            read_csv(file, &source, out)
+        }
+        .map_err(err)
     }
 }
+
+/// The longest row (header included) read, in bytes: the CSV reader grows
+/// its buffer to hold a field, however long.
+const MAX_ROW_BYTES: u64 = 16 << 20;
+
+/// Refuses to read on once a row has run past `MAX_ROW_BYTES`; the row
+/// loop resets the count before each row.
+struct RowLimit<R> {
+    inner: R,
+    since_row: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for RowLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.since_row.get() > MAX_ROW_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a row runs past {} MiB",
+                MAX_ROW_BYTES >> 20
+            )));
+        }
+        let n = self.inner.read(buf)?;
+        self.since_row.set(self.since_row.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A CSV export's bytes (gzip is recognised by its magic number).
 pub fn read_csv_bytes(
@@ -91,27 +128,29 @@ pub fn read_csv_bytes(
     source: &str,
     out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
 ) -> Result<ExportRead, String> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut text)
-            .map_err(|e| format!("cannot gunzip: {e}"))?;
-        return read_csv(&text, source, out);
+    if bytes.starts_with(&GZIP_MAGIC) {
+        return read_csv(flate2::read::MultiGzDecoder::new(bytes), source, out);
     }
     read_csv(bytes, source, out)
 }
 
+/// Reads CSV as it is decompressed, never whole: what an export declares
+/// (a gzip stream's size, a field's length) is not a size to allocate up
+/// front, and a gzip bomb costs only time. A UTF-8 byte-order mark (Azure
+/// writes one) is dropped by the CSV reader.
 fn read_csv(
-    bytes: &[u8],
+    text: impl Read,
     source: &str,
     out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
 ) -> Result<ExportRead, String> {
-    // A UTF-8 byte-order mark (Azure writes one) is not part of the header.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let since_row = Rc::new(Cell::new(0));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(bytes);
+        .from_reader(RowLimit {
+            inner: text,
+            since_row: since_row.clone(),
+        });
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| format!("line 1: cannot read the header: {e}"))?
@@ -126,9 +165,15 @@ fn read_csv(
     let mut record = csv::StringRecord::new();
     loop {
         let line = reader.position().line();
+        since_row.set(0);
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
+            // The stream itself failed (a corrupt gzip member, a row past
+            // the limit): nothing after it can be trusted to line up.
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                return Err(format!("line {line}: cannot read on: {e}"));
+            }
             Err(e) => {
                 read.rejected.push(SourceError {
                     source: format!("{source}:{line}"),

@@ -148,3 +148,40 @@ fn gzip_and_parquet_exports_give_the_same_rows_as_csv() {
     assert_eq!(read.rows, 1);
     assert_eq!(drop_source(&from_parquet[0]), drop_source(&from_csv[0]));
 }
+
+fn gzipped(text: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_row_past_the_limit_is_refused_without_holding_it() {
+    // 17 MiB of one field, gzipped to a few KiB: read on, it would be held
+    // whole by the CSV reader.
+    let mut text = b"BilledCost,ChargePeriodStart\n1,".to_vec();
+    text.resize(text.len() + (17 << 20), b'a');
+    let e = read_csv_bytes(&gzipped(&text), "bomb.csv.gz", &mut |_| Ok(()))
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("line 2: cannot read on:") && e.contains("a row runs past 16 MiB"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_corrupt_gzip_stream_stops_the_file_with_the_reason() {
+    let mut gz =
+        gzipped(b"BilledCost,ChargePeriodStart\n1,2024-09-01T00:00:00Z\n2,2024-09-01T00:00:00Z\n");
+    let n = gz.len();
+    gz.truncate(n - 12);
+    gz.extend_from_slice(b"garbage!garbage!");
+    let e = read_csv_bytes(&gz, "torn.csv.gz", &mut |_| Ok(()))
+        .err()
+        .unwrap();
+    // Refused with the decoder's reason, once: a reader that failed is not
+    // asked again and again.
+    assert!(e.contains("corrupt deflate stream"), "{e}");
+}

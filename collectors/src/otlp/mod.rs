@@ -69,6 +69,11 @@ where
     match encoding {
         Encoding::Protobuf => T::decode(body)
             .map_err(|e| PushError::Invalid(format!("not an OTLP protobuf export request: {e}"))),
+        // serde reads a struct from an array too; an export request is an
+        // object.
+        Encoding::Json if !body.trim_ascii_start().starts_with(b"{") => Err(PushError::Invalid(
+            "not an OTLP JSON export request: the body is not a JSON object".into(),
+        )),
         Encoding::Json => serde_json::from_slice(body)
             .map_err(|e| PushError::Invalid(format!("not an OTLP JSON export request: {e}"))),
     }

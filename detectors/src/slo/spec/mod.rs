@@ -242,22 +242,36 @@ pub fn load(paths: &[PathBuf]) -> Result<SloSet, Vec<SpecError>> {
             files.push(p.clone());
         }
     }
+    let mut texts = Vec::with_capacity(files.len());
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => texts.push((f, text)),
+            Err(e) => errors.push(SpecError {
+                file: f.display().to_string(),
+                path: String::new(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    load_texts(&texts, errors)
+}
+
+/// Loads spec documents already read, each with the file it came from (for
+/// messages), as `load` loads files: the entry point for text that did not
+/// come from a file, and for the fuzz targets.
+pub fn load_str(file: &str, text: &str) -> Result<SloSet, Vec<SpecError>> {
+    load_texts(&[(PathBuf::from(file), text.to_string())], Vec::new())
+}
+
+fn load_texts(
+    texts: &[(PathBuf, String)],
+    mut errors: Vec<SpecError>,
+) -> Result<SloSet, Vec<SpecError>> {
     let mut set = SloSet::default();
     let mut windows: Option<(String, AlertWindows)> = None;
     let mut openslo_objects = Vec::new();
-    for f in &files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(SpecError {
-                    file: f.display().to_string(),
-                    path: String::new(),
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        match load_text(f, &text) {
+    for (f, text) in texts {
+        match load_text(f, text) {
             Ok(loaded) => {
                 openslo_objects.extend(loaded.openslo);
                 for s in loaded.slos {
