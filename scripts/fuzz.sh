@@ -58,6 +58,8 @@ if [ -d "$fixtures" ]; then
 fi
 
 echo "== build"
+# The targets build against the versions the workspace is tested with.
+cp "$root/Cargo.lock" "$fuzz_dir/Cargo.lock"
 cargo fuzz build --fuzz-dir "$fuzz_dir" --release --debug-assertions --sanitizer none "$@"
 
 report="$work/report.tsv"

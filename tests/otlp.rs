@@ -147,9 +147,15 @@ fn otlp_protobuf_and_json_metrics_and_logs_land() {
                     severity_number: 17,
                     severity_text: "ERROR".into(),
                     body: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("payment declined".into())),
+                        value: Some(any_value::Value::StringValue(
+                            "payment declined; retried with password=swordfish-77".into(),
+                        )),
                     }),
-                    attributes: vec![kv("db.password", "hunter2"), kv("order", "A-1")],
+                    attributes: vec![
+                        kv("db.password", "hunter2"),
+                        kv("order", "A-1"),
+                        kv("request", r#"{"card": "visa", "api_key": "k-998877"}"#),
+                    ],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -222,12 +228,23 @@ fn otlp_protobuf_and_json_metrics_and_logs_land() {
     assert_eq!(logs[0]["trace_id"], "5b8efff798038103d269b633813fc60c");
     assert_eq!(logs[0]["span_id"], "eee19b7ec3c1b174");
     assert_eq!(logs[1]["severity_number"].as_i64(), Some(17));
-    assert_eq!(logs[1]["body"], "payment declined");
-    let attrs = logs[1]["attribute_values"].to_string();
+    // Secrets named as attributes, written inside the body or inside an
+    // attribute's text are hashed; the rest is kept.
+    let body = logs[1]["body"].as_str().unwrap();
     assert!(
-        !attrs.contains("hunter2") && attrs.contains("A-1"),
-        "{attrs}"
+        body.starts_with("payment declined; retried with password=sha256:"),
+        "{body}"
     );
+    let attrs = logs[1]["attribute_values"].to_string();
+    assert!(attrs.contains("A-1") && attrs.contains("visa"), "{attrs}");
+    let everything = value("SELECT * FROM log_records");
+    let everything = serde_json::to_string(&everything).unwrap();
+    for secret in ["hunter2", "swordfish-77", "k-998877"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} stored: {everything}"
+        );
+    }
     let dead = value("SELECT reason FROM dead_letters WHERE source = 'otlp'");
     assert_eq!(dead.len(), 1, "{dead:?}");
 }

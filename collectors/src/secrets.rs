@@ -134,9 +134,73 @@ pub fn mask(name: &str, value: String) -> String {
     }
 }
 
+/// A `name=value` or `name: value` pair written inside free text (a log
+/// line's body, an attribute holding JSON): the name, maybe quoted, then
+/// the value, quoted or up to the next space or separator.
+static PAIR_IN_TEXT: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r#"([A-Za-z0-9_.\-]+)("?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&"'}\]]+)"#,
+    )
+    .expect("the pattern compiles")
+});
+
+/// `text` with the value of every secret-looking pair written inside it
+/// hashed (`password=hunter2` → `password=sha256:…`, quotes kept). Text
+/// that names no secret marker at all is returned as it is, after one scan.
+pub fn mask_text(text: String) -> String {
+    if !MARKERS.is_match(&text) {
+        return text;
+    }
+    let masked = PAIR_IN_TEXT.replace_all(&text, |c: &regex::Captures<'_>| {
+        let (name, between, value) = (&c[1], &c[2], &c[3]);
+        if !is_secret_name(&name.replace(['.', '-'], "_")) {
+            return c[0].to_string();
+        }
+        let quote = value
+            .chars()
+            .next()
+            .filter(|q| matches!(q, '"' | '\'') && value.len() >= 2);
+        let bare = match quote {
+            Some(_) => &value[1..value.len() - 1],
+            None => value,
+        };
+        let hidden = mask(name, bare.to_string());
+        match quote {
+            Some(q) => format!("{name}{between}{q}{hidden}{q}"),
+            None => format!("{name}{between}{hidden}"),
+        }
+    });
+    masked.into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_pairs_inside_text_are_hashed_and_the_rest_kept() {
+        let line = mask_text(
+            r#"login failed for bob password=hunter2 retry=3 {"api_key": "k-123", "user": "bob"} token:'abc def'"#
+                .into(),
+        );
+        for secret in ["hunter2", "k-123", "abc def"] {
+            assert!(!line.contains(secret), "{secret} left in {line}");
+        }
+        assert!(
+            line.starts_with("login failed for bob password=sha256:"),
+            "{line}"
+        );
+        assert!(
+            line.contains("retry=3") && line.contains(r#""user": "bob""#),
+            "{line}"
+        );
+        assert!(line.contains(r#""api_key": "sha256:"#), "{line}");
+        let plain = "GET /index.html 200 took=3ms".to_string();
+        assert_eq!(mask_text(plain.clone()), plain);
+        // A marker that is not a pair, or a name that is not secret.
+        let prose = "password reset mail sent; token_type=bearer".to_string();
+        assert_eq!(mask_text(prose.clone()), prose);
+    }
 
     #[test]
     fn secret_looking_names_are_hashed_and_others_kept() {

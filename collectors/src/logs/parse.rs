@@ -8,7 +8,7 @@
 use driftline_pipeline::telemetry::{LogRecord, severity_number};
 use regex::Regex;
 
-use crate::secrets::mask;
+use crate::secrets::{mask, mask_text};
 
 const TIME_FIELDS: &[&str] = &["time", "timestamp", "ts", "@timestamp", "t"];
 const LEVEL_FIELDS: &[&str] = &["level", "severity", "lvl", "severity_text", "loglevel"];
@@ -64,7 +64,7 @@ fn record(fields: Vec<(String, String)>, service: &str, observed_ms: i64) -> Log
             r.severity_text = v;
             continue;
         } else if !have_body && BODY_FIELDS.contains(&key) {
-            r.body = v;
+            r.body = mask_text(v);
             have_body = true;
             continue;
         } else if !have_service && SERVICE_FIELDS.contains(&key) {
@@ -80,7 +80,7 @@ fn record(fields: Vec<(String, String)>, service: &str, observed_ms: i64) -> Log
             r.span_id = v.to_ascii_lowercase();
             continue;
         }
-        let v = mask(key, v);
+        let v = mask_text(mask(key, v));
         r.attributes.push((k, v));
     }
     r

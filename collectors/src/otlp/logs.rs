@@ -60,7 +60,7 @@ pub fn log_batch(req: &ExportLogsServiceRequest, now_ms: i64) -> LogBatch {
                     service_name: service.clone(),
                     severity_text: r.severity_text.clone(),
                     severity_number: r.severity_number,
-                    body: any_value_text(r.body.as_ref()),
+                    body: crate::secrets::mask_text(any_value_text(r.body.as_ref())),
                     attributes: attribute_pairs(&r.attributes),
                     resource: resource.clone(),
                     trace_id: hex(&r.trace_id),

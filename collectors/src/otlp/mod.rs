@@ -179,7 +179,10 @@ pub(crate) fn attribute_pairs(attrs: &[KeyValue]) -> Vec<(String, String)> {
         .iter()
         .map(|kv| {
             let text = any_value_text(kv.value.as_ref());
-            (kv.key.clone(), crate::secrets::mask(&kv.key, text))
+            (
+                kv.key.clone(),
+                crate::secrets::mask_text(crate::secrets::mask(&kv.key, text)),
+            )
         })
         .collect()
 }
