@@ -42,8 +42,10 @@ fixtures="${DRIFTLINE_FIXTURES:-$root/../shared/fixtures}"
 seeds="$work/seeds"
 rm -rf "$seeds"
 mkdir -p "$seeds"
-DRIFTLINE_FUZZ_SEEDS="$seeds" CARGO_TARGET_DIR="$cache/target" \
-  cargo test -q -p driftline-fuzz --test bus_seeds >/dev/null
+# In the test command's build, with its features and without bootstrap mode, so it
+# is built once for both.
+env -u RUSTC_BOOTSTRAP DRIFTLINE_FUZZ_SEEDS="$seeds" CARGO_TARGET_DIR="$cache/target" \
+  cargo test -q --workspace --all-features --test bus_seeds >/dev/null
 for t in "$@"; do
   mkdir -p "$work/corpus/$t" "$seeds/$t"
   for kept in "$root/fuzz/seeds/$t" "$root/fuzz/regressions/$t"; do
@@ -60,25 +62,31 @@ fi
 echo "== build"
 # The targets build against the versions the workspace is tested with.
 cp "$root/Cargo.lock" "$fuzz_dir/Cargo.lock"
-cargo fuzz build --fuzz-dir "$fuzz_dir" --release --debug-assertions --sanitizer none "$@"
+for t in "$@"; do
+  cargo fuzz build --fuzz-dir "$fuzz_dir" --release --debug-assertions --sanitizer none "$t"
+done
 
 report="$work/report.tsv"
 : >"$report"
-for t in "$@"; do
-  echo "== $t: $runs executions"
+# One target a core at once (FUZZ_JOBS to change it).
+jobs="${FUZZ_JOBS:-$(nproc)}"
+run_one() {
+  local t="$1"
   mkdir -p "$work/crashes/$t"
-  log="$work/$t.log"
-  set +e
+  local log="$work/$t.log" status=0
+  echo "== $t: $runs executions (log $log)"
   cargo fuzz run --fuzz-dir "$fuzz_dir" --release --debug-assertions --sanitizer none "$t" \
     "$work/corpus/$t" "$seeds/$t" -- \
-    -runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
-    -artifact_prefix="$work/crashes/$t/" -print_final_stats=1 >"$log" 2>&1
-  status=$?
-  set -e
+    -runs="$runs" -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+    -artifact_prefix="$work/crashes/$t/" -print_final_stats=1 >"$log" 2>&1 || status=$?
+  local execs crashes
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   crashes=$(find "$work/crashes/$t" -type f | wc -l)
-  printf '%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$crashes" "$status" | tee -a "$report"
-done
+  printf '%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$crashes" "$status" >>"$report"
+}
+export -f run_one
+export work runs fuzz_dir seeds report
+printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
 
 echo "== report (target, executions, crash inputs kept, exit status)"
-column -t "$report"
+sort "$report" | column -t
