@@ -348,14 +348,24 @@ fn load_text(file: &Path, text: &str) -> Result<Loaded, Vec<SpecError>> {
         };
         fail(format!("{doc}{path}"), reason)
     };
-    let headers: Vec<Result<Header, serde_norway::Error>> =
-        serde_norway::Deserializer::from_str(text)
-            .map(Header::deserialize)
-            .collect();
+    // After a document it cannot parse, serde_norway's iterator yields
+    // that error again and again (found by fuzzing: a file with an
+    // unterminated quote took 3 GB): read up to the first error only.
+    let mut headers: Vec<Result<Header, serde_norway::Error>> = Vec::new();
+    for header in serde_norway::Deserializer::from_str(text).map(Header::deserialize) {
+        let failed = header.is_err();
+        headers.push(header);
+        if failed {
+            break;
+        }
+    }
     let several = headers.len() > 1;
     let mut out = Loaded::default();
     let mut errors = Vec::new();
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in serde_norway::Deserializer::from_str(text)
+        .enumerate()
+        .take(headers.len())
+    {
         let prefix = if several {
             format!("document {} ", i + 1)
         } else {

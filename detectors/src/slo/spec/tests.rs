@@ -264,3 +264,19 @@ fn openslo_objects_resolve_across_documents() {
     assert_eq!(s.conditions[1].severity, Severity::Ticket);
     assert_eq!(s.burn_pairs(&set.windows).len(), 2);
 }
+
+#[test]
+fn a_document_that_cannot_be_parsed_is_one_error() {
+    // An unterminated quote: the YAML reader's document iterator repeats
+    // its error for ever after it.
+    let text = "version: \"prometheus/v1\"\nservice: \"checkout\"\nslos:\n  - name: \"a\n    objective: 99\n";
+    let errors = super::load_str("broken.yaml", text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file, "broken.yaml");
+    // Documents before the broken one are still read and judged (this
+    // one has no SLO), and the broken one is one error.
+    let two = format!("version: \"prometheus/v1\"\nservice: x\nslos: []\n---\n{text}");
+    let errors = super::load_str("two.yaml", &two).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["document 1 slos", "document 2 "], "{errors:?}");
+}
