@@ -350,3 +350,51 @@ fn audit_rows(dir: &Path, fingerprint: &str) -> Vec<(String, String, Option<i32>
     rows.sort_by_key(|r| r.0);
     rows.into_iter().map(|(_, a, b, c)| (a, b, c)).collect()
 }
+
+/// PagerDuty takes an event and never answers (the client's 10 s timeout
+/// ends it), then answers 503, then 202: every finding pages exactly once,
+/// and nothing is lost while it was down.
+#[test]
+fn a_hung_then_failing_pagerduty_is_waited_out_and_each_finding_pages_once() {
+    let pd = Receiver::start();
+    pd.plan.lock().unwrap().extend([pagerduty::HANG, 503]);
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    copy_dir(&common::estate(), &estate);
+    let cfg = config(tmp.path(), &estate, "");
+    let svc = Service::start_env(
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
+        &tmp.path().join("findings.jsonl"),
+        &tmp.path().join("run.log"),
+        &[("PD_KEY", KEY)],
+    );
+    wait_for(90, "seven triggers", || pd.count("trigger") >= 7);
+    // Time for a stray retry to show itself.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let actions = pd.actions();
+    let triggers: Vec<&String> = actions
+        .iter()
+        .filter(|(_, a)| a == "trigger")
+        .map(|(k, _)| k)
+        .collect();
+    let mut keys = triggers.clone();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (triggers.len(), keys.len()),
+        (7, 7),
+        "each finding triggered once: {actions:?}"
+    );
+    let refused: Vec<u16> = pd
+        .seen
+        .lock()
+        .unwrap()
+        .refused
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(refused, [pagerduty::HANG, 503]);
+    let log = std::fs::read_to_string(&svc.log).unwrap_or_default();
+    assert!(!log.contains(KEY), "the routing key is never logged");
+    assert!(svc.stop().success());
+}

@@ -26,11 +26,15 @@ pub struct Seen {
 pub struct Receiver {
     pub url: String,
     pub seen: Arc<Mutex<Seen>>,
-    /// Statuses to answer to the next valid events (429, 500, 400…).
+    /// Statuses to answer to the next valid events (429, 500, 400…, or
+    /// `HANG`).
     pub plan: Arc<Mutex<VecDeque<u16>>>,
     /// Answer this status to every valid event while set (PagerDuty down).
     pub down: Arc<Mutex<Option<u16>>>,
 }
+
+/// A plan entry: read the event, answer nothing, close after 15 s.
+pub const HANG: u16 = 0;
 
 /// A well-formed (32-character) routing key the tests page with.
 pub const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
@@ -244,6 +248,14 @@ impl Receiver {
                                     "Retry-After: 1\r\n",
                                     "{\"status\":\"throttle event\",\"message\":\"Requests for this service are arriving too quickly. Please retry later.\"}",
                                 );
+                            }
+                            Some(HANG) => {
+                                // Took the event and never answers: the
+                                // sender's timeout must end it.
+                                s.refused.push((HANG, v, vec![]));
+                                drop(s);
+                                std::thread::sleep(std::time::Duration::from_secs(15));
+                                break;
                             }
                             Some(400) => {
                                 let errors = vec!["forced by the test".to_string()];
