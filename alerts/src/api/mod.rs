@@ -42,8 +42,8 @@ fn from_alert_error(e: AlertError) -> Response {
     error(status, e.to_string())
 }
 
-/// Every request that changes something (anything but GET) needs the
-/// token when one is set. Checked before the body is read, so a request
+/// Every request that may change something (any method but the safe
+/// ones: GET, HEAD, OPTIONS, TRACE) needs the token when one is set. Checked before the body is read, so a request
 /// without it is told so, whatever its body.
 async fn require_token(
     State(api): State<Api>,
@@ -51,7 +51,7 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(want) = &api.token
-        && request.method() != axum::http::Method::GET
+        && !request.method().is_safe()
     {
         let authorization = request
             .headers()
