@@ -242,20 +242,25 @@ command = ["sh", "-c", "echo adopting {{resource_id}} && touch {}"]
     assert!(svc.stop().success());
 }
 
+/// `run` on a copy of the example estate in `dir`, paging `pd`.
+fn page_from_estate(dir: &Path, pd: &Receiver) -> Service {
+    let estate = dir.join("estate");
+    copy_dir(&common::estate(), &estate);
+    let cfg = config(dir, &estate, "");
+    Service::start_env(
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
+        &dir.join("findings.jsonl"),
+        &dir.join("run.log"),
+        &[("PD_KEY", KEY)],
+    )
+}
+
 #[test]
 fn a_refused_event_is_dead_lettered_and_the_rest_delivered() {
     let pd = Receiver::start();
     pd.plan.lock().unwrap().push_back(400);
     let tmp = tempfile::tempdir().unwrap();
-    let estate = tmp.path().join("estate");
-    copy_dir(&common::estate(), &estate);
-    let cfg = config(tmp.path(), &estate, "");
-    let svc = Service::start_env(
-        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
-        &tmp.path().join("findings.jsonl"),
-        &tmp.path().join("run.log"),
-        &[("PD_KEY", KEY)],
-    );
+    let svc = page_from_estate(tmp.path(), &pd);
     wait_for(60, "six triggers", || pd.count("trigger") >= 6);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(pd.count("trigger"), 6, "the refused one is not retried");
@@ -359,15 +364,7 @@ fn a_hung_then_failing_pagerduty_is_waited_out_and_each_finding_pages_once() {
     let pd = Receiver::start();
     pd.plan.lock().unwrap().extend([pagerduty::HANG, 503]);
     let tmp = tempfile::tempdir().unwrap();
-    let estate = tmp.path().join("estate");
-    copy_dir(&common::estate(), &estate);
-    let cfg = config(tmp.path(), &estate, "");
-    let svc = Service::start_env(
-        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
-        &tmp.path().join("findings.jsonl"),
-        &tmp.path().join("run.log"),
-        &[("PD_KEY", KEY)],
-    );
+    let svc = page_from_estate(tmp.path(), &pd);
     wait_for(90, "seven triggers", || pd.count("trigger") >= 7);
     // Time for a stray retry to show itself.
     std::thread::sleep(std::time::Duration::from_secs(3));
