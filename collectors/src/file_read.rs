@@ -1,5 +1,6 @@
 //! How the loaders read a local file: whole while the files held whole
-//! stay within a budget, streamed through a buffer otherwise.
+//! stay within a budget; past it, mapped into memory in a bulk read and
+//! streamed through a buffer otherwise.
 //!
 //! serde_json parses a slice about twice as fast as a reader (measured on
 //! the scan bench's 80–100 MB files: 0.8 s against 1.6 s to a `Value`), so
@@ -9,10 +10,22 @@
 //! its input: its budget is an eighth of its input, so holding files whole
 //! adds a share to that rather than a fixed amount (at 1 M resources, both
 //! files a scan reads at once; at 100 k, none of its two 80–100 MB files).
+//!
+//! A bulk read maps a file over the budget instead and still parses it as a
+//! slice: the loaders cut each element of its big array out as text
+//! (`MappedElements`), parse it on its own, and release the pages behind
+//! it, so the file costs a window of memory, not its size. Only a bulk read
+//! maps: a mapped file that another process truncates kills the reader
+//! (SIGBUS), and a scan reads files at rest that its user named, where the
+//! services read files as they are written.
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::de::{DeserializeSeed, Error as _, SeqAccess};
+use serde_json::value::RawValue;
 
 /// What the files read whole may hold at once, together.
 const WHOLE_FILES_BUDGET: u64 = 128 << 20;
@@ -25,10 +38,16 @@ const BULK_READ_BUDGET: std::ops::RangeInclusive<u64> = (16 << 20)..=(1 << 30);
 /// The buffer a file is streamed through.
 const READ_BUFFER: usize = 1 << 20;
 
+/// A mapped file's pages are released behind the parser this many bytes
+/// at a time (a multiple of every page size).
+const RELEASE_STEP: usize = 8 << 20;
+
 /// A budget of bytes, and what of it is in use.
 struct Budget {
     limit: AtomicU64,
     held: AtomicU64,
+    /// Set by a bulk read: files over the budget are mapped, not streamed.
+    map_over: AtomicBool,
 }
 
 /// The budget every loader's whole files share.
@@ -39,6 +58,7 @@ impl Budget {
         Self {
             limit: AtomicU64::new(limit),
             held: AtomicU64::new(0),
+            map_over: AtomicBool::new(false),
         }
     }
 
@@ -65,6 +85,9 @@ impl Budget {
                 std::io::Read::read_to_end(&mut &file, &mut held.bytes)?;
                 Ok(SourceFile::Whole(held))
             }
+            None if self.map_over.load(Ordering::Acquire) => {
+                Ok(SourceFile::Mapped(MappedFile::map(&file)?))
+            }
             None => Ok(SourceFile::Streamed(BufReader::with_capacity(
                 READ_BUFFER,
                 file,
@@ -76,7 +99,130 @@ impl Budget {
 /// A file opened for one of the JSON loaders.
 pub(crate) enum SourceFile {
     Whole(HeldBytes),
+    Mapped(MappedFile),
     Streamed(BufReader<std::fs::File>),
+}
+
+/// A file mapped into memory, its pages released behind the parser.
+pub(crate) struct MappedFile {
+    map: memmap2::Mmap,
+    /// The pages before this offset were released.
+    released: Cell<usize>,
+}
+
+impl MappedFile {
+    /// Maps `file`, which the caller knows to be at rest (see the module's
+    /// note).
+    pub(crate) fn map(file: &std::fs::File) -> std::io::Result<Self> {
+        // SAFETY: the map is only read, and the file is at rest.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        // Read ahead harder; a failed hint changes nothing.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Self {
+            map,
+            released: Cell::new(0),
+        })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Where `text`, a part of the map, starts in it.
+    fn offset_of(&self, text: &str) -> usize {
+        text.as_ptr() as usize - self.map.as_ptr() as usize
+    }
+
+    /// Releases the pages before the end of `element`, a step at a time.
+    fn passed(&self, element: &str) {
+        let end = self.offset_of(element) + element.len();
+        let released = self.released.get();
+        let upto = end / RELEASE_STEP * RELEASE_STEP;
+        if upto > released {
+            // SAFETY: the map is a read-only private map of a file: a
+            // released page that is read again is read from the file anew,
+            // so nothing that still points into it sees other bytes.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    released,
+                    upto - released,
+                )
+            };
+            self.released.set(upto);
+        }
+    }
+
+    /// `e`, raised parsing `element` on its own, with its position in the
+    /// file.
+    fn locate(&self, element: &str, e: &serde_json::Error) -> String {
+        let start = self.offset_of(element);
+        let before = &self.map[..start];
+        let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+        let lines_before = memchr::memchr_iter(b'\n', before).count();
+        let (line, column) = match e.line() {
+            0 | 1 => (lines_before + 1, start - line_start + e.column().max(1)),
+            l => (lines_before + l, e.column()),
+        };
+        let message = e.to_string();
+        let reason = message
+            .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+            .unwrap_or(&message);
+        // serde_json takes the position back out of the message.
+        format!("{reason} at line {line} column {column}")
+    }
+}
+
+/// `bytes` written to a file and mapped, for the loaders' tests.
+#[cfg(test)]
+pub(crate) fn mapped_copy(bytes: &[u8]) -> MappedFile {
+    let mut file = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut file, bytes).unwrap();
+    MappedFile::map(&file).unwrap()
+}
+
+#[cfg(test)]
+impl MappedFile {
+    pub(crate) fn released(&self) -> usize {
+        self.released.get()
+    }
+}
+
+/// How a loader reads the elements of a file's big array
+/// (`configurationItems`, `resources`).
+#[derive(Clone, Copy)]
+pub(crate) enum Elements<'m> {
+    /// In the parser's stream, as the rest of the document.
+    InStream,
+    /// Cut out of a mapped file as text and parsed on their own, so that
+    /// the pages before each can be released once it is read.
+    Mapped(&'m MappedFile),
+}
+
+impl Elements<'_> {
+    /// The next element of `seq`, through `seed`.
+    pub(crate) fn next<'de, A, S, T>(self, seq: &mut A, seed: S) -> Result<Option<T>, A::Error>
+    where
+        A: SeqAccess<'de>,
+        S: for<'a> DeserializeSeed<'a, Value = T>,
+    {
+        let Self::Mapped(file) = self else {
+            return seq.next_element_seed(seed);
+        };
+        // The element borrows from the map: a mapped file is parsed as a
+        // slice.
+        let Some(raw) = seq.next_element::<&RawValue>()? else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = seed
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| A::Error::custom(file.locate(text, &e)))?;
+        file.passed(text);
+        Ok(Some(value))
+    }
 }
 
 /// A file's bytes, counted against the budget until dropped.
@@ -101,6 +247,7 @@ impl Drop for HeldBytes {
 /// Sets the budget for a bulk read of `total` bytes of files (see the
 /// module's note).
 pub(crate) fn bulk_read(total: u64) {
+    WHOLE_FILES.map_over.store(true, Ordering::Release);
     let budget =
         (total / BULK_READ_SHARE).clamp(*BULK_READ_BUDGET.start(), *BULK_READ_BUDGET.end());
     WHOLE_FILES.limit.store(budget, Ordering::Release);
@@ -115,23 +262,32 @@ impl SourceFile {
     pub(crate) fn prefix(&mut self) -> std::io::Result<&[u8]> {
         match self {
             Self::Whole(held) => Ok(held.bytes()),
+            Self::Mapped(mapped) => Ok(mapped.bytes()),
             Self::Streamed(reader) => reader.fill_buf(),
         }
     }
 }
 
-/// Runs `$read` with `$de` bound to a serde_json deserializer over `$file`:
-/// a slice when it was read whole, the reader otherwise. A macro because
-/// the two deserializers are different types.
+/// Runs `$read` with `$de` bound to a serde_json deserializer over `$file`
+/// and `$elements` to how its big array's elements are read: a slice when
+/// it was read whole or mapped, the reader otherwise. A macro because the
+/// two deserializers are different types.
 macro_rules! with_deserializer {
-    ($file:expr, |$de:ident| $read:expr) => {
+    ($file:expr, |$de:ident, $elements:ident| $read:expr) => {
         match $file {
             $crate::file_read::SourceFile::Whole(held) => {
                 let $de = &mut serde_json::Deserializer::from_slice(held.bytes());
+                let $elements = $crate::file_read::Elements::InStream;
+                $read
+            }
+            $crate::file_read::SourceFile::Mapped(mapped) => {
+                let $de = &mut serde_json::Deserializer::from_slice(mapped.bytes());
+                let $elements = $crate::file_read::Elements::Mapped(&mapped);
                 $read
             }
             $crate::file_read::SourceFile::Streamed(reader) => {
                 let $de = &mut serde_json::Deserializer::from_reader(reader);
+                let $elements = $crate::file_read::Elements::InStream;
                 $read
             }
         }

@@ -5,6 +5,8 @@
 //! (notifications, select and batch-get outputs) is small and goes through
 //! `shapes::find` whole, as before.
 
+use std::marker::PhantomData;
+
 use serde::Deserialize as _;
 use serde::de::{
     self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -14,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::cut::{Element, ItemCut};
 use super::shapes::{self, Found, Skip};
+use crate::file_read::Elements;
 
 /// Why a document could not be read.
 pub(super) enum DocumentError {
@@ -25,12 +28,15 @@ pub(super) enum DocumentError {
 /// Walks a document, handing each item found to `emit` in document order.
 /// On an error part way, the items before it were already emitted. With
 /// `cut`, streamed items keep only the kept keys of their documents.
+/// `elements` says how an array of items is read.
 pub(super) fn read<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
+    elements: Elements,
     cut: Option<ItemCut>,
     emit: &mut dyn FnMut(Found),
 ) -> Result<Option<Skip>, DocumentError> {
     let mut walk = Walk {
+        elements,
         cut,
         emit,
         shape_error: None,
@@ -47,6 +53,7 @@ pub(super) fn read<'de, R: serde_json::de::Read<'de>>(
 }
 
 struct Walk<'e> {
+    elements: Elements<'e>,
     cut: Option<ItemCut<'e>>,
     emit: &'e mut dyn FnMut(Found),
     /// Set when `shapes` rejects a part; the JSON error that stops the walk
@@ -83,8 +90,8 @@ impl Walk<'_> {
         let mut count = 0;
         let mut i = 0;
         while let Some(v) = match self.cut {
-            Some(cut) => seq.next_element_seed(Element(cut))?,
-            None => seq.next_element::<Value>()?,
+            Some(cut) => self.elements.next(&mut seq, Element(cut))?,
+            None => self.elements.next(&mut seq, PhantomData::<Value>)?,
         } {
             match shapes::find(v, &mut found, &format!("{path}[{i}]")) {
                 Ok(Some(Skip::Schema)) => {
@@ -261,11 +268,23 @@ impl<'de> Visitor<'de> for Items<'_, '_> {
 mod tests {
     use super::*;
 
-    /// What `read` gives for a document: the items' ids, the skip, or the error.
+    /// What `read` gives for a document: the items' ids, the skip, or the
+    /// error; alike in the parser's stream and from a mapped copy.
     fn walk(text: &str) -> Result<(Vec<String>, Option<String>), String> {
+        let in_stream = walk_with(text.as_bytes(), Elements::InStream);
+        let mapped = crate::file_read::mapped_copy(text.as_bytes());
+        assert_eq!(
+            in_stream,
+            walk_with(mapped.bytes(), Elements::Mapped(&mapped))
+        );
+        in_stream
+    }
+
+    fn walk_with(text: &[u8], elements: Elements) -> Result<(Vec<String>, Option<String>), String> {
         let mut ids = Vec::new();
         let skip = read(
-            &mut serde_json::Deserializer::from_str(text),
+            &mut serde_json::Deserializer::from_slice(text),
+            elements,
             None,
             &mut |f| {
                 let (Found::Item(m) | Found::SelectRow(m) | Found::Summary(m)) = f;

@@ -27,7 +27,7 @@ use driftline_pipeline::{
 use serde_json::{Map, Value};
 
 use crate::chunks::stream_files;
-use crate::file_read::{SourceFile, with_deserializer};
+use crate::file_read::{Elements, SourceFile, with_deserializer};
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 use document::DocumentError;
 use shapes::{Found, Skip};
@@ -110,6 +110,7 @@ pub fn load_bytes(
     let mut items = Vec::new();
     let read = read_with(
         &mut serde_json::Deserializer::from_slice(bytes),
+        Elements::InStream,
         source,
         types,
         None,
@@ -155,11 +156,14 @@ pub fn read_file(
         path: source.clone(),
         reason: e.to_string(),
     })?;
-    with_deserializer!(file, |de| read_with(de, &source, types, kept, emit))
+    with_deserializer!(file, |de, elements| read_with(
+        de, elements, &source, types, kept, emit
+    ))
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
+    elements: Elements,
     source: &str,
     types: &TypeTable,
     kept: Option<&KeptKeys>,
@@ -168,7 +172,7 @@ fn read_with<'de, R: serde_json::de::Read<'de>>(
     let mut read = ItemsRead::default();
     let mut found = 0usize;
     let cut = kept.map(|kept| cut::ItemCut { kept, types });
-    let skip = document::read(de, cut, &mut |f| {
+    let skip = document::read(de, elements, cut, &mut |f| {
         match normalise(f, source, types) {
             Ok(item) => emit(item),
             Err(e) => read.item_errors.push(format!("item {found}: {e}")),

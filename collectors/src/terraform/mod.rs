@@ -23,7 +23,7 @@ use driftline_pipeline::{
 use serde_json::Value;
 
 use crate::chunks::stream_files;
-use crate::file_read::{SourceFile, with_deserializer};
+use crate::file_read::{Elements, SourceFile, with_deserializer};
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 
 pub use flatmap::unflatten;
@@ -125,6 +125,7 @@ pub fn load_state_bytes(
     let mut resources = Vec::new();
     let header = read_with(
         &mut serde_json::Deserializer::from_slice(bytes),
+        Elements::InStream,
         source,
         cfg,
         &mut |d| resources.push(d),
@@ -151,17 +152,20 @@ pub fn read_state_file(
         path: source.clone(),
         source: e,
     })?;
-    with_deserializer!(file, |de| read_with(de, &source, cfg, emit))
+    with_deserializer!(file, |de, elements| read_with(
+        de, elements, &source, cfg, emit
+    ))
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
+    elements: Elements,
     source: &str,
     cfg: &TerraformConfig,
     emit: &mut dyn FnMut(DeclaredResource),
 ) -> Result<state::StateHeader, TerraformError> {
     let now = now_ms();
-    state::read(de, &mut |inst, header| {
+    state::read(de, elements, &mut |inst, header| {
         emit(declare(inst, header, source, now, cfg))
     })
     .map_err(|e| TerraformError::Format {

@@ -3,6 +3,7 @@
 //! the file reads whichever layout it is, one resource at a time.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 use super::flatmap::unflatten;
 pub use super::instance::StateInstance;
 use super::legacy::{ModuleV3, v3_instances};
+use crate::file_read::Elements;
 
 /// What a state file says about itself, beside its instances.
 #[derive(Debug, Default, Clone)]
@@ -106,9 +108,11 @@ pub fn check_start(prefix: &[u8]) -> Result<(), StateFormatError> {
 /// collects them first (`load_state`).
 pub fn read<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
+    elements: Elements,
     emit: &mut dyn FnMut(StateInstance, &StateHeader),
 ) -> Result<StateHeader, StateFormatError> {
     let mut doc = Document {
+        elements,
         header: StateHeader::default(),
         version: None,
         seen: Seen::default(),
@@ -200,6 +204,8 @@ struct Seen {
 
 /// The state document as the reader walks it.
 struct Document<'e> {
+    /// How the `resources` array's elements are read.
+    elements: Elements<'e>,
     header: StateHeader,
     /// `Some` once the key was read; its value may be `null`.
     version: Option<Option<u64>>,
@@ -320,7 +326,8 @@ impl<'de> Visitor<'de> for ResourcesSeed<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.doc.resources_present = true;
-        while let Some(r) = seq.next_element::<ResourceV4>()? {
+        let elements = self.doc.elements;
+        while let Some(r) = elements.next(&mut seq, PhantomData::<ResourceV4>)? {
             v4_instances(r, &mut |inst| self.doc.take(inst, self.streams));
         }
         Ok(())
@@ -408,17 +415,65 @@ mod tests {
         warnings: Vec<String>,
     }
 
+    /// Reads `bytes` in the parser's stream and again from a mapped copy,
+    /// which must read alike, errors and their positions included.
     fn parse(bytes: &[u8]) -> Result<Parsed, StateFormatError> {
+        let in_stream = parse_with(bytes, Elements::InStream);
+        let mapped = crate::file_read::mapped_copy(bytes);
+        let from_map = parse_with(mapped.bytes(), Elements::Mapped(&mapped));
+        assert_eq!(format!("{in_stream:?}"), format!("{from_map:?}"));
+        in_stream
+    }
+
+    fn parse_with(bytes: &[u8], elements: Elements) -> Result<Parsed, StateFormatError> {
         check_start(bytes)?;
         let mut instances = Vec::new();
         let header = read(
             &mut serde_json::Deserializer::from_slice(bytes),
+            elements,
             &mut |i, _| instances.push(i),
         )?;
         Ok(Parsed {
             instances,
             warnings: header.warnings,
         })
+    }
+
+    #[test]
+    fn a_mapped_file_releases_what_was_read_and_names_lines_in_the_file() {
+        // Ten resources of a MiB each: pages are released behind the reader.
+        let big = "x".repeat(1 << 20);
+        let resources: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    r#"{{"mode":"managed","type":"t","name":"r{i}","instances":[{{"attributes":{{"blob":"{big}"}}}}]}}"#
+                )
+            })
+            .collect();
+        let doc = format!(
+            "{{\"version\":4,\"serial\":1,\"lineage\":\"l\",\"resources\":[\n{}]}}",
+            resources.join(",\n")
+        );
+        let mapped = crate::file_read::mapped_copy(doc.as_bytes());
+        let p = parse_with(mapped.bytes(), Elements::Mapped(&mapped)).unwrap();
+        assert_eq!(p.instances.len(), 10);
+        assert_eq!(p.instances[9].address, "t.r9");
+        assert!(mapped.released() >= 8 << 20, "{}", mapped.released());
+        // An element that does not fit names its line and column in the
+        // file, as the parser's stream does.
+        let bad = b"{\"version\":4,\"serial\":1,\"lineage\":\"l\",\"resources\":[\n  {\"mode\":\"managed\",\"type\":\"t\",\"name\":\"a\"},\n  {\"mode\":\"managed\",\n   \"type\":7,\"name\":\"b\"}]}";
+        let e = parse(bad).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StateFormatError::Json {
+                    line: 4,
+                    column: 11,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -469,9 +524,11 @@ mod tests {
         let s = br#"{"resources":[{"mode":"managed","type":"t","name":"a","instances":[{"attributes":{}}]}],
           "lineage":"l","serial":7,"version":4}"#;
         let mut seen = Vec::new();
-        let h = read(&mut serde_json::Deserializer::from_slice(s), &mut |i, h| {
-            seen.push((i.address, h.serial, h.lineage.clone()))
-        })
+        let h = read(
+            &mut serde_json::Deserializer::from_slice(s),
+            Elements::InStream,
+            &mut |i, h| seen.push((i.address, h.serial, h.lineage.clone())),
+        )
         .unwrap();
         assert_eq!(seen, vec![("t.a".to_string(), 7, "l".to_string())]);
         assert_eq!(h.format_version, 4);
@@ -492,9 +549,11 @@ mod tests {
           {"mode":"managed","type":"t","name":"a","instances":[{"attributes":{}}]},
           {"mode":"managed","type":"t","name":"b","instances":[{"attributes":{"#;
         let mut seen = Vec::new();
-        let e = read(&mut serde_json::Deserializer::from_slice(s), &mut |i, _| {
-            seen.push(i.address)
-        })
+        let e = read(
+            &mut serde_json::Deserializer::from_slice(s),
+            Elements::InStream,
+            &mut |i, _| seen.push(i.address),
+        )
         .unwrap_err();
         assert_eq!(seen, vec!["t.a"]);
         assert!(matches!(e, StateFormatError::Json { line: 3, .. }), "{e}");
