@@ -6,6 +6,7 @@
 //! through (`sql.rs`), and the views every store defines (`views.rs`).
 
 pub mod clickhouse;
+mod compaction_journal;
 mod dead_letters_writer;
 mod findings;
 mod ops_views;
