@@ -160,7 +160,7 @@ impl Journal {
     /// Replaces the log with `snapshot` (written aside, synced, renamed).
     pub fn compact(&self, snapshot: &[JournalEntry]) -> Result<(), AlertError> {
         let tmp = self.path.with_extension("jsonl.tmp");
-        let written = {
+        let written = (|| {
             let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
             let mut buf = Vec::new();
             for r in snapshot {
@@ -172,8 +172,12 @@ impl Journal {
             }
             f.write_all(&buf).map_err(|e| io(&tmp, e))?;
             f.sync_all().map_err(|e| io(&tmp, e))?;
-            buf.len() as u64
-        };
+            Ok(buf.len() as u64)
+        })();
+        // A copy that did not fit (a full disk) must not keep the space.
+        let written = written.inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
         if let Some(dir) = self.path.parent()

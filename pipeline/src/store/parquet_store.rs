@@ -169,7 +169,19 @@ impl ParquetStore {
         if let Err(e) = written {
             // A half-written temporary is never read; do not leave it.
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            return Err(match e {
+                // The encoder's errors name neither the file nor, for a
+                // failed write (a full disk), more than "External".
+                StoreError::Write { table, reason } => StoreError::Write {
+                    table,
+                    reason: format!(
+                        "cannot write {}: {}",
+                        path.display(),
+                        reason.strip_prefix("External: ").unwrap_or(&reason)
+                    ),
+                },
+                other => other,
+            });
         }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
         sync_dir(&dir).map_err(|e| io(&dir, e))
@@ -490,7 +502,10 @@ mod tests {
     #[ignore = "run by compaction_cut_short_by_sigkill_loses_and_repeats_nothing in a child"]
     fn child_appends_and_compacts_until_killed() {
         let dir = std::env::var_os("DRIFTLINE_TEST_STORE").expect("run by the parent test");
-        let first: i64 = std::env::var("DRIFTLINE_TEST_FIRST").unwrap().parse().unwrap();
+        let first: i64 = std::env::var("DRIFTLINE_TEST_FIRST")
+            .unwrap()
+            .parse()
+            .unwrap();
         let store = ParquetStore::open(dir).unwrap();
         for n in first.. {
             store.append("t", &one_row(n)).unwrap();
