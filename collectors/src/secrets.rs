@@ -109,7 +109,71 @@ pub fn is_secret_name(name: &str) -> bool {
         name.len() >= suffix.len()
             && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
     };
-    !NOT_SECRET_ENDINGS.iter().any(|s| ends_with(s)) && MARKERS.is_match(name)
+    // The same endings in camelCase (AWS's names: `secretArn`,
+    // `passwordLength`), after a lower-case letter or a digit.
+    let camel_ending = NOT_SECRET_ENDINGS.iter().any(|s| {
+        let (name, word) = (name.as_bytes(), &s.as_bytes()[1..]);
+        let Some(stem) = name.len().checked_sub(word.len()).filter(|&n| n > 0) else {
+            return false;
+        };
+        let tail = &name[stem..];
+        tail[0] == word[0].to_ascii_uppercase()
+            && tail[1..] == word[1..]
+            && (name[stem - 1].is_ascii_lowercase() || name[stem - 1].is_ascii_digit())
+    });
+    !camel_ending && !NOT_SECRET_ENDINGS.iter().any(|s| ends_with(s)) && MARKERS.is_match(name)
+}
+
+/// Hashes, in place, every non-empty string under a secret-looking name,
+/// at any depth, and adds its dotted path to `out` (`path` is where `v`
+/// is). Used for Terraform attributes and AWS Config documents alike, so a
+/// secret compared between them hashes the same on both sides.
+pub(crate) fn hash_secret_names(
+    v: &mut Value,
+    salt: &Salt,
+    path: &mut String,
+    out: &mut Vec<String>,
+) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m.iter_mut() {
+                let len = push_seg(path, k);
+                let secret_string = is_secret_name(k) && c.as_str().is_some_and(|s| !s.is_empty());
+                if secret_string {
+                    if !is_hash(c) {
+                        *c = salt.hash(c);
+                    }
+                    out.push(path.clone());
+                } else {
+                    hash_secret_names(c, salt, path, out);
+                }
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter_mut().enumerate() {
+                let len = push_seg(path, &i.to_string());
+                hash_secret_names(c, salt, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(crate) fn push_seg(path: &mut String, seg: &str) -> usize {
+    let len = path.len();
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(seg);
+    len
+}
+
+/// A value this module already hashed.
+pub(crate) fn is_hash(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.starts_with("sha256:") && s.len() == 39)
 }
 
 impl Salt {
@@ -210,5 +274,31 @@ mod tests {
         assert!(mask("x-api-key", "k".into()).starts_with("sha256:"));
         assert_eq!(mask("http.method", "GET".into()), "GET");
         assert_eq!(mask("token_type", "bearer".into()), "bearer");
+    }
+
+    #[test]
+    fn camel_case_names_end_like_snake_case_ones() {
+        for secret in [
+            "masterUserPassword",
+            "DB_PASSWORD",
+            "clientSecret",
+            "authToken",
+        ] {
+            assert!(is_secret_name(secret), "{secret}");
+        }
+        for plain in [
+            "secretArn",
+            "passwordLength",
+            "tokenType",
+            "secretId",
+            "apiKeyName",
+        ] {
+            assert!(!is_secret_name(plain), "{plain}");
+        }
+        // Not a hump: the word runs on.
+        assert!(is_secret_name("secretarn"));
+        // Names that are not ASCII do not trip the byte arithmetic.
+        assert!(!is_secret_name("é"));
+        assert!(is_secret_name("mötpassword"));
     }
 }

@@ -72,7 +72,8 @@ impl SourcesConfig {
             aws: AwsConfigSettings::default(),
             types,
             kept: None,
-            salt: Salt::from_env_or_random(),
+            // The process's, which the other collectors hash with.
+            salt: Salt::process().clone(),
             account: None,
             region: None,
             interval: Duration::from_secs(5),

@@ -337,7 +337,7 @@ pub(crate) fn normalise(
         Found::SelectRow(m) => (m, true, false),
         Found::Summary(m) => (m, false, true),
     };
-    let configuration = decode_json_string(
+    let mut configuration = decode_json_string(
         m.remove("configuration").unwrap_or(Value::Null),
         "configuration",
     )?;
@@ -357,6 +357,17 @@ pub(crate) fn normalise(
                 *v = decoded;
             }
         }
+    }
+    // Secret-looking values (a Lambda function's `DB_PASSWORD` variable)
+    // are hashed with the salt the Terraform loader uses, so they still
+    // compare and are never kept.
+    for document in [&mut configuration, &mut supplementary] {
+        crate::secrets::hash_secret_names(
+            document,
+            crate::secrets::Salt::process(),
+            &mut String::new(),
+            &mut Vec::new(),
+        );
     }
     let mut resource_id = get_str(&m, &["resourceId"]).map(str::to_string);
     let raw_type = get_str(&m, &["resourceType"]).map(str::to_string);
@@ -516,5 +527,39 @@ impl Collector for AwsConfigFileCollector {
         );
         crate::publish_dead_letters(out, &report.errors);
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_configuration_values_are_hashed() {
+        let item = br#"{"configurationItems":[{"resourceType":"AWS::Lambda::Function",
+            "resourceId":"f","awsRegion":"eu-west-1","accountId":"123456789012",
+            "configuration":{"functionName":"f","environment":{"variables":
+                {"DB_PASSWORD":"hunter2","STAGE":"prod"}},
+                "secretArn":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:s"},
+            "supplementaryConfiguration":{"Settings":"{\"clientSecret\":\"abc123\"}"}}]}"#;
+        let loaded = load_bytes(item, "items.json", &TypeTable::default()).unwrap();
+        let o = &loaded.items[0];
+        let text = format!("{} {}", o.configuration, o.supplementary_configuration);
+        for secret in ["hunter2", "abc123"] {
+            assert!(!text.contains(secret), "{secret} kept: {text}");
+        }
+        let variables = &o.configuration["environment"]["variables"];
+        assert_eq!(
+            variables["DB_PASSWORD"],
+            crate::secrets::Salt::process().hash(&Value::from("hunter2")),
+            "hashed as the Terraform loader hashes, so the two still compare"
+        );
+        assert_eq!(variables["STAGE"], "prod");
+        assert!(
+            o.configuration["secretArn"]
+                .as_str()
+                .unwrap()
+                .starts_with("arn:")
+        );
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 pub use crate::secrets::Salt;
-use crate::secrets::is_secret_name;
+use crate::secrets::{hash_secret_names, is_hash, push_seg};
 
 /// Hashes, in place, every value under a secret-looking name and every path
 /// in `sensitive` (Terraform's `sensitive_attributes`). Returns the paths
@@ -19,7 +19,7 @@ pub fn redact(attrs: &mut Value, sensitive: Option<&Value>, salt: &Salt) -> Vec<
             }
         }
     }
-    redact_names(attrs, salt, &mut String::new(), &mut replaced);
+    hash_secret_names(attrs, salt, &mut String::new(), &mut replaced);
     replaced.sort();
     replaced.dedup();
     replaced
@@ -46,15 +46,6 @@ fn path_steps(path: &Value) -> Option<Vec<Step>> {
             }
         })
         .collect()
-}
-
-fn push_seg(path: &mut String, seg: &str) -> usize {
-    let len = path.len();
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(seg);
-    len
 }
 
 fn redact_path(
@@ -108,39 +99,6 @@ fn hash_all(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>
             }
             out.push(path.clone());
         }
-    }
-}
-
-fn is_hash(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.starts_with("sha256:") && s.len() == 39)
-}
-
-fn redact_names(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, c) in m.iter_mut() {
-                let len = push_seg(path, k);
-                let secret_string = is_secret_name(k) && c.as_str().is_some_and(|s| !s.is_empty());
-                if secret_string {
-                    if !is_hash(c) {
-                        *c = salt.hash(c);
-                    }
-                    out.push(path.clone());
-                } else {
-                    redact_names(c, salt, path, out);
-                }
-                path.truncate(len);
-            }
-        }
-        Value::Array(a) => {
-            for (i, c) in a.iter_mut().enumerate() {
-                let len = push_seg(path, &i.to_string());
-                redact_names(c, salt, path, out);
-                path.truncate(len);
-            }
-        }
-        _ => {}
     }
 }
 
