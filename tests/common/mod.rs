@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod clickhouse;
 pub mod dashboards;
 pub mod finops;
 pub mod ops;
