@@ -697,3 +697,100 @@ fn telemetry_travels_on_kafka_keyed_by_series() {
     });
     assert!(writer.stop().success());
 }
+
+/// Keys and how many times each was read on `topic`, reading from the start
+/// until `n` have arrived and then until nothing more comes for 3 s.
+fn count_keys(bus: &KafkaBus, topic: Topic, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for m in read_all(bus, &[topic], n) {
+        *counts.entry(m.key.unwrap_or_default()).or_default() += 1;
+    }
+    let mut c = bus
+        .consumer(&ConsumerSpec {
+            group: format!("probe-{}", free_port()),
+            topics: vec![topic],
+            rewind: vec![],
+        })
+        .unwrap();
+    // A second reader, to the end: anything past `n` is a repeat.
+    let mut again = 0;
+    let mut quiet_since = std::time::Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) || again < n {
+        let got = c.poll(1000, Duration::from_millis(200)).unwrap();
+        let messages = got
+            .iter()
+            .filter(|e| matches!(e, Event::Message(_)))
+            .count();
+        if messages > 0 {
+            again += messages;
+            quiet_since = std::time::Instant::now();
+        }
+        assert!(
+            quiet_since.elapsed() < Duration::from_secs(60),
+            "read {again} of {n}"
+        );
+    }
+    assert_eq!(again, counts.values().sum::<usize>(), "two reads differ");
+    counts
+}
+
+#[test]
+fn broker_killed_mid_produce_loses_and_repeats_nothing() {
+    const SENDS: usize = 40;
+    const PER_SEND: usize = 500;
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let bus = broker.bus();
+    let producer = bus.producer().unwrap();
+    let acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sending = {
+        let acknowledged = acknowledged.clone();
+        std::thread::spawn(move || {
+            let mut spans = Vec::new();
+            for s in 0..SENDS {
+                let started = std::time::Instant::now();
+                let batch = (0..PER_SEND)
+                    .map(|i| OutMessage {
+                        topic: Topic::DeadLetters,
+                        key: format!("m{s}-{i}"),
+                        shard: format!("m{s}-{i}"),
+                        payload: Some(vec![b'x'; 1000]),
+                        broadcast: false,
+                    })
+                    .collect();
+                // Acknowledged by the broker, riding out its restart.
+                producer.send(batch).expect("acknowledged");
+                spans.push((started, std::time::Instant::now()));
+                acknowledged.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            spans
+        })
+    };
+    let mut kills = Vec::new();
+    for at in [8, 24] {
+        wait_for(120, "more sends acknowledged", || {
+            acknowledged.load(std::sync::atomic::Ordering::Acquire) >= at
+        });
+        kills.push(std::time::Instant::now());
+        broker.down(); // SIGKILL
+        std::thread::sleep(Duration::from_secs(1));
+        broker.up();
+    }
+    let spans = sending.join().unwrap();
+    for kill in kills {
+        assert!(
+            spans.iter().any(|(from, to)| *from < kill && kill < *to),
+            "the broker was killed between sends, not during one"
+        );
+    }
+    let counts = count_keys(&bus, Topic::DeadLetters, SENDS * PER_SEND);
+    assert_eq!(counts.len(), SENDS * PER_SEND, "messages lost");
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "{} repeated: {:?}",
+        repeated.len(),
+        &repeated[..repeated.len().min(5)]
+    );
+}

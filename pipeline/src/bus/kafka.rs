@@ -208,7 +208,11 @@ impl Bus for KafkaBus {
             DELIVERY_TIMEOUT.as_millis().to_string(),
         )
         .set("linger.ms", "5")
-        .set("acks", "all");
+        .set("acks", "all")
+        // A broker that dies after writing a batch but before answering
+        // would otherwise get the batch again from librdkafka's retry: the
+        // producer id and sequence numbers let it drop the repeat.
+        .set("enable.idempotence", "true");
         let producer: BaseProducer<AckContext> = self
             .with_properties(c)
             .create_with_context(AckContext)
