@@ -794,3 +794,74 @@ fn broker_killed_mid_produce_loses_and_repeats_nothing() {
         &repeated[..repeated.len().min(5)]
     );
 }
+
+/// The broker killed (SIGKILL) while findings flow through it, at moments
+/// that fall between a stage's write and its offset commit: the group
+/// re-reads what was not committed, and the pages stay one trigger per
+/// incident and one resolve; no finding is lost.
+#[test]
+#[ignore = "found by this test, not fixed yet: about one run in ten the resolve is never \
+            published (see README, Reliability); run it with --ignored"]
+fn broker_killed_mid_commit_pages_exactly_once() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let pd = pagerduty::Receiver::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (estate, cfg) = watching_config(tmp.path(), &broker);
+    let alerts = "[alerts.route]\nreceiver = \"oncall\"\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n\
+                  [alerts_delivery]\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\n";
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"collect\", \"detect\", \"sink\"",
+        "\"collect\", \"detect\", \"sink\", \"alert\"",
+    );
+    std::fs::write(&cfg, format!("{text}{alerts}")).unwrap();
+    let findings = tmp.path().join("findings.jsonl");
+    let svc = Service::start_env(
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
+        &findings,
+        &tmp.path().join("run.log"),
+        &[("PD_KEY", pagerduty::KEY)],
+    );
+    // Killed as the first findings come out: the stages are writing and
+    // committing them.
+    wait_for(90, "the first findings", || {
+        !finding_events(&findings).is_empty()
+    });
+    broker.down();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.up();
+    wait_for(120, "seven triggers", || pd.count("trigger") >= 7);
+    // Again while a resolution is in flight.
+    drop_observed_item(&estate.join("aws-config/snapshot.json"), UNMANAGED_BUCKET);
+    std::thread::sleep(Duration::from_millis(150));
+    broker.down();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.up();
+    wait_for(120, "one resolve", || pd.count("resolve") >= 1);
+    std::thread::sleep(Duration::from_secs(5));
+    let actions = pd.actions();
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (k, a) in &actions {
+        let e = per.entry(k.clone()).or_default();
+        if a == "trigger" {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    assert_eq!(per.len(), 7, "{actions:?}");
+    assert!(
+        per.values().all(|(t, _)| *t == 1),
+        "one trigger per incident: {actions:?}"
+    );
+    assert_eq!(
+        per.values().map(|(_, r)| r).sum::<usize>(),
+        1,
+        "{actions:?}"
+    );
+    // Nothing lost: the open set is the six remaining findings.
+    let events = finding_events(&findings);
+    assert_eq!(open_after(&events).len(), 6, "{:#?}", events_key(&events));
+    assert!(svc.stop().success());
+}

@@ -249,4 +249,79 @@ mod tests {
         };
         assert!(e.to_string().contains("alert-state.jsonl:2"), "{e}");
     }
+
+    /// The child process of the test below: appends an entry at a time,
+    /// counting from `DRIFTLINE_TEST_FIRST`, and compacts the log (all it
+    /// holds, rewritten) every 16 appends, printing each entry once its
+    /// append returned, until killed.
+    #[test]
+    #[ignore = "run by a_kill_during_compaction_leaves_the_old_log_or_the_new in a child"]
+    fn child_appends_and_compacts_until_killed() {
+        let dir = std::env::var_os("DRIFTLINE_TEST_STATE").expect("run by the parent test");
+        let first: u64 = std::env::var("DRIFTLINE_TEST_FIRST")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (journal, mut held) = Journal::open(Path::new(&dir)).unwrap();
+        for id in first.. {
+            journal.append(&[JournalEntry::Sent { id }]).unwrap();
+            held.push(JournalEntry::Sent { id });
+            println!("appended {id}");
+            if id % 16 == 0 {
+                journal.compact(&held).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_kill_during_compaction_leaves_the_old_log_or_the_new() {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut acknowledged: Vec<u64> = Vec::new();
+        for round in 0..30u64 {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "state::tests::child_appends_and_compacts_until_killed",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("DRIFTLINE_TEST_STATE", dir.path())
+                .env("DRIFTLINE_TEST_FIRST", (round * 1_000_000).to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            let parse = |line: &str| line.strip_prefix("appended ").map(|n| n.parse().unwrap());
+            let wait_for = fastrand::usize(20..60);
+            let mut seen = 0;
+            while seen < wait_for {
+                let line = lines.next().expect("the child appends").unwrap();
+                if let Some(id) = parse(&line) {
+                    acknowledged.push(id);
+                    seen += 1;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(fastrand::u64(0..3_000)));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            acknowledged.extend(lines.map_while(Result::ok).filter_map(|l| parse(&l)));
+            let in_flight = acknowledged.last().unwrap() + 1;
+            // Reopening reads every acknowledged entry once, in order, and
+            // maybe the one in flight.
+            let (_, entries) = Journal::open(dir.path()).unwrap();
+            let mut got = ids(&entries);
+            if got.last() == Some(&in_flight) {
+                got.pop();
+            }
+            assert!(
+                got == acknowledged,
+                "round {round}: {} entries read back, {} acknowledged",
+                got.len(),
+                acknowledged.len()
+            );
+            // The entry in flight, if it landed, is taken as acknowledged.
+            acknowledged = ids(&entries);
+        }
+    }
 }
