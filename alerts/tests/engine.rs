@@ -304,3 +304,44 @@ fn restored_engine_does_not_page_twice() {
     let (t, r) = pd(&e2.tick(200 * S));
     assert_eq!((t.len(), r), (0, vec!["a".to_string()]));
 }
+
+/// The wall clock stepped back an hour, then forward a day, then back: no
+/// alert fires before its `for`, none pages twice, and none waits for the
+/// clock to catch up with a time it had already shown.
+#[test]
+fn clock_jumps_neither_page_twice_nor_hold_pages_back() {
+    let mut c = config();
+    c.rules = vec![AlertRule {
+        matchers: parse_matchers(r#"team="x""#).unwrap(),
+        for_: Duration::from_secs(30),
+        severity: None,
+    }];
+    let mut e = AlertEngine::new(&c);
+    let t0 = 1_800_000_000 * S;
+    let a = |firing, at| input("a", &[("team", "x")], firing, at);
+    e.ingest(a(true, 0), t0);
+    // Back an hour before `for` is over: not firing early, nor ever stuck.
+    assert!(e.tick(t0 - 3600 * S).is_empty());
+    assert!(e.tick(t0 - 3600 * S + 40 * S).is_empty());
+    assert_eq!(e.alert("a").unwrap().state, AlertState::Pending);
+    let mut paged = Vec::new();
+    for t in [t0 + 30 * S, t0 + 40 * S] {
+        paged.extend(e.tick(t));
+    }
+    assert_eq!(pd(&paged), (vec!["a".into()], vec![]), "{paged:?}");
+    // Forward a day: the group repeats once; PagerDuty is not triggered again.
+    let n = e.tick(t0 + 86_400 * S);
+    assert_eq!(pd(&n), (vec![], vec![]));
+    assert_eq!(hooks(&n).len(), 1);
+    // Back to before that: nothing repeats, nothing resolves.
+    assert!(e.tick(t0 + 100 * S).is_empty());
+    assert_eq!(e.alert("a").unwrap().state, AlertState::Firing);
+    // A resolution while the clock is behind the last notification is
+    // told within a group interval, not a day later.
+    e.ingest(a(false, 1), t0 + 110 * S);
+    let mut told = Vec::new();
+    for t in (120..=240).step_by(10) {
+        told.extend(e.tick(t0 + t * S));
+    }
+    assert_eq!(pd(&told), (vec![], vec!["a".into()]), "{told:?}");
+}

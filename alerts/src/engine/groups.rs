@@ -100,12 +100,23 @@ impl AlertEngine {
                 _ => {}
             }
         }
-        let mut due: Vec<(i64, Arc<str>)> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.next_flush_ms <= now)
-            .map(|(k, g)| (g.next_flush_ms, k.clone()))
-            .collect();
+        let mut due: Vec<(i64, Arc<str>)> = Vec::new();
+        for (k, g) in self.groups.iter_mut() {
+            // A clock stepped back leaves a flush scheduled further off than
+            // a group's wait or interval from now: bring it back, or the
+            // group would wait for the clock to catch up (a resolution told
+            // a day late after a day's jump back).
+            let route = &self.routes[g.route];
+            let step = if g.has_flushed {
+                route.group_interval
+            } else {
+                route.group_wait
+            };
+            g.next_flush_ms = g.next_flush_ms.min(now.saturating_add(step));
+            if g.next_flush_ms <= now {
+                due.push((g.next_flush_ms, k.clone()));
+            }
+        }
         due.sort();
         let mut out = Vec::new();
         for (_, key) in due {
