@@ -5,7 +5,8 @@
 use serde_json::{Map, Value};
 
 /// The tags of one row, keys trimmed, every value as text (a valueless tag
-/// is `"true"`), sorted by key; `Err` names what is wrong.
+/// is `"true"`; a secret-looking one hashed), sorted by key; `Err` names
+/// what is wrong.
 pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
     let t = text.trim();
     if t.is_empty() || t.eq_ignore_ascii_case("null") {
@@ -38,6 +39,8 @@ pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
             Value::Number(n) => n.to_string(),
             other => other.to_string(),
         };
+        // A tag named like a secret (`api_token`) keeps its key, not its value.
+        let value = crate::secrets::mask(&key, value);
         // Two keys equal once trimmed: the last in key order wins.
         match tags.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
@@ -89,5 +92,13 @@ mod tests {
         let e = parse_tags("[1,2]").unwrap_err();
         assert!(e.contains("an array"), "{e}");
         assert!(parse_tags("{not json").is_err());
+    }
+
+    #[test]
+    fn a_tag_named_like_a_secret_keeps_its_key_not_its_value() {
+        let tags = parse_tags(r#"{"api_token": "t0k3n", "team": "payments"}"#).unwrap();
+        assert_eq!(tags[0].0, "api_token");
+        assert!(tags[0].1.starts_with("sha256:"), "{tags:?}");
+        assert_eq!(tags[1], ("team".into(), "payments".into()));
     }
 }
