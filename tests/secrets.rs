@@ -2,9 +2,12 @@
 //! Terraform marks sensitive, an attribute named like a secret, a Lambda
 //! function's `DB_PASSWORD` in an AWS Config item, a FOCUS tag named like
 //! a secret — appear in no output: not the commands' answers, logs or
-//! errors, and no table of either store.
+//! errors, no table of either store, and not `run`'s pages, API answers,
+//! finding events or log.
 
 mod common;
+#[path = "common/pagerduty.rs"]
+mod pagerduty;
 
 use std::path::Path;
 
@@ -180,5 +183,80 @@ fn seeded_secrets_reach_no_output_and_no_store() {
                 &query(&format!("SELECT * FROM {t} FORMAT JSONEachRow")),
             );
         }
+    }
+}
+
+#[test]
+fn seeded_secrets_reach_no_page_and_no_api_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    seeded_estate(&estate);
+    let pd = pagerduty::Receiver::start();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("driftline.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {data:?}\n[watch]\nstate = [{s:?}]\nobserved = [{o:?}]\ninterval_ms = 50\n\
+             [drift]\ndriftignore = {i:?}\n\
+             [alerts.route]\nreceiver = \"oncall\"\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n",
+            s = estate.join("terraform"),
+            o = estate.join("aws-config"),
+            i = estate.join(".driftignore"),
+        ),
+    )
+    .unwrap();
+    let (findings, log) = (
+        tmp.path().join("findings.jsonl"),
+        tmp.path().join("run.log"),
+    );
+    let svc = Service::start_env(
+        &pagerduty::run_args(cfg.to_str().unwrap(), &pd.url),
+        &findings,
+        &log,
+        &[
+            ("PD_KEY", pagerduty::KEY),
+            (
+                "RUST_LOG",
+                "info,driftline=debug,driftline_collectors=debug,driftline_detectors=debug,\
+             driftline_alerts=debug,driftline_pipeline=debug",
+            ),
+        ],
+    );
+    wait_for(90, "the estate's pages", || pd.count("trigger") >= 6);
+    for path in [
+        "/api/alerts",
+        "/api/remediations",
+        "/api/silences",
+        "/metrics",
+    ] {
+        let (status, body) = http_get(&svc.listen, path).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_clean(&format!("GET {path}"), &body);
+    }
+    for raw in &pd.seen.lock().unwrap().raw {
+        assert_clean("a PagerDuty event", raw);
+    }
+    assert!(svc.stop().success());
+    assert_clean(
+        "the finding events",
+        &std::fs::read_to_string(&findings).unwrap(),
+    );
+    assert_clean("run's log", &std::fs::read_to_string(&log).unwrap());
+    for t in [
+        "resources_declared_history",
+        "resources_observed_history",
+        "finding_events",
+        "alert_events",
+    ] {
+        let rows = clean_run(&[
+            "sql",
+            &format!("SELECT * FROM {t}"),
+            "--output",
+            "json",
+            "--data-dir",
+            &data.display().to_string(),
+        ]);
+        assert!(rows.len() > 2, "{t} is empty");
     }
 }
