@@ -45,7 +45,7 @@ mkdir -p "$seeds"
 # In the test command's build, with its features and without bootstrap mode, so it
 # is built once for both.
 env -u RUSTC_BOOTSTRAP DRIFTLINE_FUZZ_SEEDS="$seeds" CARGO_TARGET_DIR="$cache/target" \
-  cargo test -q --workspace --all-features --test bus_seeds >/dev/null
+  cargo test -q --workspace --all-features --test bus_seeds --test parquet_seed >/dev/null
 for t in "$@"; do
   mkdir -p "$work/corpus/$t" "$seeds/$t"
   for kept in "$root/fuzz/seeds/$t" "$root/fuzz/regressions/$t"; do

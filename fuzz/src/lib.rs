@@ -40,6 +40,10 @@ pub const TARGETS: &[Target] = &[
         run: targets::focus_csv,
     },
     Target {
+        name: "focus_parquet",
+        run: targets::focus_parquet,
+    },
+    Target {
         name: "exposition",
         run: targets::exposition,
     },

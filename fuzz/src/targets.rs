@@ -90,6 +90,10 @@ pub(crate) fn focus_csv(data: &[u8]) {
     let _ = cost::read_csv_bytes(data, SOURCE, &mut |_batch| Ok(()));
 }
 
+pub(crate) fn focus_parquet(data: &[u8]) {
+    let _ = cost::read_parquet_bytes(data, SOURCE, &mut |_batch| Ok(()));
+}
+
 pub(crate) fn exposition(data: &[u8]) {
     let Some((form, body)) = split_form(data) else {
         return;

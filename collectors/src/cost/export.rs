@@ -275,6 +275,15 @@ fn note_columns(headers: &[String], targets: &[Target], read: &mut ExportRead) {
     }
 }
 
+/// `read_parquet` on an export already in memory.
+pub fn read_parquet_bytes(
+    bytes: &[u8],
+    source: &str,
+    out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<ExportRead, String> {
+    read_parquet(bytes::Bytes::copy_from_slice(bytes), source, out)
+}
+
 /// A Parquet export: each column is read as text and goes through the same
 /// checks as CSV, so both formats give the same table.
 pub fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(

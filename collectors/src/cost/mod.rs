@@ -20,7 +20,7 @@ use driftline_pipeline::store::{QueryLimits, Store};
 use driftline_pipeline::{DeadLetter, now_ms};
 
 pub use driftline_pipeline::focus::{FOCUS_COLUMNS, Kind, TABLE, schema};
-pub use export::{is_export_file, read_csv_bytes};
+pub use export::{is_export_file, read_csv_bytes, read_parquet_bytes};
 
 use crate::s3::S3;
 use crate::{CollectReport, ProgressFn, SourceError, expand_inputs};
