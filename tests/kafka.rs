@@ -570,26 +570,7 @@ fn kill_9_and_a_full_findings_replay_page_exactly_once() {
         })
     });
     std::thread::sleep(Duration::from_secs(4));
-    let actions = pd.actions();
-    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (k, a) in &actions {
-        let e = per.entry(k.clone()).or_default();
-        if a == "trigger" {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-    }
-    assert_eq!(per.len(), 7, "{actions:?}");
-    assert!(
-        per.values().all(|(t, _)| *t == 1),
-        "one trigger per incident: {actions:?}"
-    );
-    assert_eq!(
-        per.values().map(|(_, r)| r).sum::<usize>(),
-        1,
-        "one resolve: {actions:?}"
-    );
+    assert_paged_once(&pd, 7, 1);
     assert!(svc.stop().success());
 }
 
@@ -696,6 +677,31 @@ fn telemetry_travels_on_kafka_keyed_by_series() {
         ) == total as i64
     });
     assert!(writer.stop().success());
+}
+
+/// PagerDuty got one trigger for each of `incidents` and `resolves`
+/// resolves in all.
+fn assert_paged_once(pd: &pagerduty::Receiver, incidents: usize, resolves: usize) {
+    let actions = pd.actions();
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (k, a) in &actions {
+        let e = per.entry(k.clone()).or_default();
+        if a == "trigger" {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    assert_eq!(per.len(), incidents, "{actions:?}");
+    assert!(
+        per.values().all(|(t, _)| *t == 1),
+        "one trigger per incident: {actions:?}"
+    );
+    assert_eq!(
+        per.values().map(|(_, r)| r).sum::<usize>(),
+        resolves,
+        "resolves: {actions:?}"
+    );
 }
 
 /// Keys and how many times each was read on `topic`, reading from the start
@@ -840,26 +846,7 @@ fn broker_killed_mid_commit_pages_exactly_once() {
     broker.up();
     wait_for(120, "one resolve", || pd.count("resolve") >= 1);
     std::thread::sleep(Duration::from_secs(5));
-    let actions = pd.actions();
-    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (k, a) in &actions {
-        let e = per.entry(k.clone()).or_default();
-        if a == "trigger" {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-    }
-    assert_eq!(per.len(), 7, "{actions:?}");
-    assert!(
-        per.values().all(|(t, _)| *t == 1),
-        "one trigger per incident: {actions:?}"
-    );
-    assert_eq!(
-        per.values().map(|(_, r)| r).sum::<usize>(),
-        1,
-        "{actions:?}"
-    );
+    assert_paged_once(&pd, 7, 1);
     // Nothing lost: the open set is the six remaining findings.
     let events = finding_events(&findings);
     assert_eq!(open_after(&events).len(), 6, "{:#?}", events_key(&events));

@@ -89,6 +89,20 @@ fn clean_run(args: &[&str]) -> String {
     stdout
 }
 
+/// Reads table `t` of the Parquet store in `data` whole; it must hold rows
+/// and no seeded secret.
+fn read_table_clean(data: &Path, t: &str) {
+    let rows = clean_run(&[
+        "sql",
+        &format!("SELECT * FROM {t}"),
+        "--output",
+        "json",
+        "--data-dir",
+        &data.display().to_string(),
+    ]);
+    assert!(rows.len() > 2, "{t} is empty");
+}
+
 #[test]
 fn seeded_secrets_reach_no_output_and_no_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -147,15 +161,7 @@ fn seeded_secrets_reach_no_output_and_no_store() {
         "{tables:?}"
     );
     for t in &tables {
-        let rows = clean_run(&[
-            "sql",
-            &format!("SELECT * FROM {t}"),
-            "--output",
-            "json",
-            "--data-dir",
-            &arg(&data),
-        ]);
-        assert!(rows.len() > 2, "{t} is empty");
+        read_table_clean(&data, t);
     }
     // Every file of the data directory, as bytes (the JSON-lines logs).
     for f in walk(&data) {
@@ -249,14 +255,6 @@ fn seeded_secrets_reach_no_page_and_no_api_answer() {
         "finding_events",
         "alert_events",
     ] {
-        let rows = clean_run(&[
-            "sql",
-            &format!("SELECT * FROM {t}"),
-            "--output",
-            "json",
-            "--data-dir",
-            &data.display().to_string(),
-        ]);
-        assert!(rows.len() > 2, "{t} is empty");
+        read_table_clean(&data, t);
     }
 }
