@@ -43,3 +43,18 @@ fn the_estate_export_as_parquet_reads_and_seeds_the_target() {
         std::fs::write(dir.join("estate.parquet"), &bytes).unwrap();
     }
 }
+
+#[test]
+fn a_file_the_parquet_crate_asserts_on_is_an_error() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/focus_parquet");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let Err(e) = cost::read_parquet_bytes(&bytes, "crash.parquet", &mut |_| Ok(())) else {
+            panic!("a corrupt file was read");
+        };
+        assert!(e.starts_with("corrupt Parquet: the reader gave up"), "{e}");
+        seen += 1;
+    }
+    assert!(seen > 0);
+}

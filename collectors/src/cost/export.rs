@@ -291,6 +291,29 @@ pub fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
     source: &str,
     out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
 ) -> Result<ExportRead, String> {
+    // The parquet crate asserts on some corrupt files where it should return
+    // an error (fuzzing found a page whose declared bit width is too wide):
+    // a corrupt export is an error, as any other, never the end of the
+    // process. What was read before the failure was handed on, as with an
+    // error part way.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_parquet_unguarded(file, source, out)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("corrupt Parquet: the reader gave up: {what}"))
+    })
+}
+
+fn read_parquet_unguarded<R: parquet::file::reader::ChunkReader + 'static>(
+    file: R,
+    source: &str,
+    out: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<ExportRead, String> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("not a Parquet file: {e}"))?
         .with_batch_size(8192)
