@@ -338,7 +338,13 @@ impl Stage for SloStage {
     fn flush(&mut self, _drained: bool) -> Result<Option<Vec<OutMessage>>, StageError> {
         let now = (self.clock)();
         let step = now.div_euclid(self.interval_ms) * self.interval_ms;
-        let next = *self.next_step.get_or_insert(step);
+        let mut next = *self.next_step.get_or_insert(step);
+        // A clock stepped back leaves the next step further off than one
+        // interval: evaluate from now on rather than wait, blind, for the
+        // clock to catch up (a day, after a day's step back).
+        if next > step + self.interval_ms {
+            next = step;
+        }
         if now < next {
             return Ok(Some(Vec::new()));
         }
@@ -492,6 +498,29 @@ slos:
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].event, FindingEventKind::Resolved);
         assert_eq!(ev[0].finding.class, FindingClass::SloBurn);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_does_not_stop_the_evaluation_until_it_catches_up() {
+        static CLOCK: AtomicI64 = AtomicI64::new(0);
+        let mut stage = SloStage::new(&set(), "g".into(), MIN)
+            .unwrap()
+            .with_clock(|| CLOCK.load(Ordering::Relaxed));
+        let mut counts = (0.0, 0.0);
+        // The clock read two hours ahead, then is stepped back.
+        CLOCK.store(180 * MIN, Ordering::Relaxed);
+        assert!(events(stage.flush(true).unwrap().unwrap()).is_empty());
+        CLOCK.store(60 * MIN + 5_000, Ordering::Relaxed);
+        stage.take(minutes(0, 61, 0.0, &mut counts));
+        assert!(events(stage.flush(true).unwrap().unwrap()).is_empty());
+        stage.take(minutes(61, 81, 24.0, &mut counts));
+        CLOCK.store(80 * MIN + 5_000, Ordering::Relaxed);
+        let ev = events(stage.flush(true).unwrap().unwrap());
+        assert_eq!(
+            ev.len(),
+            1,
+            "the burn is published now, not once the clock passes 3 h: {ev:?}"
+        );
     }
 
     #[test]
