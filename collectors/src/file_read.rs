@@ -13,7 +13,7 @@
 //!
 //! A bulk read maps a file over the budget instead and still parses it as a
 //! slice: the loaders cut each element of its big array out as text
-//! (`MappedElements`), parse it on its own, and release the pages behind
+//! (`Elements::Mapped`), parse it on its own, and release the pages behind
 //! it, so the file costs a window of memory, not its size. Only a bulk read
 //! maps: a mapped file that another process truncates kills the reader
 //! (SIGBUS), and a scan reads files at rest that its user named, where the

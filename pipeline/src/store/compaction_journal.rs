@@ -81,7 +81,8 @@ impl Journal {
     }
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
+/// Removes `path`; one already gone is not an error.
+pub(super) fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

@@ -17,7 +17,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::compaction_journal::{Journal, sync_dir};
+use super::compaction_journal::{Journal, remove_if_present, sync_dir};
 use super::parquet_columns::write_row_group;
 use super::sql::{QueryLimits, QueryResult, check_read_only};
 use super::views::{FinOpsConfig, datafusion_views};
@@ -228,7 +228,9 @@ impl ParquetStore {
         };
         self.write_file(table, &name, batches, Some(&journal))?;
         for path in &merge {
-            std::fs::remove_file(path).map_err(|e| io(path, e))?;
+            // Another process opening the store may have finished this
+            // compaction already (`Journal::recover`).
+            remove_if_present(path).map_err(|e| io(path, e))?;
         }
         Journal::remove(&dir).map_err(|e| io(&dir, e))?;
         tracing::info!(table, merged = merge.len(), "compacted Parquet files");
