@@ -42,6 +42,7 @@ impl Stage for AlertStage {
             group: self.group.clone(),
             topics: vec![Topic::Findings],
             rewind: vec![],
+            restore: Vec::new(),
         }
     }
 

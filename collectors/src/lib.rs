@@ -28,7 +28,7 @@ pub mod prometheus;
 pub mod push;
 pub mod registry;
 pub mod s3;
-pub mod secrets;
+pub use driftline_pipeline::secrets;
 mod sources;
 pub mod status;
 pub mod terraform;

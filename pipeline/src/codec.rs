@@ -17,7 +17,8 @@ use arrow_json::ReaderBuilder;
 
 use crate::bus::{BusError, DeadLetter, OutMessage, Record, Topic};
 use crate::model::{
-    DeclaredResource, FindingEvent, ObservedResource, SCHEMA_VERSION, type_id_of_key,
+    DRIFT_DETECTOR, DeclaredResource, FindingEvent, ObservedResource, SCHEMA_VERSION,
+    type_id_of_key,
 };
 use crate::schema::{declared_batch, observed_batch};
 use crate::source_status::{SourceStatus, is_status_key};
@@ -297,12 +298,20 @@ pub fn decode_finding_event(payload: &[u8]) -> Result<FindingEvent, String> {
     Ok(ev)
 }
 
-/// Encodes a finding event (it already carries `v`).
+/// Encodes a finding event (it already carries `v`). A drift finding is
+/// sharded like its resource's snapshots (by type id), so the instance that
+/// owns the resource reads its findings back when it takes it over; the
+/// rest by fingerprint. Either way one fingerprint's events stay in order.
 pub fn encode_finding_event(ev: &FindingEvent) -> Result<OutMessage, BusError> {
+    let f = &ev.finding;
+    let shard = match type_id_of_key(&f.resource_key) {
+        Some(type_id) if f.detector == DRIFT_DETECTOR => type_id.to_string(),
+        _ => f.fingerprint.clone(),
+    };
     Ok(OutMessage {
         topic: Topic::Findings,
-        key: ev.finding.fingerprint.clone(),
-        shard: ev.finding.fingerprint.clone(),
+        key: f.fingerprint.clone(),
+        shard,
         payload: Some(serde_json::to_vec(ev).map_err(enc)?),
         broadcast: false,
     })
@@ -323,10 +332,8 @@ pub fn dead_letter_for(
         partition: Some(partition),
         offset: Some(offset),
         key: key.map(str::to_string),
-        payload: payload.map(|p| {
-            let cut = &p[..p.len().min(DEAD_PAYLOAD_MAX)];
-            String::from_utf8_lossy(cut).into_owned()
-        }),
+        // Bytes no collector read: another tool's, maybe with secrets.
+        payload: payload.map(|p| crate::secrets::shown_bytes(p, DEAD_PAYLOAD_MAX)),
     };
     let key = key.unwrap_or(topic.name()).to_string();
     Ok(OutMessage {

@@ -445,6 +445,10 @@ pub struct Coverage {
     pub coverage: f64,
 }
 
+/// The `detector` of declared-vs-observed findings (changed, missing,
+/// unmanaged).
+pub const DRIFT_DETECTOR: &str = "drift";
+
 /// Stable hash of (detector, resource key, class, path): the same problem
 /// on the same resource always has the same fingerprint.
 pub fn fingerprint(detector: &str, resource_key: &str, class: FindingClass, path: &str) -> String {

@@ -326,6 +326,7 @@ mod tests {
                 } else {
                     vec![]
                 },
+                restore: Vec::new(),
             }
         }
         fn replay(&mut self, messages: Vec<Message>) {
@@ -409,6 +410,7 @@ mod tests {
                 group: "dlq".into(),
                 topics: vec![Topic::DeadLetters],
                 rewind: vec![],
+                restore: Vec::new(),
             })
             .unwrap();
         let dead: Vec<Message> = dlq
@@ -457,6 +459,7 @@ mod tests {
                 group: "slow".into(),
                 topics: vec![Topic::Metrics],
                 rewind: vec![],
+                restore: Vec::new(),
             }
         }
         fn replay(&mut self, _: Vec<Message>) {}

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
-use driftline_pipeline::{AttributeDiff, Coverage, Finding, FindingClass, fingerprint, join_key};
+use driftline_pipeline::{
+    AttributeDiff, Coverage, DRIFT_DETECTOR, Finding, FindingClass, fingerprint, join_key,
+};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -409,8 +411,8 @@ impl DriftDetector {
                 }
             };
             out.push(Finding {
-                fingerprint: fingerprint("drift", &resource_key, class, ""),
-                detector: "drift".into(),
+                fingerprint: fingerprint(DRIFT_DETECTOR, &resource_key, class, ""),
+                detector: DRIFT_DETECTOR.into(),
                 class,
                 resource_key,
                 resource_type,

@@ -3,8 +3,12 @@
 //! instance owns (`StreamingDrift`) and re-evaluates what changed.
 //!
 //! After an assignment the runner replays the compacted topics up to the
-//! committed offsets; the findings that state implies are taken as already
-//! published, so a restart re-emits nothing published and committed before.
+//! committed offsets, and the findings topic to its end: the drift findings
+//! last published about the owned resources are taken as open. Once the
+//! backlog past the commit is read, the rebuilt state is diffed against
+//! them, so a restart re-emits nothing it published before, and what the
+//! committed data implies but never went out (its events lost with a
+//! broker, or a group frozen at the time) goes out then.
 //! Live changes are evaluated once the backlog is drained, or once many or
 //! old, but then only when every resource they touched has been seen on
 //! both sides: a resource whose two sides sit in different batches of a
@@ -13,11 +17,14 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use driftline_pipeline::codec::{decode_status, decode_table, encode_finding_event};
+use driftline_pipeline::codec::{
+    decode_finding_event, decode_status, decode_table, encode_finding_event,
+};
 use driftline_pipeline::schema::{DECLARED_SCHEMA, OBSERVED_SCHEMA};
 use driftline_pipeline::stage::{Stage, StageError};
 use driftline_pipeline::{
-    ConsumerSpec, FindingClass, Message, OutMessage, Topic, is_status_key, now_ms,
+    ConsumerSpec, DRIFT_DETECTOR, Finding, FindingClass, FindingEventKind, Message, OutMessage,
+    Topic, is_status_key, now_ms,
 };
 
 use super::stream::{Side, Skip, StreamingDrift};
@@ -35,8 +42,15 @@ pub struct DriftStage {
     drift: StreamingDrift,
     group: String,
     rt: tokio::runtime::Runtime,
-    /// Groups touched by the replay: evaluated (quietly) once caught up.
+    /// Groups touched by the replay: evaluated once the backlog drains.
     baseline: HashSet<String>,
+    /// Drift findings read back while rebuilding, by fingerprint: the last
+    /// published event's finding (unless it was resolved) and the
+    /// partition it was read on.
+    published: HashMap<String, (i32, Finding)>,
+    /// Since when a rebuilt state waits for the backlog to drain before it
+    /// is diffed against what was published.
+    settling: Option<Instant>,
     /// Groups touched by live messages and not yet evaluated.
     pending: HashSet<String>,
     pending_messages: usize,
@@ -55,6 +69,8 @@ impl DriftStage {
                 .enable_all()
                 .build()?,
             baseline: HashSet::new(),
+            published: HashMap::new(),
+            settling: None,
             pending: HashSet::new(),
             pending_messages: 0,
             pending_since: None,
@@ -150,6 +166,31 @@ impl DriftStage {
         waiting
     }
 
+    /// Folds a replayed finding event into `published`: the latest event
+    /// of each drift fingerprint, dropped once resolved. Other detectors'
+    /// findings share the topic and are not ours to diff.
+    fn read_back(&mut self, m: &Message) {
+        let Some(payload) = m.payload.as_deref() else {
+            if let Some(key) = &m.key {
+                self.published.remove(key);
+            }
+            return;
+        };
+        // An event nobody can read was dead-lettered by its readers.
+        let Ok(ev) = decode_finding_event(payload) else {
+            return;
+        };
+        if ev.finding.detector != DRIFT_DETECTOR {
+            return;
+        }
+        if ev.event == FindingEventKind::Resolved {
+            self.published.remove(&ev.finding.fingerprint);
+        } else {
+            self.published
+                .insert(ev.finding.fingerprint.clone(), (m.partition, ev.finding));
+        }
+    }
+
     fn update_gauges(&self) {
         let counts = self.drift.open_counts();
         for class in [
@@ -186,33 +227,49 @@ impl Stage for DriftStage {
     fn consumes(&self) -> ConsumerSpec {
         ConsumerSpec {
             group: self.group.clone(),
-            topics: vec![Topic::Declared, Topic::Config],
+            topics: vec![Topic::Declared, Topic::Config, Topic::Findings],
             rewind: vec![Topic::Declared, Topic::Config],
+            restore: vec![Topic::Findings],
         }
     }
 
     fn replay(&mut self, messages: Vec<Message>) {
-        // A replayed message that cannot be used was dead-lettered when it
+        let (findings, snapshots): (Vec<Message>, Vec<Message>) = messages
+            .into_iter()
+            .partition(|m| m.topic == Topic::Findings);
+        for m in &findings {
+            self.read_back(m);
+        }
+        // A replayed snapshot that cannot be used was dead-lettered when it
         // was first read.
-        self.apply(messages, Touched::Baseline);
+        self.apply(snapshots, Touched::Baseline);
     }
 
     fn caught_up(&mut self) -> Result<(), StageError> {
-        let n = self.baseline.len();
+        let resources = self.baseline.len();
+        let published: Vec<(i32, Finding)> =
+            std::mem::take(&mut self.published).into_values().collect();
+        let open = published.len();
+        let restored = self.drift.restore_open(published);
+        // Source findings follow from the statuses alone (no group is
+        // frozen for them): computed, as they were published.
         self.rt
-            .block_on(self.drift.evaluate(&self.baseline, false, now_ms()))
+            .block_on(self.drift.evaluate(&HashSet::new(), false, now_ms()))
             .map_err(|e| StageError::of("detect", e))?;
-        self.baseline.clear();
-        tracing::info!(
-            resources = n,
-            open = self.drift.open_counts().values().sum::<usize>(),
-            "tables rebuilt"
-        );
+        self.pending.extend(self.baseline.drain());
+        self.pending.extend(restored);
+        if !self.pending.is_empty() {
+            self.pending_since.get_or_insert_with(Instant::now);
+            self.settling = Some(Instant::now());
+        }
+        self.update_gauges();
+        tracing::info!(resources, open, "tables rebuilt");
         Ok(())
     }
 
     fn revoked(&mut self, partitions: &HashSet<i32>) {
         self.drift.revoke(partitions);
+        self.published.retain(|_, (p, _)| !partitions.contains(p));
     }
 
     fn take(&mut self, messages: Vec<Message>) -> Vec<(Message, String)> {
@@ -226,6 +283,15 @@ impl Stage for DriftStage {
         let Some(first) = self.pending_since else {
             return Ok(None);
         };
+        if let Some(since) = self.settling {
+            // Rebuilt: the messages past the commit (re-read now) were
+            // evaluated and published before; diffed before they are in,
+            // the rebuilt state would flap what they changed.
+            if !drained && since.elapsed() < MAX_ONE_SIDED_WAIT {
+                return Ok(None);
+            }
+            self.settling = None;
+        }
         let due =
             drained || self.pending_messages >= MAX_PENDING || first.elapsed() >= MAX_PENDING_AGE;
         if !due || (!drained && self.wait_for_other_sides(first)) {
@@ -274,7 +340,7 @@ mod tests {
     use driftline_pipeline::{FindingEventKind, Record};
 
     use super::*;
-    use crate::drift::stream::tests::{declared, observed, sd};
+    use crate::drift::stream::tests::{declared, observed, region_status, sd};
 
     fn message(record: Record, offset: i64) -> Message {
         let topic = match record {
@@ -290,6 +356,35 @@ mod tests {
             payload: out.payload.map(Arc::from),
             replay: false,
         }
+    }
+
+    /// The messages a record becomes, read back at `offset` on.
+    fn messages(record: Record, offset: i64) -> Vec<Message> {
+        let topic = match record {
+            Record::Declared(_) => Topic::Declared,
+            _ => Topic::Config,
+        };
+        let out = encode_records(topic, &[record]).unwrap();
+        out.into_iter()
+            .enumerate()
+            .map(|(i, m)| read(m, offset + i as i64))
+            .collect()
+    }
+
+    fn read(m: OutMessage, offset: i64) -> Message {
+        Message {
+            topic: m.topic,
+            partition: 0,
+            offset,
+            key: Some(m.key),
+            payload: m.payload.map(Arc::from),
+            replay: false,
+        }
+    }
+
+    fn replayed(mut messages: Vec<Message>) -> Vec<Message> {
+        messages.iter_mut().for_each(|m| m.replay = true);
+        messages
     }
 
     fn kinds(out: &[OutMessage]) -> Vec<(FindingEventKind, FindingClass)> {
@@ -321,6 +416,107 @@ mod tests {
         assert_eq!(
             kinds(&stage.flush(true).unwrap().unwrap()),
             vec![(FindingEventKind::New, FindingClass::Missing)]
+        );
+    }
+
+    /// A stage that ran on `input` (each batch taken and flushed as one),
+    /// and what it published.
+    fn ran(input: &[Vec<Message>]) -> (DriftStage, Vec<Vec<OutMessage>>) {
+        let mut stage = DriftStage::new(sd(), "g".into()).unwrap();
+        stage.caught_up().unwrap();
+        let mut out = Vec::new();
+        for batch in input {
+            assert!(stage.take(batch.clone()).is_empty());
+            out.push(stage.flush(true).unwrap().unwrap());
+        }
+        (stage, out)
+    }
+
+    /// A new stage rebuilt from `input` and the findings `published`, then
+    /// flushed once the backlog is read: what it says then.
+    fn rebuilt(input: &[Vec<Message>], published: &[OutMessage]) -> (DriftStage, Vec<OutMessage>) {
+        let mut stage = DriftStage::new(sd(), "g".into()).unwrap();
+        stage.replay(replayed(input.concat()));
+        let findings = published.iter().enumerate();
+        stage.replay(replayed(
+            findings.map(|(i, m)| read(m.clone(), i as i64)).collect(),
+        ));
+        stage.caught_up().unwrap();
+        // Not before the backlog past the commit is read.
+        assert!(stage.flush(false).unwrap().is_none());
+        let out = stage.flush(true).unwrap().unwrap_or_default();
+        (stage, out)
+    }
+
+    #[test]
+    fn a_rebuild_diffs_against_what_was_published() {
+        let input = vec![
+            messages(Record::Declared(Box::new(declared(30))), 0),
+            messages(Record::Observed(Box::new(observed(60))), 0),
+            messages(Record::Observed(Box::new(observed(30))), 1),
+        ];
+        let (_, out) = ran(&input);
+        assert_eq!(
+            kinds(&out.concat()),
+            vec![
+                (FindingEventKind::New, FindingClass::Missing),
+                (FindingEventKind::Resolved, FindingClass::Missing),
+                (FindingEventKind::New, FindingClass::Changed),
+                (FindingEventKind::Resolved, FindingClass::Changed),
+            ]
+        );
+        // Everything went out: a rebuild says nothing.
+        let (_, again) = rebuilt(&input, &out.concat());
+        assert_eq!(kinds(&again), vec![]);
+        // The last batch's events were lost after its commit (a broker
+        // gone mid-commit): the rebuild sends them.
+        let (_, again) = rebuilt(&input, &out[..2].concat());
+        assert_eq!(
+            kinds(&again),
+            vec![(FindingEventKind::Resolved, FindingClass::Changed)]
+        );
+    }
+
+    #[test]
+    fn a_group_frozen_across_a_rebuild_resolves_what_was_published_once_thawed() {
+        let key = "source-status/aws-config://eu-west-1";
+        let status = |up| messages(Record::Status(Box::new(region_status(up))), 0);
+        let input = vec![
+            [
+                status(true),
+                messages(Record::Declared(Box::new(declared(30))), 0),
+                messages(Record::Observed(Box::new(observed(60))), 1),
+            ]
+            .concat(),
+            // The region goes dark, then the console edit is undone: the
+            // group is frozen, so nothing resolves yet.
+            [
+                status(false),
+                messages(Record::Observed(Box::new(observed(30))), 3),
+            ]
+            .concat(),
+        ];
+        assert!(input[0][0].key.as_deref() == Some(key));
+        let (_, out) = ran(&input);
+        assert_eq!(
+            kinds(&out[0]),
+            vec![(FindingEventKind::New, FindingClass::Changed)]
+        );
+        assert_eq!(
+            kinds(&out[1]),
+            vec![(FindingEventKind::New, FindingClass::SourceUnavailable)]
+        );
+        let (mut stage, again) = rebuilt(&input, &out.concat());
+        assert_eq!(kinds(&again), vec![]);
+        // Read again: the changed finding published before the freeze resolves.
+        stage.take(status(true));
+        let thawed = stage.flush(true).unwrap().unwrap();
+        assert_eq!(
+            kinds(&thawed),
+            vec![
+                (FindingEventKind::Resolved, FindingClass::SourceUnavailable),
+                (FindingEventKind::Resolved, FindingClass::Changed),
+            ]
         );
     }
 }

@@ -252,6 +252,39 @@ impl StreamingDrift {
         Ok(tid.to_string())
     }
 
+    /// Takes the drift findings last published about the resources of
+    /// `partition`'s groups as their open findings: what a rebuild diffs
+    /// against, rather than what the replayed data would have implied. A
+    /// group frozen now keeps them (its findings neither open nor resolve
+    /// until it thaws), and one whose change was committed but whose event
+    /// never made it out still gets that event. Returns the groups touched.
+    pub fn restore_open(&mut self, published: Vec<(i32, Finding)>) -> HashSet<String> {
+        let mut by_group: HashMap<String, (i32, BTreeMap<String, Finding>)> = HashMap::new();
+        for (partition, f) in published {
+            let Some(tid) = type_id_of_key(&f.resource_key) else {
+                continue;
+            };
+            let (_, open) = by_group
+                .entry(tid.to_string())
+                .or_insert_with(|| (partition, BTreeMap::new()));
+            open.insert(f.fingerprint.clone(), f);
+        }
+        let mut touched = HashSet::with_capacity(by_group.len());
+        for (tid, (partition, open)) in by_group {
+            let g = self.groups.entry(tid.as_str().into()).or_insert_with(|| {
+                Box::new(Group {
+                    partition,
+                    ..Group::default()
+                })
+            });
+            tally(&mut self.open_by_class, &g.open, false);
+            tally(&mut self.open_by_class, &open, true);
+            g.open = open;
+            touched.insert(tid);
+        }
+        touched
+    }
+
     /// Forgets the groups on these partitions (handed to another instance).
     pub fn revoke(&mut self, partitions: &HashSet<i32>) {
         self.statuses.retain(|p, _| !partitions.contains(p));

@@ -310,6 +310,7 @@ impl Stage for SloStage {
             group: self.group.clone(),
             topics: vec![Topic::Metrics],
             rewind: Vec::new(),
+            restore: Vec::new(),
         }
     }
 

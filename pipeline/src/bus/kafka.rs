@@ -1,6 +1,6 @@
 //! The Kafka bus (rdkafka). Topics are created at start-up with the layout's
-//! partition count, snapshot topics compacted; a layout whose snapshot
-//! topics differ in partition count is refused (co-partitioning). Consumers
+//! partition count, table topics compacted; a layout whose snapshot and
+//! findings topics differ in partition count is refused (co-partitioning). Consumers
 //! use the range assignor, which gives one member the same partition
 //! numbers of every topic — the other half of co-partitioning — and
 //! rewind table topics to the beginning on every assignment, so a member
@@ -173,17 +173,22 @@ impl Bus for KafkaBus {
             }
             std::thread::sleep(Duration::from_millis(200));
         };
+        // One instance owns both sides of a resource, and the drift
+        // findings about it (read back when it takes the resource over).
         let config = found[Topic::Config.name()];
-        let declared = found[Topic::Declared.name()];
-        if config != declared {
-            return Err(BusError::Topic {
-                topic: format!("{} and {}", Topic::Config, Topic::Declared),
-                reason: format!(
-                    "have {config} and {declared} partitions; the snapshot topics must be \
-                     co-partitioned (same partition count) so one instance owns both sides of a \
-                     resource — add partitions to the smaller one or recreate it"
-                ),
-            });
+        for other in [Topic::Declared, Topic::Findings] {
+            let n = found[other.name()];
+            if n != config {
+                return Err(BusError::Topic {
+                    topic: format!("{} and {other}", Topic::Config),
+                    reason: format!(
+                        "have {config} and {n} partitions; the snapshot and findings topics must \
+                         be co-partitioned (same partition count) so one instance owns both sides \
+                         of a resource and its findings — add partitions to the smaller one or \
+                         recreate it"
+                    ),
+                });
+            }
         }
         let mut parts = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
         for t in Topic::ALL {
@@ -249,6 +254,7 @@ impl Bus for KafkaBus {
         let ctx = GroupContext {
             group: spec.group.clone(),
             rewind: spec.rewind.clone(),
+            restore: spec.restore.clone(),
             events: Mutex::new(Vec::new()),
             replay: Mutex::new(HashMap::new()),
         };
@@ -348,9 +354,11 @@ impl Producer for KafkaProducer {
 struct GroupContext {
     group: String,
     rewind: Vec<Topic>,
+    restore: Vec<Topic>,
     /// Rebalance events, handed out by the next `poll`.
     events: Mutex<Vec<Event>>,
-    /// Rewound partitions → committed offset still to be replayed up to.
+    /// Rewound partitions → committed offset still to be replayed up to;
+    /// restored ones → their end at assignment.
     replay: Mutex<HashMap<(Topic, i32), i64>>,
 }
 
@@ -407,7 +415,18 @@ impl ConsumerContext for GroupContext {
                 };
                 for (t, p) in &parts {
                     let c = committed.get(&(t.name().to_string(), *p)).copied();
-                    let start = if self.rewind.contains(t) {
+                    let start = if self.restore.contains(t) {
+                        match base.fetch_watermarks(t.name(), *p, ADMIN_TIMEOUT) {
+                            Ok((low, high)) if high > low => {
+                                replay.insert((*t, *p), high);
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, topic = %t, partition = p, "cannot read the end of a restored partition; restoring nothing, findings may repeat");
+                            }
+                        }
+                        Offset::Beginning
+                    } else if self.rewind.contains(t) {
                         if let Some(c) = c.filter(|c| *c > 0) {
                             replay.insert((*t, *p), c);
                         }

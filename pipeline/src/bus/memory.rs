@@ -236,7 +236,8 @@ struct MemoryConsumer {
     spec: ConsumerSpec,
     /// Next offset per owned partition; `None` until the first poll assigns.
     positions: Option<HashMap<(Topic, i32), i64>>,
-    /// Rewound partitions still below their committed offset.
+    /// Rewound partitions still below their committed offset, restored
+    /// ones below their end at assignment.
     replay_until: HashMap<(Topic, i32), i64>,
     /// The last poll stopped at `max` with more to read.
     behind: bool,
@@ -257,7 +258,13 @@ impl Consumer for MemoryConsumer {
                         .get(&(self.spec.group.clone(), t, p))
                         .copied()
                         .unwrap_or(0);
-                    let start = if self.spec.rewind.contains(&t) {
+                    let start = if self.spec.restore.contains(&t) {
+                        let end = st.logs[&t][p as usize].end();
+                        if end > 0 {
+                            self.replay_until.insert((t, p), end);
+                        }
+                        0
+                    } else if self.spec.rewind.contains(&t) {
                         if committed > 0 {
                             self.replay_until.insert((t, p), committed);
                         }
@@ -434,6 +441,7 @@ mod tests {
             group: "g".into(),
             topics: vec![Topic::Config],
             rewind: vec![Topic::Config],
+            restore: Vec::new(),
         };
         let mut c = bus.consumer(&spec).unwrap();
         let ev = c.poll(10, Duration::from_millis(10)).unwrap();
@@ -463,6 +471,43 @@ mod tests {
     }
 
     #[test]
+    fn restored_topics_replay_to_their_end_whatever_was_committed() {
+        let bus = InProcessBus::new(&TopicLayout {
+            partitions: 1,
+            replication: 1,
+        });
+        let prod = bus.producer().unwrap();
+        prod.send(vec![
+            msg(Topic::Findings, "f", "new"),
+            msg(Topic::Findings, "g", "new"),
+        ])
+        .unwrap();
+        let spec = ConsumerSpec {
+            group: "g".into(),
+            topics: vec![Topic::Findings],
+            rewind: Vec::new(),
+            restore: vec![Topic::Findings],
+        };
+        // Committed up to the first only: both are replayed all the same.
+        bus.consumer(&spec)
+            .unwrap()
+            .commit(&[(Topic::Findings, 0, 1)])
+            .unwrap();
+        let mut c = bus.consumer(&spec).unwrap();
+        let ev = c.poll(10, Duration::from_millis(10)).unwrap();
+        assert_eq!(
+            payloads(&ev),
+            vec![("new".into(), true), ("new".into(), true)]
+        );
+        assert_eq!(ev.last(), Some(&Event::CaughtUp));
+        // What comes later is live.
+        prod.send(vec![msg(Topic::Findings, "f", "resolved")])
+            .unwrap();
+        let ev = c.poll(10, Duration::from_millis(10)).unwrap();
+        assert_eq!(payloads(&ev), vec![("resolved".into(), false)]);
+    }
+
+    #[test]
     fn streams_resume_from_commit_and_are_trimmed() {
         let bus = InProcessBus::new(&TopicLayout::default());
         let prod = bus.producer().unwrap();
@@ -470,6 +515,7 @@ mod tests {
             group: "sink".into(),
             topics: vec![Topic::DeadLetters],
             rewind: vec![],
+            restore: Vec::new(),
         };
         prod.send(
             (0..5)
@@ -510,6 +556,7 @@ mod tests {
                 group: "t".into(),
                 topics: vec![Topic::Metrics],
                 rewind: vec![],
+                restore: Vec::new(),
             })
             .unwrap();
         c.poll(10, Duration::from_millis(10)).unwrap();
@@ -530,6 +577,7 @@ mod tests {
                 group: "t".into(),
                 topics: vec![Topic::Metrics],
                 rewind: vec![],
+                restore: Vec::new(),
             })
             .unwrap();
         c.poll(10, Duration::from_millis(10)).unwrap();
@@ -570,6 +618,7 @@ mod tests {
                 group: "g".into(),
                 topics: vec![Topic::Config],
                 rewind: vec![Topic::Config],
+                restore: Vec::new(),
             })
             .unwrap();
         let got = payloads(&c.poll(100, Duration::from_millis(10)).unwrap());

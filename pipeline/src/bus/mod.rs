@@ -43,7 +43,8 @@ pub struct DeadLetter {
     pub offset: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// The rejected bytes, lossily as text and cut at 64 KiB.
+    /// The rejected bytes, as text cut at 64 KiB, secret-looking values
+    /// hashed (`secrets::shown_bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
 }
@@ -123,7 +124,8 @@ pub enum Event {
     Revoked(Vec<(Topic, i32)>),
     Message(Message),
     /// Every rewound partition has been replayed up to its committed
-    /// offset: the tables are as they were at the last commit.
+    /// offset (every restored one to its end): the tables are as they
+    /// were at the last commit.
     CaughtUp,
 }
 
@@ -132,8 +134,14 @@ pub enum Event {
 pub struct ConsumerSpec {
     pub group: String,
     pub topics: Vec<Topic>,
-    /// Topics re-read from the beginning on every assignment (tables).
+    /// Topics re-read from the beginning on every assignment (tables),
+    /// replayed up to the group's committed offset.
     pub rewind: Vec<Topic>,
+    /// Topics re-read from the beginning on every assignment and replayed
+    /// to their end as it was then: what was published, whether or not
+    /// this group committed it (a stage's own output, read back to learn
+    /// what it already said).
+    pub restore: Vec<Topic>,
 }
 
 #[derive(Debug, Error)]

@@ -39,6 +39,7 @@ impl Stage for DeadLettersWriter {
             group: self.group.clone(),
             topics: vec![Topic::DeadLetters],
             rewind: Vec::new(),
+            restore: Vec::new(),
         }
     }
 
@@ -65,12 +66,7 @@ impl Stage for DeadLettersWriter {
                     partition: Some(m.partition),
                     offset: Some(m.offset),
                     key: m.key.clone(),
-                    payload: Some(
-                        String::from_utf8_lossy(payload)
-                            .chars()
-                            .take(65_536)
-                            .collect(),
-                    ),
+                    payload: Some(crate::secrets::shown_bytes(payload, 65_536)),
                 });
             self.rows.push(row);
         }

@@ -111,6 +111,7 @@ impl Stage for FindingsWriter {
             group: self.group.clone(),
             topics: vec![Topic::Findings],
             rewind: vec![Topic::Findings],
+            restore: Vec::new(),
         }
     }
 

@@ -131,6 +131,7 @@ impl Stage for ResourcesWriter {
             group: self.group.clone(),
             topics: vec![Topic::Declared, Topic::Config],
             rewind: Vec::new(),
+            restore: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ impl Stage for TelemetryWriter {
             group: self.group.clone(),
             topics: vec![Topic::Metrics, Topic::Logs],
             rewind: Vec::new(),
+            restore: Vec::new(),
         }
     }
 

@@ -182,7 +182,7 @@ fn contradicting_and_incomparable_records_are_refused() {
     );
 }
 
-fn region_status(up: bool) -> SourceStatus {
+pub(in crate::drift) fn region_status(up: bool) -> SourceStatus {
     let s = if up {
         SourceStatus::up(
             driftline_pipeline::SourceSide::Observed,

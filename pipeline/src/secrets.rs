@@ -1,8 +1,11 @@
-//! Secret values never leave a collector: values under names that look
-//! secret (Terraform attributes, OTLP and log attributes) are replaced by a
-//! salted SHA-256, so a change is still visible and the value is not. The
+//! Secret values never leave the process that read them: values under
+//! names that look secret (Terraform attributes, AWS Config documents, OTLP
+//! and log attributes, FOCUS tags) are replaced by a salted SHA-256 by the
+//! collectors, so a change is still visible and the value is not; the
 //! Terraform loader adds the paths Terraform itself marks sensitive
-//! (`terraform/secrets.rs`).
+//! (`collectors/src/terraform/secrets.rs`). Here, not in the collectors,
+//! because bytes that reach the bus without a collector (a dead letter's
+//! payload) go through the same rule.
 
 use std::sync::{LazyLock, OnceLock};
 
@@ -128,12 +131,7 @@ pub fn is_secret_name(name: &str) -> bool {
 /// at any depth, and adds its dotted path to `out` (`path` is where `v`
 /// is). Used for Terraform attributes and AWS Config documents alike, so a
 /// secret compared between them hashes the same on both sides.
-pub(crate) fn hash_secret_names(
-    v: &mut Value,
-    salt: &Salt,
-    path: &mut String,
-    out: &mut Vec<String>,
-) {
+pub fn hash_secret_names(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, c) in m.iter_mut() {
@@ -161,7 +159,9 @@ pub(crate) fn hash_secret_names(
     }
 }
 
-pub(crate) fn push_seg(path: &mut String, seg: &str) -> usize {
+/// Appends `seg` to the dotted `path`; returns the length to truncate it
+/// back to.
+pub fn push_seg(path: &mut String, seg: &str) -> usize {
     let len = path.len();
     if !path.is_empty() {
         path.push('.');
@@ -171,7 +171,7 @@ pub(crate) fn push_seg(path: &mut String, seg: &str) -> usize {
 }
 
 /// A value this module already hashed.
-pub(crate) fn is_hash(v: &Value) -> bool {
+pub fn is_hash(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.starts_with("sha256:") && s.len() == 39)
 }
@@ -237,9 +237,61 @@ pub fn mask_text(text: String) -> String {
     masked.into_owned()
 }
 
+/// What may be shown of rejected bytes (a dead letter's payload): at most
+/// `max` of them as text, with every secret-looking pair in it hashed
+/// (`mask_text`). Bytes that are not text (protobuf, a binary frame) and
+/// name a secret marker anywhere are withheld whole: there a name and its
+/// value cannot be told apart.
+pub fn shown_bytes(bytes: &[u8], max: usize) -> String {
+    let cut = &bytes[..bytes.len().min(max)];
+    let text = match std::str::from_utf8(cut) {
+        Ok(text) => text,
+        // Cut inside a character: the text before it.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&cut[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => {
+            let lossy = String::from_utf8_lossy(cut);
+            if MARKERS.is_match(lossy.as_ref()) {
+                return format!(
+                    "({} bytes withheld: not text, and they name a secret-looking field)",
+                    bytes.len()
+                );
+            }
+            return lossy.into_owned();
+        }
+    };
+    mask_text(text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejected_bytes_are_shown_without_their_secrets() {
+        let json = br#"{"resource_key": "k", "configuration": {"MasterUserPassword": "hunter2"}}"#;
+        let shown = shown_bytes(json, 1 << 16);
+        assert!(
+            !shown.contains("hunter2") && shown.contains(r#""resource_key": "k""#),
+            "{shown}"
+        );
+        // Cut inside a character: still text, still masked.
+        let long = format!("password=hunter2 {}", "é".repeat(10));
+        let shown = shown_bytes(long.as_bytes(), long.len() - 1);
+        assert!(
+            shown.starts_with("password=sha256:") && shown.ends_with("é"),
+            "{shown}"
+        );
+        // Protobuf: a label name and its value are two fields.
+        let proto = b"\x0a\x0c\x0a\x08password\x12\x07hunter2\xff";
+        let shown = shown_bytes(proto, 1 << 16);
+        assert!(
+            shown.contains("withheld") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert_eq!(shown_bytes(b"\xffplain", 100), "\u{fffd}plain");
+    }
 
     #[test]
     fn secret_pairs_inside_text_are_hashed_and_the_rest_kept() {
