@@ -424,14 +424,15 @@ fn main() {
         ],
         &lat_dir.join("driftline.log"),
     );
-    // Wait until it has caught up with the backlog of (a): a probe sent
-    // before would time out behind the replay and read as slow detection.
+    // Wait until it has caught up with the backlog of (a) and diffed its
+    // rebuilt tables against the findings it read back: a probe sent before
+    // would wait behind the replay and read as slow detection.
     let mut pos = 0;
     assert!(
         wait_line(
             &lat_dir.join("driftline.log"),
             &mut pos,
-            &["tables rebuilt"],
+            &["rebuilt state diffed against the published findings"],
             Instant::now() + Duration::from_secs(600),
         ),
         "the latency instance did not rebuild its tables within 600 s"

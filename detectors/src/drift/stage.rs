@@ -283,6 +283,7 @@ impl Stage for DriftStage {
         let Some(first) = self.pending_since else {
             return Ok(None);
         };
+        let settled = self.settling.is_some();
         if let Some(since) = self.settling {
             // Rebuilt: the messages past the commit (re-read now) were
             // evaluated and published before; diffed before they are in,
@@ -321,6 +322,12 @@ impl Stage for DriftStage {
                 .inc();
         }
         self.update_gauges();
+        if settled {
+            tracing::info!(
+                events = found.len(),
+                "rebuilt state diffed against the published findings"
+            );
+        }
         if !found.is_empty() {
             tracing::info!(
                 events = found.len(),
