@@ -858,26 +858,7 @@ fn broker_killed_mid_commit_pages_exactly_once() {
     });
     // Anything repeated would have arrived by now.
     std::thread::sleep(Duration::from_secs(5));
-    let actions = pd.actions();
-    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (k, a) in &actions {
-        let e = per.entry(k.clone()).or_default();
-        if a == "trigger" {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-    }
-    assert_eq!(per.len(), 7, "{actions:?}");
-    assert!(
-        per.values().all(|(t, _)| *t == 1),
-        "one trigger per incident: {actions:?}"
-    );
-    assert_eq!(
-        per.values().map(|(_, r)| r).sum::<usize>(),
-        1,
-        "{actions:?}"
-    );
+    assert_paged_once(&pd, 7, 1);
     // Nothing lost: the open set is the six remaining findings.
     let events = finding_events(&findings);
     assert_eq!(open_after(&events).len(), 6, "{:#?}", events_key(&events));
