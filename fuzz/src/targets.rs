@@ -245,11 +245,23 @@ pub(crate) fn bus_snapshot(data: &[u8]) {
     let Some((form, payload)) = split_form(data) else {
         return;
     };
-    match form % 4 {
-        0 => drop(codec::decode_table(&DECLARED_SCHEMA, &[payload])),
-        1 => drop(codec::decode_table(&OBSERVED_SCHEMA, &[payload])),
-        2 => drop(codec::decode_status(payload)),
-        _ => drop(codec::decode_finding_event(payload)),
+    let rejected = match form % 4 {
+        0 => codec::decode_table(&DECLARED_SCHEMA, &[payload])
+            .rejected
+            .pop()
+            .map(|(_, reason)| reason),
+        1 => codec::decode_table(&OBSERVED_SCHEMA, &[payload])
+            .rejected
+            .pop()
+            .map(|(_, reason)| reason),
+        2 => codec::decode_status(payload).err(),
+        _ => codec::decode_finding_event(payload).err(),
+    };
+    // What the stage runner makes of a message it cannot use: a dead letter
+    // that shows the bytes with their secrets hashed.
+    if let Some(reason) = rejected {
+        codec::dead_letter_for(Topic::Config, 0, 0, Some("k"), Some(payload), &reason)
+            .expect("a dead letter encodes");
     }
 }
 
