@@ -442,12 +442,23 @@ mod tests {
     /// A new stage rebuilt from `input` and the findings `published`, then
     /// flushed once the backlog is read: what it says then.
     fn rebuilt(input: &[Vec<Message>], published: &[OutMessage]) -> (DriftStage, Vec<OutMessage>) {
+        rebuilt_on(0, input, published)
+    }
+
+    /// `rebuilt`, with the findings read on `partition` (the snapshots are
+    /// on 0).
+    fn rebuilt_on(
+        partition: i32,
+        input: &[Vec<Message>],
+        published: &[OutMessage],
+    ) -> (DriftStage, Vec<OutMessage>) {
         let mut stage = DriftStage::new(sd(), "g".into()).unwrap();
         stage.replay(replayed(input.concat()));
-        let findings = published.iter().enumerate();
-        stage.replay(replayed(
-            findings.map(|(i, m)| read(m.clone(), i as i64)).collect(),
-        ));
+        let findings = published.iter().enumerate().map(|(i, m)| Message {
+            partition,
+            ..read(m.clone(), i as i64)
+        });
+        stage.replay(replayed(findings.collect()));
         stage.caught_up().unwrap();
         // Not before the backlog past the commit is read.
         assert!(stage.flush(false).unwrap().is_none());
@@ -482,6 +493,10 @@ mod tests {
             kinds(&again),
             vec![(FindingEventKind::Resolved, FindingClass::Changed)]
         );
+        // Read on a partition the resource is not on (sharded another way,
+        // by an older driftline): not this instance's to judge.
+        let (_, again) = rebuilt_on(3, &input, &out[..2].concat());
+        assert_eq!(kinds(&again), vec![]);
     }
 
     #[test]

@@ -252,12 +252,15 @@ impl StreamingDrift {
         Ok(tid.to_string())
     }
 
-    /// Takes the drift findings last published about the resources of
-    /// `partition`'s groups as their open findings: what a rebuild diffs
-    /// against, rather than what the replayed data would have implied. A
-    /// group frozen now keeps them (its findings neither open nor resolve
-    /// until it thaws), and one whose change was committed but whose event
-    /// never made it out still gets that event. Returns the groups touched.
+    /// Takes the drift findings last published about the groups this
+    /// instance holds (each with the partition it was read on) as their
+    /// open findings: what a rebuild diffs against, rather than what the
+    /// replayed data would have implied. A group frozen now keeps them (its
+    /// findings neither open nor resolve until it thaws), and one whose
+    /// change was committed but whose event never made it out still gets
+    /// that event. A resource gone from both sides has no group left to
+    /// take them: its last events stand as they went out. Returns the
+    /// groups touched.
     pub fn restore_open(&mut self, published: Vec<(i32, Finding)>) -> HashSet<String> {
         let mut by_group: HashMap<String, (i32, BTreeMap<String, Finding>)> = HashMap::new();
         for (partition, f) in published {
@@ -271,12 +274,17 @@ impl StreamingDrift {
         }
         let mut touched = HashSet::with_capacity(by_group.len());
         for (tid, (partition, open)) in by_group {
-            let g = self.groups.entry(tid.as_str().into()).or_insert_with(|| {
-                Box::new(Group {
-                    partition,
-                    ..Group::default()
-                })
-            });
+            // Only a group whose snapshots this instance holds, on the
+            // partition the findings came from: an event sharded otherwise
+            // (written before drift findings went where their resource's
+            // snapshots go) may be another instance's to judge.
+            let Some(g) = self
+                .groups
+                .get_mut(tid.as_str())
+                .filter(|g| g.partition == partition)
+            else {
+                continue;
+            };
             tally(&mut self.open_by_class, &g.open, false);
             tally(&mut self.open_by_class, &open, true);
             g.open = open;
