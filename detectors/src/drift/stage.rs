@@ -350,19 +350,7 @@ mod tests {
     use crate::drift::stream::tests::{declared, observed, region_status, sd};
 
     fn message(record: Record, offset: i64) -> Message {
-        let topic = match record {
-            Record::Declared(_) => Topic::Declared,
-            _ => Topic::Config,
-        };
-        let out = encode_records(topic, &[record]).unwrap().remove(0);
-        Message {
-            topic,
-            partition: 0,
-            offset,
-            key: Some(out.key),
-            payload: out.payload.map(Arc::from),
-            replay: false,
-        }
+        messages(record, offset).remove(0)
     }
 
     /// The messages a record becomes, read back at `offset` on.
