@@ -11,6 +11,16 @@ fn msg(topic: Topic, key: &str, body: &str) -> OutMessage {
     }
 }
 
+/// A consumer of `topic` that reads on from its group's commit.
+fn streaming(group: &str, topic: Topic) -> ConsumerSpec {
+    ConsumerSpec {
+        group: group.into(),
+        topics: vec![topic],
+        rewind: Vec::new(),
+        restore: Vec::new(),
+    }
+}
+
 fn payloads(events: &[Event]) -> Vec<(String, bool)> {
     events
         .iter()
@@ -112,12 +122,7 @@ fn restored_topics_replay_to_their_end_whatever_was_committed() {
 fn streams_resume_from_commit_and_are_trimmed() {
     let bus = InProcessBus::new(&TopicLayout::default());
     let prod = bus.producer().unwrap();
-    let spec = ConsumerSpec {
-        group: "sink".into(),
-        topics: vec![Topic::DeadLetters],
-        rewind: vec![],
-        restore: Vec::new(),
-    };
+    let spec = streaming("sink", Topic::DeadLetters);
     prod.send(
         (0..5)
             .map(|i| msg(Topic::DeadLetters, "k", &i.to_string()))
@@ -152,14 +157,7 @@ fn telemetry_beyond_the_limit_is_refused_until_consumed() {
     assert_eq!(bus.retained(Topic::Metrics), 1);
     prod.send(vec![msg(Topic::DeadLetters, "k", "12345678901234")])
         .unwrap();
-    let mut c = bus
-        .consumer(&ConsumerSpec {
-            group: "t".into(),
-            topics: vec![Topic::Metrics],
-            rewind: vec![],
-            restore: Vec::new(),
-        })
-        .unwrap();
+    let mut c = bus.consumer(&streaming("t", Topic::Metrics)).unwrap();
     c.poll(10, Duration::from_millis(10)).unwrap();
     c.commit(&[(Topic::Metrics, partition_for("k", 6), 1)])
         .unwrap();
@@ -173,14 +171,7 @@ fn a_send_to_a_full_topic_waits_for_the_room_a_commit_frees() {
     let prod = bus.producer().unwrap();
     prod.send(vec![msg(Topic::Metrics, "k", "12345678")])
         .unwrap();
-    let mut c = bus
-        .consumer(&ConsumerSpec {
-            group: "t".into(),
-            topics: vec![Topic::Metrics],
-            rewind: vec![],
-            restore: Vec::new(),
-        })
-        .unwrap();
+    let mut c = bus.consumer(&streaming("t", Topic::Metrics)).unwrap();
     c.poll(10, Duration::from_millis(10)).unwrap();
     let started = Instant::now();
     let freer = std::thread::spawn(move || {
