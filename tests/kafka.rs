@@ -864,3 +864,55 @@ fn broker_killed_mid_commit_pages_exactly_once() {
     assert_eq!(open_after(&events).len(), 6, "{:#?}", events_key(&events));
     assert!(svc.stop().success());
 }
+
+/// A member that joins at offsets its group committed at the end, and so
+/// consumes nothing, is at the end: a stage that drains on stop stops at
+/// once rather than waiting out its drain limit.
+#[test]
+fn a_member_starting_at_the_committed_end_is_at_the_end() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let bus = broker.bus();
+    let messages = (0..12)
+        .map(|i| OutMessage {
+            topic: Topic::DeadLetters,
+            key: format!("k{i}"),
+            shard: format!("k{i}"),
+            payload: Some(b"{}".to_vec()),
+            broadcast: false,
+        })
+        .collect();
+    bus.producer().unwrap().send(messages).unwrap();
+    let spec = ConsumerSpec {
+        group: "drained".into(),
+        topics: vec![Topic::DeadLetters],
+        rewind: Vec::new(),
+        restore: Vec::new(),
+    };
+    let mut first = bus.consumer(&spec).unwrap();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    wait_for(60, "all twelve read", || {
+        for e in first.poll(100, Duration::from_millis(200)).unwrap() {
+            if let Event::Message(m) = e {
+                next.insert(m.partition, m.offset + 1);
+            }
+        }
+        next.len() > 1 && first.at_end()
+    });
+    let offsets: Vec<(Topic, i32, i64)> = next
+        .iter()
+        .map(|(p, o)| (Topic::DeadLetters, *p, *o))
+        .collect();
+    first.commit(&offsets).unwrap();
+    drop(first);
+    let mut second = bus.consumer(&spec).unwrap();
+    wait_for(30, "the second member at the end", || {
+        let got = second.poll(100, Duration::from_millis(200)).unwrap();
+        assert!(
+            !got.iter().any(|e| matches!(e, Event::Message(_))),
+            "everything was committed: {got:?}"
+        );
+        second.at_end()
+    });
+}

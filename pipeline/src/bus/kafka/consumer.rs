@@ -26,6 +26,10 @@ pub(super) struct GroupContext {
     /// Rewound partitions → committed offset still to be replayed up to;
     /// restored ones → their end at assignment.
     replay: Mutex<HashMap<(Topic, i32), i64>>,
+    /// Partitions assigned at a committed offset → that offset: where a
+    /// partition that has given nothing since stands (librdkafka's position
+    /// stays unset until a message is consumed).
+    starts: Mutex<HashMap<(String, i32), i64>>,
 }
 
 fn parts_of(tpl: &TopicPartitionList) -> Vec<(Topic, i32)> {
@@ -43,6 +47,7 @@ impl GroupContext {
             restore: spec.restore.clone(),
             events: Mutex::new(Vec::new()),
             replay: Mutex::new(HashMap::new()),
+            starts: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -110,6 +115,12 @@ impl ConsumerContext for GroupContext {
                         }
                         Offset::Beginning
                     } else {
+                        if let Some(c) = c {
+                            self.starts
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert((t.name().to_string(), *p), c);
+                        }
                         c.map(Offset::Offset).unwrap_or(Offset::Beginning)
                     };
                     if let Err(e) = tpl.set_partition_offset(t.name(), *p, start) {
@@ -127,8 +138,10 @@ impl ConsumerContext for GroupContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let parts = parts_of(tpl);
+                let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
                 for tp in &parts {
                     replay.remove(tp);
+                    starts.remove(&(tp.0.name().to_string(), tp.1));
                 }
                 tracing::info!(group = %self.group, partitions = ?parts, "partitions revoked");
                 events.push(Event::Revoked(parts));
@@ -233,6 +246,12 @@ impl Consumer for KafkaConsumer {
             return false;
         };
         let rk = self.consumer.client().native_ptr();
+        let starts = self
+            .consumer
+            .context()
+            .starts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         pos.elements().iter().all(|e| {
             let Ok(topic) = std::ffi::CString::new(e.topic()) else {
                 return false;
@@ -257,8 +276,14 @@ impl Consumer for KafkaConsumer {
             }
             match e.offset() {
                 Offset::Offset(at) => at >= high,
-                // Nothing consumed: at the end only if there is nothing.
-                _ => high <= low,
+                // Nothing consumed yet: at the end if it started there (a
+                // group that had committed everything), or if there is
+                // nothing. Before, a drain on stop waited its full minute
+                // on a partition whose every message was committed.
+                _ => match starts.get(&(e.topic().to_string(), e.partition())) {
+                    Some(start) => *start >= high,
+                    None => high <= low,
+                },
             }
         })
     }
