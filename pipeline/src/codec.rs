@@ -25,7 +25,7 @@ use crate::source_status::{SourceStatus, is_status_key};
 use crate::telemetry::{BUCKETS, LogBatch, LogRecord, MetricBatch, prompb, series_id};
 
 /// Bytes of a rejected payload kept in its dead letter.
-const DEAD_PAYLOAD_MAX: usize = 64 * 1024;
+pub(crate) const DEAD_PAYLOAD_MAX: usize = 64 * 1024;
 
 /// Encodes collector records for `topic`.
 pub fn encode_records(topic: Topic, records: &[Record]) -> Result<Vec<OutMessage>, BusError> {

@@ -66,7 +66,10 @@ impl Stage for DeadLettersWriter {
                     partition: Some(m.partition),
                     offset: Some(m.offset),
                     key: m.key.clone(),
-                    payload: Some(crate::secrets::shown_bytes(payload, 65_536)),
+                    payload: Some(crate::secrets::shown_bytes(
+                        payload,
+                        crate::codec::DEAD_PAYLOAD_MAX,
+                    )),
                 });
             self.rows.push(row);
         }

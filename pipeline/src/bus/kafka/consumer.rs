@@ -29,7 +29,7 @@ pub(super) struct GroupContext {
     /// Partitions assigned at a committed offset → that offset: where a
     /// partition that has given nothing since stands (librdkafka's position
     /// stays unset until a message is consumed).
-    starts: Mutex<HashMap<(String, i32), i64>>,
+    starts: Mutex<HashMap<(Topic, i32), i64>>,
 }
 
 fn parts_of(tpl: &TopicPartitionList) -> Vec<(Topic, i32)> {
@@ -119,7 +119,7 @@ impl ConsumerContext for GroupContext {
                             self.starts
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .insert((t.name().to_string(), *p), c);
+                                .insert((*t, *p), c);
                         }
                         c.map(Offset::Offset).unwrap_or(Offset::Beginning)
                     };
@@ -141,7 +141,7 @@ impl ConsumerContext for GroupContext {
                 let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
                 for tp in &parts {
                     replay.remove(tp);
-                    starts.remove(&(tp.0.name().to_string(), tp.1));
+                    starts.remove(tp);
                 }
                 tracing::info!(group = %self.group, partitions = ?parts, "partitions revoked");
                 events.push(Event::Revoked(parts));
@@ -280,10 +280,13 @@ impl Consumer for KafkaConsumer {
                 // group that had committed everything), or if there is
                 // nothing. Before, a drain on stop waited its full minute
                 // on a partition whose every message was committed.
-                _ => match starts.get(&(e.topic().to_string(), e.partition())) {
-                    Some(start) => *start >= high,
-                    None => high <= low,
-                },
+                _ => {
+                    match Topic::from_name(e.topic()).and_then(|t| starts.get(&(t, e.partition())))
+                    {
+                        Some(start) => *start >= high,
+                        None => high <= low,
+                    }
+                }
             }
         })
     }
