@@ -348,6 +348,18 @@ impl Drop for Service {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail = &text[text.len().saturating_sub(6000)..];
             eprintln!("--- {} (tail) ---\n{tail}", self.log.display());
+            // The whole log outlives the test's temporary folder when asked.
+            if let Some(dir) = std::env::var_os("DRIFTLINE_KEEP_LOGS") {
+                let name = std::thread::current()
+                    .name()
+                    .unwrap_or("test")
+                    .replace("::", "-");
+                let file = self.log.file_name().unwrap_or_default().to_string_lossy();
+                let kept = PathBuf::from(dir).join(format!("{name}-{}-{file}", std::process::id()));
+                if std::fs::write(&kept, &text).is_ok() {
+                    eprintln!("--- the whole log: {} ---", kept.display());
+                }
+            }
         }
     }
 }

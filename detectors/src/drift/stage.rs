@@ -487,6 +487,39 @@ mod tests {
         assert_eq!(kinds(&again), vec![]);
     }
 
+    /// A resource deleted from the only side it was on, whose resolution
+    /// was lost after the deletion was committed, and whose snapshot the
+    /// topic's compaction then dropped: only its tombstone is replayed, and
+    /// the rebuild still resolves what was published about it.
+    #[test]
+    fn a_rebuild_resolves_a_deleted_resource_kept_only_as_a_tombstone() {
+        let item = messages(Record::Observed(Box::new(observed(30))), 0);
+        let tombstone = Message {
+            payload: None,
+            offset: 1,
+            ..item[0].clone()
+        };
+        let (_, out) = ran(&[item, vec![tombstone.clone()]]);
+        assert_eq!(
+            kinds(&out.concat()),
+            vec![
+                (FindingEventKind::New, FindingClass::Unmanaged),
+                (FindingEventKind::Resolved, FindingClass::Unmanaged),
+            ]
+        );
+        let (_, again) = rebuilt(&[vec![tombstone.clone()]], &out[0]);
+        assert_eq!(
+            kinds(&again),
+            vec![(FindingEventKind::Resolved, FindingClass::Unmanaged)]
+        );
+        // Everything went out: nothing to say.
+        let (_, again) = rebuilt(&[vec![tombstone.clone()]], &out.concat());
+        assert_eq!(kinds(&again), vec![]);
+        // Read on a partition its tombstone is not on: not ours to judge.
+        let (_, again) = rebuilt_on(3, &[vec![tombstone]], &out[0]);
+        assert_eq!(kinds(&again), vec![]);
+    }
+
     #[test]
     fn a_group_frozen_across_a_rebuild_resolves_what_was_published_once_thawed() {
         let key = "source-status/aws-config://eu-west-1";

@@ -208,8 +208,18 @@ impl StreamingDrift {
             return Err(Skip::NotComparable);
         };
         let Some((batch, index)) = row else {
-            if let Some(g) = self.groups.get_mut(tid) {
-                g.side(side).remove(scope);
+            match self.groups.get_mut(tid) {
+                Some(g) => {
+                    g.side(side).remove(scope);
+                }
+                None => {
+                    // A tombstone whose snapshot compaction dropped: the
+                    // group is held empty on its partition until evaluated,
+                    // so a rebuild can resolve what was published about it.
+                    let mut g = Box::<Group>::default();
+                    g.partition = partition;
+                    self.groups.insert(tid.into(), g);
+                }
             }
             return Ok(tid.to_string());
         };
@@ -258,9 +268,9 @@ impl StreamingDrift {
     /// replayed data would have implied. A group frozen now keeps them (its
     /// findings neither open nor resolve until it thaws), and one whose
     /// change was committed but whose event never made it out still gets
-    /// that event. A resource gone from both sides has no group left to
-    /// take them: its last events stand as they went out. Returns the
-    /// groups touched.
+    /// that event. A resource gone from both sides is held by its
+    /// tombstone (`apply`) while the topic keeps it. Returns the groups
+    /// touched.
     pub fn restore_open(&mut self, published: Vec<(i32, Finding)>) -> HashSet<String> {
         let mut by_group: HashMap<String, (i32, BTreeMap<String, Finding>)> = HashMap::new();
         for (partition, f) in published {

@@ -39,6 +39,8 @@ pub struct KafkaConfig {
 /// Time allowed for one produced batch to be acknowledged. Long enough to
 /// ride out a broker restart: librdkafka keeps retrying until then.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a send waits for its acknowledgements before it says so.
+const SLOW_ACK: Duration = Duration::from_secs(10);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct KafkaBus {
@@ -328,10 +330,22 @@ impl Producer for KafkaProducer {
                 }
             }
         }
-        let deadline = Instant::now() + DELIVERY_TIMEOUT + Duration::from_secs(5);
+        let started = Instant::now();
+        let deadline = started + DELIVERY_TIMEOUT + Duration::from_secs(5);
+        let mut warn_at = started + SLOW_ACK;
         while ack.remaining.load(Ordering::Acquire) > 0 {
             self.producer.poll(Duration::from_millis(20));
-            if Instant::now() > deadline {
+            let now = Instant::now();
+            if now > warn_at {
+                // librdkafka retries quietly: say why the sender is stalled.
+                tracing::warn!(
+                    waiting = ack.remaining.load(Ordering::Acquire),
+                    waited_s = started.elapsed().as_secs(),
+                    "produce: still waiting for the broker's acknowledgement"
+                );
+                warn_at = now + SLOW_ACK;
+            }
+            if now > deadline {
                 return Err(BusError::Kafka(
                     "produce: no acknowledgement before the delivery timeout".into(),
                 ));
