@@ -107,15 +107,14 @@ fn exporter_endpoint(base: &str) -> String {
     }
 }
 
-/// Installs the process's logging (and span export, when `telemetry`
-/// names an endpoint). `level` filters the logs only: stage spans are
-/// exported whatever it says.
-pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Guard> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+/// The stderr layer: text (coloured on a terminal) or JSON lines, with the
+/// trace ids when spans are exported (`traced`).
+fn fmt_layer<S>(json: bool, traced: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
     let ansi = !json && std::io::stderr().is_terminal();
-    let endpoint = telemetry.and_then(|t| t.otlp_endpoint.clone());
-    let traced = endpoint.is_some();
-    let fmt_layer = if json {
+    if json {
         tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
             .event_format(WithTraceIds {
@@ -137,9 +136,23 @@ pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> any
             .with_ansi(ansi)
             .boxed()
     }
-    .with_filter(filter);
+}
+
+/// Installs the process's logging (and span export, when `telemetry`
+/// names an endpoint). `level` filters the logs only: stage spans are
+/// exported whatever it says.
+pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Guard> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let endpoint = telemetry.and_then(|t| t.otlp_endpoint.clone());
     let Some(endpoint) = endpoint else {
-        tracing_subscriber::registry().with(fmt_layer).try_init()?;
+        // One filter for the whole subscriber. As a per-layer filter, with
+        // `RUST_LOG=info,x=debug`, `run` on Kafka lost the info events of
+        // the threads librdkafka logs on ("partitions assigned"): likely
+        // tracing's per-layer filter state (tokio-rs/tracing#2704).
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt_layer(json, false))
+            .try_init()?;
         return Ok(Guard(None));
     };
     use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -169,8 +182,10 @@ pub fn init(level: &str, json: bool, telemetry: Option<&TelemetryConfig>) -> any
         .with_target("driftline_detectors", tracing::Level::INFO)
         .with_target("driftline_alerts", tracing::Level::INFO)
         .with_target("driftline_collectors", tracing::Level::INFO);
+    // Spans are exported whatever the log level says: each layer filters
+    // for itself.
     tracing_subscriber::registry()
-        .with(fmt_layer)
+        .with(fmt_layer(json, true).with_filter(filter))
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)

@@ -112,6 +112,19 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.down();
+        // The broker's storage outlives a failed test when asked: what it
+        // holds tells a lost write from a missed read.
+        if let Some(dir) =
+            std::env::var_os("DRIFTLINE_KEEP_LOGS").filter(|_| std::thread::panicking())
+        {
+            let to = PathBuf::from(dir).join(format!("tansu-{}", self.port));
+            if std::fs::create_dir_all(&to).is_ok() {
+                for f in ["tansu.db", "tansu.db-wal", "tansu.db-shm", "tansu.log"] {
+                    let _ = std::fs::copy(self.dir.path().join(f), to.join(f));
+                }
+                eprintln!("--- the broker's files: {} ---", to.display());
+            }
+        }
     }
 }
 
@@ -337,6 +350,33 @@ fn run_group(n: usize) -> Option<Vec<(String, String)>> {
         assert!(s.stop().success());
     }
     Some(events_key(&events))
+}
+
+/// `RUST_LOG` asking one crate for more keeps everyone else's info lines:
+/// the Kafka client's own debug records, filtered out, once took the info
+/// events of their threads with them.
+#[test]
+fn a_debug_filter_for_one_crate_keeps_the_others_info_lines() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &broker.addr(), "\"detect\", \"sink\"", "");
+    let log = tmp.path().join("run.log");
+    let svc = Service::start_env(
+        &["--config", cfg.to_str().unwrap()],
+        &tmp.path().join("findings.jsonl"),
+        &log,
+        &[("RUST_LOG", "info,driftline_collectors=debug")],
+    );
+    wait_for(60, "the detect group's assignment in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("group=driftline-drift"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in ["created topic", "driftline running", "partitions assigned"] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    assert!(svc.stop().success());
 }
 
 #[test]

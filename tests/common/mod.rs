@@ -122,6 +122,10 @@ pub fn driftline() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_driftline"));
     c.env_remove("RUST_LOG")
         .env("DRIFTLINE_HASH_SALT", "test-salt");
+    // A log filter for chasing a failure (tests read the `info` lines).
+    if let Ok(filter) = std::env::var("DRIFTLINE_TEST_RUST_LOG") {
+        c.env("RUST_LOG", filter);
+    }
     c
 }
 
