@@ -884,18 +884,18 @@ fn broker_killed_mid_commit_pages_exactly_once() {
     std::thread::sleep(Duration::from_millis(500));
     broker.up();
     wait_for(120, "seven triggers", || pd.count("trigger") >= 7);
-    // Again while a resolution is in flight.
+    // Again while a resolution is in flight: published, likely not yet paged.
+    // (Not before the detect stage has read the bucket's tombstone: tansu
+    // 0.6.0, killed, loses or hides for a while writes it acknowledged just
+    // before, and a tombstone lost at the source is beyond any reader.)
     drop_observed_item(&estate.join("aws-config/snapshot.json"), UNMANAGED_BUCKET);
-    std::thread::sleep(Duration::from_millis(150));
+    wait_for(60, "the resolution published", || {
+        open_after(&finding_events(&findings)).len() == 6
+    });
     broker.down();
     std::thread::sleep(Duration::from_millis(500));
     broker.up();
     wait_for(120, "one resolve", || pd.count("resolve") >= 1);
-    // The sink's group rejoins a restarted coordinator in its own time
-    // (its session times out first), then writes what it missed.
-    wait_for(120, "the resolution in the findings out", || {
-        open_after(&finding_events(&findings)).len() == 6
-    });
     // Anything repeated would have arrived by now.
     std::thread::sleep(Duration::from_secs(5));
     assert_paged_once(&pd, 7, 1);
