@@ -83,6 +83,18 @@ const SECRET_MARKERS: &[&str] = &[
     "kubeconfig",
 ];
 
+/// No name shorter than the shortest marker holds one.
+const SHORTEST_MARKER: usize = {
+    let (mut i, mut shortest) = (0, usize::MAX);
+    while i < SECRET_MARKERS.len() {
+        if SECRET_MARKERS[i].len() < shortest {
+            shortest = SECRET_MARKERS[i].len();
+        }
+        i += 1;
+    }
+    shortest
+};
+
 /// Endings of names that contain a marker but never hold a secret value.
 const NOT_SECRET_ENDINGS: &[&str] = &[
     "_arn",
@@ -108,6 +120,11 @@ static MARKERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// Whether `name` looks like it holds a secret: it contains a marker
 /// (any case) and does not end like a name that never does.
 pub fn is_secret_name(name: &str) -> bool {
+    // Most names hold no marker: the one scan rejects them before the
+    // endings are looked at.
+    if name.len() < SHORTEST_MARKER || !MARKERS.is_match(name) {
+        return false;
+    }
     let ends_with = |suffix: &str| {
         name.len() >= suffix.len()
             && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
@@ -124,7 +141,7 @@ pub fn is_secret_name(name: &str) -> bool {
             && tail[1..] == word[1..]
             && (name[stem - 1].is_ascii_lowercase() || name[stem - 1].is_ascii_digit())
     });
-    !camel_ending && !NOT_SECRET_ENDINGS.iter().any(|s| ends_with(s)) && MARKERS.is_match(name)
+    !camel_ending && !NOT_SECRET_ENDINGS.iter().any(|s| ends_with(s))
 }
 
 /// Hashes, in place, every non-empty string under a secret-looking name,
@@ -132,27 +149,49 @@ pub fn is_secret_name(name: &str) -> bool {
 /// is). Used for Terraform attributes and AWS Config documents alike, so a
 /// secret compared between them hashes the same on both sides.
 pub fn hash_secret_names(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>) {
+    hash_under(v, salt, &mut Some((path, out)));
+}
+
+/// `hash_secret_names` where nobody reads the paths (an AWS Config
+/// document): no path is written for every key passed.
+pub fn hash_secret_values(v: &mut Value, salt: &Salt) {
+    hash_under(v, salt, &mut None);
+}
+
+/// Where a walk is and the secrets' paths found so far, when wanted.
+type Paths<'a> = Option<(&'a mut String, &'a mut Vec<String>)>;
+
+fn hash_under(v: &mut Value, salt: &Salt, paths: &mut Paths<'_>) {
+    let leave = |paths: &mut Paths<'_>, len: Option<usize>| {
+        if let (Some((path, _)), Some(len)) = (paths.as_mut(), len) {
+            path.truncate(len);
+        }
+    };
     match v {
         Value::Object(m) => {
             for (k, c) in m.iter_mut() {
-                let len = push_seg(path, k);
+                let len = paths.as_mut().map(|(path, _)| push_seg(path, k));
                 let secret_string = is_secret_name(k) && c.as_str().is_some_and(|s| !s.is_empty());
                 if secret_string {
                     if !is_hash(c) {
                         *c = salt.hash(c);
                     }
-                    out.push(path.clone());
+                    if let Some((path, out)) = paths.as_mut() {
+                        out.push(path.to_string());
+                    }
                 } else {
-                    hash_secret_names(c, salt, path, out);
+                    hash_under(c, salt, paths);
                 }
-                path.truncate(len);
+                leave(paths, len);
             }
         }
         Value::Array(a) => {
             for (i, c) in a.iter_mut().enumerate() {
-                let len = push_seg(path, &i.to_string());
-                hash_secret_names(c, salt, path, out);
-                path.truncate(len);
+                let len = paths
+                    .as_mut()
+                    .map(|(path, _)| push_seg(path, &i.to_string()));
+                hash_under(c, salt, paths);
+                leave(paths, len);
             }
         }
         _ => {}

@@ -362,12 +362,7 @@ pub(crate) fn normalise(
     // are hashed with the salt the Terraform loader uses, so they still
     // compare and are never kept.
     for document in [&mut configuration, &mut supplementary] {
-        crate::secrets::hash_secret_names(
-            document,
-            crate::secrets::Salt::process(),
-            &mut String::new(),
-            &mut Vec::new(),
-        );
+        crate::secrets::hash_secret_values(document, crate::secrets::Salt::process());
     }
     let mut resource_id = get_str(&m, &["resourceId"]).map(str::to_string);
     let raw_type = get_str(&m, &["resourceType"]).map(str::to_string);
@@ -421,8 +416,9 @@ pub(crate) fn normalise(
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         });
-    let tags = match m.get("tags") {
-        Some(t) if !t.is_null() => tags_to_map(t),
+    let tags = match m.remove("tags") {
+        Some(Value::Object(t)) => t,
+        Some(t) if !t.is_null() => tags_to_map(&t),
         _ => configuration
             .get("tags")
             .or_else(|| configuration.get("Tags"))
