@@ -210,12 +210,8 @@ fn a_malformed_record_goes_to_the_dead_letters_and_the_rest_flows() {
     publish_estate(&bus, &estate());
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), &broker.addr(), "\"detect\", \"sink\"", "");
-    let findings = tmp.path().join("f.jsonl");
-    let svc = Service::start(
-        &["--config", cfg.to_str().unwrap()],
-        &findings,
-        &tmp.path().join("run.log"),
-    );
+    let svc = run_config(&cfg, tmp.path());
+    let findings = svc.findings.clone();
     // The estate behind it is still evaluated. (Without the driftignore
     // the scratch bucket is unmanaged too: eight findings.)
     wait_for(60, "findings behind the bad record", || {

@@ -81,12 +81,8 @@ fn broker_restart_mid_stream_loses_nothing() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let (estate, cfg) = watching_config(tmp.path(), &broker);
-    let findings = tmp.path().join("findings.jsonl");
-    let svc = Service::start(
-        &["--config", cfg.to_str().unwrap()],
-        &findings,
-        &tmp.path().join("run.log"),
-    );
+    let svc = run_config(&cfg, tmp.path());
+    let findings = svc.findings.clone();
     wait_for(90, "the seven findings", || {
         finding_events(&findings).len() >= 7
     });

@@ -215,3 +215,13 @@ pub fn events_key(events: &[serde_json::Value]) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// `driftline run --config cfg`, its findings (`svc.findings`) and log in
+/// `dir`.
+pub fn run_config(cfg: &Path, dir: &Path) -> common::Service {
+    common::Service::start(
+        &["--config", cfg.to_str().unwrap()],
+        &dir.join("findings.jsonl"),
+        &dir.join("run.log"),
+    )
+}
