@@ -11,7 +11,6 @@ mod broker;
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::time::Duration;
 
 use broker::*;
@@ -72,17 +71,8 @@ fn snapshot_topics_with_different_partition_counts_are_refused() {
     let Some(broker) = Broker::start() else {
         return;
     };
-    let create = |topic: &str, parts: &str| {
-        let s = Command::new(&broker.bin)
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", broker.addr()))
-            .args(["--partitions", parts, topic])
-            .status()
-            .unwrap();
-        assert!(s.success());
-    };
-    create("driftline.config", "6");
-    create("driftline.declared", "3");
+    broker.create_topic("driftline.config", 6);
+    broker.create_topic("driftline.declared", 3);
     let bus = KafkaBus::new(KafkaConfig {
         brokers: broker.addr(),
         layout: TopicLayout::default(),

@@ -21,7 +21,7 @@ use crate::common::{self, copy_dir, free_port, no_peer, wait_for};
 
 /// A tansu broker with its own SQLite file and port.
 pub struct Broker {
-    pub bin: PathBuf,
+    bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
@@ -90,6 +90,17 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Creates `topic` with `partitions` through tansu's own command.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let s = Command::new(&self.bin)
+            .args(["topic", "create", "--broker"])
+            .arg(format!("tcp://{}", self.addr()))
+            .args(["--partitions", &partitions.to_string(), topic])
+            .status()
+            .unwrap();
+        assert!(s.success(), "tansu topic create {topic}");
+    }
+
     pub fn bus(&self) -> KafkaBus {
         let bus = KafkaBus::new(KafkaConfig {
             brokers: self.addr(),
@@ -109,10 +120,8 @@ impl Drop for Broker {
         self.down();
         // The broker's storage outlives a failed test when asked: what it
         // holds tells a lost write from a missed read.
-        if let Some(dir) =
-            std::env::var_os("DRIFTLINE_KEEP_LOGS").filter(|_| std::thread::panicking())
-        {
-            let to = PathBuf::from(dir).join(format!("tansu-{}", self.port));
+        if let Some(dir) = common::kept_after_failure() {
+            let to = dir.join(format!("tansu-{}", self.port));
             if std::fs::create_dir_all(&to).is_ok() {
                 for f in ["tansu.db", "tansu.db-wal", "tansu.db-shm", "tansu.log"] {
                     let _ = std::fs::copy(self.dir.path().join(f), to.join(f));

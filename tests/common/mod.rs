@@ -350,22 +350,36 @@ impl Drop for Service {
         if std::thread::panicking() {
             // The service's own account of what happened, for the failure report.
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail = &text[text.len().saturating_sub(6000)..];
+            // On a character's boundary: a panic here, while panicking,
+            // would abort the whole test binary.
+            let mut from = text.len().saturating_sub(6000);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            let tail = &text[from..];
             eprintln!("--- {} (tail) ---\n{tail}", self.log.display());
             // The whole log outlives the test's temporary folder when asked.
-            if let Some(dir) = std::env::var_os("DRIFTLINE_KEEP_LOGS") {
+            if let Some(dir) = kept_after_failure() {
                 let name = std::thread::current()
                     .name()
                     .unwrap_or("test")
                     .replace("::", "-");
                 let file = self.log.file_name().unwrap_or_default().to_string_lossy();
-                let kept = PathBuf::from(dir).join(format!("{name}-{}-{file}", std::process::id()));
+                let kept = dir.join(format!("{name}-{}-{file}", std::process::id()));
                 if std::fs::write(&kept, &text).is_ok() {
                     eprintln!("--- the whole log: {} ---", kept.display());
                 }
             }
         }
     }
+}
+
+/// Where a failing test keeps what it would otherwise delete (its logs,
+/// a broker's files): `DRIFTLINE_KEEP_LOGS`, while the test panics.
+pub fn kept_after_failure() -> Option<PathBuf> {
+    std::env::var_os("DRIFTLINE_KEEP_LOGS")
+        .filter(|_| std::thread::panicking())
+        .map(PathBuf::from)
 }
 
 /// `driftline run` watching a copy of the example estate (`estate`), with
