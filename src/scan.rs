@@ -96,7 +96,7 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
     let compare_only = inputs.rules.is_none() && record.is_none();
     let compare_sink = compare_only.then(|| DriftInputs::new(&mappings));
     if let Some(sink) = &compare_sink {
-        cfg.kept = Some(Arc::new(sink.kept_keys()));
+        cfg.cut = Some(sink.comparison_cut());
     }
     let mut sources = Sources::new(&cfg, Reading::Once)?;
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use driftline_pipeline::{
-    KeptKeys, Record, RecordSink, SourceSide, SourceStatus, TypeTable, now_ms,
+    ComparisonCut, Record, RecordSink, SourceSide, SourceStatus, TypeTable, now_ms,
 };
 
 use crate::aws_config::api::AwsConfigSettings;
@@ -48,9 +48,9 @@ pub struct SourcesConfig {
     pub aws: AwsConfigSettings,
     /// The resource types the mappings know.
     pub types: Arc<TypeTable>,
-    /// What of snapshots' documents the state and item loaders keep (a
-    /// scan that only compares); everything when unset.
-    pub kept: Option<Arc<KeptKeys>>,
+    /// What the state and item loaders cut of what they read, for a scan
+    /// that only compares; nothing when unset.
+    pub cut: Option<Arc<dyn ComparisonCut>>,
     /// One salt for every state read, so hashed secrets compare.
     pub salt: Salt,
     /// Account and region for state that does not say (Terraform state
@@ -71,7 +71,7 @@ impl SourcesConfig {
             observed: Vec::new(),
             aws: AwsConfigSettings::default(),
             types,
-            kept: None,
+            cut: None,
             // The process's, which the other collectors hash with.
             salt: Salt::process().clone(),
             account: None,
@@ -84,7 +84,7 @@ impl SourcesConfig {
     fn terraform(&self, files: Vec<PathBuf>) -> TerraformConfig {
         let mut cfg = TerraformConfig::new(self.types.clone(), self.salt.clone());
         cfg.files = files;
-        cfg.kept = self.kept.clone();
+        cfg.cut = self.cut.clone();
         cfg.default_account = self.account.clone();
         cfg.default_region = self.region.clone();
         cfg
@@ -175,7 +175,7 @@ impl Sources {
                 .push(Box::new(AwsConfigFileCollector::new(AwsConfigFileConfig {
                     files: observed_files,
                     types: cfg.types.clone(),
-                    kept: cfg.kept.clone(),
+                    cut: cfg.cut.clone(),
                 })));
         }
     }

@@ -441,6 +441,7 @@ mod tests {
             serial: 3,
             lineage: "l".into(),
             observed_at: 5,
+            cut: None,
         }
     }
 

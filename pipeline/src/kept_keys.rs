@@ -9,6 +9,24 @@
 
 use std::collections::HashMap;
 
+use serde_json::Value;
+
+use crate::DeclaredResource;
+
+/// What a loader that feeds only a one-shot comparison is handed by it:
+/// the keys to keep of the documents it reads, and the comparison's cut of
+/// a declared resource while its attributes are still a tree. Written as
+/// text first, the attributes were parsed twice more (to cut them, and to
+/// digest the compared values): a fifth of a scan's instructions.
+pub trait ComparisonCut: Send + Sync + std::fmt::Debug {
+    fn kept_keys(&self) -> &KeptKeys;
+
+    /// Cuts `attributes` of `d` (its identity resolved, its secrets hashed)
+    /// to what the comparison reads, and sets `d.cut`. The loader then
+    /// writes `attributes` as `d`'s text.
+    fn cut_declared(&self, d: &mut DeclaredResource, attributes: &mut Value);
+}
+
 /// Top-level keys kept, per AWS Config type (canonical spelling) and per
 /// Terraform type.
 #[derive(Debug, Default, Clone)]

@@ -27,7 +27,7 @@ pub use bus::{
     partition_for,
 };
 pub use identity::{Arn, TypeIdentity, TypeTable};
-pub use kept_keys::KeptKeys;
+pub use kept_keys::{ComparisonCut, KeptKeys};
 pub use metrics::metrics;
 
 /// The shared outbound HTTP client: timeouts so a hung peer cannot stall a
@@ -48,10 +48,10 @@ pub fn http_client_with_timeout(timeout: std::time::Duration) -> reqwest::blocki
         .unwrap_or_else(|_| reqwest::blocking::Client::new())
 }
 pub use model::{
-    AttributeDiff, ConfigStatus, ConfigurationChange, Coverage, DRIFT_DETECTOR, DeclaredResource,
-    Finding, FindingClass, FindingEvent, FindingEventKind, InstanceStatus, ObservedResource,
-    ProbableCause, Remediation, ResourceMode, SCHEMA_VERSION, SloBurn, fingerprint, join_key,
-    resource_key, split_key, type_id, type_id_of_key,
+    AttributeDiff, ConfigStatus, ConfigurationChange, Coverage, CutForComparison, DRIFT_DETECTOR,
+    DeclaredResource, Finding, FindingClass, FindingEvent, FindingEventKind, InstanceStatus,
+    ObservedResource, ProbableCause, Remediation, ResourceMode, SCHEMA_VERSION, SloBurn,
+    fingerprint, join_key, resource_key, split_key, type_id, type_id_of_key,
 };
 pub use source_status::{SourceSide, SourceStatus, TypeSet, is_status_key, status_key};
 pub use store::{FindingsOut, FindingsWriter, ParquetStore, Store, StoreError};

@@ -102,6 +102,19 @@ pub struct DeclaredResource {
     pub lineage: String,
     /// Milliseconds since the epoch when the state was read.
     pub observed_at: i64,
+    /// Set only in a one-shot scan, by a loader that cut `attributes` for
+    /// the comparison as it read them (`ComparisonCut`). Per process:
+    /// never encoded.
+    #[serde(skip)]
+    pub cut: Option<CutForComparison>,
+}
+
+/// A declared resource a loader cut for the comparison: its attributes
+/// hold only what the comparison reads, and this is the digest of its
+/// compared values (`None` where no mapping compares it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutForComparison {
+    pub compared_digest: Option<u64>,
 }
 
 /// (De)serialises a `String` holding JSON text as that JSON, so records

@@ -145,7 +145,7 @@ pub fn publish_estate(bus: &KafkaBus, estate: &Path) -> usize {
             estate.join("aws-config/notification.json"),
         ],
         types,
-        kept: None,
+        cut: None,
     });
     let sink = BusSink::new(bus.producer().unwrap());
     let none = |_: &Path, _: u64| {};

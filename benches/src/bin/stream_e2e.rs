@@ -362,7 +362,7 @@ fn main() {
         + AwsConfigFileCollector::new(AwsConfigFileConfig {
             files: g.observed_files.clone(),
             types: types.clone(),
-            kept: None,
+            cut: None,
         })
         .poll_once(&sink, &none)
         .published;

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use driftline_pipeline::identity::region_of_zone;
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, ConfigStatus, KeptKeys, ObservedResource, Record, RecordSink, Topic, TypeTable,
-    resource_key, type_id,
+    Arn, ComparisonCut, ConfigStatus, KeptKeys, ObservedResource, Record, RecordSink, Topic,
+    TypeTable, resource_key, type_id,
 };
 use serde_json::{Map, Value};
 
@@ -38,8 +38,9 @@ pub use time::to_epoch_ms;
 pub struct AwsConfigFileConfig {
     pub files: Vec<PathBuf>,
     pub types: Arc<TypeTable>,
-    /// What of the items' documents to keep; all of them when unset.
-    pub kept: Option<Arc<KeptKeys>>,
+    /// What of the items' documents to keep, for the one comparison this
+    /// feeds; all of them when unset.
+    pub cut: Option<Arc<dyn ComparisonCut>>,
 }
 
 /// One file after loading.
@@ -488,7 +489,8 @@ impl Collector for AwsConfigFileCollector {
             progress,
             &mut report,
             |path, chunks| {
-                read_file(path, &self.cfg.types, self.cfg.kept.as_deref(), &mut |o| {
+                let kept = self.cfg.cut.as_ref().map(|c| c.kept_keys());
+                read_file(path, &self.cfg.types, kept, &mut |o| {
                     chunks.push(Record::Observed(Box::new(o)))
                 })
             },

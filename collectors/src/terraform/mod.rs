@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use driftline_pipeline::model::UNKNOWN;
 use driftline_pipeline::{
-    Arn, DeclaredResource, InstanceStatus, KeptKeys, Record, RecordSink, ResourceMode, Topic,
+    Arn, ComparisonCut, DeclaredResource, InstanceStatus, Record, RecordSink, ResourceMode, Topic,
     TypeTable, resource_key, type_id,
 };
 use serde_json::Value;
@@ -41,8 +41,9 @@ pub struct TerraformConfig {
     pub default_region: Option<String>,
     pub salt: Salt,
     pub types: Arc<TypeTable>,
-    /// What of the instances' attributes to keep; all of them when unset.
-    pub kept: Option<Arc<KeptKeys>>,
+    /// What of the instances' attributes to keep, for the one comparison
+    /// this feeds; all of them when unset.
+    pub cut: Option<Arc<dyn ComparisonCut>>,
 }
 
 impl TerraformConfig {
@@ -54,7 +55,7 @@ impl TerraformConfig {
             default_region: None,
             salt,
             types,
-            kept: None,
+            cut: None,
         }
     }
 }
@@ -197,11 +198,11 @@ fn declare(
     cfg: &TerraformConfig,
 ) -> DeclaredResource {
     let mut attributes = inst.attributes;
-    if let (Some(kept), Value::Object(m)) = (&cfg.kept, &mut attributes) {
+    if let (Some(cut), Value::Object(m)) = (&cfg.cut, &mut attributes) {
         // What the reader does not keep is neither hashed nor written as
         // text. What tells the instance's identity is kept too; the reader's
         // own cut (a scan's projection) decides what of it stays.
-        let keys = kept.attributes(&inst.tf_type);
+        let keys = cut.kept_keys().attributes(&inst.tf_type);
         let id_attribute = cfg.types.by_tf_type(&inst.tf_type).map(|t| &t.id_attribute);
         m.retain(|k, _| {
             keys.contains(k) || IDENTITY_READ.contains(&k.as_str()) || Some(k) == id_attribute
@@ -233,15 +234,20 @@ fn declare(
             InstanceStatus::Ready
         },
         deposed: inst.deposed,
-        // Serialising a Value (string keys only) cannot fail.
-        attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
+        attributes: String::new(),
         sensitive_paths,
         source: source.to_string(),
         serial: header.serial,
         lineage: header.lineage.clone(),
         observed_at: now,
+        cut: None,
     };
     resolve_identity(&mut d, &attributes, inst.identity.as_ref(), cfg);
+    if let Some(cut) = &cfg.cut {
+        cut.cut_declared(&mut d, &mut attributes);
+    }
+    // Serialising a Value (string keys only) cannot fail.
+    d.attributes = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
     d
 }
 

@@ -21,7 +21,7 @@ use foldhash::quality::RandomState;
 use serde_json::{Map, Value};
 
 use super::compare::{
-    Doc, ObservedSide, compared_tags, declared_tags, declared_values, observed_values,
+    Doc, Lookup, ObservedSide, compared_tags, declared_tags, declared_values, observed_values,
 };
 use super::normalise::Ctx;
 use crate::mappings::{Mapping, Mappings};
@@ -47,8 +47,18 @@ impl Digester {
     /// The digest of a declared resource's compared values; none where it
     /// has no mapping, or no id where the comparison reads one.
     pub(super) fn declared(&self, d: &DeclaredResource) -> Option<u64> {
+        self.mappings.by_tf_type(&d.tf_type)?;
+        self.declared_in(d, &Doc::parse(&d.attributes).ok()?)
+    }
+
+    /// As `declared`, with the attributes read from `attributes` (a loader's
+    /// tree, before it writes `d`'s text).
+    pub(super) fn declared_in(
+        &self,
+        d: &DeclaredResource,
+        attributes: &impl Lookup,
+    ) -> Option<u64> {
         let m = self.mappings.by_tf_type(&d.tf_type)?;
-        let doc = Doc::parse(&d.attributes).ok()?;
         // The diff reads the observed item's id; the digest reads the
         // declared one and writes it, so equal digests mean equal ids.
         let id = match m.reads_resource_id() {
@@ -59,11 +69,11 @@ impl Digester {
             resource_id: id.unwrap_or_default(),
         };
         let mut h = self.start(m, id);
-        for v in declared_values(m, &doc, &ctx) {
+        for v in declared_values(m, attributes, &ctx) {
             write_value(&v, &mut h);
         }
         if m.compare_tags {
-            write_tags(&declared_tags(m, &doc), &mut h);
+            write_tags(&declared_tags(m, attributes), &mut h);
         }
         Some(h.finish())
     }

@@ -20,9 +20,11 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use driftline_pipeline::schema::{declared_batch, observed_batch};
 use driftline_pipeline::{
-    BusError, DeclaredResource, ObservedResource, Record, RecordSink, SourceStatus, Topic,
+    BusError, ComparisonCut, CutForComparison, DeclaredResource, KeptKeys, ObservedResource,
+    Record, RecordSink, SourceStatus, Topic,
 };
 use hashbrown::hash_table::{Entry, HashTable};
+use serde_json::Value;
 
 use super::digest::Digester;
 use super::one_batch::OneBatchTable;
@@ -36,8 +38,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// A one-shot scan's sink: the input tables' batches, built as the
 /// collectors publish, and the sources' statuses.
 pub struct DriftInputs {
-    projection: DriftProjection,
-    digests: Digester,
+    cut: Arc<LoadCut>,
     read: Mutex<Read>,
 }
 
@@ -49,23 +50,63 @@ pub struct Read {
     pub statuses: Vec<SourceStatus>,
 }
 
+/// The comparison's cut, shared by the sink and the loaders it hands it to:
+/// a declared resource is cut and digested alike by either.
+#[derive(Debug)]
+struct LoadCut {
+    projection: DriftProjection,
+    digests: Digester,
+}
+
+impl ComparisonCut for LoadCut {
+    fn kept_keys(&self) -> &KeptKeys {
+        self.projection.kept_keys()
+    }
+
+    fn cut_declared(&self, d: &mut DeclaredResource, attributes: &mut Value) {
+        self.projection.declared_tree(d, attributes);
+        d.cut = Some(CutForComparison {
+            compared_digest: self.digests.declared_in(d, attributes),
+        });
+    }
+}
+
 impl DriftInputs {
     pub fn new(mappings: &Mappings) -> Self {
         Self {
-            projection: DriftProjection::new(mappings),
-            digests: Digester::new(mappings),
+            cut: Arc::new(LoadCut {
+                projection: DriftProjection::new(mappings),
+                digests: Digester::new(mappings),
+            }),
             read: Mutex::default(),
         }
     }
 
-    /// What of AWS Config items' documents this sink reads: a loader that
-    /// cuts them as it reads saves building the rest.
-    pub fn kept_keys(&self) -> driftline_pipeline::KeptKeys {
-        self.projection.kept_keys().clone()
+    /// What a loader feeding this sink may cut as it reads: what of items'
+    /// documents to keep (saving building the rest), and a declared
+    /// resource's attributes while they are a tree.
+    pub fn comparison_cut(&self) -> Arc<dyn ComparisonCut> {
+        self.cut.clone()
     }
 
     pub fn into_read(self) -> Read {
         self.read.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A declared row's digest: the loader's, where it cut the row.
+    fn declared_digest(&self, d: &DeclaredResource) -> Option<u64> {
+        let Some(cut) = d.cut else {
+            return self.cut.digests.declared(d);
+        };
+        // Every test runs in a debug build: the tree's digest must be the
+        // text's.
+        debug_assert_eq!(
+            cut.compared_digest,
+            self.cut.digests.declared(d),
+            "{}",
+            d.address
+        );
+        cut.compared_digest
     }
 }
 
@@ -73,7 +114,10 @@ impl RecordSink for DriftInputs {
     fn publish(&self, _topic: Topic, records: Vec<Record>) -> Result<(), BusError> {
         let (mut declared, mut observed, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
         for mut r in records {
-            self.projection.apply(&mut r);
+            let cut_by_loader = matches!(&r, Record::Declared(d) if d.cut.is_some());
+            if !cut_by_loader {
+                self.cut.projection.apply(&mut r);
+            }
             match r {
                 Record::Declared(d) => declared.push(d),
                 Record::Observed(o) => observed.push(o),
@@ -88,12 +132,12 @@ impl RecordSink for DriftInputs {
                 .and_then(|b| {
                     kept_columns(b, docs::DECLARED_JOINED.iter().chain(DECLARED_ALSO_KEPT))
                 })
-                .and_then(|b| with_digests(b, rows.iter().map(|d| self.digests.declared(d))))
+                .and_then(|b| with_digests(b, rows.iter().map(|d| self.declared_digest(d))))
                 .and_then(dictionary_encoded)
         })?;
         let observed = chunk_batch(&observed, |rows| {
             observed_batch(rows)
-                .and_then(|b| with_digests(b, rows.iter().map(|o| self.digests.observed(o))))
+                .and_then(|b| with_digests(b, rows.iter().map(|o| self.cut.digests.observed(o))))
                 .and_then(dictionary_encoded)
         })?;
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());

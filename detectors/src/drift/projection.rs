@@ -12,8 +12,8 @@ use std::fmt;
 use driftline_pipeline::kept_keys::Keys;
 use driftline_pipeline::{DeclaredResource, KeptKeys, ObservedResource, Record, ResourceMode};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::mappings::Mappings;
 
@@ -98,18 +98,45 @@ impl DriftProjection {
     }
 
     fn declared(&self, d: &mut DeclaredResource) {
-        let compared = d.mode == ResourceMode::Managed && !d.type_id.is_empty();
-        let Some(same_as_next) = self.same_as_next.get(&d.tf_type).filter(|_| compared) else {
+        let Some((keep, same_as_next)) = self.declared_cut(d) else {
             // Never compared: only counted.
             d.attributes = "{}".into();
             return;
         };
         // The loader wrote this text; should it not parse, it stays whole.
-        let keep = self.kept.attributes(&d.tf_type);
         if let Ok(kept) = keep_keys(&d.attributes, keep, same_as_next) {
             d.attributes = kept;
         }
         d.sensitive_paths = Vec::new();
+    }
+
+    /// The same cut on the attributes as a tree, which a loader hands over
+    /// before it writes them as `d`'s text (`ComparisonCut`).
+    pub(super) fn declared_tree(&self, d: &mut DeclaredResource, attributes: &mut Value) {
+        let Some((keep, same_as_next)) = self.declared_cut(d) else {
+            *attributes = Value::Object(Map::new());
+            return;
+        };
+        if let Value::Object(m) = attributes {
+            m.retain(|k, _| keep.contains(k));
+            for (a, b) in same_as_next {
+                if m.get(a).is_some_and(|v| Some(v) == m.get(b)) {
+                    m.remove(a);
+                }
+            }
+        }
+        d.sensitive_paths = Vec::new();
+    }
+
+    /// The keys kept of a declared resource's attributes, and the tag
+    /// attributes left out where written as the next; none where it is
+    /// never compared (only counted).
+    fn declared_cut(&self, d: &DeclaredResource) -> Option<(Keys<'_>, &[(String, String)])> {
+        if d.mode != ResourceMode::Managed || d.type_id.is_empty() {
+            return None;
+        }
+        let same_as_next = self.same_as_next.get(&d.tf_type)?;
+        Some((self.kept.attributes(&d.tf_type), same_as_next))
     }
 
     fn observed(&self, o: &mut ObservedResource) {

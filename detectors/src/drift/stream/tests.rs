@@ -29,6 +29,7 @@ pub(in crate::drift) fn declared(timeout: u64) -> DeclaredResource {
         serial: 1,
         lineage: "l".into(),
         observed_at: 0,
+        cut: None,
     }
 }
 
