@@ -36,7 +36,7 @@ fn taglist(t: &Value) -> Value {
 
 /// The declared attributes and observed item of resource `i`, and the
 /// Terraform type, name and index.
-fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
+fn resource(i: usize, drift: bool) -> (&'static str, Value, ConfigItem) {
     let t = tags(i);
     let mut ot = t.clone();
     if drift {
@@ -61,6 +61,7 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
                 "monitoring": {"state": "disabled"}, "privateIpAddress": format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
                 "state": {"code": 16, "name": "running"}, "placement": {"availabilityZone": "eu-west-1a", "tenancy": "default"},
                 "architecture": "x86_64", "rootDeviceName": "/dev/xvda", "tags": taglist(&ot)}),
+                json!({}),
                 &ot,
             );
             ("aws_instance", declared, observed)
@@ -82,6 +83,7 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
                 "ipPermissions": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipv4Ranges": [{"cidrIp": cidr}], "ipRanges": [cidr], "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []}],
                 "ipPermissionsEgress": [{"ipProtocol": "-1", "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}], "ipRanges": ["0.0.0.0/0"], "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []}],
                 "tags": taglist(&ot)}),
+                json!({}),
                 &ot,
             );
             ("aws_security_group", declared, observed)
@@ -92,15 +94,15 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
             let declared = json!({"id": id, "bucket": id, "arn": arn, "region": REGION, "acl": "private", "force_destroy": false,
                 "versioning": [{"enabled": true, "mfa_delete": false}], "policy": "", "tags": t, "tags_all": t,
                 "server_side_encryption_configuration": [{"rule": [{"apply_server_side_encryption_by_default": [{"sse_algorithm": "AES256", "kms_master_key_id": ""}]}]}]});
-            let mut o = item(
+            let o = item(
                 "AWS::S3::Bucket",
                 &id,
                 Some(&arn),
                 json!({"name": id, "owner": {"id": "8ac813c84b8ad4d9f3e35f80aaeb254f"}, "creationDate": "2024-03-01T10:00:00.000Z"}),
+                json!({"BucketVersioningConfiguration": {"status": if drift { "Suspended" } else { "Enabled" }, "isMfaDeleteEnabled": null},
+                "ServerSideEncryptionConfiguration": {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}}),
                 &ot,
             );
-            o["supplementaryConfiguration"] = json!({"BucketVersioningConfiguration": {"status": if drift { "Suspended" } else { "Enabled" }, "isMfaDeleteEnabled": null},
-                "ServerSideEncryptionConfiguration": {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}});
             ("aws_s3_bucket", declared, o)
         }
         _ => {
@@ -115,6 +117,7 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
                 Some(&arn),
                 json!({"subnetId": id, "vpcId": "vpc-0a1b2c3d", "cidrBlock": cidr,
                 "availabilityZone": "eu-west-1b", "mapPublicIpOnLaunch": drift, "availableIpAddressCount": 251, "state": "available", "tags": taglist(&ot)}),
+                json!({}),
                 &ot,
             );
             ("aws_subnet", declared, observed)
@@ -122,11 +125,54 @@ fn resource(i: usize, drift: bool) -> (&'static str, Value, Value) {
     }
 }
 
-fn item(rtype: &str, id: &str, arn: Option<&str>, configuration: Value, tags: &Value) -> Value {
-    json!({"version": "1.3", "accountId": ACCOUNT, "configurationItemCaptureTime": "2026-11-20T09:00:00.000Z",
-        "configurationItemStatus": "OK", "configurationStateId": "1763629200000", "arn": arn, "resourceType": rtype,
-        "resourceId": id, "awsRegion": REGION, "availabilityZone": "Not Applicable", "tags": tags, "relatedEvents": [],
-        "relationships": [], "configuration": configuration, "supplementaryConfiguration": {}})
+fn item(
+    rtype: &'static str,
+    id: &str,
+    arn: Option<&str>,
+    configuration: Value,
+    supplementary: Value,
+    tags: &Value,
+) -> ConfigItem {
+    ConfigItem {
+        version: "1.3",
+        resource_id: id.to_string(),
+        arn: arn.map(str::to_string),
+        account_id: ACCOUNT,
+        configuration_item_capture_time: "2026-11-20T09:00:00.000Z",
+        configuration_state_id: "1763629200000",
+        configuration_item_status: "OK",
+        related_events: [],
+        aws_region: REGION,
+        availability_zone: "Not Applicable",
+        resource_type: rtype,
+        tags: tags.clone(),
+        relationships: [],
+        configuration,
+        supplementary_configuration: supplementary,
+    }
+}
+
+/// A configuration item with its keys in the order of AWS Config's own
+/// snapshot files (its documented example): the type before the
+/// configuration.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigItem {
+    version: &'static str,
+    resource_id: String,
+    arn: Option<String>,
+    account_id: &'static str,
+    configuration_item_capture_time: &'static str,
+    configuration_state_id: &'static str,
+    configuration_item_status: &'static str,
+    related_events: [Value; 0],
+    aws_region: &'static str,
+    availability_zone: &'static str,
+    resource_type: &'static str,
+    tags: Value,
+    relationships: [Value; 0],
+    configuration: Value,
+    supplementary_configuration: Value,
 }
 
 /// What a generated estate holds.
@@ -168,8 +214,18 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
             g.missing += missing as usize;
             g.unmanaged += unmanaged as usize;
             if !unmanaged {
-                let r = json!({"mode": "managed", "type": tf_type, "name": format!("r{i}"), "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
-                    "instances": [{"schema_version": 1, "attributes": declared, "sensitive_attributes": [], "private": "bnVsbA=="}]});
+                let r = StateResource {
+                    mode: "managed",
+                    tf_type,
+                    name: format!("r{i}"),
+                    provider: "provider[\"registry.terraform.io/hashicorp/aws\"]",
+                    instances: [StateInstance {
+                        schema_version: 1,
+                        attributes: declared,
+                        sensitive_attributes: [],
+                        private: "bnVsbA==",
+                    }],
+                };
                 if !first_s {
                     s.write_all(b",")?;
                 }
@@ -193,6 +249,26 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<Generated> {
         g.observed_files.push(op);
     }
     Ok(g)
+}
+
+/// A state resource with its keys in the order Terraform writes them (a
+/// `json!` object would sort them, putting `instances` before `type`).
+#[derive(serde::Serialize)]
+struct StateResource<'a> {
+    mode: &'a str,
+    #[serde(rename = "type")]
+    tf_type: &'a str,
+    name: String,
+    provider: &'a str,
+    instances: [StateInstance<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct StateInstance<'a> {
+    schema_version: u32,
+    attributes: Value,
+    sensitive_attributes: [Value; 0],
+    private: &'a str,
 }
 
 /// Peak resident memory (VmHWM) of process `pid`, in bytes; `None` once

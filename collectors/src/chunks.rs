@@ -25,10 +25,18 @@ pub(crate) fn stream_files<R: Send>(
     let results = crate::parallel_map(files, |path| {
         let mut chunks = Chunks::new(out, topic);
         let reading = READING.take();
+        let started = std::time::Instant::now();
         let r = read(path, &mut chunks);
         drop(reading);
         progress(path, path.metadata().map(|m| m.len()).unwrap_or(0));
-        (r, chunks.finish())
+        let published = chunks.finish();
+        tracing::debug!(
+            file = %path.display(),
+            records = published.as_ref().ok(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "file read"
+        );
+        (r, published)
     });
     files
         .iter()

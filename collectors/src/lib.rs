@@ -21,6 +21,7 @@ mod chunks;
 pub mod cost;
 pub(crate) mod file_read;
 mod inputs;
+mod kept_object;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;

@@ -5,9 +5,11 @@
 use driftline_pipeline::kept_keys::Keys;
 use driftline_pipeline::{KeptKeys, TypeTable};
 use serde::Deserialize as _;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::kept_object::{KeptObject, any_other_value};
 
 /// How items are cut: the keys kept, and the type table that spells an
 /// item's type as the keys are kept.
@@ -42,6 +44,11 @@ impl DocumentKeys<'_> {
     fn contains(&self, key: &str) -> bool {
         self.0.contains(key) || self.1.contains(&key)
     }
+
+    /// The document read with only these keys.
+    fn seed(self) -> KeptObject<impl Fn(&str) -> bool> {
+        KeptObject(move |k: &str| self.contains(k))
+    }
 }
 
 /// The documents cut, as `normalise` takes them from the item.
@@ -57,43 +64,6 @@ impl<'de> DeserializeSeed<'de> for Element<'_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
-}
-
-/// The visitor methods of every kind but an object: the value as it is.
-macro_rules! any_other_value {
-    () => {
-        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-            Ok(Value::Bool(b))
-        }
-
-        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
-            Ok(Value::from(n))
-        }
-
-        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
-            Ok(Value::from(n))
-        }
-
-        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-            Ok(Value::from(n))
-        }
-
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-            Ok(Value::String(s.to_string()))
-        }
-
-        fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-            Ok(Value::String(s))
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-            Ok(Value::Null)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-            Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
-        }
-    };
 }
 
 impl<'de> Visitor<'de> for Element<'_> {
@@ -124,7 +94,7 @@ impl<'de> Visitor<'de> for Element<'_> {
             held.retain(|(k, _)| *k != key);
             match resource_type(&item) {
                 Some(t) => {
-                    let v = map.next_value_seed(Cut(self.0.keys(&key, t)))?;
+                    let v = map.next_value_seed(self.0.keys(&key, t).seed())?;
                     item.insert(key, v);
                 }
                 None => {
@@ -136,7 +106,7 @@ impl<'de> Visitor<'de> for Element<'_> {
         for (key, raw) in held {
             let text = &mut serde_json::Deserializer::from_str(raw.get());
             let v = match resource_type(&item) {
-                Some(t) => Cut(self.0.keys(&key, t)).deserialize(text),
+                Some(t) => self.0.keys(&key, t).seed().deserialize(text),
                 // Without a type, `normalise` tells it from the whole document.
                 None => Value::deserialize(text),
             };
@@ -148,41 +118,6 @@ impl<'de> Visitor<'de> for Element<'_> {
 
 fn resource_type(item: &Map<String, Value>) -> Option<&str> {
     item.get("resourceType").and_then(Value::as_str)
-}
-
-/// A document with only its kept top-level keys; a document that is not
-/// an object (a JSON string, null) as it is.
-struct Cut<'a>(DocumentKeys<'a>);
-
-impl<'de> DeserializeSeed<'de> for Cut<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Cut<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a configuration document")
-    }
-
-    any_other_value!();
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut kept = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if self.0.contains(&key) {
-                let v: Value = map.next_value()?;
-                kept.insert(key, v);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(Value::Object(kept))
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! the instances onto `driftline.declared`.
 
 pub mod backends;
+mod cut;
 mod flatmap;
 mod instance;
 mod legacy;
@@ -166,7 +167,11 @@ fn read_with<'de, R: serde_json::de::Read<'de>>(
     emit: &mut dyn FnMut(DeclaredResource),
 ) -> Result<state::StateHeader, TerraformError> {
     let now = now_ms();
-    state::read(de, elements, &mut |inst, header| {
+    let cut = cfg.cut.as_ref().map(|c| cut::AttributeCut {
+        kept: c.kept_keys(),
+        types: &cfg.types,
+    });
+    state::read(de, elements, cut, &mut |inst, header| {
         emit(declare(inst, header, source, now, cfg))
     })
     .map_err(|e| TerraformError::Format {
@@ -200,13 +205,15 @@ fn declare(
     let mut attributes = inst.attributes;
     if let (Some(cut), Value::Object(m)) = (&cfg.cut, &mut attributes) {
         // What the reader does not keep is neither hashed nor written as
-        // text. What tells the instance's identity is kept too; the reader's
-        // own cut (a scan's projection) decides what of it stays.
-        let keys = cut.kept_keys().attributes(&inst.tf_type);
-        let id_attribute = cfg.types.by_tf_type(&inst.tf_type).map(|t| &t.id_attribute);
-        m.retain(|k, _| {
-            keys.contains(k) || IDENTITY_READ.contains(&k.as_str()) || Some(k) == id_attribute
-        });
+        // text (the state reader cut it already where it could). What tells
+        // the instance's identity is kept too; the reader's own cut decides
+        // what of it stays.
+        let keeps = cut::AttributeCut {
+            kept: cut.kept_keys(),
+            types: &cfg.types,
+        }
+        .keeps(&inst.tf_type);
+        m.retain(|k, _| keeps(k));
     }
     let sensitive_paths = secrets::redact(
         &mut attributes,
@@ -265,10 +272,6 @@ fn scalar_string(v: &Value) -> Option<String> {
         _ => None,
     }
 }
-
-/// The attributes `declare` and `resolve_identity` read, besides the
-/// type's id attribute.
-const IDENTITY_READ: &[&str] = &["id", "arn", "owner_id", "region", "availability_zone"];
 
 /// Fills account, region, type id and resource key (DESIGN §3): account and
 /// region from the instance's `identity`, else its ARN, else telling

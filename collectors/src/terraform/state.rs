@@ -3,7 +3,6 @@
 //! the file reads whichever layout it is, one resource at a time.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{
@@ -11,6 +10,7 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use super::cut::{AttributeCut, Resource};
 use super::flatmap::unflatten;
 pub use super::instance::StateInstance;
 use super::legacy::{ModuleV3, v3_instances};
@@ -52,27 +52,27 @@ pub enum StateFormatError {
 }
 
 #[derive(Deserialize)]
-struct ResourceV4 {
-    module: Option<String>,
-    mode: String,
+pub(super) struct ResourceV4 {
+    pub(super) module: Option<String>,
+    pub(super) mode: String,
     #[serde(rename = "type")]
-    tf_type: String,
-    name: String,
+    pub(super) tf_type: String,
+    pub(super) name: String,
     #[serde(default)]
-    provider: String,
+    pub(super) provider: String,
     #[serde(default)]
-    instances: Vec<InstanceV4>,
+    pub(super) instances: Vec<InstanceV4>,
 }
 
 #[derive(Deserialize)]
-struct InstanceV4 {
-    index_key: Option<Value>,
-    status: Option<String>,
-    deposed: Option<String>,
-    attributes: Option<Value>,
-    attributes_flat: Option<BTreeMap<String, Value>>,
-    sensitive_attributes: Option<Value>,
-    identity: Option<Value>,
+pub(super) struct InstanceV4 {
+    pub(super) index_key: Option<Value>,
+    pub(super) status: Option<String>,
+    pub(super) deposed: Option<String>,
+    pub(super) attributes: Option<Value>,
+    pub(super) attributes_flat: Option<BTreeMap<String, Value>>,
+    pub(super) sensitive_attributes: Option<Value>,
+    pub(super) identity: Option<Value>,
 }
 
 fn looks(bytes: &[u8]) -> &'static str {
@@ -109,10 +109,12 @@ pub fn check_start(prefix: &[u8]) -> Result<(), StateFormatError> {
 pub fn read<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
     elements: Elements,
+    cut: Option<AttributeCut>,
     emit: &mut dyn FnMut(StateInstance, &StateHeader),
 ) -> Result<StateHeader, StateFormatError> {
     let mut doc = Document {
         elements,
+        cut,
         header: StateHeader::default(),
         version: None,
         seen: Seen::default(),
@@ -206,6 +208,8 @@ struct Seen {
 struct Document<'e> {
     /// How the `resources` array's elements are read.
     elements: Elements<'e>,
+    /// What of format 4 instances' attributes is kept; all when unset.
+    cut: Option<AttributeCut<'e>>,
     header: StateHeader,
     /// `Some` once the key was read; its value may be `null`.
     version: Option<Option<u64>>,
@@ -327,7 +331,7 @@ impl<'de> Visitor<'de> for ResourcesSeed<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.doc.resources_present = true;
         let elements = self.doc.elements;
-        while let Some(r) = elements.next(&mut seq, PhantomData::<ResourceV4>)? {
+        while let Some(r) = elements.next(&mut seq, Resource(self.doc.cut))? {
             v4_instances(r, &mut |inst| self.doc.take(inst, self.streams));
         }
         Ok(())
@@ -431,6 +435,7 @@ mod tests {
         let header = read(
             &mut serde_json::Deserializer::from_slice(bytes),
             elements,
+            None,
             &mut |i, _| instances.push(i),
         )?;
         Ok(Parsed {
@@ -527,6 +532,7 @@ mod tests {
         let h = read(
             &mut serde_json::Deserializer::from_slice(s),
             Elements::InStream,
+            None,
             &mut |i, h| seen.push((i.address, h.serial, h.lineage.clone())),
         )
         .unwrap();
@@ -552,6 +558,7 @@ mod tests {
         let e = read(
             &mut serde_json::Deserializer::from_slice(s),
             Elements::InStream,
+            None,
             &mut |i, _| seen.push(i.address),
         )
         .unwrap_err();
