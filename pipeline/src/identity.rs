@@ -5,6 +5,10 @@
 
 use std::collections::HashMap;
 
+/// The tables below are looked up for every record read (SipHash was a
+/// percent of a scan); their keys are the mappings', never the input's.
+type FastState = foldhash::fast::RandomState;
+
 /// The identity part of one type mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeIdentity {
@@ -18,10 +22,10 @@ pub struct TypeIdentity {
 
 #[derive(Debug, Clone, Default)]
 pub struct TypeTable {
-    by_tf: HashMap<String, TypeIdentity>,
+    by_tf: HashMap<String, TypeIdentity, FastState>,
     /// Lower-cased Config type → canonical spelling. Old notifications write
     /// `AWS::EC2::VOLUME`.
-    canonical: HashMap<String, String>,
+    canonical: HashMap<String, String, FastState>,
 }
 
 impl TypeTable {

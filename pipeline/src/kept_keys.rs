@@ -27,13 +27,17 @@ pub trait ComparisonCut: Send + Sync + std::fmt::Debug {
     fn cut_declared(&self, d: &mut DeclaredResource, attributes: &mut Value);
 }
 
+/// Keys by type, looked up for every record read (with SipHash, a percent
+/// of a scan); the types are the mappings'.
+type ByType = HashMap<String, Vec<String>, foldhash::fast::RandomState>;
+
 /// Top-level keys kept, per AWS Config type (canonical spelling) and per
 /// Terraform type.
 #[derive(Debug, Default, Clone)]
 pub struct KeptKeys {
-    configuration: HashMap<String, Vec<String>>,
-    supplementary: HashMap<String, Vec<String>>,
-    attributes: HashMap<String, Vec<String>>,
+    configuration: ByType,
+    supplementary: ByType,
+    attributes: ByType,
 }
 
 /// The keys kept of one document; a type nobody compares keeps none.
@@ -80,7 +84,7 @@ impl KeptKeys {
     }
 }
 
-fn keep(map: &mut HashMap<String, Vec<String>>, config_type: &str, key: &str) {
+fn keep(map: &mut ByType, config_type: &str, key: &str) {
     match map.get_mut(config_type) {
         Some(keys) => {
             if !keys.iter().any(|k| k == key) {
