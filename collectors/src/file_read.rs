@@ -108,6 +108,9 @@ pub(crate) struct MappedFile {
     map: memmap2::Mmap,
     /// The pages before this offset were released.
     released: Cell<usize>,
+    /// Elements to read in the parser's stream before the next is cut out
+    /// as text (`Elements::next`).
+    until_cut: Cell<usize>,
 }
 
 impl MappedFile {
@@ -121,6 +124,7 @@ impl MappedFile {
         Ok(Self {
             map,
             released: Cell::new(0),
+            until_cut: Cell::new(0),
         })
     }
 
@@ -199,6 +203,10 @@ pub(crate) enum Elements<'m> {
     Mapped(&'m MappedFile),
 }
 
+/// Bytes read between two elements cut out as text: how far behind the
+/// parser the released pages stay.
+const CUT_EVERY_BYTES: usize = 1 << 20;
+
 impl Elements<'_> {
     /// The next element of `seq`, through `seed`.
     pub(crate) fn next<'de, A, S, T>(self, seq: &mut A, seed: S) -> Result<Option<T>, A::Error>
@@ -209,6 +217,15 @@ impl Elements<'_> {
         let Self::Mapped(file) = self else {
             return seq.next_element_seed(seed);
         };
+        // Cutting an element out as text is a second pass over it (a tenth
+        // of reading an item). Only where the parser is, which the text
+        // tells, needs it: an element is cut out once a megabyte or so,
+        // and the others are read in the stream, which names lines in the
+        // file as well.
+        if let Some(left) = file.until_cut.get().checked_sub(1) {
+            file.until_cut.set(left);
+            return seq.next_element_seed(seed);
+        }
         // The element borrows from the map: a mapped file is parsed as a
         // slice.
         let Some(raw) = seq.next_element::<&RawValue>()? else {
@@ -221,6 +238,7 @@ impl Elements<'_> {
             .and_then(|v| de.end().map(|()| v))
             .map_err(|e| A::Error::custom(file.locate(text, &e)))?;
         file.passed(text);
+        file.until_cut.set(CUT_EVERY_BYTES / text.len().max(1));
         Ok(Some(value))
     }
 }

@@ -479,6 +479,48 @@ mod tests {
             ),
             "{e:?}"
         );
+        // The first element is cut out as text and parsed on its own; its
+        // error names the file's line and column all the same.
+        let bad_first = b"{\"version\":4,\"serial\":1,\"lineage\":\"l\",\"resources\":[\n  {\"mode\":\"managed\",\n   \"type\":7,\"name\":\"b\"}]}";
+        let e = parse(bad_first).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StateFormatError::Json {
+                    line: 3,
+                    column: 11,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn small_elements_of_a_mapped_file_release_pages_too() {
+        // Elements read in the parser's stream between those cut out as
+        // text still let the pages behind them go.
+        let resources: Vec<String> = (0..40_000)
+            .map(|i| {
+                format!(
+                    r#"{{"mode":"managed","type":"t","name":"r{i}","instances":[{{"attributes":{{"blob":"{}"}}}}]}}"#,
+                    "y".repeat(400)
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"{{"version":4,"serial":1,"lineage":"l","resources":[{}]}}"#,
+            resources.join(",")
+        );
+        let mapped = crate::file_read::mapped_copy(doc.as_bytes());
+        let p = parse_with(mapped.bytes(), Elements::Mapped(&mapped)).unwrap();
+        assert_eq!(p.instances.len(), 40_000);
+        assert!(
+            mapped.released() >= doc.len() - (9 << 20),
+            "{} of {}",
+            mapped.released(),
+            doc.len()
+        );
     }
 
     #[test]
