@@ -1,6 +1,7 @@
 //! Attribute comparison: both sides are brought to one canonical form
 //! (`normalise`, as the mapping files say) and then compared structurally.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use driftline_pipeline::AttributeDiff;
@@ -10,17 +11,24 @@ use super::normalise::{Ctx, apply, canonical, get_path, map_strings};
 use super::projection::{Members, member, top_level};
 use crate::mappings::{Compare, Mapping};
 
-fn normalise(c: &Compare, v: Option<Value>, observed_side: bool, ctx: &Ctx) -> Value {
-    let mut v = v.unwrap_or(Value::Null);
-    if observed_side && !c.values.is_empty() {
-        v = map_strings(v, &|s| {
-            c.values.get(s).cloned().unwrap_or_else(|| s.to_string())
-        });
-    }
-    for n in &c.normalisers {
-        v = apply(n, v, ctx);
-    }
-    let mut v = canonical(&v);
+fn normalise(c: &Compare, v: Option<Cow<'_, Value>>, observed_side: bool, ctx: &Ctx) -> Value {
+    let mapped = observed_side && !c.values.is_empty();
+    let mut v = if !mapped && c.normalisers.is_empty() {
+        // Most compared paths are only made canonical: read in place, not
+        // copied first.
+        canonical(v.as_deref().unwrap_or(&Value::Null))
+    } else {
+        let mut v = v.map(Cow::into_owned).unwrap_or(Value::Null);
+        if mapped {
+            v = map_strings(v, &|s| {
+                c.values.get(s).cloned().unwrap_or_else(|| s.to_string())
+            });
+        }
+        for n in &c.normalisers {
+            v = apply(n, v, ctx);
+        }
+        canonical(&v)
+    };
     if v.is_null()
         && let Some(d) = &c.default
     {
@@ -52,7 +60,7 @@ impl<'a> Doc<'a> {
 
     /// The value at a dotted path (of a key written twice, the last).
     pub fn get(&self, path: &str) -> Option<Value> {
-        Lookup::get(self, path)
+        Lookup::get(self, path).map(Cow::into_owned)
     }
 }
 
@@ -60,32 +68,33 @@ impl<'a> Doc<'a> {
 /// document is text (the join's), a `Value` where it is already a tree (a
 /// record being loaded).
 pub trait Lookup {
-    /// The value at a dotted path; numeric segments index lists.
-    fn get(&self, path: &str) -> Option<Value>;
+    /// The value at a dotted path; numeric segments index lists. Borrowed
+    /// where the document is a tree.
+    fn get(&self, path: &str) -> Option<Cow<'_, Value>>;
 }
 
 impl<T: Lookup> Lookup for &T {
-    fn get(&self, path: &str) -> Option<Value> {
+    fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
         (**self).get(path)
     }
 }
 
 impl Lookup for Value {
-    fn get(&self, path: &str) -> Option<Value> {
-        get_path(self, path).cloned()
+    fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
+        get_path(self, path).map(Cow::Borrowed)
     }
 }
 
 impl Lookup for Doc<'_> {
-    fn get(&self, path: &str) -> Option<Value> {
+    fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
         let (first, rest) = match path.split_once('.') {
             Some((f, r)) => (f, Some(r)),
             None => (path, None),
         };
         let v: Value = serde_json::from_str(member(&self.top, first)?.get()).ok()?;
         match rest {
-            None => Some(v),
-            Some(r) => get_path(&v, r).cloned(),
+            None => Some(Cow::Owned(v)),
+            Some(r) => get_path(&v, r).cloned().map(Cow::Owned),
         }
     }
 }
@@ -100,7 +109,7 @@ pub struct ObservedSide<'a, L> {
 }
 
 impl<L: Lookup> ObservedSide<'_, L> {
-    fn get(&self, path: &str) -> Option<Value> {
+    fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
         let (root, rest) = match path.split_once('.') {
             Some((r, rest)) => (r, Some(rest)),
             None => (path, None),
@@ -108,10 +117,10 @@ impl<L: Lookup> ObservedSide<'_, L> {
         match (root, rest) {
             ("configuration", Some(p)) => self.configuration.get(p),
             ("supplementaryConfiguration", Some(p)) => self.supplementary.get(p),
-            ("tags", None) => Some(self.tags.clone()),
-            ("tags", Some(p)) => get_path(self.tags, p).cloned(),
-            ("resourceName", _) => self.resource_name.map(|s| Value::String(s.into())),
-            ("arn", _) => self.arn.map(|s| Value::String(s.into())),
+            ("tags", None) => Some(Cow::Borrowed(self.tags)),
+            ("tags", Some(p)) => get_path(self.tags, p).map(Cow::Borrowed),
+            ("resourceName", _) => self.resource_name.map(|s| Cow::Owned(s.into())),
+            ("arn", _) => self.arn.map(|s| Cow::Owned(s.into())),
             _ => None,
         }
     }
@@ -174,11 +183,15 @@ pub fn diff<L: Lookup>(
 
 /// The declared tags the comparison reads: the first of the mapping's tag
 /// attributes that is a non-empty object.
-pub(super) fn declared_tags(m: &Mapping, declared: &impl Lookup) -> Map<String, Value> {
+pub(super) fn declared_tags<'d>(
+    m: &Mapping,
+    declared: &'d impl Lookup,
+) -> Cow<'d, Map<String, Value>> {
     m.tag_attributes
         .iter()
-        .find_map(|a| match declared.get(a) {
-            Some(Value::Object(t)) if !t.is_empty() => Some(t),
+        .find_map(|a| match declared.get(a)? {
+            Cow::Borrowed(Value::Object(t)) if !t.is_empty() => Some(Cow::Borrowed(t)),
+            Cow::Owned(Value::Object(t)) if !t.is_empty() => Some(Cow::Owned(t)),
             _ => None,
         })
         .unwrap_or_default()
