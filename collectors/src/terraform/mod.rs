@@ -6,10 +6,10 @@
 //! the instances onto `driftline.declared`.
 
 pub mod backends;
-mod cut;
 mod flatmap;
 mod instance;
 mod legacy;
+mod resource;
 mod secrets;
 mod state;
 
@@ -167,7 +167,7 @@ fn read_with<'de, R: serde_json::de::Read<'de>>(
     emit: &mut dyn FnMut(DeclaredResource),
 ) -> Result<state::StateHeader, TerraformError> {
     let now = now_ms();
-    let cut = cfg.cut.as_ref().map(|c| cut::AttributeCut {
+    let cut = cfg.cut.as_ref().map(|c| resource::AttributeCut {
         kept: c.kept_keys(),
         types: &cfg.types,
     });
@@ -208,7 +208,7 @@ fn declare(
         // text (the state reader cut it already where it could). What tells
         // the instance's identity is kept too; the reader's own cut decides
         // what of it stays.
-        let keeps = cut::AttributeCut {
+        let keeps = resource::AttributeCut {
             kept: cut.kept_keys(),
             types: &cfg.types,
         }

@@ -2,18 +2,16 @@
 //! and 1/2 (pre-0.7, the same module layout as 3). One pass of serde over
 //! the file reads whichever layout it is, one resource at a time.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::{Map, Value};
 
-use super::cut::{AttributeCut, Resource};
 use super::flatmap::unflatten;
 pub use super::instance::StateInstance;
 use super::legacy::{ModuleV3, v3_instances};
+use super::resource::{AttributeCut, Resource, ResourceV4};
 use crate::file_read::Elements;
 
 /// What a state file says about itself, beside its instances.
@@ -49,30 +47,6 @@ pub enum StateFormatError {
         version: u64,
         expected: &'static str,
     },
-}
-
-#[derive(Deserialize)]
-pub(super) struct ResourceV4 {
-    pub(super) module: Option<String>,
-    pub(super) mode: String,
-    #[serde(rename = "type")]
-    pub(super) tf_type: String,
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) provider: String,
-    #[serde(default)]
-    pub(super) instances: Vec<InstanceV4>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct InstanceV4 {
-    pub(super) index_key: Option<Value>,
-    pub(super) status: Option<String>,
-    pub(super) deposed: Option<String>,
-    pub(super) attributes: Option<Value>,
-    pub(super) attributes_flat: Option<BTreeMap<String, Value>>,
-    pub(super) sensitive_attributes: Option<Value>,
-    pub(super) identity: Option<Value>,
 }
 
 fn looks(bytes: &[u8]) -> &'static str {

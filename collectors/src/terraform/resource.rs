@@ -1,18 +1,42 @@
-//! A format 4 resource read with only the kept attributes of its
-//! instances (a scan's `ComparisonCut`): the rest of each instance's
-//! attributes is skipped as it is read, never built as a tree. Terraform
-//! writes a resource's `type` before its `instances`; a resource written
-//! otherwise is read whole, and cut after (`declare`).
+//! One element of a format 4 state's `resources`, read whole or with only
+//! the kept attributes of its instances (a scan's `ComparisonCut`): the
+//! rest of each instance's attributes is then skipped as it is read, never
+//! built as a tree. Terraform writes a resource's `type` before its
+//! `instances`; a resource written otherwise is read whole, and cut after
+//! (`declare`).
 
 use std::collections::BTreeMap;
 
 use driftline_pipeline::{KeptKeys, TypeTable};
-use serde::Deserialize as _;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::state::{InstanceV4, ResourceV4};
 use crate::kept_object::KeptObject;
+
+#[derive(Deserialize)]
+pub(super) struct ResourceV4 {
+    pub(super) module: Option<String>,
+    pub(super) mode: String,
+    #[serde(rename = "type")]
+    pub(super) tf_type: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) provider: String,
+    #[serde(default)]
+    pub(super) instances: Vec<InstanceV4>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InstanceV4 {
+    pub(super) index_key: Option<Value>,
+    pub(super) status: Option<String>,
+    pub(super) deposed: Option<String>,
+    pub(super) attributes: Option<Value>,
+    pub(super) attributes_flat: Option<BTreeMap<String, Value>>,
+    pub(super) sensitive_attributes: Option<Value>,
+    pub(super) identity: Option<Value>,
+}
 
 /// The attributes `declare` and `resolve_identity` (`super`) read,
 /// besides the type's id attribute.
