@@ -188,7 +188,9 @@ pub fn cidr(s: &str) -> String {
             let mask = u32::MAX
                 .checked_shl(32u32.saturating_sub(prefix))
                 .unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+            // Written by hand: `format!` of an address was most of what a
+            // security group's rules cost to normalise.
+            return v4_network_text(Ipv4Addr::from(u32::from(v4) & mask), prefix);
         }
         IpAddr::V6(v6) => {
             let mask = u128::MAX
@@ -198,6 +200,34 @@ pub fn cidr(s: &str) -> String {
         }
     };
     format!("{network}/{prefix}")
+}
+
+/// `a.b.c.d/prefix`, as `format!("{network}/{prefix}")` writes it.
+fn v4_network_text(network: std::net::Ipv4Addr, prefix: u32) -> String {
+    let mut out = String::with_capacity(18);
+    for (i, octet) in network.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(&mut out, u32::from(octet));
+    }
+    out.push('/');
+    push_decimal(&mut out, prefix);
+    out
+}
+
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// A JSON document written as a (maybe URL-encoded) string, or already parsed.
@@ -305,35 +335,36 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
         let ports = if proto == "-1" {
             "all".to_string()
         } else {
-            format!(
-                "{}-{}",
-                text(from).unwrap_or_else(|| "*".into()),
-                text(to).unwrap_or_else(|| "*".into())
-            )
+            [
+                text(from).as_deref().unwrap_or("*"),
+                "-",
+                text(to).as_deref().unwrap_or("*"),
+            ]
+            .concat()
         };
         let mut sources: Vec<String> = Vec::new();
         if tf {
             sources.extend(
                 strings(r.get("cidr_blocks"), None)
                     .into_iter()
-                    .map(|c| format!("cidr:{}", cidr(&c))),
+                    .map(|c| ["cidr:", &cidr(&c)].concat()),
             );
             sources.extend(
                 strings(r.get("ipv6_cidr_blocks"), None)
                     .into_iter()
-                    .map(|c| format!("cidr:{}", cidr(&c))),
+                    .map(|c| ["cidr:", &cidr(&c)].concat()),
             );
             sources.extend(
                 strings(r.get("prefix_list_ids"), None)
                     .into_iter()
-                    .map(|p| format!("pl:{p}")),
+                    .map(|p| ["pl:", &p].concat()),
             );
             for g in strings(r.get("security_groups"), None) {
                 let id = g.rsplit('/').next().unwrap_or(&g).to_string();
-                sources.push(format!("sg:{id}"));
+                sources.push(["sg:", &id].concat());
             }
             if text(r.get("self")).as_deref() == Some("true") {
-                sources.push(format!("sg:{}", ctx.resource_id));
+                sources.push(["sg:", ctx.resource_id].concat());
             }
         } else {
             for (list, field) in [
@@ -344,22 +375,22 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
                 sources.extend(
                     strings(r.get(list), Some(field))
                         .into_iter()
-                        .map(|c| format!("cidr:{}", cidr(&c))),
+                        .map(|c| ["cidr:", &cidr(&c)].concat()),
                 );
             }
             sources.extend(
                 strings(r.get("prefixListIds"), Some("prefixListId"))
                     .into_iter()
-                    .map(|p| format!("pl:{p}")),
+                    .map(|p| ["pl:", &p].concat()),
             );
             sources.extend(
                 strings(r.get("userIdGroupPairs"), Some("groupId"))
                     .into_iter()
-                    .map(|g| format!("sg:{g}")),
+                    .map(|g| ["sg:", &g].concat()),
             );
         }
         for s in sources {
-            atoms.insert(format!("{proto}:{ports}:{s}"));
+            atoms.insert([proto.as_str(), ":", &ports, ":", &s].concat());
         }
     }
     if atoms.is_empty() {
@@ -453,6 +484,24 @@ mod tests {
         assert_eq!(canonical(&json!("")), canonical(&json!([])));
         assert_eq!(canonical(&json!({})), Value::Null);
         assert_ne!(canonical(&json!("a")), canonical(&json!("b")));
+    }
+
+    #[test]
+    fn a_network_is_written_as_format_writes_it() {
+        for (ip, prefix) in [
+            (0u32, 0u32),
+            (u32::MAX, 32),
+            (0x0a00_0000, 8),
+            (0xc0a8_0164, 24),
+            (0x0102_0304, 7),
+            (0x6465_0a09, 31),
+        ] {
+            let network = std::net::Ipv4Addr::from(ip);
+            assert_eq!(
+                v4_network_text(network, prefix),
+                format!("{network}/{prefix}")
+            );
+        }
     }
 
     #[test]
