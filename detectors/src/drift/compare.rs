@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
 
-use super::normalise::{Ctx, apply, canonical, get_path, map_strings};
+use super::normalise::{Ctx, apply, apply_in_place, canonical, get_path, map_strings};
 use super::projection::{Members, member, top_level};
 use crate::mappings::{Compare, Mapping};
 
@@ -18,13 +18,24 @@ fn normalise(c: &Compare, v: Option<Cow<'_, Value>>, observed_side: bool, ctx: &
         // copied first.
         canonical(v.as_deref().unwrap_or(&Value::Null))
     } else {
-        let mut v = v.map(Cow::into_owned).unwrap_or(Value::Null);
+        let mut normalisers = c.normalisers.iter();
+        // A first normaliser that reads its value in place (a security
+        // group's rules) spares copying it.
+        let mut v = match (mapped, c.normalisers.first(), &v) {
+            (false, Some(n), Some(borrowed))
+                if let Some(read) = apply_in_place(n, borrowed, ctx) =>
+            {
+                normalisers.next();
+                read
+            }
+            _ => v.map(Cow::into_owned).unwrap_or(Value::Null),
+        };
         if mapped {
             v = map_strings(v, &|s| {
                 c.values.get(s).cloned().unwrap_or_else(|| s.to_string())
             });
         }
-        for n in &c.normalisers {
+        for n in normalisers {
             v = apply(n, v, ctx);
         }
         canonical(&v)

@@ -400,6 +400,15 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
     }
 }
 
+/// `apply` for a normaliser that reads its value in place; none for the
+/// others.
+pub(super) fn apply_in_place(n: &Normaliser, v: &Value, ctx: &Ctx) -> Option<Value> {
+    match n {
+        Normaliser::IpPermissions => Some(ip_permissions(v, ctx)),
+        _ => None,
+    }
+}
+
 pub(super) fn apply(n: &Normaliser, v: Value, ctx: &Ctx) -> Value {
     match n {
         Normaliser::Case => map_strings(v, &|s| s.to_ascii_lowercase()),
