@@ -143,18 +143,46 @@ impl MappedFile {
         let released = self.released.get();
         let upto = end / RELEASE_STEP * RELEASE_STEP;
         if upto > released {
-            // SAFETY: the map is a read-only private map of a file: a
-            // released page that is read again is read from the file anew,
-            // so nothing that still points into it sees other bytes.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    released,
-                    upto - released,
-                )
-            };
+            self.release(released..upto);
             self.released.set(upto);
         }
+    }
+
+    fn release(&self, pages: std::ops::Range<usize>) {
+        if pages.is_empty() {
+            return;
+        }
+        // SAFETY: the map is a read-only private map of a file: a released
+        // page that is read again is read from the file anew, so nothing
+        // that still points into it sees other bytes.
+        let _ = unsafe {
+            self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                pages.start,
+                pages.len(),
+            )
+        };
+    }
+
+    /// The map as text if it is all UTF-8, checked a step at a time with
+    /// the pages released behind, so that the check never holds the file.
+    /// The parser then reads the pages again, from the page cache.
+    pub(crate) fn text(&self) -> Result<&str, std::str::Utf8Error> {
+        let (mut at, mut released) = (0, 0);
+        while at < self.map.len() {
+            let end = (at + RELEASE_STEP).min(self.map.len());
+            // A character cut by the step's end is checked with the next.
+            at = match std::str::from_utf8(&self.map[at..end]) {
+                Ok(_) => end,
+                Err(e) if e.error_len().is_none() && end < self.map.len() => at + e.valid_up_to(),
+                Err(e) => return Err(e),
+            };
+            let upto = at / RELEASE_STEP * RELEASE_STEP;
+            self.release(released..upto);
+            released = released.max(upto);
+        }
+        // SAFETY: every byte was checked above.
+        Ok(unsafe { std::str::from_utf8_unchecked(&self.map) })
     }
 
     /// `e`, raised parsing `element` on its own, with its position in the
@@ -293,16 +321,34 @@ impl SourceFile {
 macro_rules! with_deserializer {
     ($file:expr, |$de:ident, $elements:ident| $read:expr) => {
         match $file {
-            $crate::file_read::SourceFile::Whole(held) => {
-                let $de = &mut serde_json::Deserializer::from_slice(held.bytes());
-                let $elements = $crate::file_read::Elements::InStream;
-                $read
-            }
-            $crate::file_read::SourceFile::Mapped(mapped) => {
-                let $de = &mut serde_json::Deserializer::from_slice(mapped.bytes());
-                let $elements = $crate::file_read::Elements::Mapped(&mapped);
-                $read
-            }
+            // Text checked as UTF-8 once, as a whole, is not checked again
+            // string by string as the parser meets it (6% of a scan);
+            // bytes that are not UTF-8 are parsed as they are, for the
+            // parser's own error.
+            $crate::file_read::SourceFile::Whole(held) => match std::str::from_utf8(held.bytes()) {
+                Ok(text) => {
+                    let $de = &mut serde_json::Deserializer::from_str(text);
+                    let $elements = $crate::file_read::Elements::InStream;
+                    $read
+                }
+                Err(_) => {
+                    let $de = &mut serde_json::Deserializer::from_slice(held.bytes());
+                    let $elements = $crate::file_read::Elements::InStream;
+                    $read
+                }
+            },
+            $crate::file_read::SourceFile::Mapped(mapped) => match mapped.text() {
+                Ok(text) => {
+                    let $de = &mut serde_json::Deserializer::from_str(text);
+                    let $elements = $crate::file_read::Elements::Mapped(&mapped);
+                    $read
+                }
+                Err(_) => {
+                    let $de = &mut serde_json::Deserializer::from_slice(mapped.bytes());
+                    let $elements = $crate::file_read::Elements::Mapped(&mapped);
+                    $read
+                }
+            },
             $crate::file_read::SourceFile::Streamed(reader) => {
                 let $de = &mut serde_json::Deserializer::from_reader(reader);
                 let $elements = $crate::file_read::Elements::InStream;
@@ -316,6 +362,20 @@ pub(crate) use with_deserializer;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_file_is_text_only_if_every_byte_is_utf8_across_steps() {
+        // A three-byte character across the first step's end.
+        let mut bytes = vec![b'a'; RELEASE_STEP - 1];
+        bytes.extend("€ and then some".as_bytes());
+        let mapped = mapped_copy(&bytes);
+        assert_eq!(mapped.text().unwrap().len(), bytes.len());
+        bytes.push(0xff);
+        assert!(mapped_copy(&bytes).text().is_err());
+        bytes.pop();
+        bytes.extend(&[0xe2, 0x82]);
+        assert!(mapped_copy(&bytes).text().is_err(), "cut at the end");
+    }
 
     #[test]
     fn files_are_held_whole_only_within_the_budget() {
