@@ -105,7 +105,7 @@ pub fn scan(inputs: &ScanInputs, record: Option<&dyn Store>) -> anyhow::Result<S
     let progress = |_: &Path, bytes: u64| bar.inc(bytes);
     let (collected, statuses, tables, rules) = if let Some(sink) = compare_sink {
         let collected = sources.poll_once(&sink, &progress);
-        let read = sink.into_read();
+        let read = sink.into_read()?;
         let tables = Tables::Batches(read.declared, read.observed);
         (collected, read.statuses, tables, None)
     } else {

@@ -26,6 +26,7 @@ use driftline_pipeline::{
 use hashbrown::hash_table::{Entry, HashTable};
 use serde_json::Value;
 
+use super::batcher::Batcher;
 use super::digest::Digester;
 use super::one_batch::OneBatchTable;
 use super::{DriftProjection, DriftSummary, docs, udf};
@@ -39,7 +40,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// collectors publish, and the sources' statuses.
 pub struct DriftInputs {
     cut: Arc<LoadCut>,
-    read: Mutex<Read>,
+    batcher: Batcher<Read>,
 }
 
 /// What the sink gathered.
@@ -73,12 +74,14 @@ impl ComparisonCut for LoadCut {
 
 impl DriftInputs {
     pub fn new(mappings: &Mappings) -> Self {
+        let cut = Arc::new(LoadCut {
+            projection: DriftProjection::new(mappings),
+            digests: Digester::new(mappings),
+        });
+        let batches = cut.clone();
         Self {
-            cut: Arc::new(LoadCut {
-                projection: DriftProjection::new(mappings),
-                digests: Digester::new(mappings),
-            }),
-            read: Mutex::default(),
+            cut,
+            batcher: Batcher::start(move |records, read| build(&batches, records, read)),
         }
     }
 
@@ -89,20 +92,23 @@ impl DriftInputs {
         self.cut.clone()
     }
 
-    pub fn into_read(self) -> Read {
-        self.read.into_inner().unwrap_or_else(|e| e.into_inner())
+    /// What was published, once every chunk is built.
+    pub fn into_read(self) -> Result<Read, BusError> {
+        self.batcher.finish()
     }
+}
 
+impl LoadCut {
     /// A declared row's digest: the loader's, where it cut the row.
     fn declared_digest(&self, d: &DeclaredResource) -> Option<u64> {
         let Some(cut) = d.cut else {
-            return self.cut.digests.declared(d);
+            return self.digests.declared(d);
         };
         // Every test runs in a debug build: the tree's digest must be the
         // text's.
         debug_assert_eq!(
             cut.compared_digest,
-            self.cut.digests.declared(d),
+            self.digests.declared(d),
             "{}",
             d.address
         );
@@ -112,40 +118,44 @@ impl DriftInputs {
 
 impl RecordSink for DriftInputs {
     fn publish(&self, _topic: Topic, records: Vec<Record>) -> Result<(), BusError> {
-        let (mut declared, mut observed, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
-        for mut r in records {
-            let cut_by_loader = matches!(&r, Record::Declared(d) if d.cut.is_some());
-            if !cut_by_loader {
-                self.cut.projection.apply(&mut r);
-            }
-            match r {
-                Record::Declared(d) => declared.push(d),
-                Record::Observed(o) => observed.push(o),
-                Record::Status(s) => statuses.push(*s),
-                // A one-shot read publishes no tombstones, and reports its
-                // dead letters as errors.
-                _ => {}
-            }
-        }
-        let declared = chunk_batch(&declared, |rows| {
-            declared_batch(rows)
-                .and_then(|b| {
-                    kept_columns(b, docs::DECLARED_JOINED.iter().chain(DECLARED_ALSO_KEPT))
-                })
-                .and_then(|b| with_digests(b, rows.iter().map(|d| self.declared_digest(d))))
-                .and_then(dictionary_encoded)
-        })?;
-        let observed = chunk_batch(&observed, |rows| {
-            observed_batch(rows)
-                .and_then(|b| with_digests(b, rows.iter().map(|o| self.cut.digests.observed(o))))
-                .and_then(dictionary_encoded)
-        })?;
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        read.declared.extend(declared);
-        read.observed.extend(observed);
-        read.statuses.extend(statuses);
-        Ok(())
+        self.batcher.send(records)
     }
+}
+
+/// A chunk's records as batches of what the comparison reads, added to
+/// `read` (on the batch thread, `batcher.rs`).
+fn build(cut: &LoadCut, records: Vec<Record>, read: &Mutex<Read>) -> Result<(), BusError> {
+    let (mut declared, mut observed, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    for mut r in records {
+        let cut_by_loader = matches!(&r, Record::Declared(d) if d.cut.is_some());
+        if !cut_by_loader {
+            cut.projection.apply(&mut r);
+        }
+        match r {
+            Record::Declared(d) => declared.push(d),
+            Record::Observed(o) => observed.push(o),
+            Record::Status(s) => statuses.push(*s),
+            // A one-shot read publishes no tombstones, and reports its
+            // dead letters as errors.
+            _ => {}
+        }
+    }
+    let declared = chunk_batch(&declared, |rows| {
+        declared_batch(rows)
+            .and_then(|b| kept_columns(b, docs::DECLARED_JOINED.iter().chain(DECLARED_ALSO_KEPT)))
+            .and_then(|b| with_digests(b, rows.iter().map(|d| cut.declared_digest(d))))
+            .and_then(dictionary_encoded)
+    })?;
+    let observed = chunk_batch(&observed, |rows| {
+        observed_batch(rows)
+            .and_then(|b| with_digests(b, rows.iter().map(|o| cut.digests.observed(o))))
+            .and_then(dictionary_encoded)
+    })?;
+    let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
+    read.declared.extend(declared);
+    read.observed.extend(observed);
+    read.statuses.extend(statuses);
+    Ok(())
 }
 
 /// Of a declared chunk, the scan holds until the join the joined columns

@@ -2,6 +2,7 @@
 //! declared and observed snapshots in DataFusion SQL, a UDF that diffs the
 //! compared attributes per the type's mapping file, and IaC coverage.
 
+mod batcher;
 pub mod compare;
 mod coverage;
 mod digest;

@@ -1,0 +1,100 @@
+//! The thread that turns a scan's published chunks into batches. A loader
+//! hands its chunk over and goes on reading: the file a core reads can
+//! take twice as long as another's (at 100 k resources, the AWS Config
+//! file against the state file), and the core whose file is done then
+//! builds the other's batches instead of idling. One thread, so the
+//! batches keep the order their chunks were published in (a later item
+//! wins a tie, `register_tables`).
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use driftline_pipeline::{BusError, Record};
+
+/// Chunks waiting to be built at most: a loader that gets that far ahead
+/// waits, so the records in flight stay bounded.
+const WAITING: usize = 4;
+
+pub(super) struct Batcher<R> {
+    chunks: Option<SyncSender<Vec<Record>>>,
+    thread: Option<JoinHandle<()>>,
+    built: Arc<Mutex<Built<R>>>,
+}
+
+/// What the thread built, and the first error it met.
+#[derive(Default)]
+struct Built<R> {
+    read: R,
+    error: Option<String>,
+}
+
+impl<R: Default + Send + 'static> Batcher<R> {
+    /// Starts the thread; `build` adds a chunk's batches to `R`.
+    pub(super) fn start(
+        build: impl Fn(Vec<Record>, &Mutex<R>) -> Result<(), BusError> + Send + 'static,
+    ) -> Self {
+        let (chunks, waiting) = sync_channel(WAITING);
+        let built = Arc::new(Mutex::new(Built::<R>::default()));
+        let into = built.clone();
+        let thread = std::thread::Builder::new()
+            .name("scan-batches".into())
+            .spawn(move || run(waiting, &into, build))
+            .ok();
+        Self {
+            chunks: thread.as_ref().map(|_| chunks),
+            thread,
+            built,
+        }
+    }
+
+    /// Hands a chunk over; an error the thread met before is returned.
+    pub(super) fn send(&self, records: Vec<Record>) -> Result<(), BusError> {
+        if let Some(e) = &lock(&self.built).error {
+            return Err(BusError::Encode(e.clone()));
+        }
+        match &self.chunks {
+            Some(chunks) => chunks
+                .send(records)
+                .map_err(|_| BusError::Encode("the batch thread stopped".into())),
+            None => Err(BusError::Encode("the batch thread did not start".into())),
+        }
+    }
+
+    /// Waits for every chunk handed over to be built.
+    pub(super) fn finish(mut self) -> Result<R, BusError> {
+        drop(self.chunks.take());
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            return Err(BusError::Encode("the batch thread panicked".into()));
+        }
+        let built = std::mem::take(&mut *lock(&self.built));
+        match built.error {
+            Some(e) => Err(BusError::Encode(e)),
+            None => Ok(built.read),
+        }
+    }
+}
+
+fn run<R: Default>(
+    waiting: Receiver<Vec<Record>>,
+    built: &Mutex<Built<R>>,
+    build: impl Fn(Vec<Record>, &Mutex<R>) -> Result<(), BusError>,
+) {
+    // The batches go into a `Mutex<R>` of the thread's own, moved out at
+    // the end, so `build` locks nothing the loaders wait on.
+    let read = Mutex::new(R::default());
+    while let Ok(records) = waiting.recv() {
+        if let Err(e) = build(records, &read) {
+            let mut b = lock(built);
+            b.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    let read = read.into_inner().unwrap_or_else(|e| e.into_inner());
+    lock(built).read = read;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
