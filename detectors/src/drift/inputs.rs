@@ -123,18 +123,19 @@ impl RecordSink for DriftInputs {
 }
 
 /// A chunk's records as batches of what the comparison reads, added to
-/// `read` (on the batch thread, `batcher.rs`).
-fn build(cut: &LoadCut, records: Vec<Record>, read: &Mutex<Read>) -> Result<(), BusError> {
+/// `read` (on the batch thread, `batcher.rs`, which hands the records back
+/// to be freed by the thread that made them).
+fn build(cut: &LoadCut, records: &mut [Record], read: &Mutex<Read>) -> Result<(), BusError> {
     let (mut declared, mut observed, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
-    for mut r in records {
+    for r in records.iter_mut() {
         let cut_by_loader = matches!(&r, Record::Declared(d) if d.cut.is_some());
         if !cut_by_loader {
-            cut.projection.apply(&mut r);
+            cut.projection.apply(r);
         }
         match r {
-            Record::Declared(d) => declared.push(d),
-            Record::Observed(o) => observed.push(o),
-            Record::Status(s) => statuses.push(*s),
+            Record::Declared(d) => declared.push(&**d),
+            Record::Observed(o) => observed.push(&**o),
+            Record::Status(s) => statuses.push((**s).clone()),
             // A one-shot read publishes no tombstones, and reports its
             // dead letters as errors.
             _ => {}
@@ -218,14 +219,13 @@ fn dictionary_encoded(b: RecordBatch) -> Result<RecordBatch, arrow::error::Arrow
 
 /// One chunk's records as a compact batch; none for no records.
 fn chunk_batch<T>(
-    rows: &[Box<T>],
+    rows: &[&T],
     build: impl Fn(&[&T]) -> Result<RecordBatch, arrow::error::ArrowError>,
 ) -> Result<Option<RecordBatch>, BusError> {
     if rows.is_empty() {
         return Ok(None);
     }
-    let rows: Vec<&T> = rows.iter().map(|r| &**r).collect();
-    build(&rows)
+    build(rows)
         .and_then(shrunk)
         .map(Some)
         .map_err(|e| BusError::Encode(e.to_string()))
