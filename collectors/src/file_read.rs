@@ -319,36 +319,37 @@ impl SourceFile {
 /// it was read whole or mapped, the reader otherwise. A macro because the
 /// two deserializers are different types.
 macro_rules! with_deserializer {
+    // Text checked as UTF-8 once, as a whole, is not checked again string
+    // by string as the parser meets it (6% of a scan); bytes that are not
+    // UTF-8 are parsed as they are, for the parser's own error.
+    (@slice $checked:expr, $bytes:expr, $how:expr, |$de:ident, $elements:ident| $read:expr) => {
+        match $checked {
+            Ok(text) => {
+                let $de = &mut serde_json::Deserializer::from_str(text);
+                let $elements = $how;
+                $read
+            }
+            Err(_) => {
+                let $de = &mut serde_json::Deserializer::from_slice($bytes);
+                let $elements = $how;
+                $read
+            }
+        }
+    };
     ($file:expr, |$de:ident, $elements:ident| $read:expr) => {
         match $file {
-            // Text checked as UTF-8 once, as a whole, is not checked again
-            // string by string as the parser meets it (6% of a scan);
-            // bytes that are not UTF-8 are parsed as they are, for the
-            // parser's own error.
-            $crate::file_read::SourceFile::Whole(held) => match std::str::from_utf8(held.bytes()) {
-                Ok(text) => {
-                    let $de = &mut serde_json::Deserializer::from_str(text);
-                    let $elements = $crate::file_read::Elements::InStream;
-                    $read
-                }
-                Err(_) => {
-                    let $de = &mut serde_json::Deserializer::from_slice(held.bytes());
-                    let $elements = $crate::file_read::Elements::InStream;
-                    $read
-                }
-            },
-            $crate::file_read::SourceFile::Mapped(mapped) => match mapped.text() {
-                Ok(text) => {
-                    let $de = &mut serde_json::Deserializer::from_str(text);
-                    let $elements = $crate::file_read::Elements::Mapped(&mapped);
-                    $read
-                }
-                Err(_) => {
-                    let $de = &mut serde_json::Deserializer::from_slice(mapped.bytes());
-                    let $elements = $crate::file_read::Elements::Mapped(&mapped);
-                    $read
-                }
-            },
+            $crate::file_read::SourceFile::Whole(held) => $crate::file_read::with_deserializer!(
+                @slice std::str::from_utf8(held.bytes()),
+                held.bytes(),
+                $crate::file_read::Elements::InStream,
+                |$de, $elements| $read
+            ),
+            $crate::file_read::SourceFile::Mapped(mapped) => $crate::file_read::with_deserializer!(
+                @slice mapped.text(),
+                mapped.bytes(),
+                $crate::file_read::Elements::Mapped(&mapped),
+                |$de, $elements| $read
+            ),
             $crate::file_read::SourceFile::Streamed(reader) => {
                 let $de = &mut serde_json::Deserializer::from_reader(reader);
                 let $elements = $crate::file_read::Elements::InStream;
