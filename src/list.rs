@@ -98,7 +98,7 @@ fn print<T>(
     entry: impl Fn(&T) -> serde_json::Value,
     cells: impl Fn(&T) -> Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdout_in_blocks();
     if as_json {
         let entries: Vec<_> = rows.iter().map(entry).collect();
         serde_json::to_writer_pretty(&mut out, &entries)?;
@@ -107,6 +107,7 @@ fn print<T>(
         let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
         driftline_pipeline::text::write_table(&mut out, header, &table)?;
     }
+    out.flush()?;
     for e in errors {
         eprintln!("error: {e}");
     }

@@ -77,7 +77,7 @@ pub fn sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
         max_rows: args.max_rows,
     };
     let result = store.query(&args.query, &limits)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdout_in_blocks();
     match args.output {
         SqlOutput::Table => {
             driftline_pipeline::text::write_table(
@@ -103,6 +103,7 @@ pub fn sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
             w.flush()?;
         }
     }
+    out.flush()?;
     if result.truncated {
         eprintln!("note: only the first {} rows (--max-rows)", limits.max_rows);
     }

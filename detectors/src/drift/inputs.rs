@@ -346,7 +346,10 @@ pub fn register_tables(
     }
     let resource = |at: &Latest| columns[at.batch as usize].resource(at.row as usize);
     let state = foldhash::fast::FixedState::with_seed(0);
-    let mut latest: HashTable<Latest> = HashTable::new();
+    // Sized for every item at once: growing it would hash each key again,
+    // reading its three texts from wherever its batch lies.
+    let items = columns.iter().map(|c| c.type_id.len()).sum();
+    let mut latest: HashTable<Latest> = HashTable::with_capacity(items);
     for (bi, c) in columns.iter().enumerate() {
         for i in 0..c.type_id.len() {
             summary.observed_items += 1;
