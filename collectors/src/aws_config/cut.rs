@@ -5,10 +5,11 @@
 use driftline_pipeline::kept_keys::Keys;
 use driftline_pipeline::{KeptKeys, TypeTable};
 use serde::Deserialize as _;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
+use super::item::{Field, Item, Key, KeySeed};
 use crate::kept_object::{KeptObject, any_other_value};
 
 /// How items are cut: the keys kept, and the type table that spells an
@@ -26,10 +27,10 @@ const SUPPLEMENTARY_READ: &[&str] = &["BucketTaggingConfiguration"];
 
 impl ItemCut<'_> {
     /// The keys kept of `document` in an item of `resource_type`.
-    fn keys(&self, document: &str, resource_type: &str) -> DocumentKeys<'_> {
+    fn keys(&self, document: Field, resource_type: &str) -> DocumentKeys<'_> {
         let t = self.types.canonical_config_type(resource_type);
         match document {
-            "configuration" => DocumentKeys(self.kept.configuration(t), CONFIGURATION_READ),
+            Field::Configuration => DocumentKeys(self.kept.configuration(t), CONFIGURATION_READ),
             _ => DocumentKeys(self.kept.supplementary(t), SUPPLEMENTARY_READ),
         }
     }
@@ -51,73 +52,121 @@ impl DocumentKeys<'_> {
     }
 }
 
-/// The documents cut, as `normalise` takes them from the item.
-const DOCUMENTS: &[&str] = &["configuration", "supplementaryConfiguration"];
+/// One element of a `configurationItems` array, as read.
+pub(super) enum Read {
+    /// An object, its keys sorted into an item's slots.
+    Item(Box<Item>),
+    /// Anything else, as the value it is (for `shapes::find`).
+    Other(Value),
+}
 
-/// One element of a `configurationItems` array: an item object with its
-/// documents cut, anything else as the `Value` it is (for `shapes::find`).
-pub(super) struct Element<'a>(pub(super) ItemCut<'a>);
+/// Reads one element of a `configurationItems` array: an object straight
+/// into an `Item`, its documents cut when there is a cut (`None`: kept
+/// whole, relationships too).
+pub(super) struct Element<'a>(pub(super) Option<ItemCut<'a>>);
 
 impl<'de> DeserializeSeed<'de> for Element<'_> {
-    type Value = Value;
+    type Value = Read;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Element<'_> {
+/// The visitor methods of every kind but an object, as `Read::Other`.
+macro_rules! other_value {
+    ($($name:ident($($arg:ident: $t:ty)?)),*) => {$(
+        fn $name<E: de::Error>(self $(, $arg: $t)?) -> Result<Read, E> {
+            AnyValue.$name($($arg)?).map(Read::Other)
+        }
+    )*};
+}
+
+/// `serde_json::Value`'s own visitor, for the kinds that are not objects.
+struct AnyValue;
+
+impl<'de> Visitor<'de> for AnyValue {
     type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    any_other_value!();
+}
+
+impl<'de> Visitor<'de> for Element<'_> {
+    type Value = Read;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a configuration item")
     }
 
-    any_other_value!();
+    other_value!(
+        visit_bool(b: bool),
+        visit_i64(n: i64),
+        visit_u64(n: u64),
+        visit_f64(n: f64),
+        visit_str(s: &str),
+        visit_string(s: String),
+        visit_unit()
+    );
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut item = Map::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read, A::Error> {
+        AnyValue.visit_seq(seq).map(Read::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        let mut item = Item::default();
+        let Some(cut) = self.0 else {
+            while let Some(key) = map.next_key_seed(KeySeed)? {
+                item.insert_named(key, map.next_value()?);
+            }
+            return Ok(Read::Item(Box::new(item)));
+        };
         // Documents read before the item's type, as written, until it is known.
-        let mut held: Vec<(String, Box<RawValue>)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "relationships" {
-                // The comparison never reads them.
-                map.next_value::<IgnoredAny>()?;
-                item.remove(&key);
-                continue;
-            }
-            if !DOCUMENTS.contains(&key.as_str()) {
-                let v: Value = map.next_value()?;
-                item.insert(key, v);
-                continue;
-            }
-            held.retain(|(k, _)| *k != key);
+        let mut held: Vec<(Field, Box<RawValue>)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let document = match key {
+                Key::Field(Field::Relationships) => {
+                    // The comparison never reads them.
+                    map.next_value::<IgnoredAny>()?;
+                    item.take(Field::Relationships);
+                    continue;
+                }
+                Key::Field(f @ (Field::Configuration | Field::Supplementary)) => f,
+                key => {
+                    item.insert_named(key, map.next_value()?);
+                    continue;
+                }
+            };
+            held.retain(|(f, _)| *f != document);
             match resource_type(&item) {
                 Some(t) => {
-                    let v = map.next_value_seed(self.0.keys(&key, t).seed())?;
-                    item.insert(key, v);
+                    let v = map.next_value_seed(cut.keys(document, t).seed())?;
+                    item.set(document, v);
                 }
                 None => {
-                    item.remove(&key);
-                    held.push((key, map.next_value()?));
+                    item.take(document);
+                    held.push((document, map.next_value()?));
                 }
             }
         }
-        for (key, raw) in held {
+        for (document, raw) in held {
             let text = &mut serde_json::Deserializer::from_str(raw.get());
             let v = match resource_type(&item) {
-                Some(t) => self.0.keys(&key, t).seed().deserialize(text),
+                Some(t) => cut.keys(document, t).seed().deserialize(text),
                 // Without a type, `normalise` tells it from the whole document.
                 None => Value::deserialize(text),
             };
-            item.insert(key, v.map_err(de::Error::custom)?);
+            item.set(document, v.map_err(de::Error::custom)?);
         }
-        Ok(Value::Object(item))
+        Ok(Read::Item(Box::new(item)))
     }
 }
 
-fn resource_type(item: &Map<String, Value>) -> Option<&str> {
-    item.get("resourceType").and_then(Value::as_str)
+fn resource_type(item: &Item) -> Option<&str> {
+    item.get(Field::ResourceType).and_then(Value::as_str)
 }
 
 #[cfg(test)]
@@ -139,9 +188,22 @@ mod tests {
             kept: &kept,
             types: &types,
         };
-        Element(cut)
-            .deserialize(&mut serde_json::Deserializer::from_str(text))
-            .unwrap()
+        as_value(Element(Some(cut)).deserialize(&mut serde_json::Deserializer::from_str(text)))
+    }
+
+    fn as_value(read: Result<Read, serde_json::Error>) -> Value {
+        match read.unwrap() {
+            Read::Item(item) => Value::Object((*item).into()),
+            Read::Other(v) => v,
+        }
+    }
+
+    #[test]
+    fn without_a_cut_an_item_is_read_whole() {
+        let text = r#"{"version":"1.3","resourceType":"AWS::S3::Bucket","configuration":{"name":"b","owner":{"id":"x"}},"relationships":[{"x":1}],"Type":"t"}"#;
+        let read =
+            as_value(Element(None).deserialize(&mut serde_json::Deserializer::from_str(text)));
+        assert_eq!(read, serde_json::from_str::<Value>(text).unwrap());
     }
 
     #[test]

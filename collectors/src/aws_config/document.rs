@@ -5,8 +5,6 @@
 //! (notifications, select and batch-get outputs) is small and goes through
 //! `shapes::find` whole, as before.
 
-use std::marker::PhantomData;
-
 use serde::Deserialize as _;
 use serde::de::{
     self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -14,7 +12,7 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
-use super::cut::{Element, ItemCut};
+use super::cut::{Element, ItemCut, Read};
 use super::shapes::{self, Found, Skip};
 use crate::file_read::Elements;
 
@@ -89,11 +87,19 @@ impl Walk<'_> {
         let mut found = Vec::new();
         let mut count = 0;
         let mut i = 0;
-        while let Some(v) = match self.cut {
-            Some(cut) => self.elements.next(&mut seq, Element(cut))?,
-            None => self.elements.next(&mut seq, PhantomData::<Value>)?,
-        } {
-            match shapes::find(v, &mut found, &format!("{path}[{i}]")) {
+        while let Some(read) = self.elements.next(&mut seq, Element(self.cut))? {
+            let shape = match read {
+                // An item as it mostly is: no shape of `shapes` to look for.
+                Read::Item(item) if !item.has_shape_keys() && item.names_a_resource() => {
+                    found.push(Found::Item(*item));
+                    Ok(None)
+                }
+                Read::Item(item) => {
+                    shapes::find_in_object((*item).into(), &mut found, &format!("{path}[{i}]"))
+                }
+                Read::Other(v) => shapes::find(v, &mut found, &format!("{path}[{i}]")),
+            };
+            match shape {
                 Ok(Some(Skip::Schema)) => {
                     while seq.next_element::<IgnoredAny>()?.is_some() {}
                     count += found.len();
@@ -267,6 +273,7 @@ impl<'de> Visitor<'de> for Items<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws_config::item::Field;
 
     /// What `read` gives for a document: the items' ids, the skip, or the
     /// error; alike in the parser's stream and from a mapped copy.
@@ -288,7 +295,7 @@ mod tests {
             None,
             &mut |f| {
                 let (Found::Item(m) | Found::SelectRow(m) | Found::Summary(m)) = f;
-                let id = m.get("resourceId").and_then(Value::as_str);
+                let id = m.get(Field::ResourceId).and_then(Value::as_str);
                 ids.push(id.unwrap_or("?").to_string());
             },
         )

@@ -8,6 +8,7 @@ pub mod api;
 mod cut;
 mod document;
 pub mod inbox;
+mod item;
 mod items;
 pub mod live;
 pub mod notifications;
@@ -30,6 +31,7 @@ use crate::chunks::stream_files;
 use crate::file_read::{Elements, SourceFile, with_deserializer};
 use crate::{CollectReport, Collector, ProgressFn, SourceError};
 use document::DocumentError;
+use item::Field;
 use shapes::{Found, Skip};
 
 pub use time::to_epoch_ms;
@@ -240,12 +242,6 @@ pub fn load_value(
     Ok(out)
 }
 
-fn get_str<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|k| m.get(*k).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-}
-
 /// A JSON object, or a JSON string holding one; anything else is kept as is.
 fn decode_json_string(v: Value, field: &str) -> Result<Value, String> {
     match v {
@@ -339,12 +335,11 @@ pub(crate) fn normalise(
         Found::Summary(m) => (m, false, true),
     };
     let mut configuration = decode_json_string(
-        m.remove("configuration").unwrap_or(Value::Null),
+        m.take(Field::Configuration).unwrap_or(Value::Null),
         "configuration",
     )?;
     let mut supplementary = decode_json_string(
-        m.remove("supplementaryConfiguration")
-            .unwrap_or(Value::Null),
+        m.take(Field::Supplementary).unwrap_or(Value::Null),
         "supplementaryConfiguration",
     )?;
     // Supplementary values are often JSON documents written as strings
@@ -365,11 +360,11 @@ pub(crate) fn normalise(
     for document in [&mut configuration, &mut supplementary] {
         crate::secrets::hash_secret_values(document, crate::secrets::Salt::process());
     }
-    let mut resource_id = get_str(&m, &["resourceId"]).map(str::to_string);
-    let raw_type = get_str(&m, &["resourceType"]).map(str::to_string);
+    let mut resource_id = m.take_text(&[Field::ResourceId]);
+    let raw_type = m.text(&[Field::ResourceType]);
     let resource_type =
         match raw_type {
-            Some(t) => types.canonical_config_type(&t).to_string(),
+            Some(t) => types.canonical_config_type(t).to_string(),
             None => match infer_type(&configuration, resource_id.as_deref()) {
                 Some((t, id)) => {
                     if resource_id.is_none() {
@@ -385,17 +380,19 @@ pub(crate) fn normalise(
             },
         };
     let resource_id = resource_id.ok_or("no resourceId")?;
-    let arn = get_str(&m, &["arn", "ARN"]).map(str::to_string);
+    let arn = m.take_text(&[Field::Arn, Field::ArnUpper]);
     let parsed_arn = arn.as_deref().and_then(Arn::parse);
-    let account = get_str(&m, &["accountId", "awsAccountId"])
+    let account = m
+        .text(&[Field::AccountId, Field::AwsAccountId])
         .or(parsed_arn
             .as_ref()
             .map(|a| a.account)
             .filter(|a| a.bytes().all(|b| b.is_ascii_digit()) && !a.is_empty()))
         .unwrap_or(UNKNOWN)
         .to_string();
-    let zone = get_str(&m, &["availabilityZone", "availibilityZone"]);
-    let region = get_str(&m, &["awsRegion"])
+    let zone = m.text(&[Field::AvailabilityZone, Field::AvailibilityZone]);
+    let region = m
+        .text(&[Field::AwsRegion])
         .or(zone.and_then(region_of_zone))
         .or(parsed_arn
             .as_ref()
@@ -404,20 +401,20 @@ pub(crate) fn normalise(
             .filter(|r| !r.is_empty()))
         .unwrap_or(UNKNOWN)
         .to_string();
-    let status = match get_str(&m, &["configurationItemStatus"]) {
+    let status = match m.text(&[Field::Status]) {
         Some(s) => ConfigStatus::parse(s)
             .ok_or_else(|| format!("configurationItemStatus {s:?} is not a known status"))?,
         None => ConfigStatus::Ok,
     };
-    let captured_at = m.get("configurationItemCaptureTime").and_then(to_epoch_ms);
-    let state_id = ["configurationStateId", "configurationStateID"]
+    let captured_at = m.get(Field::CaptureTime).and_then(to_epoch_ms);
+    let state_id = [Field::StateId, Field::StateIdUpper]
         .iter()
-        .find_map(|k| match m.get(*k) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        .find_map(|f| match m.take(*f) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         });
-    let tags = match m.remove("tags") {
+    let tags = match m.take(Field::Tags) {
         Some(Value::Object(t)) => t,
         Some(t) if !t.is_null() => tags_to_map(&t),
         _ => configuration
@@ -432,7 +429,7 @@ pub(crate) fn normalise(
         resource_key: resource_key(&account, &region, &resource_type, &resource_id),
         account,
         region,
-        resource_name: get_str(&m, &["resourceName"]).map(str::to_string),
+        resource_name: m.take_text(&[Field::ResourceName]),
         arn,
         status,
         captured_at,
@@ -445,7 +442,7 @@ pub(crate) fn normalise(
         supplementary_configuration: supplementary,
         tags: Value::Object(tags),
         relationships: m
-            .remove("relationships")
+            .take(Field::Relationships)
             .unwrap_or(Value::Array(Vec::new())),
         summary_only,
         resource_type,

@@ -5,14 +5,16 @@
 
 use serde_json::{Map, Value};
 
+use super::item::Item;
+
 /// One thing found in a document.
 pub enum Found {
     /// A full configuration item (keys as AWS wrote them).
-    Item(Map<String, Value>),
+    Item(Item),
     /// A row of `select-resource-config`: only the selected columns.
-    SelectRow(Map<String, Value>),
+    SelectRow(Item),
     /// An oversized or delivery-failed notification's item summary.
-    Summary(Map<String, Value>),
+    Summary(Item),
 }
 
 /// What a document turned out to be, beyond its items.
@@ -103,7 +105,7 @@ pub fn find_in_object(
                 v => v,
             };
             match row {
-                Value::Object(r) => out.push(Found::SelectRow(r)),
+                Value::Object(r) => out.push(Found::SelectRow(r.into())),
                 other => {
                     return Err(format!(
                         "{path}.Results[{i}]: expected an object, found {}",
@@ -119,14 +121,14 @@ pub fn find_in_object(
         return find(item, out, &format!("{path}.configurationItem"));
     }
     if let Some(Value::Object(summary)) = m.remove("configurationItemSummary") {
-        out.push(Found::Summary(summary));
+        out.push(Found::Summary(summary.into()));
         return Ok(None);
     }
     if m.contains_key("resourceType")
         || m.contains_key("resourceId")
         || m.contains_key("configuration")
     {
-        out.push(Found::Item(m));
+        out.push(Found::Item(m.into()));
         return Ok(None);
     }
     if let Some(t) = m.get("messageType").and_then(Value::as_str) {

@@ -291,16 +291,17 @@ impl AwsConfigApiCollector {
             let captured = base
                 .get("configurationItemCaptureTime")
                 .and_then(super::to_epoch_ms);
-            let mut item = match super::normalise(Found::Item(base.clone()), &source, &self.types) {
-                Ok(o) => o,
-                Err(reason) => {
-                    errors.push(SourceError {
-                        source: format!("{source}: {}", item_name(&base)),
-                        reason,
-                    });
-                    continue;
-                }
-            };
+            let mut item =
+                match super::normalise(Found::Item(base.clone().into()), &source, &self.types) {
+                    Ok(o) => o,
+                    Err(reason) => {
+                        errors.push(SourceError {
+                            source: format!("{source}: {}", item_name(&base)),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
             let key = item.resource_key.clone();
             present.insert(key.clone());
             let previous = seen.get(&key);
@@ -312,7 +313,7 @@ impl AwsConfigApiCollector {
             if let (Some(p), Scope::Region) = (previous, &t.scope) {
                 match calls::history_since(t, &item, p.captured_at).await {
                     Ok(Some(full)) => {
-                        match super::normalise(Found::Item(full), &source, &self.types) {
+                        match super::normalise(Found::Item(full.into()), &source, &self.types) {
                             Ok(o) => item = o,
                             Err(reason) => errors.push(SourceError {
                                 source: format!("{source}: {key}"),
@@ -401,7 +402,7 @@ impl AwsConfigApiCollector {
             .into_iter()
             .next()
             .map(|m| {
-                super::normalise(Found::Item(m), &source, &self.types).map_err(|reason| {
+                super::normalise(Found::Item(m.into()), &source, &self.types).map_err(|reason| {
                     SourceError {
                         source: source.clone(),
                         reason,
