@@ -7,13 +7,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
 
-use super::normalise::{Ctx, apply, apply_in_place, canonical, get_path, map_strings};
+use super::normalise::{
+    Ctx, apply, apply_in_place, canonical, canonically_null, get_path, map_strings,
+};
 use super::projection::{Members, member, top_level};
 use crate::mappings::{Compare, Mapping};
 
-fn normalise(c: &Compare, v: Option<Cow<'_, Value>>, observed_side: bool, ctx: &Ctx) -> Value {
+/// Whether a compared path's value on this side is only made canonical:
+/// no normaliser, no mapped values.
+pub(super) fn only_canonical(c: &Compare, observed_side: bool) -> bool {
+    c.normalisers.is_empty() && (!observed_side || c.values.is_empty())
+}
+
+pub(super) fn normalise(
+    c: &Compare,
+    v: Option<Cow<'_, Value>>,
+    observed_side: bool,
+    ctx: &Ctx,
+) -> Value {
     let mapped = observed_side && !c.values.is_empty();
-    let mut v = if !mapped && c.normalisers.is_empty() {
+    let mut v = if only_canonical(c, observed_side) {
         // Most compared paths are only made canonical: read in place, not
         // copied first.
         canonical(v.as_deref().unwrap_or(&Value::Null))
@@ -120,7 +133,7 @@ pub struct ObservedSide<'a, L> {
 }
 
 impl<L: Lookup> ObservedSide<'_, L> {
-    fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
+    pub(super) fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
         let (root, rest) = match path.split_once('.') {
             Some((r, rest)) => (r, Some(rest)),
             None => (path, None),
@@ -212,10 +225,16 @@ pub(super) fn declared_tags<'d>(
 /// the tags the cloud adds by itself and without absent values (a tag
 /// missing on one side and empty on the other is no difference).
 pub(super) fn compared_tags(tags: &Map<String, Value>) -> impl Iterator<Item = (&str, Value)> {
+    compared_tag_values(tags).map(|(k, v)| (k, canonical(v)))
+}
+
+/// `compared_tags` before their values are made canonical.
+pub(super) fn compared_tag_values(
+    tags: &Map<String, Value>,
+) -> impl Iterator<Item = (&str, &Value)> {
     tags.iter()
-        .filter(|(k, _)| !is_aws_managed_tag(k))
-        .map(|(k, v)| (k.as_str(), canonical(v)))
-        .filter(|(_, v)| !v.is_null())
+        .filter(|(k, v)| !is_aws_managed_tag(k) && !canonically_null(v))
+        .map(|(k, v)| (k.as_str(), v))
 }
 
 fn diff_tags(m: &Mapping, declared: &impl Lookup, observed: &Value, out: &mut Vec<AttributeDiff>) {

@@ -6,6 +6,7 @@
 //! value; so are `true` and `"true"`), and null, `""`, `[]` and `{}` are all
 //! "absent" — the provider and AWS Config disagree on those all the time.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use percent_encoding::percent_decode_str;
@@ -98,19 +99,7 @@ pub fn canonical(v: &Value) -> Value {
         Value::Bool(b) => Value::String(b.to_string()),
         Value::Number(n) => Value::String(number_text(n)),
         Value::String(s) if s.is_empty() => Value::Null,
-        Value::String(s) => {
-            // The bytes first: most strings are not numbers, and parsing
-            // each as a float was a percent of a scan.
-            if s.bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
-                && let Ok(f) = s.parse::<f64>()
-                && f.is_finite()
-            {
-                Value::String(float_text(f))
-            } else {
-                Value::String(s.clone())
-            }
-        }
+        Value::String(s) => Value::String(numeric_text(s).unwrap_or_else(|| s.clone())),
         Value::Array(a) => {
             let items: Vec<Value> = a.iter().map(canonical).filter(|x| !x.is_null()).collect();
             if items.is_empty() {
@@ -134,7 +123,35 @@ pub fn canonical(v: &Value) -> Value {
     }
 }
 
-fn number_text(n: &serde_json::Number) -> String {
+/// The canonical text of a string that writes a number (`"8.0"` is
+/// `"8"`); none for any other string.
+pub(super) fn numeric_text(s: &str) -> Option<String> {
+    // The bytes first: most strings are not numbers, and parsing each as a
+    // float was a percent of a scan.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return None;
+    }
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(float_text)
+}
+
+/// Whether `canonical(v)` is null, without building it.
+pub(super) fn canonically_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.iter().all(canonically_null),
+        Value::Object(m) => m.values().all(canonically_null),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+pub(super) fn number_text(n: &serde_json::Number) -> String {
     if let Some(i) = n.as_i64() {
         i.to_string()
     } else if let Some(u) = n.as_u64() {
@@ -287,43 +304,59 @@ fn listify(v: Value) -> Value {
     }
 }
 
-fn protocol(p: &str) -> String {
-    match p.to_ascii_lowercase().as_str() {
-        "-1" | "all" => "-1".into(),
-        "6" => "tcp".into(),
-        "17" => "udp".into(),
-        "1" => "icmp".into(),
-        "58" => "icmpv6".into(),
-        other => other.into(),
-    }
-}
-
-fn text(v: Option<&Value>) -> Option<String> {
-    match canonical(v?) {
-        Value::String(s) => Some(s),
+fn protocol(p: &str) -> Cow<'_, str> {
+    let known = |p: &str| match p {
+        "-1" | "all" => Some("-1"),
+        "6" => Some("tcp"),
+        "17" => Some("udp"),
+        "1" => Some("icmp"),
+        "58" => Some("icmpv6"),
         _ => None,
+    };
+    if p.bytes().any(|b| b.is_ascii_uppercase()) {
+        let lower = p.to_ascii_lowercase();
+        return Cow::Owned(known(&lower).map(str::to_string).unwrap_or(lower));
+    }
+    known(p).map_or(Cow::Borrowed(p), Cow::Borrowed)
+}
+
+/// The text `canonical` makes of a scalar, read in place where it is the
+/// value's own; none for what it makes no text of (null, "", a list).
+fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
+    match v? {
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Number(n) => Some(Cow::Owned(number_text(n))),
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(numeric_text(s).map_or(Cow::Borrowed(s.as_str()), Cow::Owned)),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 
-fn strings(v: Option<&Value>, field: Option<&str>) -> Vec<String> {
-    let Some(Value::Array(a)) = v else {
-        return Vec::new();
+/// The texts of a list's members, or of the `field` of each object member.
+fn strings<'v>(
+    v: Option<&'v Value>,
+    field: Option<&'v str>,
+) -> impl Iterator<Item = Cow<'v, str>> + 'v {
+    let members = match v {
+        Some(Value::Array(a)) => a.as_slice(),
+        _ => &[],
     };
-    a.iter()
-        .filter_map(|x| match (field, x) {
-            (Some(f), Value::Object(_)) => text(x.get(f)),
-            (_, Value::Object(_)) => None,
-            _ => text(Some(x)),
-        })
-        .collect()
+    members.iter().filter_map(move |x| match (field, x) {
+        (Some(f), Value::Object(_)) => text(x.get(f)),
+        (_, Value::Object(_)) => None,
+        _ => text(Some(x)),
+    })
 }
 
-/// One atom per (rule, source): `tcp:22-22:cidr:10.0.0.0/8`.
+/// One atom per (rule, source): `tcp:22-22:cidr:10.0.0.0/8`. Each atom is
+/// written into one buffer: a group's rules were a dozen small strings
+/// each before.
 fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
     let Value::Array(rules) = v else {
         return canonical(v);
     };
     let mut atoms = BTreeSet::new();
+    let mut atom = String::with_capacity(64);
     for r in rules {
         let tf = r.get("from_port").is_some() || r.get("protocol").is_some();
         let (proto, from, to) = if tf {
@@ -331,40 +364,43 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
         } else {
             (r.get("ipProtocol"), r.get("fromPort"), r.get("toPort"))
         };
-        let proto = protocol(&text(proto).unwrap_or_else(|| "-1".into()));
-        let ports = if proto == "-1" {
-            "all".to_string()
+        let proto = text(proto).unwrap_or(Cow::Borrowed("-1"));
+        let proto = protocol(&proto);
+        atom.clear();
+        atom.push_str(&proto);
+        if proto == "-1" {
+            atom.push_str(":all:");
         } else {
-            [
-                text(from).as_deref().unwrap_or("*"),
-                "-",
-                text(to).as_deref().unwrap_or("*"),
-            ]
-            .concat()
+            atom.push(':');
+            atom.push_str(text(from).as_deref().unwrap_or("*"));
+            atom.push('-');
+            atom.push_str(text(to).as_deref().unwrap_or("*"));
+            atom.push(':');
+        }
+        let head = atom.len();
+        let mut add = |kind: &str, source: &str| {
+            atom.truncate(head);
+            atom.push_str(kind);
+            atom.push_str(source);
+            if !atoms.contains(atom.as_str()) {
+                atoms.insert(atom.clone());
+            }
         };
-        let mut sources: Vec<String> = Vec::new();
         if tf {
-            sources.extend(
-                strings(r.get("cidr_blocks"), None)
-                    .into_iter()
-                    .map(|c| ["cidr:", &cidr(&c)].concat()),
-            );
-            sources.extend(
-                strings(r.get("ipv6_cidr_blocks"), None)
-                    .into_iter()
-                    .map(|c| ["cidr:", &cidr(&c)].concat()),
-            );
-            sources.extend(
-                strings(r.get("prefix_list_ids"), None)
-                    .into_iter()
-                    .map(|p| ["pl:", &p].concat()),
-            );
+            for c in strings(r.get("cidr_blocks"), None) {
+                add("cidr:", &cidr(&c));
+            }
+            for c in strings(r.get("ipv6_cidr_blocks"), None) {
+                add("cidr:", &cidr(&c));
+            }
+            for p in strings(r.get("prefix_list_ids"), None) {
+                add("pl:", &p);
+            }
             for g in strings(r.get("security_groups"), None) {
-                let id = g.rsplit('/').next().unwrap_or(&g).to_string();
-                sources.push(["sg:", &id].concat());
+                add("sg:", g.rsplit('/').next().unwrap_or(&g));
             }
             if text(r.get("self")).as_deref() == Some("true") {
-                sources.push(["sg:", ctx.resource_id].concat());
+                add("sg:", ctx.resource_id);
             }
         } else {
             for (list, field) in [
@@ -372,25 +408,16 @@ fn ip_permissions(v: &Value, ctx: &Ctx) -> Value {
                 ("ipv4Ranges", "cidrIp"),
                 ("ipv6Ranges", "cidrIpv6"),
             ] {
-                sources.extend(
-                    strings(r.get(list), Some(field))
-                        .into_iter()
-                        .map(|c| ["cidr:", &cidr(&c)].concat()),
-                );
+                for c in strings(r.get(list), Some(field)) {
+                    add("cidr:", &cidr(&c));
+                }
             }
-            sources.extend(
-                strings(r.get("prefixListIds"), Some("prefixListId"))
-                    .into_iter()
-                    .map(|p| ["pl:", &p].concat()),
-            );
-            sources.extend(
-                strings(r.get("userIdGroupPairs"), Some("groupId"))
-                    .into_iter()
-                    .map(|g| ["sg:", &g].concat()),
-            );
-        }
-        for s in sources {
-            atoms.insert([proto.as_str(), ":", &ports, ":", &s].concat());
+            for p in strings(r.get("prefixListIds"), Some("prefixListId")) {
+                add("pl:", &p);
+            }
+            for g in strings(r.get("userIdGroupPairs"), Some("groupId")) {
+                add("sg:", &g);
+            }
         }
     }
     if atoms.is_empty() {
@@ -551,5 +578,23 @@ mod tests {
         assert_eq!(ip_permissions(&tf, &ctx()), ip_permissions(&config, &ctx()));
         let opened = json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}]}]);
         assert_ne!(ip_permissions(&tf, &ctx()), ip_permissions(&opened, &ctx()));
+        assert_eq!(
+            ip_permissions(&tf, &ctx()),
+            json!([
+                "-1:all:sg:sg-2",
+                "-1:all:sg:sg-self",
+                "tcp:22-22:cidr:10.0.0.0/8"
+            ])
+        );
+        // Protocols by number or in capitals, open ports, IPv6 and prefix lists.
+        let odd = json!([
+            {"ipProtocol": "6", "fromPort": 443, "ipv6Ranges": [{"cidrIpv6": "2001:DB8::1/32"}]},
+            {"ipProtocol": "UDP", "fromPort": "53", "toPort": 53.0, "prefixListIds": [{"prefixListId": "pl-1"}]},
+            {"ipProtocol": "icmp", "fromPort": -1, "toPort": -1, "ipRanges": [""]}
+        ]);
+        assert_eq!(
+            ip_permissions(&odd, &ctx()),
+            json!(["tcp:443-*:cidr:2001:db8::/32", "udp:53-53:pl:pl-1"])
+        );
     }
 }
