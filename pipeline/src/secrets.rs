@@ -187,49 +187,74 @@ fn looks_secret(name: &str) -> bool {
 /// is). Used for Terraform attributes and AWS Config documents alike, so a
 /// secret compared between them hashes the same on both sides.
 pub fn hash_secret_names(v: &mut Value, salt: &Salt, path: &mut String, out: &mut Vec<String>) {
-    hash_under(v, salt, &mut Some((path, out)));
+    hash_under(v, salt, None, &mut Some((path, out)));
 }
 
 /// `hash_secret_names` where nobody reads the paths (an AWS Config
-/// document): no path is written for every key passed.
+/// document).
 pub fn hash_secret_values(v: &mut Value, salt: &Salt) {
-    hash_under(v, salt, &mut None);
+    hash_under(v, salt, None, &mut None);
 }
 
-/// Where a walk is and the secrets' paths found so far, when wanted.
-type Paths<'a> = Option<(&'a mut String, &'a mut Vec<String>)>;
+/// Where the walk started, and the secrets' paths found so far, when wanted.
+type Found<'a> = Option<(&'a mut String, &'a mut Vec<String>)>;
 
-fn hash_under(v: &mut Value, salt: &Salt, paths: &mut Paths<'_>) {
-    let leave = |paths: &mut Paths<'_>, len: Option<usize>| {
-        if let (Some((path, _)), Some(len)) = (paths.as_mut(), len) {
-            path.truncate(len);
+/// Where a walk is: a step on each frame's stack, written out as a path
+/// only where a secret is found. Writing each key and index into one path
+/// as the walk passed it was a third of the walk.
+struct At<'a> {
+    up: Option<&'a At<'a>>,
+    step: Step<'a>,
+}
+
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl At<'_> {
+    fn write(&self, path: &mut String) {
+        if let Some(up) = self.up {
+            up.write(path);
         }
-    };
+        match self.step {
+            Step::Key(k) => push_seg(path, k),
+            Step::Index(i) => push_seg(path, &i.to_string()),
+        };
+    }
+}
+
+fn hash_under(v: &mut Value, salt: &Salt, at: Option<&At<'_>>, found: &mut Found<'_>) {
     match v {
         Value::Object(m) => {
             for (k, c) in m.iter_mut() {
-                let len = paths.as_mut().map(|(path, _)| push_seg(path, k));
-                let secret_string = is_secret_name(k) && c.as_str().is_some_and(|s| !s.is_empty());
-                if secret_string {
+                let here = At {
+                    up: at,
+                    step: Step::Key(k),
+                };
+                // The value first: most are not strings, and then the name
+                // need not be looked at.
+                if c.as_str().is_some_and(|s| !s.is_empty()) && is_secret_name(k) {
                     if !is_hash(c) {
                         *c = salt.hash(c);
                     }
-                    if let Some((path, out)) = paths.as_mut() {
-                        out.push(path.to_string());
+                    if let Some((start, out)) = found.as_mut() {
+                        let mut path = start.to_string();
+                        here.write(&mut path);
+                        out.push(path);
                     }
                 } else {
-                    hash_under(c, salt, paths);
+                    hash_under(c, salt, Some(&here), found);
                 }
-                leave(paths, len);
             }
         }
         Value::Array(a) => {
             for (i, c) in a.iter_mut().enumerate() {
-                let len = paths
-                    .as_mut()
-                    .map(|(path, _)| push_seg(path, &i.to_string()));
-                hash_under(c, salt, paths);
-                leave(paths, len);
+                let here = At {
+                    up: at,
+                    step: Step::Index(i),
+                };
+                hash_under(c, salt, Some(&here), found);
             }
         }
         _ => {}
