@@ -26,12 +26,19 @@ const CONFIGURATION_READ: &[&str] = &["tags", "Tags"];
 const SUPPLEMENTARY_READ: &[&str] = &["BucketTaggingConfiguration"];
 
 impl ItemCut<'_> {
-    /// The keys kept of `document` in an item of `resource_type`.
-    fn keys(&self, document: Field, resource_type: &str) -> DocumentKeys<'_> {
+    /// The keys kept of `document` in `item`, whose type is `resource_type`.
+    fn keys(&self, document: Field, resource_type: &str, item: &Item) -> DocumentKeys<'_> {
         let t = self.types.canonical_config_type(resource_type);
+        // An item that has its own tags (any but null) is never read for
+        // them elsewhere: a configuration's list of tags was a fifth of
+        // what an EC2 item kept, to be dropped unread.
+        let own_tags = item.get(Field::Tags).is_some_and(|t| !t.is_null());
+        let read = |r| if own_tags { &[][..] } else { r };
         match document {
-            Field::Configuration => DocumentKeys(self.kept.configuration(t), CONFIGURATION_READ),
-            _ => DocumentKeys(self.kept.supplementary(t), SUPPLEMENTARY_READ),
+            Field::Configuration => {
+                DocumentKeys(self.kept.configuration(t), read(CONFIGURATION_READ))
+            }
+            _ => DocumentKeys(self.kept.supplementary(t), read(SUPPLEMENTARY_READ)),
         }
     }
 }
@@ -143,7 +150,7 @@ impl<'de> Visitor<'de> for Element<'_> {
             held.retain(|(f, _)| *f != document);
             match resource_type(&item) {
                 Some(t) => {
-                    let v = map.next_value_seed(cut.keys(document, t).seed())?;
+                    let v = map.next_value_seed(cut.keys(document, t, &item).seed())?;
                     item.set(document, v);
                 }
                 None => {
@@ -155,7 +162,7 @@ impl<'de> Visitor<'de> for Element<'_> {
         for (document, raw) in held {
             let text = &mut serde_json::Deserializer::from_str(raw.get());
             let v = match resource_type(&item) {
-                Some(t) => cut.keys(document, t).seed().deserialize(text),
+                Some(t) => cut.keys(document, t, &item).seed().deserialize(text),
                 // Without a type, `normalise` tells it from the whole document.
                 None => Value::deserialize(text),
             };
@@ -229,6 +236,49 @@ mod tests {
             assert_eq!(item["configuration"], want, "{text}");
             assert_eq!(item["supplementaryConfiguration"], want_supp, "{text}");
             assert!(item.get("relationships").is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_item_with_its_own_tags_keeps_none_of_its_documents_tags() {
+        let conf = r#"{"name":"b","tags":[{"key":"k","value":"v"}]}"#;
+        let supp =
+            r#"{"BucketPolicy":{"policyText":"{}"},"BucketTaggingConfiguration":{"tagSets":[]}}"#;
+        let before = cut(&format!(
+            r#"{{"resourceType":"AWS::S3::Bucket","tags":{{"k":"v"}},"configuration":{conf},"supplementaryConfiguration":{supp}}}"#
+        ));
+        assert_eq!(before["configuration"], serde_json::json!({"name": "b"}));
+        assert_eq!(
+            before["supplementaryConfiguration"],
+            serde_json::json!({"BucketPolicy": {"policyText": "{}"}})
+        );
+        // Tags written after a document read at once, or null: its tags are
+        // kept. A document held until the type is known is cut knowing all.
+        for (text, kept) in [
+            (
+                format!(
+                    r#"{{"resourceType":"AWS::S3::Bucket","configuration":{conf},"tags":{{"k":"v"}}}}"#
+                ),
+                true,
+            ),
+            (
+                format!(
+                    r#"{{"resourceType":"AWS::S3::Bucket","tags":null,"configuration":{conf}}}"#
+                ),
+                true,
+            ),
+            (
+                format!(
+                    r#"{{"configuration":{conf},"tags":{{"k":"v"}},"resourceType":"AWS::S3::Bucket"}}"#
+                ),
+                false,
+            ),
+        ] {
+            assert_eq!(
+                cut(&text)["configuration"].get("tags").is_some(),
+                kept,
+                "{text}"
+            );
         }
     }
 
