@@ -8,7 +8,7 @@ use driftline_pipeline::AttributeDiff;
 use serde_json::{Map, Value};
 
 use super::normalise::{
-    Ctx, apply, apply_in_place, canonical, canonically_null, get_path, map_strings,
+    Ctx, apply, apply_in_place, canonical, canonically_null, first_segment, get_path, map_strings,
 };
 use super::projection::{Members, member, top_level};
 use crate::mappings::{Compare, Mapping};
@@ -111,10 +111,7 @@ impl Lookup for Value {
 
 impl Lookup for Doc<'_> {
     fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
-        let (first, rest) = match path.split_once('.') {
-            Some((f, r)) => (f, Some(r)),
-            None => (path, None),
-        };
+        let (first, rest) = first_segment(path);
         let v: Value = serde_json::from_str(member(&self.top, first)?.get()).ok()?;
         match rest {
             None => Some(Cow::Owned(v)),
@@ -134,11 +131,7 @@ pub struct ObservedSide<'a, L> {
 
 impl<L: Lookup> ObservedSide<'_, L> {
     pub(super) fn get(&self, path: &str) -> Option<Cow<'_, Value>> {
-        let (root, rest) = match path.split_once('.') {
-            Some((r, rest)) => (r, Some(rest)),
-            None => (path, None),
-        };
-        match (root, rest) {
+        match first_segment(path) {
             ("configuration", Some(p)) => self.configuration.get(p),
             ("supplementaryConfiguration", Some(p)) => self.supplementary.get(p),
             ("tags", None) => Some(Cow::Borrowed(self.tags)),
