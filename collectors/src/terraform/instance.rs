@@ -13,6 +13,9 @@ pub struct StateInstance {
     pub tainted: bool,
     pub deposed: Option<String>,
     pub attributes: Value,
+    /// Whether the reader already cut `attributes` to what a scan's cut
+    /// keeps, so `declare` need not look at each key again.
+    pub attributes_cut: bool,
     pub sensitive_attributes: Option<Value>,
     pub identity: Option<Value>,
 }

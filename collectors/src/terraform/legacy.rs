@@ -122,6 +122,7 @@ pub(super) fn v3_instances(modules: Vec<ModuleV3>) -> Vec<StateInstance> {
                     tainted,
                     deposed,
                     attributes: Value::Object(attrs),
+                    attributes_cut: false,
                     sensitive_attributes: None,
                     identity: None,
                 });

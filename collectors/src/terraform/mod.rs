@@ -203,7 +203,7 @@ fn declare(
     cfg: &TerraformConfig,
 ) -> DeclaredResource {
     let mut attributes = inst.attributes;
-    if let (Some(cut), Value::Object(m)) = (&cfg.cut, &mut attributes) {
+    if let (Some(cut), Value::Object(m), false) = (&cfg.cut, &mut attributes, inst.attributes_cut) {
         // What the reader does not keep is neither hashed nor written as
         // text (the state reader cut it already where it could). What tells
         // the instance's identity is kept too; the reader's own cut decides

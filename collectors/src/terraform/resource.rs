@@ -33,6 +33,9 @@ pub(super) struct InstanceV4 {
     pub(super) status: Option<String>,
     pub(super) deposed: Option<String>,
     pub(super) attributes: Option<Value>,
+    /// Set where `attributes` was read cut (`Instance`).
+    #[serde(skip)]
+    pub(super) attributes_cut: bool,
     pub(super) attributes_flat: Option<BTreeMap<String, Value>>,
     pub(super) sensitive_attributes: Option<Value>,
     pub(super) identity: Option<Value>,
@@ -257,6 +260,7 @@ impl<'de, F: Fn(&str) -> bool + Copy> Visitor<'de> for Instance<F> {
             status: status.flatten(),
             deposed: deposed.flatten(),
             attributes: attributes.flatten(),
+            attributes_cut: true,
             attributes_flat: attributes_flat.flatten(),
             sensitive_attributes: sensitive_attributes.flatten(),
             identity: identity.flatten(),

@@ -357,16 +357,16 @@ fn v4_instances(r: ResourceV4, out: &mut dyn FnMut(StateInstance)) {
             Some(Value::String(s)) => format!("{base}[{}]", Value::String(s.clone())),
             _ => base.clone(),
         };
-        let attributes = match (inst.attributes, inst.attributes_flat) {
-            (Some(a), _) => a,
+        let (attributes, attributes_cut) = match (inst.attributes, inst.attributes_flat) {
+            (Some(a), _) => (a, inst.attributes_cut),
             (None, Some(flat)) => {
                 let pairs: Vec<(&str, &str)> = flat
                     .iter()
                     .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))
                     .collect();
-                Value::Object(unflatten(pairs))
+                (Value::Object(unflatten(pairs)), false)
             }
-            (None, None) => Value::Object(Map::new()),
+            (None, None) => (Value::Object(Map::new()), false),
         };
         out(StateInstance {
             address,
@@ -377,6 +377,7 @@ fn v4_instances(r: ResourceV4, out: &mut dyn FnMut(StateInstance)) {
             tainted: inst.status.as_deref() == Some("tainted"),
             deposed: inst.deposed,
             attributes,
+            attributes_cut,
             sensitive_attributes: inst.sensitive_attributes,
             identity: inst.identity,
         });
