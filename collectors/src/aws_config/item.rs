@@ -128,19 +128,6 @@ impl Item {
         self.fields[f as usize] = Some(v);
     }
 
-    /// A key, by name, as a map would answer it.
-    pub fn get_key(&self, key: &str) -> Option<&Value> {
-        match Field::named(key) {
-            Some(f) => self.get(f),
-            None => self
-                .other
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v),
-        }
-    }
-
     /// Sets a key by name; a later one of the same name wins, as in a map.
     pub fn insert(&mut self, key: String, v: Value) {
         match Field::named(&key) {
@@ -239,12 +226,6 @@ pub enum Key {
     Other(String),
 }
 
-impl Key {
-    pub fn is(&self, f: Field) -> bool {
-        matches!(self, Key::Field(g) if *g == f)
-    }
-}
-
 /// Reads a `Key`.
 pub struct KeySeed;
 
@@ -302,7 +283,7 @@ mod tests {
         });
         let Value::Object(m) = m else { unreachable!() };
         let item = Item::from(m.clone());
-        assert_eq!(item.get_key("version"), Some(&Value::from("1.3")));
+        assert!(item.other.iter().any(|(k, v)| k == "version" && v == "1.3"));
         assert_eq!(item.text(&[Field::Arn, Field::ArnUpper]), Some("arn:x"));
         assert!(item.has_shape_keys() && item.names_a_resource());
         assert_eq!(Map::from(item), m);
