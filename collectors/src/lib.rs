@@ -218,3 +218,15 @@ pub(crate) fn total_size(files: &[std::path::PathBuf]) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+/// The type table the cut tests read with: S3 buckets, identified by
+/// `bucket`.
+#[cfg(test)]
+pub(crate) fn s3_bucket_types() -> driftline_pipeline::TypeTable {
+    driftline_pipeline::TypeTable::new([driftline_pipeline::TypeIdentity {
+        tf_type: "aws_s3_bucket".into(),
+        config_type: "AWS::S3::Bucket".into(),
+        id_attribute: "bucket".into(),
+        global: false,
+    }])
+}

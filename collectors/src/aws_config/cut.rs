@@ -179,18 +179,12 @@ fn resource_type(item: &Item) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftline_pipeline::TypeIdentity;
 
     fn cut(text: &str) -> Value {
         let mut kept = KeptKeys::default();
         kept.keep_configuration("AWS::S3::Bucket", "name");
         kept.keep_supplementary("AWS::S3::Bucket", "BucketPolicy");
-        let types = TypeTable::new([TypeIdentity {
-            tf_type: "aws_s3_bucket".into(),
-            config_type: "AWS::S3::Bucket".into(),
-            id_attribute: "bucket".into(),
-            global: false,
-        }]);
+        let types = crate::s3_bucket_types();
         let cut = ItemCut {
             kept: &kept,
             types: &types,

@@ -271,7 +271,6 @@ impl<'de, F: Fn(&str) -> bool + Copy> Visitor<'de> for Instance<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftline_pipeline::TypeIdentity;
 
     /// A resource read with `while_reading`, its instances' attributes cut
     /// after as `declare` cuts them, in a form to compare; or the error.
@@ -314,12 +313,7 @@ mod tests {
     fn a_resource_cut_while_read_reads_as_one_cut_after_errors_included() {
         let mut kept = KeptKeys::default();
         kept.keep_attribute("aws_s3_bucket", "tags");
-        let types = TypeTable::new([TypeIdentity {
-            tf_type: "aws_s3_bucket".into(),
-            config_type: "AWS::S3::Bucket".into(),
-            id_attribute: "bucket".into(),
-            global: false,
-        }]);
+        let types = crate::s3_bucket_types();
         let cut = AttributeCut {
             kept: &kept,
             types: &types,

@@ -442,33 +442,15 @@ mod tests {
         // An element that does not fit names its line and column in the
         // file, as the parser's stream does.
         let bad = b"{\"version\":4,\"serial\":1,\"lineage\":\"l\",\"resources\":[\n  {\"mode\":\"managed\",\"type\":\"t\",\"name\":\"a\"},\n  {\"mode\":\"managed\",\n   \"type\":7,\"name\":\"b\"}]}";
-        let e = parse(bad).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                StateFormatError::Json {
-                    line: 4,
-                    column: 11,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        let fails_at = |text: &[u8], at: (usize, usize)| match parse(text) {
+            Err(StateFormatError::Json { line, column, .. }) => assert_eq!((line, column), at),
+            other => panic!("expected a JSON error at {at:?}: {other:?}"),
+        };
+        fails_at(bad, (4, 11));
         // The first element is cut out as text and parsed on its own; its
         // error names the file's line and column all the same.
         let bad_first = b"{\"version\":4,\"serial\":1,\"lineage\":\"l\",\"resources\":[\n  {\"mode\":\"managed\",\n   \"type\":7,\"name\":\"b\"}]}";
-        let e = parse(bad_first).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                StateFormatError::Json {
-                    line: 3,
-                    column: 11,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        fails_at(bad_first, (3, 11));
     }
 
     #[test]
